@@ -1,0 +1,68 @@
+"""Errors a provider raises when a send does not succeed.
+
+Every failure is classified at the provider boundary, so the dispatcher decides what to do from the
+class alone::
+
+    ProviderError                  base; carries provider name and HTTP status (if any)
+    ├── RetryableError             try again later on the same integration (network error, timeout,
+    │                              5xx, 429); ``retry_after`` in seconds when the provider said so
+    ├── IntegrationError           permanent for this integration (401/403, bad credentials, bad
+    │                              configuration): fall back to the next integration at once
+    └── RecipientError             permanent for this message (invalid address, unknown device
+                                   token): fail the delivery without burning other integrations
+
+Messages never contain credentials, URLs carrying tokens, or request bodies: they are written to
+attempt records and logs.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """A send that did not succeed, already classified."""
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status_code: int | None = None,
+        provider_code: str | None = None,
+    ) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.reason = message
+        self.status_code = status_code
+        self.provider_code = provider_code
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, reason={self.reason!r}, "
+            f"status_code={self.status_code!r})"
+        )
+
+
+class RetryableError(ProviderError):
+    """Transient failure: the same integration may succeed later."""
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status_code: int | None = None,
+        provider_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            provider, message, status_code=status_code, provider_code=provider_code
+        )
+        self.retry_after = retry_after
+
+
+class IntegrationError(ProviderError):
+    """Permanent for this integration: credentials or configuration are wrong."""
+
+
+class RecipientError(ProviderError):
+    """Permanent for this message: the recipient cannot be reached through any integration."""

@@ -1,0 +1,159 @@
+"""Fake providers for tests and demos, registrable like any real one.
+
+* ``fake``: records every message in memory and answers from a script of outcomes.
+* ``fake_http``: posts each message as JSON to a URL (a local fake server), with a bearer key,
+  and classifies the answer like a real HTTP provider. End-to-end tests and ``make run`` use it
+  with a worker in another process.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.http import classify_status, json_body, send_request
+
+Outcome = Literal["sent", "retryable", "integration", "recipient"]
+
+ALL_CHANNELS = frozenset(ChannelType)
+
+
+class FakeCredentials(Credentials):
+    api_key: SecretStr
+
+
+class FakeSettings(Settings):
+    #: Outcomes to answer with, in order, before answering ``sent`` for ever.
+    script: tuple[Outcome, ...] = ()
+
+
+class FakeProvider(Provider[FakeCredentials, FakeSettings]):
+    """Records sends in ``self.sent``; each instance keeps its own record."""
+
+    name: ClassVar[str] = "fake"
+    display_name: ClassVar[str] = "Fake (in memory)"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = FakeCredentials
+    settings_model: ClassVar[type[Settings]] = FakeSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self._scripts: dict[tuple[Outcome, ...], deque[Outcome]] = {}
+
+    @classmethod
+    def supported_channels(cls) -> frozenset[ChannelType]:
+        return ALL_CHANNELS
+
+    async def send(
+        self,
+        message: Message,
+        credentials: FakeCredentials,
+        settings: FakeSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        pending = self._scripts.setdefault(settings.script, deque(settings.script))
+        outcome: Outcome = pending.popleft() if pending else "sent"
+        if outcome == "retryable":
+            raise RetryableError(self.name, "scripted transient failure", status_code=503)
+        if outcome == "integration":
+            raise IntegrationError(self.name, "scripted bad credentials", status_code=401)
+        if outcome == "recipient":
+            raise RecipientError(self.name, "scripted invalid recipient", status_code=400)
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"fake-{len(self.sent)}", status_code=200)
+
+
+class FakeHttpSettings(Settings):
+    url: str
+
+
+class FakeHttpProvider(Provider[FakeCredentials, FakeHttpSettings]):
+    """Posts ``{"delivery_id", "channel", "to", "subject", "body", ...}`` to ``settings.url``.
+
+    The server answers ``{"id": ...}`` on success; ``{"error": "invalid_recipient"}`` with 400 is
+    a recipient error; 401/403 integration errors; 429 and 5xx retryable.
+    """
+
+    name: ClassVar[str] = "fake_http"
+    display_name: ClassVar[str] = "Fake (HTTP)"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = FakeCredentials
+    settings_model: ClassVar[type[Settings]] = FakeHttpSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_idempotency_key: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+
+    @classmethod
+    def supported_channels(cls) -> frozenset[ChannelType]:
+        return ALL_CHANNELS
+
+    async def send(
+        self,
+        message: Message,
+        credentials: FakeCredentials,
+        settings: FakeHttpSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            settings.url,
+            headers={
+                "Authorization": f"Bearer {credentials.api_key.get_secret_value()}",
+                "Idempotency-Key": message.idempotency_key,
+            },
+            json={
+                "delivery_id": message.delivery_id,
+                "channel": message.channel.value,
+                "to": message.to.model_dump(mode="json", exclude_defaults=True),
+                "subject": message.subject,
+                "body": message.body,
+                "title": message.title,
+                "data": message.data,
+            },
+        )
+        body = json_body(response)
+        if response.is_success:
+            message_id = body.get("id")
+            return SendResult(
+                provider_message_id=str(message_id) if message_id is not None else None,
+                status_code=response.status_code,
+            )
+        if response.status_code == 400 and body.get("error") == "invalid_recipient":
+            raise RecipientError(
+                self.name, "invalid recipient", status_code=400, provider_code="invalid_recipient"
+            )
+        raise classify_status(self.name, response)
+
+    async def check(
+        self,
+        credentials: FakeCredentials,
+        settings: FakeHttpSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        response = await send_request(
+            self.name,
+            client,
+            "GET",
+            settings.url,
+            headers={"Authorization": f"Bearer {credentials.api_key.get_secret_value()}"},
+        )
+        if response.is_success:
+            return CheckResult(ok=True, detail=f"HTTP {response.status_code}")
+        return CheckResult(ok=False, detail=str(classify_status(self.name, response)))

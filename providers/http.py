@@ -1,0 +1,133 @@
+"""HTTP helpers shared by providers: one guarded request call and one status classifier.
+
+``httpx`` errors never leave this module: they become :mod:`providers.errors` classes whose
+messages name the failure kind only (a URL may carry a token, as Telegram's and Slack's do).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from providers.errors import (
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
+
+MAX_ERROR_DETAIL = 300
+
+ErrorClass = type[ProviderError]
+
+#: What a status code means when the provider's own table says nothing about it.
+DEFAULT_STATUS_TABLE: Mapping[int, ErrorClass] = {
+    400: IntegrationError,
+    401: IntegrationError,
+    402: IntegrationError,
+    403: IntegrationError,
+    404: IntegrationError,
+    408: RetryableError,
+    409: RetryableError,
+    413: RecipientError,
+    422: IntegrationError,
+    425: RetryableError,
+    429: RetryableError,
+}
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.fromtimestamp(now if now is not None else time.time(), tz=UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def error_detail(response: httpx.Response) -> str:
+    """A short, single-line excerpt of an error body for attempt records."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return ""
+    text = " ".join(text.split())
+    return text[:MAX_ERROR_DETAIL]
+
+
+def classify_status(
+    provider: str,
+    response: httpx.Response,
+    *,
+    table: Mapping[int, ErrorClass] | None = None,
+    message: str | None = None,
+    provider_code: str | None = None,
+) -> ProviderError:
+    """Map a non-success response to its error class (5xx retry, 429 honours Retry-After)."""
+    status = response.status_code
+    merged: dict[int, ErrorClass] = dict(DEFAULT_STATUS_TABLE)
+    if table:
+        merged.update(table)
+    if status in merged:
+        error_class = merged[status]
+    elif status >= 500:
+        error_class = RetryableError
+    else:
+        error_class = IntegrationError
+    text = message if message is not None else f"HTTP {status}: {error_detail(response)}".strip()
+    if error_class is RetryableError:
+        return RetryableError(
+            provider,
+            text,
+            status_code=status,
+            provider_code=provider_code,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    return error_class(provider, text, status_code=status, provider_code=provider_code)
+
+
+async def send_request(
+    provider: str,
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request; transport failures become :class:`RetryableError`.
+
+    The returned response may have any status: the caller classifies it.
+    """
+    try:
+        response = await client.request(method, url, **kwargs)
+        await response.aread()
+    except httpx.TimeoutException as exc:
+        raise RetryableError(provider, f"timeout ({type(exc).__name__})") from None
+    except httpx.TransportError as exc:
+        raise RetryableError(provider, f"connection failed ({type(exc).__name__})") from None
+    return response
+
+
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The response body as a JSON object, or an empty dict when it is not one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

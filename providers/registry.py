@@ -1,0 +1,78 @@
+"""Maps provider names to classes: the built-in catalogue plus an entry-point group.
+
+Third-party packages add providers by declaring, in their own ``pyproject.toml``::
+
+    [project.entry-points."one_dispatcher.providers"]
+    acme_sms = "acme_dispatcher.sms:AcmeSmsProvider"
+
+Built-ins are listed here by import path and imported on first use, so a missing optional
+dependency of one provider never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from types import MappingProxyType
+from typing import Any
+
+from providers.base import ChannelType, Provider
+
+ENTRY_POINT_GROUP = "one_dispatcher.providers"
+
+AnyProvider = Provider[Any, Any]
+
+BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
+    {
+        "fake": "providers.fake:FakeProvider",
+        "fake_http": "providers.fake:FakeHttpProvider",
+    }
+)
+
+
+class UnknownProviderError(LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown provider {name!r}; known providers: {', '.join(known)}")
+        self.name = name
+
+
+class ProviderRegistry:
+    """An explicit registry: built-ins, entry points, and anything registered in code."""
+
+    def __init__(self, *, load_entry_points: bool = True) -> None:
+        self._paths: dict[str, str] = dict(BUILTIN_PROVIDERS)
+        self._classes: dict[str, type[AnyProvider]] = {}
+        if load_entry_points:
+            for entry in entry_points(group=ENTRY_POINT_GROUP):
+                self._paths.setdefault(entry.name, entry.value)
+
+    def register(self, provider_class: type[AnyProvider]) -> None:
+        self._classes[provider_class.name] = provider_class
+
+    def names(self) -> list[str]:
+        return sorted(set(self._paths) | set(self._classes))
+
+    def get(self, name: str) -> type[AnyProvider]:
+        if name in self._classes:
+            return self._classes[name]
+        path = self._paths.get(name)
+        if path is None:
+            raise UnknownProviderError(name, self.names())
+        module_name, _, attribute = path.partition(":")
+        provider_class: type[AnyProvider] = getattr(
+            importlib.import_module(module_name), attribute
+        )
+        if provider_class.name != name:
+            raise ValueError(
+                f"provider {path} declares name {provider_class.name!r} but is registered as "
+                f"{name!r}: make them equal"
+            )
+        self._classes[name] = provider_class
+        return provider_class
+
+    def for_channel(self, channel: ChannelType) -> list[type[AnyProvider]]:
+        return [cls for cls in map(self.get, self.names()) if cls.channel == channel]
+
+
+default_registry = ProviderRegistry()
