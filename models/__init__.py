@@ -1,1 +1,74 @@
-"""Data model."""
+"""The data: SQLAlchemy tables, the credential key ring, and Alembic migrations."""
+
+from models.actions import ActionRun
+from models.agents import Agent, AgentKind, AgentMessage, AgentThread, MessageKind, Prompt, Tool
+from models.base import Base
+from models.crypto import KeyRing, KeyRingError, credential_keys, generate_key
+from models.delivery import (
+    TERMINAL_DELIVERY_STATUSES,
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+)
+from models.integrations import (
+    Channel,
+    ChannelType,
+    Grant,
+    GranteeType,
+    Integration,
+    IntegrationStatus,
+    ResourceType,
+)
+from models.learning import Course, Flow, FlowProgress, Lesson, ProgressStatus
+from models.recipients import Preference, Subscriber, Topic, TopicSubscription
+from models.tenancy import Group, Membership, Organisation, User
+from models.workflows import StepKind, Workflow, WorkflowStep
+
+__all__ = [
+    "TERMINAL_DELIVERY_STATUSES",
+    "ActionRun",
+    "Agent",
+    "AgentKind",
+    "AgentMessage",
+    "AgentThread",
+    "AttemptOutcome",
+    "Base",
+    "Channel",
+    "ChannelType",
+    "Course",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "Flow",
+    "FlowProgress",
+    "Grant",
+    "GranteeType",
+    "Group",
+    "Integration",
+    "IntegrationStatus",
+    "KeyRing",
+    "KeyRingError",
+    "Lesson",
+    "Membership",
+    "MessageKind",
+    "Notification",
+    "NotificationStatus",
+    "Organisation",
+    "Preference",
+    "ProgressStatus",
+    "Prompt",
+    "ResourceType",
+    "StepKind",
+    "Subscriber",
+    "Tool",
+    "Topic",
+    "TopicSubscription",
+    "User",
+    "Workflow",
+    "WorkflowStep",
+    "credential_keys",
+    "generate_key",
+]

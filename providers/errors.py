@@ -54,9 +54,7 @@ class RetryableError(ProviderError):
         provider_code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(
-            provider, message, status_code=status_code, provider_code=provider_code
-        )
+        super().__init__(provider, message, status_code=status_code, provider_code=provider_code)
         self.retry_after = retry_after
 
 

@@ -60,9 +60,7 @@ class ProviderRegistry:
         if path is None:
             raise UnknownProviderError(name, self.names())
         module_name, _, attribute = path.partition(":")
-        provider_class: type[AnyProvider] = getattr(
-            importlib.import_module(module_name), attribute
-        )
+        provider_class: type[AnyProvider] = getattr(importlib.import_module(module_name), attribute)
         if provider_class.name != name:
             raise ValueError(
                 f"provider {path} declares name {provider_class.name!r} but is registered as "

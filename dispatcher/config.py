@@ -1,0 +1,95 @@
+"""Configuration from the environment (``DISPATCHER_`` prefix) and an optional ``.env`` file.
+
+With nothing set the dispatcher runs embedded: a SQLite database file, Celery's SQLAlchemy broker
+transport on another SQLite file, and a local encryption key file, all under ``data_dir``. With
+URLs set it uses PostgreSQL and Redis, and then encryption keys must be given explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCHER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    broker_url: str | None = None
+    result_backend: str | None = None
+    #: Fernet keys, comma-separated: the first encrypts, all decrypt (rotation).
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    action_queue: str = "actions"
+    delivery_queue: str = "deliveries"
+    critical_queue: str = "critical"
+
+    #: How often a task that lost its database connection is retried before it answers an Err.
+    action_max_retries: int = Field(default=5, ge=0)
+    #: Seconds an ``enqueue_action(...).get()`` waits by default.
+    result_timeout: float = Field(default=30.0, gt=0)
+    #: How often the embedded (SQLite) broker polls for messages, in seconds.
+    embedded_polling_interval: float = Field(default=0.1, gt=0)
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'dispatcher.sqlite3'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.sqlite3'}"
+
+    @property
+    def resolved_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        broker = self.resolved_broker_url
+        if broker.startswith(("redis://", "rediss://")):
+            return broker
+        return f"db+sqlite:///{self.data_dir / 'results.sqlite3'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("sqla+sqlite")
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "encryption.key"
+
+    def ensure_data_dir(self) -> None:
+        if self.is_embedded or self.uses_embedded_broker:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
+
+
+def environment_snapshot() -> dict[str, str]:
+    """The ``DISPATCHER_`` variables, to hand to a child process."""
+    return {key: value for key, value in os.environ.items() if key.startswith("DISPATCHER_")}

@@ -1,0 +1,51 @@
+"""Errors raised to callers of the dispatcher (producers, CLI, start-up).
+
+::
+
+    DispatcherError
+    ├── ConfigurationError        settings missing or malformed; raised at start-up
+    ├── UnknownActionError        no action of that name
+    └── ActionArgumentsError      arguments fail validation; ``errors`` names each field
+
+Errors of an action that reached a worker are not raised: they come back as ``Err`` results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class DispatcherError(Exception):
+    """Base of every error the dispatcher raises to its callers."""
+
+
+class ConfigurationError(DispatcherError):
+    pass
+
+
+class UnknownActionError(DispatcherError, LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown action {name!r}; known actions: {', '.join(known)}")
+        self.name = name
+
+
+def field_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """``[{"field": "delegates_to.1", "message": "..."}]``, input values left out (secrets)."""
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(arguments)",
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_input=False, include_url=False)
+    ]
+
+
+class ActionArgumentsError(DispatcherError, ValueError):
+    def __init__(self, action: str, errors: list[dict[str, Any]]) -> None:
+        listed = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+        super().__init__(f"invalid arguments for action {action!r}: {listed}")
+        self.action = action
+        self.errors = errors

@@ -1,0 +1,123 @@
+"""The outbox: notifications, their per-step deliveries, and every send attempt."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Mutable, Row, Tenant, enum_column
+from models.integrations import ChannelType
+from models.workflows import StepKind
+
+
+class NotificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+TERMINAL_DELIVERY_STATUSES = frozenset(
+    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+)
+
+
+class AttemptOutcome(enum.StrEnum):
+    SENT = "sent"
+    RETRYABLE = "retryable"
+    INTEGRATION_ERROR = "integration_error"
+    RECIPIENT_ERROR = "recipient_error"
+    SKIPPED = "skipped"
+
+
+class Notification(Row, Mutable, Tenant, Base):
+    """One trigger for one subscriber.
+
+    ``(organisation_id, transaction_id, subscriber_id)`` is unique: the same trigger repeated
+    creates nothing new, while one trigger may still fan out to many subscribers.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("organisation_id", "transaction_id", "subscriber_id"),)
+
+    transaction_id: Mapped[str] = mapped_column(String(200))
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[dict[str, Any] | None]
+    status: Mapped[NotificationStatus] = mapped_column(
+        enum_column(NotificationStatus, "notification_status"),
+        default=NotificationStatus.PENDING,
+    )
+
+
+class Delivery(Row, Mutable, Tenant, Base):
+    """One channel step of one notification; the unit a worker sends."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "step_position"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    step_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workflow_steps.id", ondelete="SET NULL")
+    )
+    step_position: Mapped[int]
+    step_kind: Mapped[StepKind] = mapped_column(enum_column(StepKind, "step_kind"))
+    channel_type: Mapped[ChannelType | None] = mapped_column(
+        enum_column(ChannelType, "channel_type")
+    )
+    critical: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        enum_column(DeliveryStatus, "delivery_status"), default=DeliveryStatus.QUEUED
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    integration_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL")
+    )
+    provider: Mapped[str | None] = mapped_column(String(100))
+    provider_message_id: Mapped[str | None] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    #: Rendered content and resolved address, kept for audit and retries.
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DeliveryAttempt(Row, Tenant, Base):
+    """One call to one provider for one delivery. Never holds a secret."""
+
+    __tablename__ = "delivery_attempts"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    integration_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL")
+    )
+    provider: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[AttemptOutcome] = mapped_column(enum_column(AttemptOutcome, "attempt_outcome"))
+    http_status: Mapped[int | None]
+    latency_ms: Mapped[float | None]
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,337 @@
+"""Firebase Cloud Messaging HTTP v1: https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send
+
+Auth is a service account: a RS256 JWT assertion signed with its private key is exchanged at its
+``token_uri`` (OAuth 2.0 JWT bearer grant) for an access token with the
+``firebase.messaging`` scope; the token is cached per service account until shortly before it
+expires. One request per device token; error codes from
+https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import jwt
+from pydantic import SecretStr, model_validator
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    NoSettings,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.http import classify_status, json_body, send_request
+from providers.push_fanout import send_to_each_token
+
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - an endpoint, not a secret
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+SEND_URL = "https://fcm.googleapis.com/v1/projects/{project_id}/messages:send"
+
+#: Lifetime we ask for in the assertion (Google's maximum is one hour).
+ASSERTION_LIFETIME = 3600
+#: Refresh a cached access token this many seconds before it expires.
+TOKEN_REFRESH_MARGIN = 300.0
+
+#: Fields of a downloaded service-account JSON file that sending does not need.
+_IGNORED_SERVICE_ACCOUNT_FIELDS = frozenset(
+    {
+        "type",
+        "client_id",
+        "auth_uri",
+        "auth_provider_x509_cert_url",
+        "client_x509_cert_url",
+        "universe_domain",
+    }
+)
+
+#: ``Message.options`` keys passed through into the FCM ``message`` object as they are.
+PLATFORM_OPTION_KEYS = ("android", "apns", "webpush", "fcm_options")
+
+
+class FcmCredentials(Credentials):
+    """The fields of a Google service-account key file (the whole file may be pasted)."""
+
+    project_id: str
+    client_email: str
+    private_key: SecretStr
+    private_key_id: str | None = None
+    token_uri: str = GOOGLE_TOKEN_URI
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unused_key_file_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in _IGNORED_SERVICE_ACCOUNT_FIELDS}
+        return data
+
+
+@dataclass(frozen=True)
+class _AccessToken:
+    value: str
+    expires_at: float
+
+
+class FcmProvider(Provider[FcmCredentials, NoSettings]):
+    """Sends through FCM HTTP v1, one request per device token, concurrently."""
+
+    name: ClassVar[str] = "fcm"
+    display_name: ClassVar[str] = "Firebase Cloud Messaging"
+    channel: ClassVar[ChannelType] = ChannelType.PUSH
+    credentials_model: ClassVar[type[Credentials]] = FcmCredentials
+    settings_model: ClassVar[type[Settings]] = NoSettings
+    returns_message_id: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, _AccessToken] = {}
+        # One lock per service account and event loop (a lock must not cross event loops).
+        self._locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+
+    async def send(
+        self,
+        message: Message,
+        credentials: FcmCredentials,
+        settings: NoSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        async def send_one(token: str) -> SendResult:
+            return await self._send_to_token(message, token, credentials, client)
+
+        return await send_to_each_token(self.name, message.to.device_tokens, send_one)
+
+    async def check(
+        self,
+        credentials: FcmCredentials,
+        settings: NoSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        """Obtain an access token and validate (``validate_only``, nothing is delivered) a send."""
+        try:
+            access_token = await self._access_token(credentials, client)
+            response = await send_request(
+                self.name,
+                client,
+                "POST",
+                SEND_URL.format(project_id=credentials.project_id),
+                headers={"Authorization": f"Bearer {access_token}"},
+                json={
+                    "validate_only": True,
+                    "message": {
+                        "topic": "credentials-check",
+                        "notification": {"title": "check", "body": "check"},
+                    },
+                },
+            )
+        except ProviderError as exc:
+            return CheckResult(ok=False, detail=str(exc))
+        if response.is_success:
+            return CheckResult(ok=True, detail=f"HTTP {response.status_code}: send validated")
+        return CheckResult(ok=False, detail=str(self._classify(response, credentials, "")))
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _send_to_token(
+        self,
+        message: Message,
+        token: str,
+        credentials: FcmCredentials,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        access_token = await self._access_token(credentials, client)
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            SEND_URL.format(project_id=credentials.project_id),
+            headers={"Authorization": f"Bearer {access_token}"},
+            json={"message": build_message(message, token)},
+        )
+        if response.is_success:
+            name = json_body(response).get("name")
+            return SendResult(
+                provider_message_id=str(name) if name else None,
+                status_code=response.status_code,
+            )
+        raise self._classify(response, credentials, access_token)
+
+    def _classify(
+        self, response: httpx.Response, credentials: FcmCredentials, access_token: str
+    ) -> ProviderError:
+        error = json_body(response).get("error")
+        error = error if isinstance(error, dict) else {}
+        status = str(error.get("status") or "")
+        code = _fcm_error_code(error) or status or None
+        text = str(error.get("message") or "")
+        reason = f"HTTP {response.status_code} {code or ''}: {text}".strip().rstrip(":")
+        if response.status_code == 401:
+            # The access token was revoked or expired early: exchange a new one next time.
+            self._drop_token(credentials, access_token)
+        if code == "UNREGISTERED":
+            return RecipientError(
+                self.name,
+                f"device token is no longer registered ({reason})",
+                status_code=response.status_code,
+                provider_code=code,
+            )
+        if code == "INVALID_ARGUMENT" and _about_token(error):
+            return RecipientError(
+                self.name,
+                f"invalid device token ({reason})",
+                status_code=response.status_code,
+                provider_code=code,
+            )
+        if code in {"SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR", "PERMISSION_DENIED"}:
+            return IntegrationError(
+                self.name, reason, status_code=response.status_code, provider_code=code
+            )
+        return classify_status(self.name, response, message=reason, provider_code=code)
+
+    # -- access token cache --------------------------------------------------------------------
+
+    async def _access_token(self, credentials: FcmCredentials, client: httpx.AsyncClient) -> str:
+        key = _credentials_key(credentials)
+        cached = self._tokens.get(key)
+        if cached is not None and cached.expires_at > time.time():
+            return cached.value
+        async with self._lock(key):
+            cached = self._tokens.get(key)
+            if cached is not None and cached.expires_at > time.time():
+                return cached.value
+            fresh = await self._exchange(credentials, client)
+            self._tokens[key] = fresh
+            return fresh.value
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        return locks.setdefault(key, asyncio.Lock())
+
+    def _drop_token(self, credentials: FcmCredentials, access_token: str) -> None:
+        key = _credentials_key(credentials)
+        cached = self._tokens.get(key)
+        if cached is not None and cached.value == access_token:
+            del self._tokens[key]
+
+    async def _exchange(
+        self, credentials: FcmCredentials, client: httpx.AsyncClient
+    ) -> _AccessToken:
+        now = int(time.time())
+        assertion = self._assertion(credentials, now)
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            credentials.token_uri,
+            data={"grant_type": JWT_BEARER_GRANT, "assertion": assertion},
+        )
+        body = json_body(response)
+        if not response.is_success:
+            # OAuth errors: {"error": "invalid_grant", "error_description": "..."}.
+            oauth_error = body.get("error")
+            code = oauth_error if isinstance(oauth_error, str) else None
+            description = body.get("error_description")
+            reason = f"token exchange failed: HTTP {response.status_code} {code or ''}".strip()
+            if isinstance(description, str) and description:
+                reason = f"{reason}: {description[:200]}"
+            raise classify_status(
+                self.name,
+                response,
+                table={400: IntegrationError},
+                message=reason,
+                provider_code=code,
+            )
+        value = body.get("access_token")
+        if not isinstance(value, str) or not value:
+            raise RetryableError(
+                self.name, "token exchange answered without an access token", status_code=200
+            )
+        expires_in = body.get("expires_in")
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+        return _AccessToken(value=value, expires_at=now + lifetime - TOKEN_REFRESH_MARGIN)
+
+    def _assertion(self, credentials: FcmCredentials, now: int) -> str:
+        claims = {
+            "iss": credentials.client_email,
+            "scope": FCM_SCOPE,
+            "aud": credentials.token_uri,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        }
+        headers = {"kid": credentials.private_key_id} if credentials.private_key_id else None
+        private_key = credentials.private_key.get_secret_value().replace("\\n", "\n")
+        with contextlib.suppress(Exception):
+            return jwt.encode(claims, private_key, algorithm="RS256", headers=headers)
+        # Raised after the failure was suppressed, so no exception about the key is chained to it.
+        raise IntegrationError(self.name, "private_key is not a valid PEM RSA private key")
+
+
+def build_message(message: Message, token: str) -> dict[str, Any]:
+    """The FCM v1 ``message`` object for one device token."""
+    notification: dict[str, Any] = {}
+    if message.title:
+        notification["title"] = message.title
+    if message.body:
+        notification["body"] = message.body
+    extra_notification = message.options.get("notification")
+    if isinstance(extra_notification, dict):
+        notification.update(extra_notification)
+    body: dict[str, Any] = {"token": token}
+    if notification:
+        body["notification"] = notification
+    if message.data:
+        body["data"] = {str(key): _string_value(value) for key, value in message.data.items()}
+    for key in PLATFORM_OPTION_KEYS:
+        if key in message.options:
+            body[key] = message.options[key]
+    return body
+
+
+def _string_value(value: Any) -> str:
+    """FCM ``data`` values must be strings: non-strings are sent as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _credentials_key(credentials: FcmCredentials) -> str:
+    material = "\x00".join(
+        (
+            credentials.client_email,
+            credentials.token_uri,
+            credentials.private_key.get_secret_value(),
+        )
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _fcm_error_code(error: dict[str, Any]) -> str | None:
+    """The ``errorCode`` of the ``google.firebase.fcm.v1.FcmError`` detail, if any."""
+    for detail in error.get("details") or ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("FcmError"):
+            code = detail.get("errorCode")
+            if isinstance(code, str) and code:
+                return code
+    return None
+
+
+def _about_token(error: dict[str, Any]) -> bool:
+    """Whether an INVALID_ARGUMENT error is about the registration token, not the payload."""
+    for detail in error.get("details") or ():
+        if not isinstance(detail, dict):
+            continue
+        for violation in detail.get("fieldViolations") or ():
+            if isinstance(violation, dict) and violation.get("field") == "message.token":
+                return True
+    return "registration token" in str(error.get("message", "")).lower()

@@ -1,0 +1,160 @@
+"""Mailgun Messages API: https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/messages
+
+``POST {base}/v3/{domain}/messages`` with HTTP basic auth ``api:<api key>`` and form fields
+(``from``, ``to``, ``subject``, ``text``, ``html``, ``h:Reply-To``, ``v:<var>``, ``attachment``
+files as multipart). The base URL is ``https://api.mailgun.net`` for US domains and
+``https://api.eu.mailgun.net`` for EU ones. Success is ``{"id": "<...>", "message": "Queued. Thank
+you."}``; a 400 carries ``{"message": "..."}``, e.g. ``to parameter is not a valid address``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from typing import ClassVar, Literal
+
+import httpx
+from pydantic import SecretStr, field_validator
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import ProviderError, RecipientError
+from providers.http import classify_status, json_body, send_request
+
+BASE_URLS: dict[str, str] = {
+    "us": "https://api.mailgun.net",
+    "eu": "https://api.eu.mailgun.net",
+}
+
+#: Parameters naming the recipient in Mailgun's 400 messages.
+_RECIPIENT_PARAMETERS = ("to", "cc", "bcc")
+
+
+class MailgunCredentials(Credentials):
+    #: A primary account key or a domain sending key.
+    api_key: SecretStr
+
+
+class MailgunSettings(Settings):
+    domain: str
+    from_email: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    #: The region the domain was created in; it fixes the API host.
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = None
+
+    @field_validator("from_email")
+    @classmethod
+    def _looks_like_address(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("from_email must be an email address")
+        return value
+
+
+class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
+    name: ClassVar[str] = "mailgun"
+    display_name: ClassVar[str] = "Mailgun"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = MailgunCredentials
+    settings_model: ClassVar[type[Settings]] = MailgunSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+    # The API bounds the whole message (25 MB), not the number of files; this is our cap.
+    max_attachments: ClassVar[int] = 10
+
+    @staticmethod
+    def base_url(settings: MailgunSettings) -> str:
+        return (settings.base_url or BASE_URLS[settings.region]).rstrip("/")
+
+    async def send(
+        self,
+        message: Message,
+        credentials: MailgunCredentials,
+        settings: MailgunSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        to_email = message.to.email
+        if not to_email:
+            raise RecipientError(self.name, "recipient has no email address")
+        data: dict[str, str] = {
+            "from": email.utils.formataddr((settings.from_name or "", settings.from_email)),
+            "to": email.utils.formataddr((message.to.name or "", to_email)),
+            "subject": message.subject or "",
+            # User variables come back on every event webhook.
+            "v:delivery_id": message.delivery_id,
+        }
+        if message.body or not message.html:
+            data["text"] = message.body
+        if message.html:
+            data["html"] = message.html
+        if settings.reply_to:
+            data["h:Reply-To"] = settings.reply_to
+        # Attachments need multipart/form-data; without them the form is url-encoded.
+        files = [
+            ("attachment", (a.filename, a.content, a.content_type)) for a in message.attachments
+        ]
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            f"{self.base_url(settings)}/v3/{settings.domain}/messages",
+            auth=_auth(credentials),
+            data=data,
+            files=files or None,
+        )
+        if response.is_success:
+            message_id = json_body(response).get("id")
+            return SendResult(
+                provider_message_id=str(message_id) if message_id else None,
+                status_code=response.status_code,
+            )
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> ProviderError:
+        if response.status_code == 400:
+            detail = str(json_body(response).get("message") or "")
+            if _names_recipient(detail):
+                return RecipientError(
+                    self.name, detail[:300], status_code=400, provider_code="invalid_recipient"
+                )
+        return classify_status(self.name, response)
+
+    async def check(
+        self,
+        credentials: MailgunCredentials,
+        settings: MailgunSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        # Reading the domain needs a primary account key: a domain sending key only may send.
+        response = await send_request(
+            self.name,
+            client,
+            "GET",
+            f"{self.base_url(settings)}/v4/domains/{settings.domain}",
+            auth=_auth(credentials),
+        )
+        if response.is_success:
+            domain = json_body(response).get("domain") or {}
+            state = domain.get("state") if isinstance(domain, dict) else None
+            return CheckResult(ok=True, detail=f"domain {settings.domain} state: {state}")
+        return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
+
+
+def _auth(credentials: MailgunCredentials) -> httpx.BasicAuth:
+    return httpx.BasicAuth("api", credentials.api_key.get_secret_value())
+
+
+def _names_recipient(detail: str) -> bool:
+    """``to parameter is not a valid address``, ``'to' parameter is missing``..."""
+    text = detail.lower().lstrip()
+    return any(
+        text.startswith((f"{name} parameter", f"'{name}' parameter"))
+        for name in _RECIPIENT_PARAMETERS
+    )

@@ -1,0 +1,197 @@
+"""Postmark Email API: https://postmarkapp.com/developer/api/email-api
+
+``POST https://api.postmarkapp.com/email`` with the ``X-Postmark-Server-Token`` header and a JSON
+message (``From``, ``To``, ``Subject``, ``TextBody``, ``HtmlBody``, ``ReplyTo``, ``MessageStream``,
+``Attachments``, ``Metadata``). Success answers ``{"ErrorCode": 0, "MessageID": ...}``. Failures
+carry ``{"ErrorCode": N, "Message": ...}`` (https://postmarkapp.com/developer/api/overview#error-codes):
+401 for a bad token (code 10), 422 for a rejected message, 429 for the rate limit, 5xx otherwise.
+``GET /server`` reads the server behind the token without sending anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr, field_validator
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.http import ErrorClass, classify_status, json_body, send_request
+
+DEFAULT_BASE_URL = "https://api.postmarkapp.com"
+
+#: Postmark API error codes that settle the outcome whatever the HTTP status.
+ERROR_CODES: Mapping[int, ErrorClass] = {
+    10: IntegrationError,  # Bad or missing API token
+    100: RetryableError,  # Maintenance
+    400: IntegrationError,  # Sender signature not found
+    401: IntegrationError,  # Sender signature not confirmed
+    405: IntegrationError,  # Not allowed to send (account out of credits)
+    406: RecipientError,  # Inactive recipient (hard bounce, spam complaint, suppression)
+    412: IntegrationError,  # Account is pending
+    413: IntegrationError,  # Account may not send
+    429: RetryableError,  # Rate limit exceeded
+}
+
+#: Code 300 "Invalid email request" covers any malformed field; the message names the field:
+#: "Error parsing 'To': Illegal email address 'ada'..." or "Invalid 'To' address: ...".
+_RECIPIENT_FIELD = re.compile(r"'(to|cc|bcc)'", re.IGNORECASE)
+
+
+class PostmarkCredentials(Credentials):
+    server_token: SecretStr
+
+
+class PostmarkSettings(Settings):
+    #: Must be a confirmed sender signature or on a verified domain.
+    from_email: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    message_stream: str = "outbound"
+    base_url: str | None = None
+
+    @field_validator("from_email")
+    @classmethod
+    def _looks_like_address(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("from_email must be an email address")
+        return value
+
+
+class PostmarkProvider(Provider[PostmarkCredentials, PostmarkSettings]):
+    name: ClassVar[str] = "postmark"
+    display_name: ClassVar[str] = "Postmark"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = PostmarkCredentials
+    settings_model: ClassVar[type[Settings]] = PostmarkSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+    # The API bounds the whole message (10 MB), not the number of files; this is our cap.
+    max_attachments: ClassVar[int] = 10
+
+    @staticmethod
+    def base_url(settings: PostmarkSettings) -> str:
+        return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def send(
+        self,
+        message: Message,
+        credentials: PostmarkCredentials,
+        settings: PostmarkSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        to_email = message.to.email
+        if not to_email:
+            raise RecipientError(self.name, "recipient has no email address")
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            f"{self.base_url(settings)}/email",
+            headers=_headers(credentials),
+            json=build_payload(message, to_email, settings),
+        )
+        body = json_body(response)
+        if response.is_success and body.get("ErrorCode", 0) == 0:
+            message_id = body.get("MessageID")
+            return SendResult(
+                provider_message_id=str(message_id) if message_id else None,
+                status_code=response.status_code,
+            )
+        raise self._error(response, body)
+
+    def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return classify_status(self.name, response)
+        code = body.get("ErrorCode")
+        detail = str(body.get("Message") or "")
+        if not isinstance(code, int):
+            return classify_status(self.name, response)
+        text = f"ErrorCode {code}: {detail}"[:300]
+        error_class: ErrorClass | None = ERROR_CODES.get(code)
+        if code == 300:
+            error_class = RecipientError if _RECIPIENT_FIELD.search(detail) else IntegrationError
+        if error_class is None:
+            return classify_status(
+                self.name,
+                response,
+                table={422: IntegrationError},
+                message=text,
+                provider_code=str(code),
+            )
+        if error_class is RetryableError:
+            return classify_status(
+                self.name,
+                response,
+                table={status: RetryableError},
+                message=text,
+                provider_code=str(code),
+            )
+        return error_class(self.name, text, status_code=status, provider_code=str(code))
+
+    async def check(
+        self,
+        credentials: PostmarkCredentials,
+        settings: PostmarkSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        response = await send_request(
+            self.name,
+            client,
+            "GET",
+            f"{self.base_url(settings)}/server",
+            headers=_headers(credentials),
+        )
+        if response.is_success:
+            server = json_body(response).get("Name")
+            return CheckResult(ok=True, detail=f"server token valid (server {server!r})")
+        return CheckResult(ok=False, detail=str(self._error(response, json_body(response))))
+
+
+def _headers(credentials: PostmarkCredentials) -> dict[str, str]:
+    return {
+        "Accept": "application/json",
+        "X-Postmark-Server-Token": credentials.server_token.get_secret_value(),
+    }
+
+
+def build_payload(message: Message, to_email: str, settings: PostmarkSettings) -> dict[str, Any]:
+    """The documented single-email body."""
+    payload: dict[str, Any] = {
+        "From": email.utils.formataddr((settings.from_name or "", settings.from_email)),
+        "To": email.utils.formataddr((message.to.name or "", to_email)),
+        "Subject": message.subject or "",
+        "MessageStream": settings.message_stream,
+        # Metadata comes back on bounce/delivery webhooks.
+        "Metadata": {"delivery_id": message.delivery_id},
+    }
+    if message.body or not message.html:
+        payload["TextBody"] = message.body
+    if message.html:
+        payload["HtmlBody"] = message.html
+    if settings.reply_to:
+        payload["ReplyTo"] = settings.reply_to
+    if message.attachments:
+        payload["Attachments"] = [
+            {
+                "Name": attachment.filename,
+                "Content": base64.b64encode(attachment.content).decode("ascii"),
+                "ContentType": attachment.content_type,
+            }
+            for attachment in message.attachments
+        ]
+    return payload

@@ -1,0 +1,171 @@
+"""Twilio SendGrid v3 Mail Send: https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send
+
+``POST {base}/v3/mail/send`` with ``Authorization: Bearer <api key>``; a 202 carries the message id
+in the ``X-Message-Id`` response header and no body. Every validation error is a 400 with
+``{"errors": [{"message", "field", "help"}]}``; a ``field`` under ``personalizations.N.to`` (or cc,
+bcc) names the recipient. ``GET /v3/scopes`` lists the key's scopes without sending anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import SecretStr, field_validator
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import ProviderError, RecipientError
+from providers.http import classify_status, json_body, send_request
+
+BASE_URLS: dict[str, str] = {
+    "global": "https://api.sendgrid.com",
+    "eu": "https://api.eu.sendgrid.com",
+}
+
+#: ``personalizations.0.to.0.email``, ``personalizations.0.to``, ``personalizations.1.cc.0``...
+_RECIPIENT_FIELD = re.compile(r"^personalizations(\.\d+)?\.(to|cc|bcc)\b")
+
+
+class SendGridCredentials(Credentials):
+    api_key: SecretStr
+
+
+class SendGridSettings(Settings):
+    from_email: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    #: ``eu`` for EU regional subusers (``api.eu.sendgrid.com``).
+    region: Literal["global", "eu"] = "global"
+    #: Overrides the regional base URL (a proxy, a test server).
+    base_url: str | None = None
+
+    @field_validator("from_email")
+    @classmethod
+    def _looks_like_address(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("from_email must be an email address")
+        return value
+
+
+class SendGridProvider(Provider[SendGridCredentials, SendGridSettings]):
+    name: ClassVar[str] = "sendgrid"
+    display_name: ClassVar[str] = "Twilio SendGrid"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = SendGridCredentials
+    settings_model: ClassVar[type[Settings]] = SendGridSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+    # The API bounds the whole message (30 MB), not the number of files; this is our cap.
+    max_attachments: ClassVar[int] = 10
+
+    @staticmethod
+    def base_url(settings: SendGridSettings) -> str:
+        return (settings.base_url or BASE_URLS[settings.region]).rstrip("/")
+
+    async def send(
+        self,
+        message: Message,
+        credentials: SendGridCredentials,
+        settings: SendGridSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        to_email = message.to.email
+        if not to_email:
+            raise RecipientError(self.name, "recipient has no email address")
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            f"{self.base_url(settings)}/v3/mail/send",
+            headers=_auth_headers(credentials),
+            json=build_payload(message, to_email, settings),
+        )
+        if response.is_success:
+            message_id = response.headers.get("x-message-id")
+            return SendResult(provider_message_id=message_id, status_code=response.status_code)
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> ProviderError:
+        if response.status_code == 400:
+            for error in json_body(response).get("errors") or []:
+                if not isinstance(error, dict):
+                    continue
+                field = str(error.get("field") or "")
+                if _RECIPIENT_FIELD.match(field):
+                    detail = str(error.get("message") or "invalid recipient")
+                    return RecipientError(
+                        self.name,
+                        f"{field}: {detail}"[:300],
+                        status_code=400,
+                        provider_code=field,
+                    )
+        return classify_status(self.name, response)
+
+    async def check(
+        self,
+        credentials: SendGridCredentials,
+        settings: SendGridSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        response = await send_request(
+            self.name,
+            client,
+            "GET",
+            f"{self.base_url(settings)}/v3/scopes",
+            headers=_auth_headers(credentials),
+        )
+        if not response.is_success:
+            return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
+        scopes = json_body(response).get("scopes") or []
+        if "mail.send" not in scopes:
+            return CheckResult(ok=False, detail="the API key lacks the mail.send scope")
+        return CheckResult(ok=True, detail="API key valid with mail.send scope")
+
+
+def _auth_headers(credentials: SendGridCredentials) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credentials.api_key.get_secret_value()}"}
+
+
+def _address(email: str, name: str | None) -> dict[str, str]:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def build_payload(message: Message, to_email: str, settings: SendGridSettings) -> dict[str, Any]:
+    """The documented Mail Send body for one recipient."""
+    content: list[dict[str, str]] = []
+    # text/plain must come first, then text/html.
+    if message.body or not message.html:
+        content.append({"type": "text/plain", "value": message.body})
+    if message.html:
+        content.append({"type": "text/html", "value": message.html})
+    payload: dict[str, Any] = {
+        "personalizations": [{"to": [_address(to_email, message.to.name)]}],
+        "from": _address(settings.from_email, settings.from_name),
+        "subject": message.subject or "",
+        "content": content,
+        # Echoed on every event webhook, so events map back to the delivery.
+        "custom_args": {"delivery_id": message.delivery_id},
+    }
+    if settings.reply_to:
+        payload["reply_to"] = {"email": settings.reply_to}
+    if message.attachments:
+        payload["attachments"] = [
+            {
+                "content": base64.b64encode(attachment.content).decode("ascii"),
+                "filename": attachment.filename,
+                "type": attachment.content_type,
+                "disposition": "attachment",
+            }
+            for attachment in message.attachments
+        ]
+    return payload

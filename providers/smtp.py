@@ -1,0 +1,226 @@
+"""SMTP submission (RFC 5321, RFC 6409) with aiosmtplib: https://aiosmtplib.readthedocs.io/
+
+Builds one MIME message per delivery (text, optional HTML alternative, attachments) whose
+``Message-ID`` is derived from the delivery id, and submits it over implicit TLS, STARTTLS or
+plain TCP. Answers are classified by reply code (RFC 5321 section 4.2 and RFC 3463 enhanced
+codes): connection failures, timeouts and 4xx replies are retried; 530/534/535/538 are
+integration errors; 550/551/552/553 to ``RCPT TO`` reject the recipient (unless their enhanced
+code is a 5.7.x policy refusal such as "relaying denied", which is the integration's fault).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import ssl
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import ClassVar, Literal
+
+import aiosmtplib
+import httpx
+from pydantic import SecretStr, model_validator
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import (
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
+
+Security = Literal["starttls", "ssl", "none"]
+Stage = Literal["connect", "sender", "recipient", "data"]
+
+AUTH_FAILURE_CODES = frozenset({530, 534, 535, 538})
+RECIPIENT_REJECTED_CODES = frozenset({550, 551, 552, 553})
+MAX_REPLY_TEXT = 200
+_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+
+
+class SmtpCredentials(Credentials):
+    """Both or neither: an open relay or an IP-allowlisted submission needs no login."""
+
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SmtpCredentials:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both username and password, or neither")
+        return self
+
+
+class SmtpSettings(Settings):
+    host: str
+    port: int = 587
+    #: ``ssl`` is implicit TLS (port 465); ``starttls`` upgrades a plain connection (port 587).
+    security: Security = "starttls"
+    from_address: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    #: Seconds for connecting and for each command.
+    timeout: float = 30.0
+    validate_certs: bool = True
+    #: Extra trusted CA certificate(s), PEM, for a relay with a private certificate authority.
+    ca_cert_pem: str | None = None
+
+
+class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
+    name: ClassVar[str] = "smtp"
+    display_name: ClassVar[str] = "SMTP"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = SmtpCredentials
+    settings_model: ClassVar[type[Settings]] = SmtpSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+    #: SMTP has no attachment count limit; servers limit the total size (SIZE extension).
+    max_attachments: ClassVar[int] = 100
+
+    async def send(
+        self,
+        message: Message,
+        credentials: SmtpCredentials,
+        settings: SmtpSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        """Submit ``message``; ``client`` is unused (SMTP is not HTTP)."""
+        address = message.to.email
+        if not address:
+            raise RecipientError(self.name, "recipient has no email address")
+        mime = build_email(message, settings)
+        smtp = _smtp_client(credentials, settings)
+        try:
+            # Entering connects, negotiates TLS and logs in; leaving quits.
+            async with smtp:
+                await smtp.send_message(mime, sender=settings.from_address, recipients=[address])
+        except Exception as exc:
+            raise classify_smtp_error(self.name, exc) from None
+        return SendResult(provider_message_id=message.delivery_id)
+
+    async def check(
+        self,
+        credentials: SmtpCredentials,
+        settings: SmtpSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        """Connect, negotiate TLS, log in when configured, and quit without sending."""
+        smtp = _smtp_client(credentials, settings)
+        try:
+            async with smtp:
+                await smtp.noop()
+        except Exception as exc:
+            return CheckResult(ok=False, detail=str(classify_smtp_error(self.name, exc)))
+        login = " and logged in" if credentials.username else ""
+        return CheckResult(ok=True, detail=f"connected to {settings.host}:{settings.port}{login}")
+
+
+def build_email(message: Message, settings: SmtpSettings) -> EmailMessage:
+    """The MIME message for ``message``: text, optional HTML alternative, then attachments."""
+    mime = EmailMessage()
+    mime["From"] = email.utils.formataddr((settings.from_name or "", settings.from_address))
+    mime["To"] = email.utils.formataddr((message.to.name or "", message.to.email or ""))
+    if settings.reply_to:
+        mime["Reply-To"] = settings.reply_to
+    mime["Subject"] = message.subject or ""
+    mime["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+    mime["Message-ID"] = message_id(message.delivery_id, settings.from_address)
+    mime.set_content(message.body)
+    if message.html:
+        mime.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if not maintype or not subtype:
+            maintype, subtype = "application", "octet-stream"
+        mime.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
+    return mime
+
+
+def message_id(delivery_id: str, from_address: str) -> str:
+    """A stable ``Message-ID`` for a delivery: ``<delivery-id@sender-domain>``."""
+    domain = from_address.rpartition("@")[2] or "localhost"
+    return f"<{_MSGID_UNSAFE.sub('-', delivery_id)}@{domain}>"
+
+
+def classify_smtp_error(provider: str, exc: BaseException) -> ProviderError:  # noqa: PLR0911
+    """Map an aiosmtplib (or socket/TLS) failure to its error class, without secrets."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        refused = exc.recipients[0]
+        return _from_reply(provider, refused.code, refused.message, "recipient")
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+        return _from_reply(provider, exc.code, exc.message, "recipient")
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return _from_reply(provider, exc.code, exc.message, "sender")
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return _from_reply(provider, exc.code, exc.message, "data")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _from_reply(provider, exc.code, exc.message, "connect")
+    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _chain(exc)):
+        return IntegrationError(provider, "TLS certificate verification failed")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return IntegrationError(provider, f"not supported by the server: {_short(exc.message)}")
+    if isinstance(exc, TimeoutError):
+        return RetryableError(provider, f"timeout ({type(exc).__name__})")
+    if isinstance(exc, aiosmtplib.SMTPException | OSError):
+        return RetryableError(provider, f"connection failed ({type(exc).__name__})")
+    return IntegrationError(provider, f"unexpected SMTP failure ({type(exc).__name__})")
+
+
+def _from_reply(provider: str, code: int, text: str, stage: Stage) -> ProviderError:
+    detail = f"SMTP {code} at {stage}: {_short(text)}"
+    provider_code = str(code)
+    if 400 <= code < 500:
+        return RetryableError(provider, detail, provider_code=provider_code)
+    policy = text.lstrip().startswith("5.7.")
+    if code in AUTH_FAILURE_CODES:
+        return IntegrationError(provider, detail, provider_code=provider_code)
+    if stage == "recipient" and code in RECIPIENT_REJECTED_CODES and not policy:
+        return RecipientError(provider, detail, provider_code=provider_code)
+    if stage == "data" and 500 <= code < 600 and not policy:
+        # The server refused this message's content (size, content filter): permanent for it.
+        return RecipientError(provider, detail, provider_code=provider_code)
+    return IntegrationError(provider, detail, provider_code=provider_code)
+
+
+def _smtp_client(credentials: SmtpCredentials, settings: SmtpSettings) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=settings.host,
+        port=settings.port,
+        username=credentials.username,
+        password=credentials.password.get_secret_value() if credentials.password else None,
+        use_tls=settings.security == "ssl",
+        start_tls=settings.security == "starttls",
+        timeout=settings.timeout,
+        tls_context=_tls_context(settings),
+    )
+
+
+def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=settings.ca_cert_pem or None)
+    if not settings.validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _short(text: str) -> str:
+    return " ".join(text.split())[:MAX_REPLY_TEXT]

@@ -1,0 +1,160 @@
+"""Generic signed webhook: https://docs.svix.com/receiving/verifying-payloads/how-manual
+
+Posts one JSON document per message to the recipient's ``webhook_url`` (or the integration's
+``url``)::
+
+    {"id": <delivery id>, "timestamp": <unix seconds>, "channel", "subject", "body", "data",
+     "to": {"subscriber_id", ...}}
+
+signed the way Stripe and Svix sign theirs: ``X-Dispatcher-Timestamp`` carries the unix time and
+``X-Dispatcher-Signature`` carries ``v1=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`` keyed with
+the integration's signing secret. Receivers check it with :func:`verify_signature` (a pure
+function they may copy). ``Idempotency-Key`` names the delivery, so a retried post can be dropped.
+
+A 2xx answer is sent (the message id is the answer's JSON ``"id"`` when it has one); 410 Gone means
+the receiver retired the endpoint (a recipient error); 401/403 are integration errors; 408, 429
+and 5xx are retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    ChannelType,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.errors import IntegrationError, RecipientError
+from providers.http import classify_status, json_body, send_request
+
+TIMESTAMP_HEADER = "X-Dispatcher-Timestamp"
+SIGNATURE_HEADER = "X-Dispatcher-Signature"
+SIGNATURE_VERSION = "v1"
+
+STATUS_TABLE = {410: RecipientError, 401: IntegrationError, 403: IntegrationError}
+
+
+class WebhookCredentials(Credentials):
+    signing_secret: SecretStr
+
+
+class WebhookSettings(Settings):
+    #: Where to post when the recipient has no ``webhook_url`` of its own.
+    url: str | None = None
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Dispatcher-Signature`` value for ``body`` sent at ``timestamp``."""
+    digest = hmac.new(
+        secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256
+    ).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def verify_signature(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature_header: str,
+    *,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> bool:
+    """Whether a received webhook is authentic and fresh.
+
+    ``timestamp`` is the ``X-Dispatcher-Timestamp`` header, ``body`` the raw request body (bytes,
+    before any JSON parsing), ``signature_header`` the ``X-Dispatcher-Signature`` header; it may
+    hold several space- or comma-separated ``v1=<hex>`` values while a secret is being rotated.
+    Timestamps further than ``tolerance_seconds`` from ``now`` are rejected, against replays.
+    Standard library only, so receivers may copy it.
+    """
+    try:
+        sent_at = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > tolerance_seconds:
+        return False
+    expected = sign(secret, str(sent_at), body).encode("ascii")
+    candidates = signature_header.replace(",", " ").split()
+    matched = False
+    for candidate in candidates:
+        # Compare every candidate, so timing does not tell which one matched.
+        matched |= hmac.compare_digest(candidate.strip().encode("utf-8", "replace"), expected)
+    return matched
+
+
+class WebhookProvider(Provider[WebhookCredentials, WebhookSettings]):
+    name: ClassVar[str] = "webhook"
+    display_name: ClassVar[str] = "Webhook (signed JSON POST)"
+    channel: ClassVar[ChannelType] = ChannelType.WEBHOOK
+    credentials_model: ClassVar[type[Credentials]] = WebhookCredentials
+    settings_model: ClassVar[type[Settings]] = WebhookSettings
+    supports_idempotency_key: ClassVar[bool] = True
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+
+    async def send(
+        self,
+        message: Message,
+        credentials: WebhookCredentials,
+        settings: WebhookSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        url = message.to.webhook_url or settings.url
+        if not url:
+            raise IntegrationError(self.name, "no webhook URL: set settings.url or the recipient's")
+        timestamp = str(int(self._clock()))
+        raw_body = json.dumps(
+            payload(message, timestamp=int(timestamp)), separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            url,
+            content=raw_body,
+            headers={
+                "Content-Type": "application/json",
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(
+                    credentials.signing_secret.get_secret_value(), timestamp, raw_body
+                ),
+                "Idempotency-Key": message.idempotency_key,
+            },
+        )
+        if response.is_success:
+            message_id = json_body(response).get("id")
+            return SendResult(
+                provider_message_id=str(message_id) if isinstance(message_id, str | int) else None,
+                status_code=response.status_code,
+            )
+        raise classify_status(self.name, response, table=STATUS_TABLE)
+
+
+def payload(message: Message, *, timestamp: int) -> dict[str, Any]:
+    """The JSON document posted for ``message``."""
+    # The recipient's own webhook URL stays out: it may carry a token.
+    recipient = message.to.model_dump(mode="json", exclude_defaults=True, exclude={"webhook_url"})
+    return {
+        "id": message.delivery_id,
+        "timestamp": timestamp,
+        "channel": message.channel.value,
+        "subject": message.subject,
+        "body": message.body,
+        "data": message.data,
+        "to": {"subscriber_id": message.to.subscriber_id, **recipient},
+    }

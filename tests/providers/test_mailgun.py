@@ -1,0 +1,162 @@
+import base64
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+
+from providers.base import Attachment, ChannelType, Message, Recipient
+from providers.errors import IntegrationError
+from providers.mailgun import MailgunProvider
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+
+URL = "https://api.mailgun.net/v3/mg.example.com/messages"
+CREDENTIALS = {"api_key": "SECRET-mailgun-key"}
+SETTINGS = {
+    "domain": "mg.example.com",
+    "from_email": "noreply@mg.example.com",
+    "from_name": "Example",
+    "reply_to": "help@example.com",
+}
+BASIC_TOKEN = base64.b64encode(b"api:SECRET-mailgun-key").decode()
+BASIC = f"Basic {BASIC_TOKEN}"
+
+MESSAGE = Message(
+    delivery_id="d-1",
+    channel=ChannelType.EMAIL,
+    to=Recipient(email="ada@example.com", name="Ada Lovelace"),
+    subject="Hello",
+    body="Hi Ada",
+    html="<p>Hi Ada</p>",
+)
+
+
+def check_request(request: httpx.Request) -> None:
+    assert request.method == "POST"
+    assert str(request.url) == URL
+    assert request.headers["authorization"] == BASIC
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = dict(parse_qs(request.content.decode()))
+    assert form == {
+        "from": ["Example <noreply@mg.example.com>"],
+        "to": ["Ada Lovelace <ada@example.com>"],
+        "subject": ["Hello"],
+        "text": ["Hi Ada"],
+        "html": ["<p>Hi Ada</p>"],
+        "h:Reply-To": ["help@example.com"],
+        "v:delivery_id": ["d-1"],
+    }
+
+
+class TestMailgun(ProviderContract):
+    case = ProviderCase(
+        provider=MailgunProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=Answer(
+            200,
+            json={
+                "id": "<20111114174239.25659.5817@mg.example.com>",
+                "message": "Queued. Thank you.",
+            },
+        ),
+        expected_message_id="<20111114174239.25659.5817@mg.example.com>",
+        check_request=check_request,
+        # Mailgun answers a wrong key with a plain-text 401.
+        bad_credentials=Answer(401, text="Forbidden"),
+        invalid_recipient=Answer(
+            400, json={"message": "to parameter is not a valid address. please check documentation"}
+        ),
+        required_credential="api_key",
+        derived_secrets=(BASIC_TOKEN,),
+    )
+
+
+def _send(message: Message, answer: Answer, settings: dict[str, object], url: str = URL):
+    provider = MailgunProvider()
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            return await provider.send(
+                message,
+                provider.parse_credentials(CREDENTIALS),
+                provider.parse_settings(settings),
+                client,
+            )
+
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(url).mock(return_value=answer.response())
+        result = run(go())
+    return result, route.calls[0].request
+
+
+def test_eu_region_uses_eu_host() -> None:
+    result, request = _send(
+        MESSAGE,
+        Answer(200, json={"id": "<eu@mg>", "message": "Queued. Thank you."}),
+        {**SETTINGS, "region": "eu"},
+        url="https://api.eu.mailgun.net/v3/mg.example.com/messages",
+    )
+    assert request.url.host == "api.eu.mailgun.net"
+    assert result.provider_message_id == "<eu@mg>"
+
+
+def test_attachments_go_as_multipart_files() -> None:
+    message = MESSAGE.model_copy(
+        update={
+            "attachments": (
+                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF-1"),
+            )
+        }
+    )
+    _, request = _send(message, Answer(200, json={"id": "<m@mg>"}), SETTINGS)
+    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    body = request.content
+    assert b'name="attachment"; filename="a.pdf"' in body
+    assert b"Content-Type: application/pdf" in body
+    assert b"%PDF-1" in body
+    assert b'name="to"' in body
+
+
+def test_invalid_from_is_integration_error() -> None:
+    answer = Answer(
+        400, json={"message": "from parameter is not a valid address. please check documentation"}
+    )
+    with pytest.raises(IntegrationError):
+        _send(MESSAGE, answer, SETTINGS)
+
+
+def test_unknown_domain_is_integration_error() -> None:
+    answer = Answer(404, json={"message": "Domain not found: mg.example.com"})
+    with pytest.raises(IntegrationError):
+        _send(MESSAGE, answer, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("answer", "ok"),
+    [
+        (Answer(200, json={"domain": {"name": "mg.example.com", "state": "active"}}), True),
+        (Answer(401, text="Forbidden"), False),
+    ],
+)
+def test_check_reads_the_domain(answer: Answer, ok: bool) -> None:
+    provider = MailgunProvider()
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            return await provider.check(
+                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
+            )
+
+    with respx.mock() as router:
+        route = router.get("https://api.mailgun.net/v4/domains/mg.example.com").mock(
+            return_value=answer.response()
+        )
+        result = run(go())
+    assert result is not None
+    assert result.ok is ok
+    assert route.calls[0].request.headers["authorization"] == BASIC
+    assert "SECRET" not in result.detail
