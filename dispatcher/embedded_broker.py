@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from sqlalchemy import Engine, create_engine
 
 from dispatcher.sqlite import BUSY_TIMEOUT_SECONDS, tune_sqlite
 
 TRANSPORT_PATH = "dispatcher.embedded_broker:Transport"
+#: kombu takes only plain scheme names from a URL, so the transport is registered under an alias.
+TRANSPORT_ALIAS = "dispatchersqla"
 NOT_ENGINE_OPTIONS = frozenset(
     {
         "polling_interval",
@@ -54,5 +57,8 @@ class Transport(kombu_sqlalchemy.Transport):
 def kombu_url(broker_url: str) -> str:
     """``sqla+sqlite:///path`` -> the same database through this transport."""
     if broker_url.startswith("sqla+sqlite"):
-        return f"{TRANSPORT_PATH}+{broker_url.removeprefix('sqla+')}"
+        return f"{TRANSPORT_ALIAS}+{broker_url.removeprefix('sqla+')}"
     return broker_url
+
+
+TRANSPORT_ALIASES.setdefault(TRANSPORT_ALIAS, TRANSPORT_PATH)

@@ -5,7 +5,8 @@
     DispatcherError
     ├── ConfigurationError        settings missing or malformed; raised at start-up
     ├── UnknownActionError        no action of that name
-    └── ActionArgumentsError      arguments fail validation; ``errors`` names each field
+    ├── ActionArgumentsError      arguments fail validation; ``errors`` names each field
+    └── ActionTimeoutError        no result within the timeout (the action may still run)
 
 Errors of an action that reached a worker are not raised: they come back as ``Err`` results.
 """
@@ -49,3 +50,15 @@ class ActionArgumentsError(DispatcherError, ValueError):
         super().__init__(f"invalid arguments for action {action!r}: {listed}")
         self.action = action
         self.errors = errors
+
+
+class ActionTimeoutError(DispatcherError, TimeoutError):
+    """No result arrived in time; the action may still run (ask again with the same id)."""
+
+    def __init__(self, action: str, task_id: str, timeout: float) -> None:
+        super().__init__(
+            f"action {action!r} (task {task_id}) gave no result within {timeout:g}s: "
+            "is a worker consuming the actions queue?"
+        )
+        self.action = action
+        self.task_id = task_id

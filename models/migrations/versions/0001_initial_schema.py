@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:11:19.690284
+Create Date: 2026-11-27 14:15:28.575374
 """
 
 from collections.abc import Sequence
@@ -34,6 +34,35 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
         sa.UniqueConstraint("slug", name=op.f("uq_organisations_slug")),
     )
+    op.create_table(
+        "action_runs",
+        sa.Column("action", sa.String(length=100), nullable=False),
+        sa.Column(
+            "result",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "meta",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_action_runs_organisation_id_organisations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_action_runs")),
+    )
+    with op.batch_alter_table("action_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_action_runs_organisation_id"), ["organisation_id"], unique=False
+        )
+
     op.create_table(
         "flows",
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -1385,5 +1414,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_flows_organisation_id"))
 
     op.drop_table("flows")
+    with op.batch_alter_table("action_runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_action_runs_organisation_id"))
+
+    op.drop_table("action_runs")
     op.drop_table("organisations")
     # ### end Alembic commands ###

@@ -1,0 +1,80 @@
+"""Workflow actions: a workflow and its ordered steps, templates checked when they are stored."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
+from dispatcher.actions.fields import Key, LongText, Name
+from dispatcher.results import Ok, Result
+from models import StepKind, Workflow, WorkflowStep
+
+StepKindName = Literal["email", "sms", "chat", "push", "webhook", "in_app", "delay", "digest"]
+TEMPLATE_FIELDS = frozenset({"subject", "body", "html", "title"})
+MAX_TEMPLATE_LENGTH = 100_000
+
+_syntax = SandboxedEnvironment()
+
+
+class StepArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: StepKindName
+    #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates (rendered sandboxed).
+    template: dict[str, str] = Field(default_factory=dict)
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("template")
+    @classmethod
+    def _templates_parse(cls, template: dict[str, str]) -> dict[str, str]:
+        for name, source in template.items():
+            if name not in TEMPLATE_FIELDS:
+                raise ValueError(f"unknown template field {name!r}; use {sorted(TEMPLATE_FIELDS)}")
+            if len(source) > MAX_TEMPLATE_LENGTH:
+                raise ValueError(f"{name}: template longer than {MAX_TEMPLATE_LENGTH} characters")
+            try:
+                _syntax.parse(source)
+            except TemplateSyntaxError as exc:
+                raise ValueError(
+                    f"{name}: template syntax error on line {exc.lineno}: {exc.message}"
+                ) from None
+        return template
+
+
+class CreateWorkflowArgs(ActionArgs):
+    key: Key
+    name: Name
+    description: LongText | None = None
+    critical: bool = False
+    steps: list[StepArgs] = Field(min_length=1, max_length=50)
+
+
+@catalogue.action("create_workflow", CreateWorkflowArgs)
+def create_workflow(ctx: ActionContext, args: CreateWorkflowArgs) -> Result:
+    """Create a workflow from its ordered steps (email, sms, chat, push, webhook, in_app, ...)."""
+    workflow = ctx.add(
+        Workflow(
+            key=args.key,
+            name=args.name,
+            description=args.description,
+            critical=args.critical,
+            meta=args.meta,
+        )
+    )
+    for position, step in enumerate(args.steps):
+        ctx.add(
+            WorkflowStep(
+                workflow_id=workflow.id,
+                position=position,
+                kind=StepKind(step.kind),
+                template=step.template,
+                conditions=step.conditions,
+                config=step.config,
+            )
+        )
+    return Ok(str(workflow.id))

@@ -1,0 +1,78 @@
+"""The Celery application: queues, reliability options and events, all from the settings.
+
+``celery -A dispatcher worker|beat|flower`` finds :data:`app` on the package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init
+from kombu import Queue
+
+from dispatcher.config import Settings, get_settings
+from dispatcher.embedded_broker import kombu_url
+from dispatcher.runtime import ensure_ready, reset
+
+ACTION_TASK_PREFIX = "action."
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    settings.ensure_data_dir()
+    config: dict[str, Any] = {
+        "broker_url": kombu_url(settings.resolved_broker_url),
+        "result_backend": settings.resolved_result_backend,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_extended": True,
+        "result_expires": 24 * 3600,
+        "task_queues": (
+            Queue(settings.action_queue),
+            Queue(settings.delivery_queue),
+            Queue(settings.critical_queue),
+        ),
+        "task_default_queue": settings.action_queue,
+        "task_routes": {f"{ACTION_TASK_PREFIX}*": {"queue": settings.action_queue}},
+        # A task is acknowledged after it ran, and a task whose worker died is redelivered:
+        # handlers are idempotent (the action ledger, terminal delivery states).
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Flower and `celery events` see every task.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.uses_embedded_broker:
+        config["broker_transport_options"] = {
+            "polling_interval": settings.embedded_polling_interval
+        }
+    if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
+        # A message not acknowledged within an hour goes back to the queue (acks_late).
+        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    return config
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    celery_app = Celery("dispatcher")
+    celery_app.conf.update(celery_config(settings or get_settings()))
+    return celery_app
+
+
+app = create_app()
+
+
+@worker_init.connect
+def _check_configuration_at_start(**_: Any) -> None:
+    ensure_ready()
+
+
+@worker_process_init.connect
+def _fresh_resources_in_child(**_: Any) -> None:
+    # A forked pool process must not share the parent's database connections.
+    reset()
+    ensure_ready()

@@ -1,0 +1,167 @@
+"""The ``dispatcher`` command: database, organisations, actions, keys, and the demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any, NoReturn
+
+import click
+from pydantic.fields import FieldInfo
+from rich.console import Console
+from rich.table import Table
+
+from dispatcher.actions import catalogue
+from dispatcher.actions.base import Ref
+from dispatcher.config import get_settings
+from dispatcher.db import normalise_url
+from dispatcher.demo import run_demo
+from dispatcher.errors import DispatcherError
+from dispatcher.organisations import create_organisation, list_organisations
+from dispatcher.producer import enqueue_action, run_action
+from dispatcher.results import Err, Result, to_wire
+from models import generate_key
+from models.migrate import upgrade
+
+console = Console()
+
+
+def fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+@click.group()
+def main() -> None:
+    """Notification and action dispatcher."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations to the configured database."""
+    settings = get_settings()
+    settings.ensure_data_dir()
+    upgrade(normalise_url(settings.resolved_database_url), revision)
+    click.echo(f"database at revision {revision}")
+
+
+@main.group()
+def orgs() -> None:
+    """Organisations (tenants)."""
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--slug", default=None, help="URL-safe identifier; derived from NAME if omitted.")
+def orgs_create(name: str, slug: str | None) -> None:
+    """Create an organisation and print its id."""
+    try:
+        click.echo(str(create_organisation(name, slug)))
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@orgs.command("list")
+def orgs_list() -> None:
+    """List organisations."""
+    table = Table("id", "name", "slug", "created")
+    for organisation in list_organisations():
+        table.add_row(
+            str(organisation.id),
+            organisation.name,
+            organisation.slug,
+            organisation.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+_TYPING_NOISE = re.compile(
+    r"\b(typing|uuid|datetime|pydantic\.networks)\.|<class '|'>|Annotated\[|, [A-Z]\w*\(.*?\)\]"
+)
+
+
+def describe_field(info: FieldInfo) -> str:
+    text = _TYPING_NOISE.sub("", repr(info.annotation)).replace("NoneType", "None")
+    for marker in info.metadata:
+        if isinstance(marker, Ref):
+            text += f" -> {marker.model.__tablename__}"
+    return text if info.is_required() else f"{text} (optional)"
+
+
+def print_catalogue() -> None:
+    table = Table("action", "arguments", "description", show_lines=True)
+    for spec in catalogue:
+        arguments = "\n".join(
+            f"{name}: {describe_field(info)}" for name, info in spec.args_model.model_fields.items()
+        )
+        table.add_row(spec.name, arguments, spec.description)
+    console.print(table)
+
+
+def print_result(result: Result) -> None:
+    click.echo(json.dumps(to_wire(result), indent=2, default=str))
+    if isinstance(result, Err):
+        sys.exit(1)
+
+
+@main.command("action")
+@click.argument("name", required=False)
+@click.option("--org", "organisation_id", help="Organisation id.")
+@click.option("--args", "arguments", default="{}", show_default=True, help="JSON object.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the result.")
+@click.option("--local", is_flag=True, help="Run in this process instead of on a worker.")
+@click.option("--list", "list_actions", is_flag=True, help="List the actions and arguments.")
+def action(
+    *,
+    name: str | None,
+    organisation_id: str | None,
+    arguments: str,
+    timeout: float | None,
+    local: bool,
+    list_actions: bool,
+) -> None:
+    """Enqueue action NAME for an organisation, wait for it and print its result."""
+    if list_actions:
+        print_catalogue()
+        return
+    if not name:
+        fail("give an action NAME, or --list to see them")
+    if not organisation_id:
+        fail("--org is required")
+    try:
+        parsed: Any = json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        fail(f"--args is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(parsed, dict):
+        fail("--args must be a JSON object")
+    try:
+        if local:
+            result = run_action(name, parsed, organisation_id=organisation_id)
+        else:
+            result = enqueue_action(name, parsed, organisation_id=organisation_id).get(timeout)
+    except DispatcherError as exc:
+        fail(str(exc))
+    print_result(result)
+
+
+@main.group()
+def keys() -> None:
+    """Credential encryption keys."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key for DISPATCHER_ENCRYPTION_KEYS."""
+    click.echo(generate_key())
+
+
+@main.command("demo")
+def demo() -> None:
+    """Run the demo on the configured stack (embedded SQLite by default)."""
+    run_demo(console)

@@ -1,0 +1,67 @@
+"""Start and stop a ``celery -A dispatcher worker`` child process (the demo and tests use it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from dispatcher.config import get_settings
+
+
+def worker_command(
+    *, concurrency: int = 2, pool: str = "prefork", hostname: str = "dispatcher@%h"
+) -> list[str]:
+    settings = get_settings()
+    queues = ",".join((settings.critical_queue, settings.action_queue, settings.delivery_queue))
+    return [
+        sys.executable, "-m", "celery", "-A", "dispatcher", "worker",
+        "--queues", queues,
+        "--pool", pool,
+        "--concurrency", str(concurrency),
+        "--hostname", hostname,
+        "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+@contextmanager
+def running_worker(
+    *,
+    concurrency: int = 2,
+    pool: str = "prefork",
+    log_file: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+    hostname: str = "dispatcher@%h",
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker for the duration of the block; stopped warmly (SIGTERM), then killed if stuck."""
+    env = {**os.environ, **(environment or {})}
+    output = log_file.open("ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        worker_command(concurrency=concurrency, pool=pool, hostname=hostname),
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        stop_worker(process)
+        if log_file and output is not subprocess.DEVNULL:
+            output.close()  # type: ignore[union-attr]
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
