@@ -165,3 +165,7 @@ def keys_generate() -> None:
 def demo() -> None:
     """Run the demo on the configured stack (embedded SQLite by default)."""
     run_demo(console)
+
+
+if __name__ == "__main__":
+    main()

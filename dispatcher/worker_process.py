@@ -10,17 +10,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from dispatcher.config import get_settings
-
 
 def worker_command(
     *, concurrency: int = 2, pool: str = "prefork", hostname: str = "dispatcher@%h"
 ) -> list[str]:
-    settings = get_settings()
-    queues = ",".join((settings.critical_queue, settings.action_queue, settings.delivery_queue))
+    # No --queues: the worker consumes every queue of its own configuration (task_queues).
     return [
         sys.executable, "-m", "celery", "-A", "dispatcher", "worker",
-        "--queues", queues,
         "--pool", pool,
         "--concurrency", str(concurrency),
         "--hostname", hostname,
@@ -38,8 +34,11 @@ def running_worker(
     environment: Mapping[str, str] | None = None,
     hostname: str = "dispatcher@%h",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker for the duration of the block; stopped warmly (SIGTERM), then killed if stuck."""
-    env = {**os.environ, **(environment or {})}
+    """A worker for the duration of the block; stopped warmly (SIGTERM), then killed if stuck.
+
+    ``environment`` replaces this process's environment for the worker when given.
+    """
+    env = dict(os.environ if environment is None else environment)
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
         worker_command(concurrency=concurrency, pool=pool, hostname=hostname),

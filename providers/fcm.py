@@ -1,26 +1,30 @@
 """Firebase Cloud Messaging HTTP v1: https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send
 
-Auth is a service account: a RS256 JWT assertion signed with its private key is exchanged at its
-``token_uri`` (OAuth 2.0 JWT bearer grant) for an access token with the
-``firebase.messaging`` scope; the token is cached per service account until shortly before it
-expires. One request per device token; error codes from
-https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode.
+Auth is a service account (https://developers.google.com/identity/protocols/oauth2/service-account):
+an RS256 JWT assertion (``iss`` the client email, ``scope`` firebase.messaging, ``aud`` the token
+URI, ``iat``/``exp`` one hour apart) signed with its private key is exchanged at
+``https://oauth2.googleapis.com/token`` (JWT bearer grant) for an access token, cached per service
+account until shortly before it expires. Then one
+``POST https://fcm.googleapis.com/v1/projects/{project_id}/messages:send`` per device token, with
+``{"message": {"token", "notification", "data", ...}}``; a 200 answers ``{"name":
+"projects/{id}/messages/{message id}"}``.
+
+Errors (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) come as
+``{"error": {"code", "message", "status", "details": [{"@type": "...FcmError", "errorCode"}]}}``:
+UNREGISTERED, and INVALID_ARGUMENT about the registration token, are recipient errors;
+UNAUTHENTICATED, THIRD_PARTY_AUTH_ERROR, SENDER_ID_MISMATCH and PERMISSION_DENIED are integration
+errors; UNAVAILABLE, INTERNAL and QUOTA_EXCEEDED are retried after the ``Retry-After`` they carry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import json
 import time
-import weakref
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
-import jwt
-from pydantic import SecretStr, model_validator
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr, field_validator, model_validator
 
 from providers.base import (
     ChannelType,
@@ -33,7 +37,15 @@ from providers.base import (
     Settings,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, send_request
+from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.jwt_auth import (
+    CachedToken,
+    Clock,
+    TokenCache,
+    fingerprint,
+    load_private_key,
+    sign_jwt,
+)
 from providers.push_fanout import send_to_each_token
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -45,6 +57,12 @@ SEND_URL = "https://fcm.googleapis.com/v1/projects/{project_id}/messages:send"
 ASSERTION_LIFETIME = 3600
 #: Refresh a cached access token this many seconds before it expires.
 TOKEN_REFRESH_MARGIN = 300.0
+
+RECIPIENT_CODES = frozenset({"UNREGISTERED"})
+INTEGRATION_CODES = frozenset(
+    {"UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "SENDER_ID_MISMATCH", "PERMISSION_DENIED"}
+)
+RETRYABLE_CODES = frozenset({"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED"})
 
 #: Fields of a downloaded service-account JSON file that sending does not need.
 _IGNORED_SERVICE_ACCOUNT_FIELDS = frozenset(
@@ -78,11 +96,19 @@ class FcmCredentials(Credentials):
             return {k: v for k, v in data.items() if k not in _IGNORED_SERVICE_ACCOUNT_FIELDS}
         return data
 
+    @field_validator("private_key")
+    @classmethod
+    def _is_rsa_key(cls, value: SecretStr) -> SecretStr:
+        if not isinstance(load_private_key(value), rsa.RSAPrivateKey):
+            raise ValueError("private_key must be the PEM RSA private key of the key file")
+        return value
 
-@dataclass(frozen=True)
-class _AccessToken:
-    value: str
-    expires_at: float
+    @field_validator("token_uri")
+    @classmethod
+    def _is_https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("token_uri must be an https URL")
+        return value
 
 
 class FcmProvider(Provider[FcmCredentials, NoSettings]):
@@ -95,12 +121,9 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
     settings_model: ClassVar[type[Settings]] = NoSettings
     returns_message_id: ClassVar[bool] = True
 
-    def __init__(self) -> None:
-        self._tokens: dict[str, _AccessToken] = {}
-        # One lock per service account and event loop (a lock must not cross event loops).
-        self._locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._tokens = TokenCache(clock)
 
     async def send(
         self,
@@ -122,14 +145,10 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
     ) -> CheckResult | None:
         """Obtain an access token and validate (``validate_only``, nothing is delivered) a send."""
         try:
-            access_token = await self._access_token(credentials, client)
-            response = await send_request(
-                self.name,
+            response, _ = await self._post(
+                credentials,
                 client,
-                "POST",
-                SEND_URL.format(project_id=credentials.project_id),
-                headers={"Authorization": f"Bearer {access_token}"},
-                json={
+                {
                     "validate_only": True,
                     "message": {
                         "topic": "credentials-check",
@@ -141,7 +160,7 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
             return CheckResult(ok=False, detail=str(exc))
         if response.is_success:
             return CheckResult(ok=True, detail=f"HTTP {response.status_code}: send validated")
-        return CheckResult(ok=False, detail=str(self._classify(response, credentials, "")))
+        return CheckResult(ok=False, detail=str(self._classify(response)))
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -152,14 +171,8 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
         credentials: FcmCredentials,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        access_token = await self._access_token(credentials, client)
-        response = await send_request(
-            self.name,
-            client,
-            "POST",
-            SEND_URL.format(project_id=credentials.project_id),
-            headers={"Authorization": f"Bearer {access_token}"},
-            json={"message": build_message(message, token)},
+        response, access_token = await self._post(
+            credentials, client, {"message": build_message(message, token)}
         )
         if response.is_success:
             name = json_body(response).get("name")
@@ -167,76 +180,73 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
                 provider_message_id=str(name) if name else None,
                 status_code=response.status_code,
             )
-        raise self._classify(response, credentials, access_token)
+        if response.status_code == 401:
+            # The access token was revoked or expired early: exchange a new one next time.
+            self._tokens.drop(_credentials_key(credentials), access_token)
+        raise self._classify(response)
 
-    def _classify(
-        self, response: httpx.Response, credentials: FcmCredentials, access_token: str
-    ) -> ProviderError:
+    async def _post(
+        self, credentials: FcmCredentials, client: httpx.AsyncClient, body: dict[str, Any]
+    ) -> tuple[httpx.Response, str]:
+        access_token = await self._tokens.get(
+            _credentials_key(credentials), lambda: self._exchange(credentials, client)
+        )
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            SEND_URL.format(project_id=credentials.project_id),
+            headers={"Authorization": f"Bearer {access_token}"},
+            json=body,
+        )
+        return response, access_token
+
+    def _classify(self, response: httpx.Response) -> ProviderError:
         error = json_body(response).get("error")
         error = error if isinstance(error, dict) else {}
         status = str(error.get("status") or "")
         code = _fcm_error_code(error) or status or None
-        text = str(error.get("message") or "")
+        text = str(error.get("message") or "")[:200]
         reason = f"HTTP {response.status_code} {code or ''}: {text}".strip().rstrip(":")
-        if response.status_code == 401:
-            # The access token was revoked or expired early: exchange a new one next time.
-            self._drop_token(credentials, access_token)
-        if code == "UNREGISTERED":
+        status_code = response.status_code
+        if code in RECIPIENT_CODES:
             return RecipientError(
                 self.name,
                 f"device token is no longer registered ({reason})",
-                status_code=response.status_code,
+                status_code=status_code,
                 provider_code=code,
             )
         if code == "INVALID_ARGUMENT" and _about_token(error):
             return RecipientError(
                 self.name,
                 f"invalid device token ({reason})",
-                status_code=response.status_code,
+                status_code=status_code,
                 provider_code=code,
             )
-        if code in {"SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR", "PERMISSION_DENIED"}:
-            return IntegrationError(
-                self.name, reason, status_code=response.status_code, provider_code=code
+        if code in INTEGRATION_CODES or status in INTEGRATION_CODES:
+            return IntegrationError(self.name, reason, status_code=status_code, provider_code=code)
+        if code in RETRYABLE_CODES:
+            return RetryableError(
+                self.name,
+                reason,
+                status_code=status_code,
+                provider_code=code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         return classify_status(self.name, response, message=reason, provider_code=code)
 
-    # -- access token cache --------------------------------------------------------------------
-
-    async def _access_token(self, credentials: FcmCredentials, client: httpx.AsyncClient) -> str:
-        key = _credentials_key(credentials)
-        cached = self._tokens.get(key)
-        if cached is not None and cached.expires_at > time.time():
-            return cached.value
-        async with self._lock(key):
-            cached = self._tokens.get(key)
-            if cached is not None and cached.expires_at > time.time():
-                return cached.value
-            fresh = await self._exchange(credentials, client)
-            self._tokens[key] = fresh
-            return fresh.value
-
-    def _lock(self, key: str) -> asyncio.Lock:
-        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
-        return locks.setdefault(key, asyncio.Lock())
-
-    def _drop_token(self, credentials: FcmCredentials, access_token: str) -> None:
-        key = _credentials_key(credentials)
-        cached = self._tokens.get(key)
-        if cached is not None and cached.value == access_token:
-            del self._tokens[key]
+    # -- access token ----------------------------------------------------------------------------
 
     async def _exchange(
         self, credentials: FcmCredentials, client: httpx.AsyncClient
-    ) -> _AccessToken:
-        now = int(time.time())
-        assertion = self._assertion(credentials, now)
+    ) -> CachedToken:
+        now = int(self._clock())
         response = await send_request(
             self.name,
             client,
             "POST",
             credentials.token_uri,
-            data={"grant_type": JWT_BEARER_GRANT, "assertion": assertion},
+            data={"grant_type": JWT_BEARER_GRANT, "assertion": self._assertion(credentials, now)},
         )
         body = json_body(response)
         if not response.is_success:
@@ -261,7 +271,7 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
             )
         expires_in = body.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
-        return _AccessToken(value=value, expires_at=now + lifetime - TOKEN_REFRESH_MARGIN)
+        return CachedToken(value=value, expires_at=now + lifetime - TOKEN_REFRESH_MARGIN)
 
     def _assertion(self, credentials: FcmCredentials, now: int) -> str:
         claims = {
@@ -272,11 +282,9 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
             "exp": now + ASSERTION_LIFETIME,
         }
         headers = {"kid": credentials.private_key_id} if credentials.private_key_id else None
-        private_key = credentials.private_key.get_secret_value().replace("\\n", "\n")
-        with contextlib.suppress(Exception):
-            return jwt.encode(claims, private_key, algorithm="RS256", headers=headers)
-        # Raised after the failure was suppressed, so no exception about the key is chained to it.
-        raise IntegrationError(self.name, "private_key is not a valid PEM RSA private key")
+        return sign_jwt(
+            self.name, claims, credentials.private_key, algorithm="RS256", headers=headers
+        )
 
 
 def build_message(message: Message, token: str) -> dict[str, Any]:
@@ -306,14 +314,11 @@ def _string_value(value: Any) -> str:
 
 
 def _credentials_key(credentials: FcmCredentials) -> str:
-    material = "\x00".join(
-        (
-            credentials.client_email,
-            credentials.token_uri,
-            credentials.private_key.get_secret_value(),
-        )
+    return fingerprint(
+        credentials.client_email,
+        credentials.token_uri,
+        credentials.private_key.get_secret_value(),
     )
-    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def _fcm_error_code(error: dict[str, Any]) -> str | None:

@@ -1,15 +1,19 @@
-"""MessageBird SMS Messaging API: https://developers.messagebird.com/api/sms-messaging/
+"""MessageBird SMS Messaging API: https://developers.messagebird.com/api/sms-messaging/#send-outbound-sms
 
 ``POST https://rest.messagebird.com/messages`` with ``Authorization: AccessKey <key>`` and a JSON
-body (``originator``, ``recipients``, ``body``, optional ``reference``). A 201 answer carries the
-message ``id``. Errors are ``{"errors": [{"code", "description", "parameter"}]}``
-(https://developers.messagebird.com/api/#api-errors): 2 request not allowed (bad access key),
-9 missing or no correct recipients, 10 invalid parameter, 25 not enough balance.
+body: ``originator`` (a number with country code, or up to 11 alphanumeric characters),
+``recipients`` (MSISDNs: country code and number, no ``+``), ``body``, ``datacoding`` (``plain``
+by default, which garbles non-GSM text, so ``unicode`` is sent when needed), optional
+``reference`` (echoed on status reports) and ``reportUrl``. A 201 answer is the message object;
+its ``id`` is the message id. Errors are ``{"errors": [{"code", "description", "parameter"}]}``
+(https://developers.messagebird.com/api/#api-errors): 2 request not allowed (incorrect
+access key, HTTP 401), 9 missing params, 10 invalid params, 20 not found, 21 bad request,
+25 not enough balance, 98 API not found, 99 internal error. The API takes no idempotency key.
+``GET /balance`` reads the balance without sending anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -24,19 +28,32 @@ from providers.base import (
     SendResult,
     Settings,
 )
-from providers.errors import IntegrationError, ProviderError, RecipientError
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, send_request
+from providers.sms_common import (
+    CodeTable,
+    code_error,
+    is_gsm,
+    message_text,
+    msisdn,
+    one_line,
+    recipient_number,
+)
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
 
-#: Error codes that are permanent for the integration whatever the HTTP status says.
-INTEGRATION_CODES: Mapping[int, str] = {
-    2: "request not allowed (incorrect access key)",
-    25: "not enough balance",
+#: Error codes that decide the class whatever the HTTP status says.
+ERROR_CODES: CodeTable = {
+    "2": (IntegrationError, "request not allowed (incorrect access key)"),
+    "25": (IntegrationError, "not enough balance"),
+    "99": (RetryableError, "internal error"),
 }
 
-#: Codes that name a parameter; a recipient error when the parameter is ``recipients``.
-PARAMETER_CODES = frozenset({9, 10})
+#: Codes that name a parameter; a recipient error when every one of them names ``recipients``.
+RECIPIENT_CODES: CodeTable = {
+    "9": (RecipientError, "no correct recipients"),
+    "10": (RecipientError, "invalid recipients"),
+}
 
 
 class MessageBirdCredentials(Credentials):
@@ -66,25 +83,13 @@ class MessageBirdProvider(Provider[MessageBirdCredentials, MessageBirdSettings])
         settings: MessageBirdSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        phone = message.to.phone
-        if not phone:
-            raise RecipientError(self.name, "recipient has no phone number")
-        payload: dict[str, Any] = {
-            "originator": settings.originator,
-            "recipients": [phone],
-            "body": message.body,
-            # Echoed back on status reports, so they can be matched to the delivery.
-            "reference": message.delivery_id,
-        }
-        if settings.report_url:
-            payload["reportUrl"] = settings.report_url
         response = await send_request(
             self.name,
             client,
             "POST",
             f"{settings.base_url.rstrip('/')}/messages",
             headers=_auth(credentials),
-            json=payload,
+            json=build_payload(message, recipient_number(self.name, message), settings),
         )
         body = json_body(response)
         if response.is_success:
@@ -109,11 +114,10 @@ class MessageBirdProvider(Provider[MessageBirdCredentials, MessageBirdSettings])
             headers=_auth(credentials),
         )
         body = json_body(response)
-        if response.is_success:
-            return CheckResult(
-                ok=True, detail=f"balance: {body.get('amount')} {body.get('type', '')}".strip()
-            )
-        return CheckResult(ok=False, detail=str(self._error(response, body)))
+        if not response.is_success:
+            return CheckResult(ok=False, detail=str(self._error(response, body)))
+        balance = f"{body.get('amount')} {body.get('type') or ''}".strip()
+        return CheckResult(ok=True, detail=f"access key valid; balance: {balance}")
 
     def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
         errors = body.get("errors")
@@ -124,37 +128,47 @@ class MessageBirdProvider(Provider[MessageBirdCredentials, MessageBirdSettings])
         )
         if not entries:
             return classify_status(self.name, response)
-        status = response.status_code
-        summary = "; ".join(
-            f"{entry.get('code')} {entry.get('description', '')} ({entry.get('parameter')})"
-            for entry in entries
-        )[:300]
+        summary = one_line(
+            "; ".join(
+                f"{entry.get('code')} {entry.get('description') or ''} ({entry.get('parameter')})"
+                for entry in entries
+            ),
+            limit=300,
+        )
         for entry in entries:
-            code = entry.get("code")
-            if isinstance(code, int) and code in INTEGRATION_CODES:
-                return IntegrationError(
-                    self.name,
-                    f"{INTEGRATION_CODES[code]}: {summary}",
-                    status_code=status,
-                    provider_code=str(code),
-                )
-        first = entries[0]
-        if status < 500 and all(
-            entry.get("code") in PARAMETER_CODES and entry.get("parameter") == "recipients"
+            known = code_error(self.name, ERROR_CODES, str(entry.get("code")), summary, response)
+            if known is not None:
+                return known
+        first_code = str(entries[0].get("code"))
+        if response.status_code < 500 and all(
+            str(entry.get("code")) in RECIPIENT_CODES and entry.get("parameter") == "recipients"
             for entry in entries
         ):
-            return RecipientError(
-                self.name,
-                f"invalid recipient: {summary}",
-                status_code=status,
-                provider_code=str(first.get("code")),
-            )
+            known = code_error(self.name, RECIPIENT_CODES, first_code, summary, response)
+            if known is not None:
+                return known
         return classify_status(
             self.name,
             response,
-            message=f"HTTP {status}: {summary}",
-            provider_code=str(first.get("code")),
+            message=f"HTTP {response.status_code}: {summary}",
+            provider_code=first_code,
         )
+
+
+def build_payload(message: Message, to: str, settings: MessageBirdSettings) -> dict[str, Any]:
+    """The documented Send outbound SMS body for one recipient."""
+    text = message_text(MessageBirdProvider.name, message)
+    payload: dict[str, Any] = {
+        "originator": settings.originator,
+        "recipients": [msisdn(to)],
+        "body": text,
+        "datacoding": "plain" if is_gsm(text) else "unicode",
+        # Echoed back on status reports, so they can be matched to the delivery.
+        "reference": message.delivery_id,
+    }
+    if settings.report_url:
+        payload["reportUrl"] = settings.report_url
+    return payload
 
 
 def _auth(credentials: MessageBirdCredentials) -> dict[str, str]:

@@ -1,10 +1,14 @@
 """Plivo Messaging API: https://www.plivo.com/docs/messaging/api/message/send-a-message
 
-``POST /v1/Account/{auth_id}/Message/`` with HTTP basic auth (Auth ID and Auth Token) and a JSON
-body (``src`` or ``powerpack_uuid``, ``dst``, ``text``). A 202 answer lists ``message_uuid``; a
-400 answer carries ``{"api_id", "error"}`` (``"<dst> is not a valid phone number"`` for a bad
-destination); 401 is an authentication failure
-(https://www.plivo.com/docs/messaging/api/response).
+``POST https://api.plivo.com/v1/Account/{auth_id}/Message/`` with HTTP basic auth (Auth ID and
+Auth Token) and a JSON body: ``src`` or ``powerpack_uuid`` (not both), ``dst`` (several numbers
+would be joined with ``<``, so only a checked E.164 number goes there), ``text``, ``type``
+(``sms``) and an optional status callback ``url``. A 202 answer is
+``{"api_id", "message": "message(s) queued", "message_uuid": [...]}`` and lists refused
+destinations under ``invalid_number``. Errors are ``{"api_id", "error"}``: 400 a parameter is
+missing or invalid, 401 authentication failed, 429 rate limited
+(https://www.plivo.com/docs/messaging/api/response). The API takes no idempotency key.
+``GET /v1/Account/{auth_id}/`` reads the account without sending anything.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from providers.base import (
     ChannelType,
@@ -23,14 +27,16 @@ from providers.base import (
     SendResult,
     Settings,
 )
-from providers.errors import RecipientError
+from providers.errors import ProviderError, RecipientError
 from providers.http import classify_status, json_body, send_request
+from providers.sms_common import message_text, msisdn, one_line, recipient_number
 
 DEFAULT_BASE_URL = "https://api.plivo.com"
 
 
 class PlivoCredentials(Credentials):
-    auth_id: str
+    #: ``MA...`` or ``SA...``; it is also part of every request path.
+    auth_id: str = Field(pattern=r"^[A-Za-z0-9]+$")
     auth_token: SecretStr
 
 
@@ -45,8 +51,8 @@ class PlivoSettings(Settings):
 
     @model_validator(mode="after")
     def _one_sender(self) -> PlivoSettings:
-        if not self.src and not self.powerpack_uuid:
-            raise ValueError("set src or powerpack_uuid")
+        if bool(self.src) == bool(self.powerpack_uuid):
+            raise ValueError("set exactly one of src or powerpack_uuid")
         return self
 
 
@@ -57,6 +63,9 @@ class PlivoProvider(Provider[PlivoCredentials, PlivoSettings]):
     credentials_model: ClassVar[type[Credentials]] = PlivoCredentials
     settings_model: ClassVar[type[Settings]] = PlivoSettings
     returns_message_id: ClassVar[bool] = True
+    #: "Messages containing only GSM03.38 7 bit characters have a maximum limit of 1600
+    #: characters" (737 with unicode characters).
+    max_body_length: ClassVar[int | None] = 1600
 
     async def send(
         self,
@@ -65,52 +74,29 @@ class PlivoProvider(Provider[PlivoCredentials, PlivoSettings]):
         settings: PlivoSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        phone = message.to.phone
-        if not phone:
-            raise RecipientError(self.name, "recipient has no phone number")
-        payload: dict[str, Any] = {"dst": phone, "text": message.body, "type": "sms"}
-        if settings.src:
-            payload["src"] = settings.src
-        if settings.powerpack_uuid:
-            payload["powerpack_uuid"] = settings.powerpack_uuid
-        if settings.url:
-            payload["url"] = settings.url
+        dst = recipient_number(self.name, message)
         response = await send_request(
             self.name,
             client,
             "POST",
             f"{_account_url(credentials, settings)}/Message/",
-            auth=(credentials.auth_id, credentials.auth_token.get_secret_value()),
-            json=payload,
+            auth=_auth(credentials),
+            json=build_payload(message, dst, settings),
         )
         body = json_body(response)
-        if response.is_success:
-            uuids = body.get("message_uuid")
-            if isinstance(uuids, list) and uuids:
-                return SendResult(
-                    provider_message_id=str(uuids[0]), status_code=response.status_code
-                )
-            if body.get("invalid_number"):
-                raise RecipientError(
-                    self.name,
-                    "invalid destination number",
-                    status_code=response.status_code,
-                    provider_code="invalid_number",
-                )
-            return SendResult(provider_message_id=None, status_code=response.status_code)
-        error = str(body.get("error") or "")
-        if response.status_code == 400 and _is_destination_error(error, phone):
+        if not response.is_success:
+            raise self._error(response, body, dst)
+        uuids = body.get("message_uuid")
+        if isinstance(uuids, list) and uuids:
+            return SendResult(provider_message_id=str(uuids[0]), status_code=response.status_code)
+        if body.get("invalid_number"):
             raise RecipientError(
                 self.name,
-                f"invalid destination: {error[:200]}",
-                status_code=400,
-                provider_code="invalid_dst",
+                "invalid destination number",
+                status_code=response.status_code,
+                provider_code="invalid_number",
             )
-        if error:
-            raise classify_status(
-                self.name, response, message=f"HTTP {response.status_code}: {error[:200]}"
-            )
-        raise classify_status(self.name, response)
+        return SendResult(provider_message_id=None, status_code=response.status_code)
 
     async def check(
         self,
@@ -123,24 +109,55 @@ class PlivoProvider(Provider[PlivoCredentials, PlivoSettings]):
             client,
             "GET",
             f"{_account_url(credentials, settings)}/",
-            auth=(credentials.auth_id, credentials.auth_token.get_secret_value()),
+            auth=_auth(credentials),
         )
         if response.is_success:
             body = json_body(response)
-            return CheckResult(
-                ok=True, detail=f"account: {body.get('name') or body.get('account_type', 'ok')}"
-            )
+            kind = body.get("account_type") or "unknown"
+            return CheckResult(ok=True, detail=f"credentials valid; account type: {kind}")
         return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
+
+    def _error(self, response: httpx.Response, body: dict[str, Any], dst: str) -> ProviderError:
+        error = one_line(body.get("error") or "")
+        if not error:
+            return classify_status(self.name, response)
+        if response.status_code == 400 and _is_destination_error(error, dst):
+            return RecipientError(
+                self.name,
+                f"invalid destination: {error}",
+                status_code=400,
+                provider_code="invalid_dst",
+            )
+        return classify_status(self.name, response, message=f"HTTP {response.status_code}: {error}")
+
+
+def build_payload(message: Message, dst: str, settings: PlivoSettings) -> dict[str, Any]:
+    """The documented Send a Message body for one recipient."""
+    payload: dict[str, Any] = {
+        "dst": dst,
+        "text": message_text(PlivoProvider.name, message),
+        "type": "sms",
+    }
+    if settings.src:
+        payload["src"] = settings.src
+    if settings.powerpack_uuid:
+        payload["powerpack_uuid"] = settings.powerpack_uuid
+    if settings.url:
+        payload["url"] = settings.url
+    return payload
+
+
+def _auth(credentials: PlivoCredentials) -> tuple[str, str]:
+    return (credentials.auth_id, credentials.auth_token.get_secret_value())
 
 
 def _account_url(credentials: PlivoCredentials, settings: PlivoSettings) -> str:
     return f"{settings.base_url.rstrip('/')}/v1/Account/{credentials.auth_id}"
 
 
-def _is_destination_error(error: str, phone: str) -> bool:
+def _is_destination_error(error: str, dst: str) -> bool:
     """Whether a 400 ``error`` text names the destination rather than the sender or account."""
     lowered = error.lower()
-    if "src" in lowered or "source" in lowered or "sender" in lowered:
+    if "src" in lowered or "source" in lowered or "sender" in lowered or "powerpack" in lowered:
         return False
-    digits = phone.strip().lstrip("+")
-    return "dst" in lowered or "destination" in lowered or (bool(digits) and digits in error)
+    return "dst" in lowered or "destination" in lowered or msisdn(dst) in error

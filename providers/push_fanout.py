@@ -1,10 +1,13 @@
-"""Sending one push message to every device token of a recipient, one request per token.
+"""Sending one push message to every device token of a recipient, and folding the outcomes.
 
-APIs such as FCM HTTP v1 and APNs take a single device token per request. The push providers send
-to all tokens of a recipient concurrently and fold the per-token outcomes into one:
+APIs such as FCM HTTP v1 and APNs take a single device token per request: :func:`send_to_each_token`
+sends to all tokens of a recipient concurrently (at most ``max_concurrency`` requests at once).
+APIs that take a batch and answer per token (Expo's push tickets) build the per-token outcomes
+themselves and call :func:`fold_outcomes`. Either way the outcomes fold into one:
 
 * at least one token accepted: success; ``provider_message_id`` lists the accepted message ids,
   comma-separated, in token order (tokens that failed are left out);
+* a single token that failed: its own error, unchanged;
 * no token accepted: an :class:`IntegrationError` if any token got one (the credentials or
   configuration are wrong, whatever the tokens), else a :class:`RetryableError` if any token got one
   (with the longest ``retry_after`` asked for), else a :class:`RecipientError` (every token is
@@ -19,19 +22,41 @@ from collections.abc import Awaitable, Callable, Sequence
 from providers.base import SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 
+#: Requests in flight at once for one recipient's tokens.
+DEFAULT_MAX_CONCURRENCY = 10
+
+
+def unique_tokens(provider: str, tokens: Sequence[str]) -> list[str]:
+    """The non-empty tokens without repeats, in order; a recipient error when there are none."""
+    unique = list(dict.fromkeys(token for token in tokens if token))
+    if not unique:
+        raise RecipientError(provider, "the recipient has no device token")
+    return unique
+
 
 async def send_to_each_token(
     provider: str,
     tokens: Sequence[str],
     send_one: Callable[[str], Awaitable[SendResult]],
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
 ) -> SendResult:
     """Run ``send_one`` for every token concurrently and fold the outcomes (see module doc)."""
-    unique = list(dict.fromkeys(token for token in tokens if token))
-    if not unique:
-        raise RecipientError(provider, "the recipient has no device token")
+    unique = unique_tokens(provider, tokens)
     if len(unique) == 1:
         return await send_one(unique[0])
-    outcomes = await asyncio.gather(*(send_one(token) for token in unique), return_exceptions=True)
+    semaphore = asyncio.Semaphore(max_concurrency)
+
+    async def bounded(token: str) -> SendResult:
+        async with semaphore:
+            return await send_one(token)
+
+    outcomes = await asyncio.gather(*(bounded(token) for token in unique), return_exceptions=True)
+    return fold_outcomes(provider, outcomes)
+
+
+def fold_outcomes(provider: str, outcomes: Sequence[SendResult | BaseException]) -> SendResult:
+    """One result from per-token outcomes, in token order (see module doc)."""
     accepted: list[SendResult] = []
     failures: list[ProviderError] = []
     for outcome in outcomes:
@@ -48,10 +73,14 @@ async def send_to_each_token(
             provider_message_id=",".join(ids) if ids else None,
             status_code=accepted[0].status_code,
         )
+    if not failures:
+        raise RecipientError(provider, "the recipient has no device token")
     raise _folded_failure(provider, failures)
 
 
 def _folded_failure(provider: str, failures: list[ProviderError]) -> ProviderError:
+    if len(failures) == 1:
+        return failures[0]
     for failure in failures:
         if isinstance(failure, IntegrationError):
             return failure

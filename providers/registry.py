@@ -25,8 +25,18 @@ AnyProvider = Provider[Any, Any]
 
 BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
     {
+        "apns": "providers.apns:ApnsProvider",
+        "expo": "providers.expo:ExpoProvider",
         "fake": "providers.fake:FakeProvider",
         "fake_http": "providers.fake:FakeHttpProvider",
+        "fcm": "providers.fcm:FcmProvider",
+        "messagebird": "providers.messagebird:MessageBirdProvider",
+        "onesignal": "providers.onesignal:OneSignalProvider",
+        "plivo": "providers.plivo:PlivoProvider",
+        "telnyx": "providers.telnyx:TelnyxProvider",
+        "twilio": "providers.twilio:TwilioProvider",
+        "vonage": "providers.vonage:VonageProvider",
+        "webhook": "providers.webhook:WebhookProvider",
     }
 )
 

@@ -1,21 +1,25 @@
-"""Telnyx Messaging API.
-
-https://developers.telnyx.com/api/messaging/send-message
+"""Telnyx Messaging API: https://developers.telnyx.com/api/messaging/send-message
 
 ``POST https://api.telnyx.com/v2/messages`` with ``Authorization: Bearer <API key>`` and a JSON
-body (``from``, ``to``, ``text``, optional ``messaging_profile_id``). The answer's ``data.id`` is
-the message id. Errors are ``{"errors": [{"code", "title", "detail", "source": {"pointer"}}]}``
-(https://developers.telnyx.com/development/api-fundamentals/api-errors): 40310 invalid 'to'
-address, 40300 recipient sent STOP, 10009 authentication failed.
+body: ``to`` (+E.164), ``text``, ``type`` (``SMS``), ``from`` (a number, short code or
+alphanumeric sender id) and/or ``messaging_profile_id`` (required with an alphanumeric sender id
+or to send from the profile's number pool), optional ``webhook_url``. A 200 answer's
+``data.id`` is the message id. Errors are
+``{"errors": [{"code", "title", "detail", "source": {"pointer"}}]}``
+(https://developers.telnyx.com/development/api-fundamentals/api-errors): 10009 authentication
+failed, 10011 too many requests, 10002/10016 invalid number (a recipient error when the pointer
+is ``/to``); the messaging codes
+(https://developers.telnyx.com/docs/messaging/messages/error-codes) add 40300 recipient replied
+STOP and 40310 invalid 'to' address. The send endpoint declares no idempotency key.
+``GET /v2/balance`` reads the balance without sending anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from providers.base import (
     ChannelType,
@@ -26,19 +30,33 @@ from providers.base import (
     SendResult,
     Settings,
 )
-from providers.errors import ProviderError, RecipientError
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, send_request
+from providers.sms_common import (
+    CodeTable,
+    code_error,
+    message_text,
+    one_line,
+    recipient_number,
+)
 
 DEFAULT_BASE_URL = "https://api.telnyx.com"
 
-#: Telnyx error codes that mean this recipient cannot get this SMS.
-RECIPIENT_CODES: Mapping[str, str] = {
-    "40300": "recipient sent STOP to this sender",
-    "40310": "invalid 'to' address",
+#: Telnyx error codes a send may answer with, whatever the field they point at.
+ERROR_CODES: CodeTable = {
+    "10009": (IntegrationError, "authentication failed"),
+    "10010": (IntegrationError, "authorization failed"),
+    "10011": (RetryableError, "too many requests"),
+    "40300": (RecipientError, "recipient replied STOP to this sender"),
+    "40310": (RecipientError, "invalid 'to' address"),
 }
 
 #: Generic phone-number codes; recipient errors only when their ``source.pointer`` is ``/to``.
-PHONE_NUMBER_CODES = frozenset({"10001", "10002", "10016"})
+PHONE_NUMBER_CODES: CodeTable = {
+    "10001": (RecipientError, "inactive 'to' number"),
+    "10002": (RecipientError, "invalid 'to' number"),
+    "10016": (RecipientError, "'to' number is not +E.164"),
+}
 
 
 class TelnyxCredentials(Credentials):
@@ -46,12 +64,18 @@ class TelnyxCredentials(Credentials):
 
 
 class TelnyxSettings(Settings):
-    #: A Telnyx number (E.164), short code or alphanumeric sender id.
-    from_number: str
-    #: Required with an alphanumeric sender id; optional otherwise.
+    #: A Telnyx number (+E.164), short code or alphanumeric sender id.
+    from_number: str | None = None
+    #: Required with an alphanumeric sender id, or alone to send from the profile's number pool.
     messaging_profile_id: str | None = None
     webhook_url: str | None = None
     base_url: str = DEFAULT_BASE_URL
+
+    @model_validator(mode="after")
+    def _one_sender(self) -> TelnyxSettings:
+        if not self.from_number and not self.messaging_profile_id:
+            raise ValueError("set from_number or messaging_profile_id (number pool)")
+        return self
 
 
 class TelnyxProvider(Provider[TelnyxCredentials, TelnyxSettings]):
@@ -69,21 +93,13 @@ class TelnyxProvider(Provider[TelnyxCredentials, TelnyxSettings]):
         settings: TelnyxSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        phone = message.to.phone
-        if not phone:
-            raise RecipientError(self.name, "recipient has no phone number")
-        payload: dict[str, Any] = {"from": settings.from_number, "to": phone, "text": message.body}
-        if settings.messaging_profile_id:
-            payload["messaging_profile_id"] = settings.messaging_profile_id
-        if settings.webhook_url:
-            payload["webhook_url"] = settings.webhook_url
         response = await send_request(
             self.name,
             client,
             "POST",
             f"{settings.base_url.rstrip('/')}/v2/messages",
             headers=_auth(credentials),
-            json=payload,
+            json=build_payload(message, recipient_number(self.name, message), settings),
         )
         body = json_body(response)
         if response.is_success:
@@ -109,33 +125,49 @@ class TelnyxProvider(Provider[TelnyxCredentials, TelnyxSettings]):
             headers=_auth(credentials),
         )
         body = json_body(response)
-        if response.is_success:
-            data = body.get("data")
-            balance = data.get("balance") if isinstance(data, dict) else None
-            return CheckResult(ok=True, detail=f"balance: {balance}")
-        return CheckResult(ok=False, detail=str(self._error(response, body)))
+        if not response.is_success:
+            return CheckResult(ok=False, detail=str(self._error(response, body)))
+        data = body.get("data")
+        fields = data if isinstance(data, dict) else {}
+        balance = f"{fields.get('balance')} {fields.get('currency') or ''}".strip()
+        return CheckResult(ok=True, detail=f"API key valid; balance: {balance}")
 
     def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
         errors = body.get("errors")
         first = errors[0] if isinstance(errors, list) and errors else None
         if not isinstance(first, dict):
             return classify_status(self.name, response)
-        code = str(first.get("code", ""))
-        title = str(first.get("title") or "")
-        detail = str(first.get("detail") or "")
+        code = str(first.get("code") or "")
+        detail = one_line(f"{first.get('title') or ''}: {first.get('detail') or ''}".strip(": "))
         source = first.get("source")
         pointer = source.get("pointer") if isinstance(source, dict) else None
-        text = f"{code} {title}: {detail}"[:300]
-        if code in RECIPIENT_CODES or (code in PHONE_NUMBER_CODES and pointer == "/to"):
-            return RecipientError(
-                self.name,
-                f"{RECIPIENT_CODES.get(code, title)} ({text})",
-                status_code=response.status_code,
-                provider_code=code,
-            )
+        known = code_error(self.name, ERROR_CODES, code, detail, response)
+        if known is None and pointer == "/to":
+            known = code_error(self.name, PHONE_NUMBER_CODES, code, detail, response)
+        if known is not None:
+            return known
         return classify_status(
-            self.name, response, message=f"HTTP {response.status_code}: {text}", provider_code=code
+            self.name,
+            response,
+            message=f"HTTP {response.status_code}: {code} {detail}".strip(),
+            provider_code=code or None,
         )
+
+
+def build_payload(message: Message, to: str, settings: TelnyxSettings) -> dict[str, Any]:
+    """The documented Send a message body for one recipient."""
+    payload: dict[str, Any] = {
+        "to": to,
+        "text": message_text(TelnyxProvider.name, message),
+        "type": "SMS",
+    }
+    if settings.from_number:
+        payload["from"] = settings.from_number
+    if settings.messaging_profile_id:
+        payload["messaging_profile_id"] = settings.messaging_profile_id
+    if settings.webhook_url:
+        payload["webhook_url"] = settings.webhook_url
+    return payload
 
 
 def _auth(credentials: TelnyxCredentials) -> dict[str, str]:

@@ -1,19 +1,22 @@
 """Twilio Programmable Messaging: https://www.twilio.com/docs/messaging/api/message-resource
 
-``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with HTTP basic auth (Account SID and
-Auth Token) and a form-encoded body (``To``, ``Body`` and ``From`` or ``MessagingServiceSid``).
-The answer's ``sid`` is the message id. Errors carry Twilio's numeric ``code``
-(https://www.twilio.com/docs/api/errors): 21211 invalid 'To', 21614 not a mobile number, 21610
-unsubscribed recipient, 20003 authentication failure, 20429 too many requests.
+``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` on ``https://api.twilio.com`` with HTTP
+basic auth (Account SID and Auth Token) and a form-encoded body: ``To`` (E.164), ``Body``, and
+``From`` or ``MessagingServiceSid`` (or both), optional ``StatusCallback``. A 201 answer is the
+Message resource; its ``sid`` (``SM...``) is the message id. Errors are
+``{"code", "message", "more_info", "status"}`` with Twilio's numeric code
+(https://www.twilio.com/docs/api/errors): 21211 invalid 'To' number, 21610 recipient replied
+STOP, 20003 authentication failed (HTTP 401), 20429 too many requests (HTTP 429). The Messages
+API takes no idempotency key. ``GET /2010-04-01/Accounts/{AccountSid}.json`` reads the account
+(``status``: active, suspended or closed) without sending anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from providers.base import (
     ChannelType,
@@ -24,43 +27,48 @@ from providers.base import (
     SendResult,
     Settings,
 )
-from providers.errors import (
-    IntegrationError,
-    ProviderError,
-    RecipientError,
-    RetryableError,
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.http import classify_status, json_body, send_request
+from providers.sms_common import (
+    CodeTable,
+    code_error,
+    message_text,
+    one_line,
+    recipient_number,
 )
-from providers.http import classify_status, json_body, parse_retry_after, send_request
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 
-#: Twilio error codes that mean this recipient cannot get this SMS.
-RECIPIENT_CODES: Mapping[int, str] = {
-    21211: "invalid 'To' phone number",
-    21610: "recipient has unsubscribed (replied STOP)",
-    21612: "'To' number is not reachable on this channel",
-    21614: "'To' number is not a valid mobile number",
-}
-
-#: Twilio error codes that are transient for the sending account.
-RETRYABLE_CODES: Mapping[int, str] = {
-    20429: "too many requests",
-    21611: "'From' number has too many queued messages",
+#: Twilio error codes a send may answer with, and what they mean for us. Codes not listed fall
+#: back to the HTTP status (400 -> integration, 5xx -> retry).
+ERROR_CODES: CodeTable = {
+    "20003": (IntegrationError, "authentication failed"),
+    "20429": (RetryableError, "too many requests"),
+    "21211": (RecipientError, "invalid 'To' phone number"),
+    "21408": (IntegrationError, "sending to this region is not enabled (geo permissions)"),
+    "21606": (IntegrationError, "'From' number cannot send SMS to this destination"),
+    "21608": (IntegrationError, "trial account cannot send to an unverified number"),
+    "21610": (RecipientError, "recipient has unsubscribed (replied STOP)"),
+    "21611": (RetryableError, "'From' number has too many queued messages"),
+    "21612": (RecipientError, "'To' number is not reachable by SMS from this sender"),
+    "21614": (RecipientError, "'To' number is not a valid mobile number"),
+    "21617": (RecipientError, "message body exceeds 1600 characters"),
 }
 
 
 class TwilioCredentials(Credentials):
-    account_sid: str
+    #: ``AC`` and 32 hex digits; it is also part of every request path.
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token: SecretStr
 
 
 class TwilioSettings(Settings):
     #: A Twilio phone number (E.164), short code or alphanumeric sender id.
     from_number: str | None = None
-    #: A Messaging Service (``MG...``) to send from instead of ``from_number``.
-    messaging_service_sid: str | None = None
+    #: A Messaging Service (``MG...``) to send from, instead of or as well as ``from_number``.
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
     status_callback: str | None = None
-    #: Override for Twilio edge locations (``https://api.dublin.ie1.twilio.com``).
+    #: Override for Twilio edge locations (``https://api.dublin.ie1.twilio.com``) or a test server.
     base_url: str = DEFAULT_BASE_URL
 
     @model_validator(mode="after")
@@ -87,23 +95,13 @@ class TwilioProvider(Provider[TwilioCredentials, TwilioSettings]):
         settings: TwilioSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        phone = message.to.phone
-        if not phone:
-            raise RecipientError(self.name, "recipient has no phone number")
-        form = {"To": phone, "Body": message.body}
-        if settings.messaging_service_sid:
-            form["MessagingServiceSid"] = settings.messaging_service_sid
-        if settings.from_number:
-            form["From"] = settings.from_number
-        if settings.status_callback:
-            form["StatusCallback"] = settings.status_callback
         response = await send_request(
             self.name,
             client,
             "POST",
             f"{_account_url(credentials, settings)}/Messages.json",
-            auth=(credentials.account_sid, credentials.auth_token.get_secret_value()),
-            data=form,
+            auth=_auth(credentials),
+            data=build_form(message, recipient_number(self.name, message), settings),
         )
         body = json_body(response)
         if response.is_success:
@@ -125,40 +123,46 @@ class TwilioProvider(Provider[TwilioCredentials, TwilioSettings]):
             client,
             "GET",
             f"{_account_url(credentials, settings)}.json",
-            auth=(credentials.account_sid, credentials.auth_token.get_secret_value()),
+            auth=_auth(credentials),
         )
         body = json_body(response)
-        if response.is_success:
-            return CheckResult(ok=True, detail=f"account status: {body.get('status', 'unknown')}")
-        return CheckResult(ok=False, detail=str(self._error(response, body)))
+        if not response.is_success:
+            return CheckResult(ok=False, detail=str(self._error(response, body)))
+        status = str(body.get("status") or "unknown")
+        if status != "active":
+            return CheckResult(ok=False, detail=f"account status is {status}, not active")
+        return CheckResult(ok=True, detail="account active")
 
-    def _error(self, response: httpx.Response, body: dict[str, object]) -> ProviderError:
-        status = response.status_code
+    def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
         code = body.get("code")
-        if not isinstance(code, int):
+        if code is None:
             return classify_status(self.name, response)
-        text = f"{code}: {str(body.get('message') or '')[:200]}"
-        provider_code = str(code)
-        if code in RECIPIENT_CODES:
-            return RecipientError(
-                self.name,
-                f"{RECIPIENT_CODES[code]} ({text})",
-                status_code=status,
-                provider_code=provider_code,
-            )
-        if code in RETRYABLE_CODES and status < 500:
-            return RetryableError(
-                self.name,
-                f"{RETRYABLE_CODES[code]} ({text})",
-                status_code=status,
-                provider_code=provider_code,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
-            )
-        if status in (401, 403):
-            return IntegrationError(
-                self.name, text, status_code=status, provider_code=provider_code
-            )
-        return classify_status(self.name, response, message=text, provider_code=provider_code)
+        detail = one_line(body.get("message") or "")
+        known = code_error(self.name, ERROR_CODES, str(code), detail, response)
+        if known is not None:
+            return known
+        return classify_status(
+            self.name,
+            response,
+            message=f"HTTP {response.status_code}: {code}: {detail}",
+            provider_code=str(code),
+        )
+
+
+def build_form(message: Message, to: str, settings: TwilioSettings) -> dict[str, str]:
+    """The documented Create Message form for one recipient."""
+    form = {"To": to, "Body": message_text(TwilioProvider.name, message)}
+    if settings.from_number:
+        form["From"] = settings.from_number
+    if settings.messaging_service_sid:
+        form["MessagingServiceSid"] = settings.messaging_service_sid
+    if settings.status_callback:
+        form["StatusCallback"] = settings.status_callback
+    return form
+
+
+def _auth(credentials: TwilioCredentials) -> tuple[str, str]:
+    return (credentials.account_sid, credentials.auth_token.get_secret_value())
 
 
 def _account_url(credentials: TwilioCredentials, settings: TwilioSettings) -> str:

@@ -1,14 +1,20 @@
 """Vonage (Nexmo) SMS API: https://developer.vonage.com/en/api/sms
 
-``POST https://rest.nexmo.com/sms/json`` with ``api_key``/``api_secret`` in the form body. The API
-answers HTTP 200 even when a message is refused: every ``messages[]`` entry has a ``status``
-(``"0"`` is accepted) and, on failure, an ``error-text``. The status table is documented at
-https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms.
+``POST https://rest.nexmo.com/sms/json`` with ``api_key`` and ``api_secret`` in the form body,
+``from``, ``to`` (E.164 without the leading ``+``), ``text``, optional ``type=unicode``,
+``client-ref`` (echoed on delivery receipts) and ``callback``. The API answers HTTP 200 even
+when a message is refused: every ``messages[]`` entry (one per part of a long text) has a
+``status`` (``"0"`` is accepted, with a ``message-id``) and, on failure, an ``error-text``. The
+status table is documented at
+https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms and
+https://developer.vonage.com/en/api-errors/sms. The API takes no idempotency key.
+``GET https://rest.nexmo.com/account/get-balance`` with basic auth checks the credentials
+(https://developer.vonage.com/en/account/code-snippets/account-balance).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
 from typing import Any, ClassVar
 
 import httpx
@@ -30,14 +36,24 @@ from providers.errors import (
     RetryableError,
 )
 from providers.http import classify_status, json_body, send_request
+from providers.sms_common import (
+    CodeTable,
+    code_error,
+    is_gsm,
+    message_text,
+    msisdn,
+    one_line,
+    recipient_number,
+)
 
 DEFAULT_BASE_URL = "https://rest.nexmo.com"
 
 #: ``messages[].status`` codes of the SMS API and what they mean for us.
-STATUS_TABLE: Mapping[str, tuple[type[ProviderError], str]] = {
+STATUS_TABLE: CodeTable = {
     "1": (RetryableError, "throttled"),
     "2": (IntegrationError, "missing parameters"),
-    "3": (RecipientError, "invalid parameters"),
+    # Narrowed to a recipient error when the error text names the "to" parameter.
+    "3": (IntegrationError, "invalid parameters"),
     "4": (IntegrationError, "invalid credentials"),
     "5": (RetryableError, "internal error"),
     "6": (RecipientError, "invalid message (unroutable number prefix)"),
@@ -49,20 +65,16 @@ STATUS_TABLE: Mapping[str, tuple[type[ProviderError], str]] = {
     "12": (RecipientError, "message too long"),
     "14": (IntegrationError, "invalid signature"),
     "15": (IntegrationError, "invalid sender address"),
-    "22": (RecipientError, "invalid network code"),
+    # We never send a network-code, so the account's routing is at fault, not the number.
+    "22": (IntegrationError, "invalid network code"),
     "23": (IntegrationError, "invalid callback url"),
     "29": (IntegrationError, "non-whitelisted destination (account in demo mode)"),
     "32": (IntegrationError, "signature and api secret disallowed"),
     "33": (RecipientError, "number de-activated"),
 }
 
-#: Characters of the GSM 03.38 default alphabet and its extension table; any other character
-#: needs ``type=unicode`` or it is garbled on the handset.
-GSM_CHARACTERS = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-    "\f^{}\\[~]|€"
-)
+#: Status 3 whose error text blames the destination: "Invalid to address", "... parameter to".
+_NAMES_TO = re.compile(r"\bto\s+(address|param|number)|\bparam(eter)?\s*[`'\"]?to\b", re.I)
 
 
 class VonageCredentials(Credentials):
@@ -95,28 +107,13 @@ class VonageProvider(Provider[VonageCredentials, VonageSettings]):
         settings: VonageSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        phone = message.to.phone
-        if not phone:
-            raise RecipientError(self.name, "recipient has no phone number")
-        form = {
-            "api_key": credentials.api_key,
-            "api_secret": credentials.api_secret.get_secret_value(),
-            "from": settings.sender,
-            # E.164 without the leading "+", as the API documents it.
-            "to": phone.strip().lstrip("+").replace(" ", ""),
-            "text": message.body,
-            "client-ref": message.delivery_id[:100],
-        }
-        if not is_gsm(message.body):
-            form["type"] = "unicode"
-        if settings.callback:
-            form["callback"] = settings.callback
+        to = recipient_number(self.name, message)
         response = await send_request(
             self.name,
             client,
             "POST",
             f"{settings.base_url.rstrip('/')}/sms/json",
-            data=form,
+            data=build_form(message, to, credentials, settings),
         )
         if not response.is_success:
             raise classify_status(self.name, response)
@@ -137,7 +134,7 @@ class VonageProvider(Provider[VonageCredentials, VonageSettings]):
         )
         if response.is_success:
             value = json_body(response).get("value")
-            return CheckResult(ok=True, detail=f"balance: {value}")
+            return CheckResult(ok=True, detail=f"credentials valid; balance: {value} EUR")
         return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
 
     def _result(self, response: httpx.Response, body: dict[str, Any]) -> SendResult:
@@ -147,9 +144,10 @@ class VonageProvider(Provider[VonageCredentials, VonageSettings]):
                 self.name, "answer without messages", status_code=response.status_code
             )
         for part in parts:
-            status = str(part.get("status", "")) if isinstance(part, dict) else ""
+            fields = part if isinstance(part, dict) else {}
+            status = str(fields.get("status", ""))
             if status != "0":
-                raise self._status_error(response.status_code, status, part)
+                raise self._status_error(response, status, str(fields.get("error-text") or ""))
         # A long text is split into several parts; the first part's id names the send.
         first = parts[0]
         message_id = first.get("message-id") if isinstance(first, dict) else None
@@ -158,21 +156,39 @@ class VonageProvider(Provider[VonageCredentials, VonageSettings]):
             status_code=response.status_code,
         )
 
-    def _status_error(self, http_status: int, status: str, part: Any) -> ProviderError:
-        error_text = str(part.get("error-text", "")) if isinstance(part, dict) else ""
-        error_class, meaning = STATUS_TABLE.get(status, (IntegrationError, "unknown status"))
-        if status == "3" and _names_sender(error_text):
-            # "Invalid parameters" covers the sender as well as the recipient.
-            error_class = IntegrationError
-        text = f"status {status}: {meaning} ({error_text[:200]})"
-        return error_class(self.name, text, status_code=http_status, provider_code=status)
+    def _status_error(
+        self, response: httpx.Response, status: str, error_text: str
+    ) -> ProviderError:
+        table = STATUS_TABLE
+        if status == "3" and _NAMES_TO.search(error_text):
+            table = {"3": (RecipientError, "invalid 'to' number")}
+        known = code_error(self.name, table, status, error_text, response)
+        if known is not None:
+            return known
+        return IntegrationError(
+            self.name,
+            f"unknown status ({status}: {one_line(error_text)})",
+            status_code=response.status_code,
+            provider_code=status or None,
+        )
 
 
-def is_gsm(text: str) -> bool:
-    """True when ``text`` fits the GSM 7-bit alphabet (no ``type=unicode`` needed)."""
-    return all(character in GSM_CHARACTERS for character in text)
-
-
-def _names_sender(error_text: str) -> bool:
-    lowered = error_text.lower()
-    return "from" in lowered or "sender" in lowered or "api_key" in lowered
+def build_form(
+    message: Message, to: str, credentials: VonageCredentials, settings: VonageSettings
+) -> dict[str, str]:
+    """The documented ``/sms/json`` form for one recipient."""
+    text = message_text(VonageProvider.name, message)
+    form = {
+        "api_key": credentials.api_key,
+        "api_secret": credentials.api_secret.get_secret_value(),
+        "from": settings.sender,
+        "to": msisdn(to),
+        "text": text,
+        # Up to 100 characters, echoed on delivery receipts.
+        "client-ref": message.delivery_id[:100],
+    }
+    if not is_gsm(text):
+        form["type"] = "unicode"
+    if settings.callback:
+        form["callback"] = settings.callback
+    return form

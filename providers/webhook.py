@@ -1,10 +1,10 @@
 """Generic signed webhook: https://docs.svix.com/receiving/verifying-payloads/how-manual
 
 Posts one JSON document per message to the recipient's ``webhook_url`` (or the integration's
-``url``)::
+``url``; either must be an http(s) URL)::
 
-    {"id": <delivery id>, "timestamp": <unix seconds>, "channel", "subject", "body", "data",
-     "to": {"subscriber_id", ...}}
+    {"id": <delivery id>, "timestamp": <unix seconds>, "channel", "subject", "title", "body",
+     "html", "data", "to": {"subscriber_id", ...}}
 
 signed the way Stripe and Svix sign theirs: ``X-Dispatcher-Timestamp`` carries the unix time and
 ``X-Dispatcher-Signature`` carries ``v1=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`` keyed with
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from providers.base import (
     ChannelType,
@@ -53,6 +53,22 @@ class WebhookCredentials(Credentials):
 class WebhookSettings(Settings):
     #: Where to post when the recipient has no ``webhook_url`` of its own.
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _is_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError("url must be an absolute http or https URL")
+        return value
+
+
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` is an absolute ``http``/``https`` URL with a host."""
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    return url.scheme in {"http", "https"} and bool(url.host)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -103,6 +119,8 @@ class WebhookProvider(Provider[WebhookCredentials, WebhookSettings]):
     credentials_model: ClassVar[type[Credentials]] = WebhookCredentials
     settings_model: ClassVar[type[Settings]] = WebhookSettings
     supports_idempotency_key: ClassVar[bool] = True
+    #: ``html`` travels in the posted document beside ``body``.
+    supports_html: ClassVar[bool] = True
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -114,9 +132,7 @@ class WebhookProvider(Provider[WebhookCredentials, WebhookSettings]):
         settings: WebhookSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        url = message.to.webhook_url or settings.url
-        if not url:
-            raise IntegrationError(self.name, "no webhook URL: set settings.url or the recipient's")
+        url = self._destination(message, settings)
         timestamp = str(int(self._clock()))
         raw_body = json.dumps(
             payload(message, timestamp=int(timestamp)), separators=(",", ":"), ensure_ascii=False
@@ -144,6 +160,15 @@ class WebhookProvider(Provider[WebhookCredentials, WebhookSettings]):
             )
         raise classify_status(self.name, response, table=STATUS_TABLE)
 
+    def _destination(self, message: Message, settings: WebhookSettings) -> str:
+        if message.to.webhook_url:
+            if not is_http_url(message.to.webhook_url):
+                raise RecipientError(self.name, "the recipient's webhook URL is not an http(s) URL")
+            return message.to.webhook_url
+        if settings.url:
+            return settings.url
+        raise IntegrationError(self.name, "no webhook URL: set settings.url or the recipient's")
+
 
 def payload(message: Message, *, timestamp: int) -> dict[str, Any]:
     """The JSON document posted for ``message``."""
@@ -154,7 +179,9 @@ def payload(message: Message, *, timestamp: int) -> dict[str, Any]:
         "timestamp": timestamp,
         "channel": message.channel.value,
         "subject": message.subject,
+        "title": message.title,
         "body": message.body,
+        "html": message.html,
         "data": message.data,
         "to": {"subscriber_id": message.to.subscriber_id, **recipient},
     }

@@ -1,0 +1,123 @@
+"""Real-service fixtures: PostgreSQL and Redis on loopback, and a real Celery worker process.
+
+Locally a missing service skips the tests that need it; under CI (``CI=true``) it fails them, so
+a green CI run always means those tests ran. The producer side of the tests (this process) and the
+worker processes share one configuration, set here before ``dispatcher`` is imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DISPATCHER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+POSTGRES_TEST_DATABASE = f"dispatcher_test_{os.getpid()}"
+REDIS_URL = os.environ.get("DISPATCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_KEY = Fernet.generate_key().decode("ascii")
+DATA_DIR = Path(tempfile.mkdtemp(prefix="dispatcher-tests-"))
+atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
+
+
+def _test_database_url() -> str:
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    return f"{base}/{POSTGRES_TEST_DATABASE}"
+
+
+TEST_ENVIRONMENT = {
+    "DISPATCHER_DATABASE_URL": _test_database_url(),
+    "DISPATCHER_BROKER_URL": REDIS_URL,
+    "DISPATCHER_RESULT_BACKEND": REDIS_URL,
+    "DISPATCHER_ENCRYPTION_KEYS": TEST_KEY,
+    "DISPATCHER_DATA_DIR": str(DATA_DIR),
+    # Queue names of this run only, so a leftover worker of another run takes nothing.
+    "DISPATCHER_ACTION_QUEUE": f"actions-{os.getpid()}",
+    "DISPATCHER_DELIVERY_QUEUE": f"deliveries-{os.getpid()}",
+    "DISPATCHER_CRITICAL_QUEUE": f"critical-{os.getpid()}",
+}
+os.environ.update(TEST_ENVIRONMENT)
+
+
+def service_missing(name: str, error: Exception) -> None:
+    message = f"{name} is not reachable ({type(error).__name__}: {error})"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{message}; under CI a missing service is a failure", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, built by the Alembic migrations."""
+    import sqlalchemy as sa
+
+    from models.migrate import upgrade
+
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{POSTGRES_TEST_DATABASE}"'))
+            connection.execute(sa.text(f'CREATE DATABASE "{POSTGRES_TEST_DATABASE}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        service_missing("PostgreSQL", exc)
+    url = _test_database_url()
+    upgrade(url)
+    yield url
+    from dispatcher.runtime import reset
+
+    reset()
+    with admin.connect() as connection:
+        connection.execute(
+            sa.text(f'DROP DATABASE IF EXISTS "{POSTGRES_TEST_DATABASE}" WITH (FORCE)')
+        )
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        service_missing("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def worker(postgres_url: str, redis_url: str) -> Iterator[None]:
+    """A real ``celery -A dispatcher worker`` process (prefork, 2 children) on PG and Redis."""
+    from dispatcher.celery_app import app
+    from dispatcher.worker_process import running_worker
+
+    hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    log_file = DATA_DIR / "worker.log"
+    with running_worker(concurrency=2, log_file=log_file, hostname=hostname) as process:
+        for _ in range(60):
+            if process.poll() is not None:
+                pytest.fail(f"the worker exited at start-up:\n{log_file.read_text()[-3000:]}")
+            if app.control.ping(destination=[hostname], timeout=0.5):
+                break
+        else:
+            pytest.fail(f"the worker did not answer a ping within 30 s; see {log_file}")
+        yield
+
+
+@pytest.fixture
+def organisation_id(postgres_url: str) -> uuid.UUID:
+    from dispatcher.organisations import create_organisation
+
+    return create_organisation(f"Org {uuid.uuid4().hex[:6]}")
