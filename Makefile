@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINT_PATHS := dispatcher providers models tests $(wildcard bench)
 
 .PHONY: run test lint typecheck imports pytest bench clean
 
@@ -18,8 +19,8 @@ run: $(STAMP)
 	$(BIN)/dispatcher demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check dispatcher providers models tests bench
-	$(BIN)/ruff format --check dispatcher providers models tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -94,9 +94,10 @@ class CheckResult(BaseModel):
 
 
 class Credentials(BaseModel):
-    """Base for credentials models: secrets are ``SecretStr`` so no repr shows them."""
+    """Base for credentials models: secrets are ``SecretStr`` so no repr shows them, and
+    validation errors never quote the input (it may be a secret)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class Settings(BaseModel):

@@ -2,11 +2,13 @@
 
 ``httpx`` errors never leave this module: they become :mod:`providers.errors` classes whose
 messages name the failure kind only (a URL may carry a token, as Telegram's and Slack's do).
+For the same reason, importing this module makes httpx's request log lines show only the origin.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from providers.errors import (
 )
 
 MAX_ERROR_DETAIL = 300
+REDACTED = "[redacted]"
 
 ErrorClass = type[ProviderError]
 
@@ -131,3 +134,45 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+# A URL may carry a credential (webhook URLs, Telegram's bot token): httpx logs URLs whole.
+
+
+class RequestLogRedactor(logging.Filter):
+    """Rewrites the URL of ``httpx``'s ``HTTP Request: <method> <url> ...`` records to its origin.
+
+    A webhook URL or a Telegram method URL is a credential, and ``httpx`` logs it whole.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            str(record.msg).startswith("HTTP Request:")
+            and isinstance(args, tuple)
+            and len(args) >= 2
+            and isinstance(args[1], httpx.URL | str)
+        ):
+            record.args = (args[0], origin(args[1]), *args[2:])
+        return True
+
+
+def origin(url: httpx.URL | str) -> str:
+    """``scheme://host[:port]`` of ``url``, with ``/[redacted]`` when it had a path or query."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        port = f":{parsed.port}" if parsed.port else ""
+        rest = f"/{REDACTED}" if parsed.path not in ("", "/") or parsed.query else ""
+        return f"{parsed.scheme}://{parsed.host}{port}{rest}"
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return REDACTED
+
+
+def install_request_log_redactor(logger_name: str = "httpx") -> None:
+    """Add :class:`RequestLogRedactor` to ``logger_name`` once (idempotent)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(existing, RequestLogRedactor) for existing in logger.filters):
+        logger.addFilter(RequestLogRedactor())
+
+
+install_request_log_redactor()

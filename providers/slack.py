@@ -1,12 +1,21 @@
 """Slack bot (Web API chat.postMessage): https://docs.slack.dev/reference/methods/chat.postMessage
 
-The bot token goes in an ``Authorization: Bearer xoxb-...`` header; the body is JSON
-``{channel, text, blocks, ...}``. Slack answers HTTP 200 with ``{"ok": false, "error": "..."}`` for
-almost every failure, so the ``error`` code is classified, not the status. Rate limiting is HTTP 429
-(``"error": "ratelimited"``) with a ``Retry-After`` header.
+``POST https://slack.com/api/chat.postMessage`` with ``Authorization: Bearer xoxb-...`` and a JSON
+body ``{channel, text, blocks, ...}`` (``Content-type: application/json; charset=utf-8``). Slack
+answers HTTP 200 with ``{"ok": false, "error": "<code>"}`` for almost every failure, so the
+``error`` code is classified, not the status:
 
-The message id is ``"<channel id>:<ts>"``: a ``ts`` is unique only within its channel, and
-``chat.update``/``chat.delete`` need both halves (split on the first ``:``).
+* ``invalid_auth``, ``not_authed``, ``account_inactive``, ``token_revoked``, ``missing_scope``...:
+  the integration's token is wrong;
+* ``channel_not_found``, ``not_in_channel``, ``is_archived``...: the destination refuses the post,
+  a recipient error when the channel was the subscriber's ``chat_id`` and an integration error
+  when it was the integration's ``default_channel``;
+* HTTP 429 (``"error": "ratelimited"``) with a ``Retry-After`` header, ``internal_error`` and
+  ``fatal_error``: retried.
+
+The answer's ``ts`` is the message id (unique within its channel; ``chat.update`` and
+``chat.delete`` take it with the channel id). ``auth.test``
+(https://docs.slack.dev/reference/methods/auth.test) checks the token without posting anything.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import ConfigDict, SecretStr, field_validator
 
 from providers.base import (
     ChannelType,
@@ -25,16 +34,20 @@ from providers.base import (
     SendResult,
     Settings,
 )
-from providers.errors import (
-    IntegrationError,
-    ProviderError,
-    RecipientError,
-    RetryableError,
+from providers.chat_webhook import (
+    chat_destination,
+    compose_text,
+    destination_error,
+    passthrough,
+    redact,
+    response_detail,
+    url_problem,
 )
+from providers.errors import IntegrationError, ProviderError, RetryableError
 from providers.http import classify_status, json_body, parse_retry_after, send_request
 
-#: ``error`` codes that say the destination channel cannot take the message.
-RECIPIENT_ERRORS = frozenset(
+#: ``error`` codes that say the destination channel or user cannot take the message.
+DESTINATION_ERRORS = frozenset(
     {
         "channel_not_found",
         "not_in_channel",
@@ -61,9 +74,26 @@ RETRYABLE_ERRORS = frozenset(
     }
 )
 
+#: ``error`` codes saying the token itself is refused (any other unknown code is also an
+#: integration error; this set only names the documented authentication failures).
+AUTH_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "not_allowed_token_type",
+        "ekm_access_denied",
+    }
+)
+
 #: Optional ``chat.postMessage`` arguments a workflow step may pass through ``message.options``.
 PASSTHROUGH_OPTIONS = (
     "attachments",
+    "blocks",
     "icon_emoji",
     "icon_url",
     "link_names",
@@ -77,8 +107,12 @@ PASSTHROUGH_OPTIONS = (
     "username",
 )
 
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
 
 class SlackCredentials(Credentials):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     #: A bot token (``xoxb-...``) with the ``chat:write`` scope.
     bot_token: SecretStr
 
@@ -88,6 +122,14 @@ class SlackSettings(Settings):
     default_channel: str | None = None
     #: Web API base; GovSlack workspaces use ``https://slack-gov.com/api``.
     base_url: str = "https://slack.com/api"
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(f"base_url {problem}")
+        return value.rstrip("/")
 
 
 class SlackProvider(Provider[SlackCredentials, SlackSettings]):
@@ -109,25 +151,22 @@ class SlackProvider(Provider[SlackCredentials, SlackSettings]):
         settings: SlackSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        channel = message.to.chat_id or settings.default_channel
-        if not channel:
-            raise IntegrationError(
-                self.name,
-                "no Slack channel: set the recipient's chat_id or the default_channel setting",
-            )
+        channel, from_recipient = chat_destination(
+            self.name, message, settings.default_channel, "default_channel"
+        )
         response = await send_request(
             self.name,
             client,
             "POST",
-            f"{settings.base_url.rstrip('/')}/chat.postMessage",
-            headers=_auth(credentials),
+            f"{settings.base_url}/chat.postMessage",
+            headers=_headers(credentials),
             json=build_payload(message, channel),
         )
-        body = _checked(self.name, response)
+        body = _checked(self.name, response, credentials, from_recipient=from_recipient)
         ts = body.get("ts")
-        answered_channel = body.get("channel") or channel
-        message_id = f"{answered_channel}:{ts}" if ts else None
-        return SendResult(provider_message_id=message_id, status_code=response.status_code)
+        return SendResult(
+            provider_message_id=str(ts) if ts else None, status_code=response.status_code
+        )
 
     async def check(
         self,
@@ -140,10 +179,10 @@ class SlackProvider(Provider[SlackCredentials, SlackSettings]):
                 self.name,
                 client,
                 "POST",
-                f"{settings.base_url.rstrip('/')}/auth.test",
-                headers=_auth(credentials),
+                f"{settings.base_url}/auth.test",
+                headers=_headers(credentials),
             )
-            body = _checked(self.name, response)
+            body = _checked(self.name, response, credentials, from_recipient=False)
         except ProviderError as error:
             return CheckResult(ok=False, detail=error.reason)
         return CheckResult(
@@ -154,46 +193,61 @@ class SlackProvider(Provider[SlackCredentials, SlackSettings]):
 
 
 def build_payload(message: Message, channel: str) -> dict[str, Any]:
-    """The ``chat.postMessage`` JSON body: ``text`` is always set (it is the notification text)."""
-    title = message.title or message.subject
-    text = f"*{title}*\n{message.body}" if title and message.body else (title or message.body)
-    payload: dict[str, Any] = {"channel": channel, "text": text}
-    blocks = message.options.get("blocks")
-    if blocks:
-        payload["blocks"] = blocks
-    for option in PASSTHROUGH_OPTIONS:
-        if option in message.options:
-            payload[option] = message.options[option]
+    """The ``chat.postMessage`` JSON body; ``text`` is always set (it is the notification text
+    and the fallback of ``blocks``)."""
+    payload: dict[str, Any] = {
+        "channel": channel,
+        "text": compose_text(message, lambda title: f"*{title}*"),
+    }
+    payload.update(passthrough(message.options, PASSTHROUGH_OPTIONS))
+    if not payload.get("blocks"):
+        payload.pop("blocks", None)
     return payload
 
 
-def _auth(credentials: SlackCredentials) -> dict[str, str]:
-    return {"Authorization": f"Bearer {credentials.bot_token.get_secret_value()}"}
+def _headers(credentials: SlackCredentials) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {credentials.bot_token.get_secret_value()}",
+        "Content-Type": JSON_CONTENT_TYPE,
+    }
 
 
-def _checked(provider: str, response: httpx.Response) -> dict[str, Any]:
+def _checked(
+    provider: str,
+    response: httpx.Response,
+    credentials: SlackCredentials,
+    *,
+    from_recipient: bool,
+) -> dict[str, Any]:
     """The body of an ``ok: true`` answer, or the classified error."""
     body = json_body(response)
-    code = str(body.get("error") or "")
-    if response.status_code == 429 or code in RETRYABLE_ERRORS:
+    code = redact(str(body.get("error") or ""), secrets=[credentials.bot_token.get_secret_value()])
+    status = response.status_code
+    if status == 429 or code in RETRYABLE_ERRORS:
         raise RetryableError(
             provider,
             f"Slack error {code or 'ratelimited'}",
-            status_code=response.status_code,
+            status_code=status,
             provider_code=code or None,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     if not response.is_success:
-        raise classify_status(provider, response, provider_code=code or None)
+        detail = code or response_detail(
+            response, secrets=[credentials.bot_token.get_secret_value()]
+        )
+        raise classify_status(
+            provider, response, message=f"HTTP {status}: {detail}", provider_code=code or None
+        )
     if body.get("ok") is True:
         return body
     if not code:
-        raise IntegrationError(
-            provider, "Slack answered without ok: true", status_code=response.status_code
+        raise IntegrationError(provider, "Slack answered without ok: true", status_code=status)
+    if code in DESTINATION_ERRORS:
+        whose = "recipient's chat_id" if from_recipient else "default_channel setting"
+        raise destination_error(from_recipient)(
+            provider, f"Slack error {code} ({whose})", status_code=status, provider_code=code
         )
-    error_class: type[ProviderError] = (
-        RecipientError if code in RECIPIENT_ERRORS else IntegrationError
-    )
-    raise error_class(
-        provider, f"Slack error {code}", status_code=response.status_code, provider_code=code
+    reason = "the bot token was refused" if code in AUTH_ERRORS else "request refused"
+    raise IntegrationError(
+        provider, f"Slack error {code}: {reason}", status_code=status, provider_code=code
     )

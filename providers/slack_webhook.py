@@ -1,48 +1,47 @@
 """Slack incoming webhook: https://docs.slack.dev/messaging/sending-messages-using-incoming-webhooks
 
-The webhook URL (``https://hooks.slack.com/services/T.../B.../<token>``) is the credential: whoever
-holds it can post, so it is a ``SecretStr`` and never appears in an error. A subscriber's own
-incoming webhook (``message.to.webhook_url``) overrides it; it must be an ``https`` URL on a Slack
-webhook host, so a subscriber cannot make the worker post anywhere else.
+``POST https://hooks.slack.com/services/T.../B.../<token>`` with a JSON body ``{text, blocks, ...}``
+and no other authentication: the URL is the credential, so it is a ``SecretStr`` and never appears
+in an error. A subscriber's own incoming webhook (``message.to.webhook_url``) overrides it; it must
+be an ``https`` URL on a Slack webhook host with the ``/services/...`` path, so a subscriber cannot
+make the worker post anywhere else.
 
-Slack answers ``200 ok`` on success and a plain-text error code otherwise: ``invalid_payload``
-(400), ``action_prohibited``/``invalid_token`` (403), ``channel_not_found``/``no_service``/
-``team_disabled`` (404), ``channel_is_archived`` (410), ``rollup_error`` (500), and 429 with
-``Retry-After``. A webhook that no longer exists (``no_service``, ``invalid_token``, ...) is an
-integration error for the integration's own URL and a recipient error for a subscriber's URL.
+Slack answers ``200 ok`` on success (no message id) and a plain-text error code otherwise
+(https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks):
+``invalid_payload`` (400), ``action_prohibited``/``invalid_token`` (403), ``channel_not_found``/
+``no_service`` (404), ``channel_is_archived`` (410), ``rollup_error`` (500), and 429 with
+``Retry-After``. A webhook's channel is fixed when the webhook is created, so a webhook or channel
+that is gone (403/404/410) is an integration error for the integration's own URL and a recipient
+error for a subscriber's URL.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import ConfigDict, SecretStr, field_validator
 
 from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
-from providers.errors import IntegrationError, ProviderError, RecipientError
-from providers.http import MAX_ERROR_DETAIL, classify_status, send_request
-
-#: The destination channel is gone or refuses posts.
-RECIPIENT_ERRORS = frozenset({"channel_not_found", "channel_is_archived", "user_not_found"})
-
-#: The webhook itself is gone or refused: its owner must be fixed.
-WEBHOOK_ERRORS = frozenset(
-    {
-        "invalid_token",
-        "no_service",
-        "no_service_id",
-        "no_team",
-        "team_disabled",
-        "no_active_hooks",
-        "action_prohibited",
-        "posting_to_general_channel_denied",
-    }
+from providers.chat_webhook import (
+    compose_text,
+    passthrough,
+    response_detail,
+    webhook_destination,
+    webhook_failure,
+    webhook_url_validator,
 )
+from providers.http import send_request
+
+SLACK_WEBHOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+#: ``/services/<team id>/<bot id>/<token>``.
+SLACK_WEBHOOK_PATH = re.compile(r"/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+")
 
 #: Options a workflow step may pass through ``message.options`` (incoming webhook fields).
 PASSTHROUGH_OPTIONS = (
     "attachments",
+    "blocks",
     "icon_emoji",
     "icon_url",
     "mrkdwn",
@@ -54,13 +53,19 @@ PASSTHROUGH_OPTIONS = (
 
 
 class SlackWebhookCredentials(Credentials):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     #: ``https://hooks.slack.com/services/T.../B.../...``: the URL is the secret.
     webhook_url: SecretStr
+
+    _check_url = field_validator("webhook_url")(
+        webhook_url_validator(allowed_hosts=SLACK_WEBHOOK_HOSTS)
+    )
 
 
 class SlackWebhookSettings(Settings):
     #: Hosts (and their subdomains) a subscriber's own webhook URL may point at.
-    allowed_webhook_hosts: tuple[str, ...] = ("hooks.slack.com", "hooks.slack-gov.com")
+    allowed_webhook_hosts: tuple[str, ...] = SLACK_WEBHOOK_HOSTS
 
 
 class SlackWebhookProvider(Provider[SlackWebhookCredentials, SlackWebhookSettings]):
@@ -82,82 +87,32 @@ class SlackWebhookProvider(Provider[SlackWebhookCredentials, SlackWebhookSetting
         settings: SlackWebhookSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        url, from_recipient = webhook_destination(
-            self.name, message, credentials.webhook_url, settings.allowed_webhook_hosts
+        destination = webhook_destination(
+            self.name,
+            message,
+            credentials.webhook_url,
+            settings.allowed_webhook_hosts,
+            path=SLACK_WEBHOOK_PATH,
         )
-        response = await send_request(self.name, client, "POST", url, json=build_payload(message))
+        response = await send_request(
+            self.name, client, "POST", destination.url, json=build_payload(message)
+        )
         if response.is_success:
             return SendResult(provider_message_id=None, status_code=response.status_code)
-        code = redact(response.text.strip(), url)[:MAX_ERROR_DETAIL]
-        status = response.status_code
-        if code in RECIPIENT_ERRORS:
-            raise RecipientError(
-                self.name, f"Slack webhook error {code}", status_code=status, provider_code=code
-            )
-        if code in WEBHOOK_ERRORS or (from_recipient and status in {401, 403, 404, 410}):
-            error_class: type[ProviderError] = (
-                RecipientError if from_recipient else IntegrationError
-            )
-            raise error_class(
-                self.name,
-                f"Slack webhook error {code or status}"
-                + (" (subscriber's webhook)" if from_recipient else ""),
-                status_code=status,
-                provider_code=code or None,
-            )
-        raise classify_status(
+        detail = response_detail(response, destination.url)
+        raise webhook_failure(
             self.name,
             response,
-            table={410: IntegrationError},
-            message=f"HTTP {status}: {code}".strip(),
-            provider_code=code or None,
+            destination=destination,
+            detail=detail,
+            # The body is a bare error code (``channel_is_archived``) or an HTML error page.
+            code=detail if re.fullmatch(r"[a-z_]+", detail) else None,
         )
 
 
 def build_payload(message: Message) -> dict[str, Any]:
-    title = message.title or message.subject
-    text = f"*{title}*\n{message.body}" if title and message.body else (title or message.body)
-    payload: dict[str, Any] = {"text": text}
-    blocks = message.options.get("blocks")
-    if blocks:
-        payload["blocks"] = blocks
-    for option in PASSTHROUGH_OPTIONS:
-        if option in message.options:
-            payload[option] = message.options[option]
+    payload: dict[str, Any] = {"text": compose_text(message, lambda title: f"*{title}*")}
+    payload.update(passthrough(message.options, PASSTHROUGH_OPTIONS))
+    if not payload.get("blocks"):
+        payload.pop("blocks", None)
     return payload
-
-
-def webhook_destination(
-    provider: str, message: Message, configured: SecretStr, allowed_hosts: tuple[str, ...]
-) -> tuple[str, bool]:
-    """The URL to post to and whether it is the subscriber's own (not the integration's)."""
-    raw = message.to.webhook_url
-    if not raw:
-        return configured.get_secret_value(), False
-    try:
-        url = httpx.URL(raw)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise RecipientError(provider, "the subscriber's webhook URL is not a URL") from None
-    host = url.host.lower()
-    if url.scheme != "https" or not any(
-        host == allowed or host.endswith(f".{allowed}") for allowed in allowed_hosts
-    ):
-        raise RecipientError(
-            provider,
-            "the subscriber's webhook URL must be https on "
-            + ", ".join(allowed_hosts or ("an allowed host",)),
-        )
-    return raw, True
-
-
-def redact(text: str, url: str) -> str:
-    """``text`` without the webhook URL or any long path segment or query value of it."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        return text.replace(url, "[redacted]") if url else text
-    pieces = [url, *parsed.path.split("/"), *(value for _, value in parsed.params.multi_items())]
-    for piece in sorted(pieces, key=len, reverse=True):
-        if len(piece) >= 8:
-            text = text.replace(piece, "[redacted]")
-    return text

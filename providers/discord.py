@@ -1,0 +1,185 @@
+"""Discord webhook: https://discord.com/developers/docs/resources/webhook#execute-webhook
+
+``POST https://discord.com/api/webhooks/{webhook.id}/{webhook.token}?wait=true`` with a JSON body
+``{content, username, avatar_url, embeds, allowed_mentions, ...}``, or ``multipart/form-data``
+with ``payload_json`` and ``files[n]`` when the message has attachments. The URL is the credential
+(a ``SecretStr``); a subscriber's own webhook URL (``message.to.webhook_url``) overrides it and
+must be ``https`` on a Discord host with the ``/api/webhooks/...`` path.
+
+``wait=true`` makes Discord confirm the post and answer ``200`` with the created message object,
+whose ``id`` is the message id (without it the answer is ``204`` and a message that was not saved
+does not even return an error).
+
+Errors carry a JSON ``{"code", "message"}``
+(https://discord.com/developers/docs/topics/opcodes-and-status-codes#json): ``10015`` Unknown
+Webhook (404) and ``50027`` Invalid Webhook Token (401) mean the webhook is gone, an integration
+error for the integration's own URL and a recipient error for a subscriber's; ``50035`` Invalid
+Form Body (400) is an integration error. 429 carries ``Retry-After`` and a more precise
+``retry_after`` (seconds, float) in the body
+(https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import ConfigDict, SecretStr, field_validator
+
+from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
+from providers.chat_webhook import (
+    GONE_STATUSES,
+    Destination,
+    compose_text,
+    passthrough,
+    response_detail,
+    seconds,
+    webhook_destination,
+    webhook_failure,
+    webhook_url_validator,
+    with_query,
+)
+from providers.errors import ProviderError
+from providers.http import json_body, send_request
+
+DISCORD_HOSTS = ("discord.com", "discordapp.com")
+#: ``/api[/v10]/webhooks/<snowflake id>/<token>``.
+DISCORD_WEBHOOK_PATH = re.compile(r"/api(/v\d+)?/webhooks/\d+/[A-Za-z0-9_-]+")
+
+#: JSON error codes saying the webhook itself no longer works.
+WEBHOOK_GONE_CODES = frozenset({10015, 50027})
+
+#: Body fields a workflow step may set through ``message.options``.
+PASSTHROUGH_OPTIONS = (
+    "allowed_mentions",
+    "applied_tags",
+    "avatar_url",
+    "components",
+    "embeds",
+    "flags",
+    "poll",
+    "thread_name",
+    "tts",
+    "username",
+)
+
+#: Mentions Discord may resolve by default: users and roles, never ``@everyone``/``@here`` from
+#: a template unless a workflow step sets ``allowed_mentions`` itself.
+DEFAULT_ALLOWED_MENTIONS: dict[str, Any] = {"parse": ["users", "roles"]}
+
+
+class DiscordCredentials(Credentials):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    #: ``https://discord.com/api/webhooks/<id>/<token>``: the URL is the secret.
+    webhook_url: SecretStr
+
+    _check_url = field_validator("webhook_url")(
+        webhook_url_validator(allowed_hosts=DISCORD_HOSTS, path=DISCORD_WEBHOOK_PATH)
+    )
+
+
+class DiscordSettings(Settings):
+    #: Overrides the webhook's default name and avatar.
+    username: str | None = None
+    avatar_url: str | None = None
+    #: Hosts (and their subdomains) a subscriber's own webhook URL may point at.
+    allowed_webhook_hosts: tuple[str, ...] = DISCORD_HOSTS
+
+
+class DiscordProvider(Provider[DiscordCredentials, DiscordSettings]):
+    """Executes a Discord webhook and keeps the created message's id."""
+
+    name: ClassVar[str] = "discord"
+    display_name: ClassVar[str] = "Discord (webhook)"
+    channel: ClassVar[ChannelType] = ChannelType.CHAT
+    credentials_model: ClassVar[type[Credentials]] = DiscordCredentials
+    settings_model: ClassVar[type[Settings]] = DiscordSettings
+    returns_message_id: ClassVar[bool] = True
+    #: ``content`` takes up to 2000 characters.
+    max_body_length: ClassVar[int | None] = 2000
+    #: ``files[n]``: up to 10 files per message.
+    max_attachments: ClassVar[int] = 10
+
+    async def send(
+        self,
+        message: Message,
+        credentials: DiscordCredentials,
+        settings: DiscordSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        destination = webhook_destination(
+            self.name,
+            message,
+            credentials.webhook_url,
+            settings.allowed_webhook_hosts,
+            path=DISCORD_WEBHOOK_PATH,
+        )
+        query = {"wait": "true"}
+        thread_id = message.options.get("thread_id")
+        if thread_id:
+            query["thread_id"] = str(thread_id)
+        url = with_query(destination.url, query)
+        payload = build_payload(message, settings)
+        if message.attachments:
+            response = await send_request(
+                self.name, client, "POST", url, data=_form(payload), files=_files(message)
+            )
+        else:
+            response = await send_request(self.name, client, "POST", url, json=payload)
+        if response.is_success:
+            message_id = json_body(response).get("id")
+            return SendResult(
+                provider_message_id=str(message_id) if message_id else None,
+                status_code=response.status_code,
+            )
+        raise _error(self.name, response, destination)
+
+
+def build_payload(message: Message, settings: DiscordSettings) -> dict[str, Any]:
+    """The documented Execute Webhook body (the JSON part of a multipart post)."""
+    payload: dict[str, Any] = {
+        "content": compose_text(message, lambda title: f"**{title}**"),
+        "allowed_mentions": DEFAULT_ALLOWED_MENTIONS,
+    }
+    if settings.username:
+        payload["username"] = settings.username
+    if settings.avatar_url:
+        payload["avatar_url"] = settings.avatar_url
+    payload.update(passthrough(message.options, PASSTHROUGH_OPTIONS))
+    if message.attachments:
+        payload["attachments"] = [
+            {"id": index, "filename": attachment.filename}
+            for index, attachment in enumerate(message.attachments)
+        ]
+    return payload
+
+
+def _form(payload: dict[str, Any]) -> dict[str, str]:
+    return {"payload_json": json.dumps(payload)}
+
+
+def _files(message: Message) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [
+        (f"files[{index}]", (attachment.filename, attachment.content, attachment.content_type))
+        for index, attachment in enumerate(message.attachments)
+    ]
+
+
+def _error(provider: str, response: httpx.Response, destination: Destination) -> ProviderError:
+    body = json_body(response)
+    raw_code = body.get("code")
+    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    detail = response_detail(response, destination.url)
+    gone = GONE_STATUSES | {response.status_code} if code in WEBHOOK_GONE_CODES else GONE_STATUSES
+    return webhook_failure(
+        provider,
+        response,
+        destination=destination,
+        detail=detail,
+        code=str(code) if code is not None else None,
+        retry_after=seconds(body.get("retry_after")) if response.status_code == 429 else None,
+        gone_statuses=gone,
+    )
