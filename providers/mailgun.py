@@ -13,7 +13,7 @@ import email.utils
 from typing import ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from providers.base import (
     ChannelType,
@@ -24,6 +24,7 @@ from providers.base import (
     SendResult,
     Settings,
 )
+from providers.email_common import EmailSenderSettings, body_parts, recipient_email
 from providers.errors import ProviderError, RecipientError
 from providers.http import classify_status, json_body, send_request
 
@@ -41,21 +42,11 @@ class MailgunCredentials(Credentials):
     api_key: SecretStr
 
 
-class MailgunSettings(Settings):
+class MailgunSettings(EmailSenderSettings):
     domain: str
-    from_email: str
-    from_name: str | None = None
-    reply_to: str | None = None
     #: The region the domain was created in; it fixes the API host.
     region: Literal["us", "eu"] = "us"
     base_url: str | None = None
-
-    @field_validator("from_email")
-    @classmethod
-    def _looks_like_address(cls, value: str) -> str:
-        if "@" not in value:
-            raise ValueError("from_email must be an email address")
-        return value
 
 
 class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
@@ -80,9 +71,7 @@ class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
         settings: MailgunSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        to_email = message.to.email
-        if not to_email:
-            raise RecipientError(self.name, "recipient has no email address")
+        to_email = recipient_email(self.name, message)
         data: dict[str, str] = {
             "from": email.utils.formataddr((settings.from_name or "", settings.from_email)),
             "to": email.utils.formataddr((message.to.name or "", to_email)),
@@ -90,10 +79,11 @@ class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
             # User variables come back on every event webhook.
             "v:delivery_id": message.delivery_id,
         }
-        if message.body or not message.html:
-            data["text"] = message.body
-        if message.html:
-            data["html"] = message.html
+        text, html = body_parts(message)
+        if text is not None:
+            data["text"] = text
+        if html is not None:
+            data["html"] = html
         if settings.reply_to:
             data["h:Reply-To"] = settings.reply_to
         # Attachments need multipart/form-data; without them the form is url-encoded.

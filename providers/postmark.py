@@ -10,14 +10,12 @@ carry ``{"ErrorCode": N, "Message": ...}`` (https://postmarkapp.com/developer/ap
 
 from __future__ import annotations
 
-import base64
-import email.utils
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from providers.base import (
     ChannelType,
@@ -27,6 +25,13 @@ from providers.base import (
     Provider,
     SendResult,
     Settings,
+)
+from providers.email_common import (
+    EmailSenderSettings,
+    base64_text,
+    body_parts,
+    display_address,
+    recipient_email,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import ErrorClass, classify_status, json_body, send_request
@@ -55,20 +60,10 @@ class PostmarkCredentials(Credentials):
     server_token: SecretStr
 
 
-class PostmarkSettings(Settings):
-    #: Must be a confirmed sender signature or on a verified domain.
-    from_email: str
-    from_name: str | None = None
-    reply_to: str | None = None
+class PostmarkSettings(EmailSenderSettings):
+    #: ``from_email`` must be a confirmed sender signature or on a verified domain.
     message_stream: str = "outbound"
     base_url: str | None = None
-
-    @field_validator("from_email")
-    @classmethod
-    def _looks_like_address(cls, value: str) -> str:
-        if "@" not in value:
-            raise ValueError("from_email must be an email address")
-        return value
 
 
 class PostmarkProvider(Provider[PostmarkCredentials, PostmarkSettings]):
@@ -93,9 +88,7 @@ class PostmarkProvider(Provider[PostmarkCredentials, PostmarkSettings]):
         settings: PostmarkSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        to_email = message.to.email
-        if not to_email:
-            raise RecipientError(self.name, "recipient has no email address")
+        to_email = recipient_email(self.name, message)
         response = await send_request(
             self.name,
             client,
@@ -172,24 +165,25 @@ def _headers(credentials: PostmarkCredentials) -> dict[str, str]:
 def build_payload(message: Message, to_email: str, settings: PostmarkSettings) -> dict[str, Any]:
     """The documented single-email body."""
     payload: dict[str, Any] = {
-        "From": email.utils.formataddr((settings.from_name or "", settings.from_email)),
-        "To": email.utils.formataddr((message.to.name or "", to_email)),
+        "From": display_address(settings.from_email, settings.from_name),
+        "To": display_address(to_email, message.to.name),
         "Subject": message.subject or "",
         "MessageStream": settings.message_stream,
         # Metadata comes back on bounce/delivery webhooks.
         "Metadata": {"delivery_id": message.delivery_id},
     }
-    if message.body or not message.html:
-        payload["TextBody"] = message.body
-    if message.html:
-        payload["HtmlBody"] = message.html
+    text, html = body_parts(message)
+    if text is not None:
+        payload["TextBody"] = text
+    if html is not None:
+        payload["HtmlBody"] = html
     if settings.reply_to:
         payload["ReplyTo"] = settings.reply_to
     if message.attachments:
         payload["Attachments"] = [
             {
                 "Name": attachment.filename,
-                "Content": base64.b64encode(attachment.content).decode("ascii"),
+                "Content": base64_text(attachment.content),
                 "ContentType": attachment.content_type,
             }
             for attachment in message.attachments

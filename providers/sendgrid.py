@@ -8,12 +8,11 @@ bcc) names the recipient. ``GET /v3/scopes`` lists the key's scopes without send
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from providers.base import (
     ChannelType,
@@ -23,6 +22,12 @@ from providers.base import (
     Provider,
     SendResult,
     Settings,
+)
+from providers.email_common import (
+    EmailSenderSettings,
+    base64_text,
+    body_parts,
+    recipient_email,
 )
 from providers.errors import ProviderError, RecipientError
 from providers.http import classify_status, json_body, send_request
@@ -40,21 +45,11 @@ class SendGridCredentials(Credentials):
     api_key: SecretStr
 
 
-class SendGridSettings(Settings):
-    from_email: str
-    from_name: str | None = None
-    reply_to: str | None = None
+class SendGridSettings(EmailSenderSettings):
     #: ``eu`` for EU regional subusers (``api.eu.sendgrid.com``).
     region: Literal["global", "eu"] = "global"
     #: Overrides the regional base URL (a proxy, a test server).
     base_url: str | None = None
-
-    @field_validator("from_email")
-    @classmethod
-    def _looks_like_address(cls, value: str) -> str:
-        if "@" not in value:
-            raise ValueError("from_email must be an email address")
-        return value
 
 
 class SendGridProvider(Provider[SendGridCredentials, SendGridSettings]):
@@ -79,9 +74,7 @@ class SendGridProvider(Provider[SendGridCredentials, SendGridSettings]):
         settings: SendGridSettings,
         client: httpx.AsyncClient,
     ) -> SendResult:
-        to_email = message.to.email
-        if not to_email:
-            raise RecipientError(self.name, "recipient has no email address")
+        to_email = recipient_email(self.name, message)
         response = await send_request(
             self.name,
             client,
@@ -142,12 +135,13 @@ def _address(email: str, name: str | None) -> dict[str, str]:
 
 def build_payload(message: Message, to_email: str, settings: SendGridSettings) -> dict[str, Any]:
     """The documented Mail Send body for one recipient."""
+    text, html = body_parts(message)
     content: list[dict[str, str]] = []
     # text/plain must come first, then text/html.
-    if message.body or not message.html:
-        content.append({"type": "text/plain", "value": message.body})
-    if message.html:
-        content.append({"type": "text/html", "value": message.html})
+    if text is not None:
+        content.append({"type": "text/plain", "value": text})
+    if html is not None:
+        content.append({"type": "text/html", "value": html})
     payload: dict[str, Any] = {
         "personalizations": [{"to": [_address(to_email, message.to.name)]}],
         "from": _address(settings.from_email, settings.from_name),
@@ -161,7 +155,7 @@ def build_payload(message: Message, to_email: str, settings: SendGridSettings) -
     if message.attachments:
         payload["attachments"] = [
             {
-                "content": base64.b64encode(attachment.content).decode("ascii"),
+                "content": base64_text(attachment.content),
                 "filename": attachment.filename,
                 "type": attachment.content_type,
                 "disposition": "attachment",

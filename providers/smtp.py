@@ -1,25 +1,30 @@
 """SMTP submission (RFC 5321, RFC 6409) with aiosmtplib: https://aiosmtplib.readthedocs.io/
 
 Builds one MIME message per delivery (text, optional HTML alternative, attachments) whose
-``Message-ID`` is derived from the delivery id, and submits it over implicit TLS, STARTTLS or
-plain TCP. Answers are classified by reply code (RFC 5321 section 4.2 and RFC 3463 enhanced
-codes): connection failures, timeouts and 4xx replies are retried; 530/534/535/538 are
-integration errors; 550/551/552/553 to ``RCPT TO`` reject the recipient (unless their enhanced
-code is a 5.7.x policy refusal such as "relaying denied", which is the integration's fault).
+``Message-ID`` is derived from the delivery id (and returned as the provider message id), and
+submits it over implicit TLS (``ssl``, port 465), STARTTLS (``starttls``, port 587; the upgrade
+is required, never skipped) or plain TCP (``none``). Answers are classified by reply code
+(RFC 5321 section 4.2 and RFC 3463 enhanced codes): connection failures, timeouts and 4xx
+replies are retried; 530/534/535/538 are integration errors; 550/551/552/553 to ``RCPT TO``
+reject the recipient (unless their enhanced code is a 5.7.x policy refusal such as "relaying
+denied", which is the integration's fault). A server that lacks STARTTLS or AUTH when the
+integration needs them, or a certificate that does not verify, is the integration's fault too.
+Server replies are quoted in error messages with the password (and its base64 forms) removed.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
 from typing import ClassVar, Literal
 
 import aiosmtplib
 import httpx
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from providers.base import (
     ChannelType,
@@ -29,7 +34,9 @@ from providers.base import (
     Provider,
     SendResult,
     Settings,
+    secret_values,
 )
+from providers.email_common import EmailSenderSettings, recipient_email
 from providers.errors import (
     IntegrationError,
     ProviderError,
@@ -59,19 +66,23 @@ class SmtpCredentials(Credentials):
         return self
 
 
-class SmtpSettings(Settings):
+class SmtpSettings(EmailSenderSettings):
     host: str
-    port: int = 587
     #: ``ssl`` is implicit TLS (port 465); ``starttls`` upgrades a plain connection (port 587).
     security: Security = "starttls"
-    from_address: str
-    from_name: str | None = None
-    reply_to: str | None = None
+    #: Defaults to the submission port of ``security``: 465 for ``ssl``, 587 otherwise.
+    port: int | None = Field(default=None, ge=1, le=65535)
     #: Seconds for connecting and for each command.
     timeout: float = 30.0
     validate_certs: bool = True
     #: Extra trusted CA certificate(s), PEM, for a relay with a private certificate authority.
     ca_cert_pem: str | None = None
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 465 if self.security == "ssl" else 587
 
 
 class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
@@ -93,18 +104,26 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
         client: httpx.AsyncClient,
     ) -> SendResult:
         """Submit ``message``; ``client`` is unused (SMTP is not HTTP)."""
-        address = message.to.email
-        if not address:
-            raise RecipientError(self.name, "recipient has no email address")
-        mime = build_email(message, settings)
+        address = recipient_email(self.name, message)
+        try:
+            mime = build_email(message, settings)
+        except ValueError as exc:
+            # A header the email package refuses (CR/LF in a subject or name): this message's.
+            raise RecipientError(
+                self.name, f"cannot build the message: {_short(str(exc))}"
+            ) from None
         smtp = _smtp_client(credentials, settings)
+        failure: ProviderError | None = None
         try:
             # Entering connects, negotiates TLS and logs in; leaving quits.
             async with smtp:
-                await smtp.send_message(mime, sender=settings.from_address, recipients=[address])
+                await smtp.send_message(mime, sender=settings.from_email, recipients=[address])
         except Exception as exc:
-            raise classify_smtp_error(self.name, exc) from None
-        return SendResult(provider_message_id=message.delivery_id)
+            failure = classify_smtp_error(self.name, exc, secrets=_secrets(credentials))
+        if failure is not None:
+            # Raised outside the handler so no __context__ keeps the server's raw reply.
+            raise failure
+        return SendResult(provider_message_id=str(mime["Message-ID"]))
 
     async def check(
         self,
@@ -118,21 +137,24 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
             async with smtp:
                 await smtp.noop()
         except Exception as exc:
-            return CheckResult(ok=False, detail=str(classify_smtp_error(self.name, exc)))
+            error = classify_smtp_error(self.name, exc, secrets=_secrets(credentials))
+            return CheckResult(ok=False, detail=str(error))
         login = " and logged in" if credentials.username else ""
-        return CheckResult(ok=True, detail=f"connected to {settings.host}:{settings.port}{login}")
+        return CheckResult(
+            ok=True, detail=f"connected to {settings.host}:{settings.effective_port}{login}"
+        )
 
 
 def build_email(message: Message, settings: SmtpSettings) -> EmailMessage:
     """The MIME message for ``message``: text, optional HTML alternative, then attachments."""
     mime = EmailMessage()
-    mime["From"] = email.utils.formataddr((settings.from_name or "", settings.from_address))
+    mime["From"] = email.utils.formataddr((settings.from_name or "", settings.from_email))
     mime["To"] = email.utils.formataddr((message.to.name or "", message.to.email or ""))
     if settings.reply_to:
         mime["Reply-To"] = settings.reply_to
     mime["Subject"] = message.subject or ""
     mime["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
-    mime["Message-ID"] = message_id(message.delivery_id, settings.from_address)
+    mime["Message-ID"] = message_id(message.delivery_id, settings.from_email)
     mime.set_content(message.body)
     if message.html:
         mime.add_alternative(message.html, subtype="html")
@@ -152,26 +174,38 @@ def message_id(delivery_id: str, from_address: str) -> str:
     return f"<{_MSGID_UNSAFE.sub('-', delivery_id)}@{domain}>"
 
 
-def classify_smtp_error(provider: str, exc: BaseException) -> ProviderError:  # noqa: PLR0911
-    """Map an aiosmtplib (or socket/TLS) failure to its error class, without secrets."""
+def classify_smtp_error(  # noqa: PLR0911
+    provider: str, exc: BaseException, *, secrets: Iterable[str] = ()
+) -> ProviderError:
+    """Map an aiosmtplib (or socket/TLS) failure to its error class, without secrets.
+
+    ``secrets`` (the password) are cut out of any server reply quoted in the message, in case a
+    server echoes what it was sent.
+    """
+    scrub = _scrubber(secrets)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         refused = exc.recipients[0]
-        return _from_reply(provider, refused.code, refused.message, "recipient")
+        return _from_reply(provider, refused.code, scrub(refused.message), "recipient")
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
-        return _from_reply(provider, exc.code, exc.message, "recipient")
+        return _from_reply(provider, exc.code, scrub(exc.message), "recipient")
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):
-        return _from_reply(provider, exc.code, exc.message, "sender")
+        return _from_reply(provider, exc.code, scrub(exc.message), "sender")
     if isinstance(exc, aiosmtplib.SMTPDataError):
-        return _from_reply(provider, exc.code, exc.message, "data")
+        return _from_reply(provider, exc.code, scrub(exc.message), "data")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return _from_reply(provider, exc.code, exc.message, "connect")
+        return _from_reply(provider, exc.code, scrub(exc.message), "connect")
     if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _chain(exc)):
         return IntegrationError(provider, "TLS certificate verification failed")
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return IntegrationError(provider, f"not supported by the server: {_short(exc.message)}")
     if isinstance(exc, TimeoutError):
         return RetryableError(provider, f"timeout ({type(exc).__name__})")
-    if isinstance(exc, aiosmtplib.SMTPException | OSError):
+    if isinstance(exc, ConnectionError | ssl.SSLError):
+        return RetryableError(provider, f"connection failed ({type(exc).__name__})")
+    if isinstance(exc, aiosmtplib.SMTPException):
+        # No reply code: aiosmtplib's own refusals, e.g. "SMTP STARTTLS extension not supported
+        # by server." or "The SMTP AUTH extension is not supported by this server.": the
+        # integration asks for something this server does not offer.
+        return IntegrationError(provider, f"SMTP session refused: {_short(scrub(exc.message))}")
+    if isinstance(exc, OSError):
         return RetryableError(provider, f"connection failed ({type(exc).__name__})")
     return IntegrationError(provider, f"unexpected SMTP failure ({type(exc).__name__})")
 
@@ -195,7 +229,7 @@ def _from_reply(provider: str, code: int, text: str, stage: Stage) -> ProviderEr
 def _smtp_client(credentials: SmtpCredentials, settings: SmtpSettings) -> aiosmtplib.SMTP:
     return aiosmtplib.SMTP(
         hostname=settings.host,
-        port=settings.port,
+        port=settings.effective_port,
         username=credentials.username,
         password=credentials.password.get_secret_value() if credentials.password else None,
         use_tls=settings.security == "ssl",
@@ -220,6 +254,30 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def _secrets(credentials: SmtpCredentials) -> list[str]:
+    """The password, and the ``AUTH PLAIN`` string that carries it (base64-encoded on the wire)."""
+    secrets = list(secret_values(credentials))
+    if credentials.username and credentials.password:
+        secrets.append(f"\0{credentials.username}\0{credentials.password.get_secret_value()}")
+    return secrets
+
+
+def _scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
+    """Replace each secret, and its base64 forms as AUTH PLAIN/LOGIN send it, in a reply text."""
+    forms: set[str] = set()
+    for secret in secrets:
+        forms.add(secret)
+        forms.add(base64.b64encode(secret.encode()).decode("ascii"))
+    ordered = sorted((form for form in forms if form), key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for form in ordered:
+            text = text.replace(form, "***")
+        return text
+
+    return scrub
 
 
 def _short(text: str) -> str:

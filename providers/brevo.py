@@ -1,0 +1,176 @@
+"""Brevo transactional email: https://developers.brevo.com/reference/sendtransacemail
+
+``POST https://api.brevo.com/v3/smtp/email`` with the ``api-key`` header and a JSON body:
+``sender`` and ``to`` (``{"email", "name"}``), ``subject``, ``htmlContent`` (required when no
+template is used, so a text-only message gets an escaped HTML rendering of its text),
+``textContent``, ``replyTo``, ``attachment`` (base64 ``content`` with its ``name``) and
+``headers``, where ``Idempotency-Key`` de-duplicates retried sends and ``X-Mailin-custom`` comes
+back on every webhook event. Success is ``201 {"messageId": "<...>"}``.
+
+Errors are ``{"code", "message"}`` (https://developers.brevo.com/docs/how-it-works): 400
+``invalid_parameter``/``missing_parameter`` ("email is not valid in to" rejects the recipient),
+401 ``unauthorized`` (bad key), 402 ``not_enough_credits``, 403 ``permission_denied`` (an IP
+not on the authorised list), 429 with ``x-sib-ratelimit-reset`` (seconds until the window
+resets). ``GET /v3/account`` checks the key without sending anything.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.email_common import (
+    EmailSenderSettings,
+    base64_text,
+    body_parts,
+    recipient_email,
+)
+from providers.errors import ProviderError, RecipientError, RetryableError
+from providers.http import classify_status, json_body, parse_retry_after, send_request
+
+DEFAULT_BASE_URL = "https://api.brevo.com"
+
+#: "email is not valid in to", "Invalid email address passed in cc"...
+_RECIPIENT_FIELD = re.compile(r"\bin (to|cc|bcc)\b", re.IGNORECASE)
+_RECIPIENT_CODES = frozenset({"invalid_parameter", "missing_parameter"})
+
+
+class BrevoCredentials(Credentials):
+    api_key: SecretStr
+
+
+class BrevoSettings(EmailSenderSettings):
+    #: ``from_email`` must be a sender (or on a domain) validated in Brevo.
+    base_url: str | None = None
+
+
+class BrevoProvider(Provider[BrevoCredentials, BrevoSettings]):
+    name: ClassVar[str] = "brevo"
+    display_name: ClassVar[str] = "Brevo"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = BrevoCredentials
+    settings_model: ClassVar[type[Settings]] = BrevoSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+    supports_idempotency_key: ClassVar[bool] = True
+    # The API bounds the whole message (20 MB), not the number of files; this is our cap.
+    max_attachments: ClassVar[int] = 10
+
+    @staticmethod
+    def base_url(settings: BrevoSettings) -> str:
+        return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def send(
+        self,
+        message: Message,
+        credentials: BrevoCredentials,
+        settings: BrevoSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        to_email = recipient_email(self.name, message)
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            f"{self.base_url(settings)}/v3/smtp/email",
+            headers=_headers(credentials),
+            json=build_payload(message, to_email, settings),
+        )
+        if response.is_success:
+            message_id = json_body(response).get("messageId")
+            return SendResult(
+                provider_message_id=str(message_id) if message_id else None,
+                status_code=response.status_code,
+            )
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> ProviderError:
+        body = json_body(response)
+        code = str(body.get("code") or "").lower()
+        detail = str(body.get("message") or "")
+        text = f"{code}: {detail}"[:300] if code else None
+        recipient = code in _RECIPIENT_CODES and _RECIPIENT_FIELD.search(detail)
+        if response.status_code == 400 and recipient:
+            return RecipientError(self.name, text or detail, status_code=400, provider_code=code)
+        if response.status_code == 429:
+            # Brevo states the wait in its own header; a Retry-After, if any, wins.
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is None:
+                retry_after = parse_retry_after(response.headers.get("x-sib-ratelimit-reset"))
+            return RetryableError(
+                self.name,
+                text or "HTTP 429: rate limited",
+                status_code=429,
+                provider_code=code or None,
+                retry_after=retry_after,
+            )
+        return classify_status(self.name, response, message=text, provider_code=code or None)
+
+    async def check(
+        self,
+        credentials: BrevoCredentials,
+        settings: BrevoSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        response = await send_request(
+            self.name,
+            client,
+            "GET",
+            f"{self.base_url(settings)}/v3/account",
+            headers=_headers(credentials),
+        )
+        if not response.is_success:
+            return CheckResult(ok=False, detail=str(self._error(response)))
+        company = json_body(response).get("companyName")
+        return CheckResult(ok=True, detail=f"API key valid (account {company!r})")
+
+
+def _headers(credentials: BrevoCredentials) -> dict[str, str]:
+    return {"accept": "application/json", "api-key": credentials.api_key.get_secret_value()}
+
+
+def _address(email: str, name: str | None) -> dict[str, str]:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def text_as_html(text: str) -> str:
+    """An escaped HTML rendering of a text body, line breaks kept."""
+    return "<html><body>" + html.escape(text).replace("\n", "<br>\n") + "</body></html>"
+
+
+def build_payload(message: Message, to_email: str, settings: BrevoSettings) -> dict[str, Any]:
+    """The documented transactional email body for one recipient."""
+    text, html_part = body_parts(message)
+    payload: dict[str, Any] = {
+        "sender": _address(settings.from_email, settings.from_name),
+        "to": [_address(to_email, message.to.name)],
+        "subject": message.subject or "",
+        "htmlContent": html_part if html_part is not None else text_as_html(text or ""),
+        "headers": {
+            "Idempotency-Key": message.idempotency_key,
+            "X-Mailin-custom": message.delivery_id,
+        },
+    }
+    if text is not None:
+        payload["textContent"] = text
+    if settings.reply_to:
+        payload["replyTo"] = {"email": settings.reply_to}
+    if message.attachments:
+        payload["attachment"] = [
+            {"content": base64_text(attachment.content), "name": attachment.filename}
+            for attachment in message.attachments
+        ]
+    return payload

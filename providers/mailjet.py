@@ -1,0 +1,204 @@
+"""Mailjet Send API v3.1: https://dev.mailjet.com/email/guides/send-api-v31/
+
+``POST https://api.mailjet.com/v3.1/send`` with HTTP basic auth (API key as user, secret key as
+password) and ``{"Messages": [...]}``; each message has ``From`` and ``To`` (``{"Email",
+"Name"}``), ``Subject``, ``TextPart``, ``HTMLPart``, ``ReplyTo``, ``CustomID`` (echoed on every
+event), ``Attachments`` (``ContentType``, ``Filename``, ``Base64Content``); ``SandboxMode``
+validates without sending. Success answers ``{"Messages": [{"Status": "success", "To":
+[{"Email", "MessageUUID", "MessageID", "MessageHref"}]}]}``; the ``MessageID`` is what the
+message REST resource and event webhooks use.
+
+Errors (https://dev.mailjet.com/email/reference/send-emails/, "Send API errors"): a global
+``{"ErrorCode", "ErrorMessage", "StatusCode"}`` (``mj-0001`` suspended key and ``mj-0015`` bad
+credentials with 401, ``mj-0002`` malformed JSON), or per message ``{"Status": "error",
+"Errors": [{"ErrorCode", "StatusCode", "ErrorMessage", "ErrorRelatedTo"}]}``: ``mj-0013`` (an
+invalid email address) related to ``To[0].Email`` rejects the recipient; ``send-0008`` 403 is a
+sender not authorised for the account. The API takes no idempotency key. ``GET /v3/REST/user``
+checks the key pair without sending anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    ChannelType,
+    CheckResult,
+    Credentials,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
+from providers.email_common import (
+    EmailSenderSettings,
+    base64_text,
+    body_parts,
+    recipient_email,
+)
+from providers.errors import ProviderError, RecipientError
+from providers.http import classify_status, json_body, send_request
+
+DEFAULT_BASE_URL = "https://api.mailjet.com"
+
+#: Error codes about a value's format; they reject the recipient when they concern To/Cc/Bcc.
+_ADDRESS_CODES = frozenset({"mj-0013"})
+#: ``To``, ``To[0].Email``, ``Cc[1].Email``...
+_RECIPIENT_FIELD = re.compile(r"^(To|Cc|Bcc)\b")
+
+
+class MailjetCredentials(Credentials):
+    #: The public API key (basic-auth user) and the secret key (password).
+    api_key: SecretStr
+    secret_key: SecretStr
+
+
+class MailjetSettings(EmailSenderSettings):
+    """``from_email`` must be a validated sender address or on a validated domain."""
+
+    #: Validate the request without sending (a test integration).
+    sandbox_mode: bool = False
+    base_url: str | None = None
+
+
+class MailjetProvider(Provider[MailjetCredentials, MailjetSettings]):
+    name: ClassVar[str] = "mailjet"
+    display_name: ClassVar[str] = "Mailjet"
+    channel: ClassVar[ChannelType] = ChannelType.EMAIL
+    credentials_model: ClassVar[type[Credentials]] = MailjetCredentials
+    settings_model: ClassVar[type[Settings]] = MailjetSettings
+    returns_message_id: ClassVar[bool] = True
+    supports_html: ClassVar[bool] = True
+    # The API bounds the attachments' total size (15 MB), not their number; this is our cap.
+    max_attachments: ClassVar[int] = 10
+
+    @staticmethod
+    def base_url(settings: MailjetSettings) -> str:
+        return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def send(
+        self,
+        message: Message,
+        credentials: MailjetCredentials,
+        settings: MailjetSettings,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        to_email = recipient_email(self.name, message)
+        response = await send_request(
+            self.name,
+            client,
+            "POST",
+            f"{self.base_url(settings)}/v3.1/send",
+            auth=_auth(credentials),
+            json=build_payload(message, to_email, settings),
+        )
+        body = json_body(response)
+        result = _first_message(body)
+        if response.is_success and result.get("Status") == "success":
+            return SendResult(
+                provider_message_id=_message_id(result), status_code=response.status_code
+            )
+        raise self._error(response, body, result)
+
+    def _error(
+        self, response: httpx.Response, body: dict[str, Any], result: dict[str, Any]
+    ) -> ProviderError:
+        errors = [error for error in result.get("Errors") or [] if isinstance(error, dict)]
+        if not errors and body.get("ErrorCode"):
+            errors = [body]  # a global error: authentication, malformed JSON
+        if not errors:
+            return classify_status(self.name, response)
+        first = errors[0]
+        code = str(first.get("ErrorCode") or "")
+        text = f"{code}: {first.get('ErrorMessage') or ''}"[:300]
+        for error in errors:
+            related = [str(field) for field in error.get("ErrorRelatedTo") or []]
+            if error.get("ErrorCode") in _ADDRESS_CODES and any(
+                _RECIPIENT_FIELD.match(field) for field in related
+            ):
+                detail = f"{error.get('ErrorCode')}: {error.get('ErrorMessage') or ''}"[:300]
+                return RecipientError(
+                    self.name,
+                    detail,
+                    status_code=response.status_code,
+                    provider_code=str(error.get("ErrorCode")),
+                )
+        return classify_status(self.name, response, message=text, provider_code=code or None)
+
+    async def check(
+        self,
+        credentials: MailjetCredentials,
+        settings: MailjetSettings,
+        client: httpx.AsyncClient,
+    ) -> CheckResult | None:
+        response = await send_request(
+            self.name,
+            client,
+            "GET",
+            f"{self.base_url(settings)}/v3/REST/user",
+            auth=_auth(credentials),
+        )
+        if response.is_success:
+            return CheckResult(ok=True, detail="API key pair valid")
+        body = json_body(response)
+        return CheckResult(ok=False, detail=str(self._error(response, body, {})))
+
+
+def _auth(credentials: MailjetCredentials) -> httpx.BasicAuth:
+    return httpx.BasicAuth(
+        credentials.api_key.get_secret_value(), credentials.secret_key.get_secret_value()
+    )
+
+
+def _first_message(body: dict[str, Any]) -> dict[str, Any]:
+    messages = body.get("Messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        return messages[0]
+    return {}
+
+
+def _message_id(result: dict[str, Any]) -> str | None:
+    recipients = result.get("To")
+    if not isinstance(recipients, list) or not recipients or not isinstance(recipients[0], dict):
+        return None
+    first = recipients[0]
+    message_id = first.get("MessageID") or first.get("MessageUUID")
+    return str(message_id) if message_id else None
+
+
+def _address(email: str, name: str | None) -> dict[str, str]:
+    return {"Email": email, "Name": name} if name else {"Email": email}
+
+
+def build_payload(message: Message, to_email: str, settings: MailjetSettings) -> dict[str, Any]:
+    """The documented Send API v3.1 body with one message for one recipient."""
+    item: dict[str, Any] = {
+        "From": _address(settings.from_email, settings.from_name),
+        "To": [_address(to_email, message.to.name)],
+        "Subject": message.subject or "",
+        "CustomID": message.delivery_id,
+    }
+    text, html = body_parts(message)
+    if text is not None:
+        item["TextPart"] = text
+    if html is not None:
+        item["HTMLPart"] = html
+    if settings.reply_to:
+        item["ReplyTo"] = {"Email": settings.reply_to}
+    if message.attachments:
+        item["Attachments"] = [
+            {
+                "ContentType": attachment.content_type,
+                "Filename": attachment.filename,
+                "Base64Content": base64_text(attachment.content),
+            }
+            for attachment in message.attachments
+        ]
+    payload: dict[str, Any] = {"Messages": [item]}
+    if settings.sandbox_mode:
+        payload["SandboxMode"] = True
+    return payload

@@ -1,0 +1,214 @@
+import base64
+import json
+
+import httpx
+import pytest
+import respx
+
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
+from providers.brevo import BrevoProvider
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+
+URL = "https://api.brevo.com/v3/smtp/email"
+CREDENTIALS = {"api_key": "xkeysib-SECRET-brevo-key"}
+SETTINGS = {
+    "from_email": "noreply@example.com",
+    "from_name": "Example",
+    "reply_to": "help@example.com",
+}
+
+MESSAGE = Message(
+    delivery_id="d-1",
+    channel=ChannelType.EMAIL,
+    to=Recipient(email="ada@example.com", name="Ada Lovelace"),
+    subject="Hello",
+    body="Hi Ada",
+    html="<p>Hi Ada</p>",
+)
+
+
+def check_request(request: httpx.Request) -> None:
+    assert request.method == "POST"
+    assert str(request.url) == URL
+    assert request.headers["api-key"] == "xkeysib-SECRET-brevo-key"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["content-type"] == "application/json"
+    assert "authorization" not in request.headers
+    assert json.loads(request.content) == {
+        "sender": {"email": "noreply@example.com", "name": "Example"},
+        "to": [{"email": "ada@example.com", "name": "Ada Lovelace"}],
+        "subject": "Hello",
+        "htmlContent": "<p>Hi Ada</p>",
+        "textContent": "Hi Ada",
+        "replyTo": {"email": "help@example.com"},
+        "headers": {"Idempotency-Key": "dlv-d-1", "X-Mailin-custom": "d-1"},
+    }
+
+
+class TestBrevo(ProviderContract):
+    case = ProviderCase(
+        provider=BrevoProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=Answer(201, json={"messageId": "<202405170930.12345678901@smtp-relay.mailin.fr>"}),
+        expected_message_id="<202405170930.12345678901@smtp-relay.mailin.fr>",
+        check_request=check_request,
+        bad_credentials=Answer(401, json={"code": "unauthorized", "message": "Key not found"}),
+        invalid_recipient=Answer(
+            400, json={"code": "invalid_parameter", "message": "email is not valid in to"}
+        ),
+        required_credential="api_key",
+        rate_limited=Answer(
+            429,
+            json={"code": "too_many_requests", "message": "Too many requests"},
+            headers={"Retry-After": "7", "x-sib-ratelimit-reset": "30"},
+        ),
+    )
+
+
+def _send(message: Message, answer: Answer) -> tuple[SendResult, httpx.Request]:
+    provider = BrevoProvider()
+
+    async def go() -> SendResult:
+        async with httpx.AsyncClient() as client:
+            return await provider.send(
+                message,
+                provider.parse_credentials(CREDENTIALS),
+                provider.parse_settings(SETTINGS),
+                client,
+            )
+
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(URL).mock(return_value=answer.response())
+        result = run(go())
+    return result, route.calls[0].request
+
+
+def _failure(answer: Answer) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        _send(MESSAGE, answer)
+    return caught.value
+
+
+def test_text_only_message_gets_escaped_html_as_the_api_requires() -> None:
+    message = MESSAGE.model_copy(update={"html": None, "body": "Tom & Jerry\n<b>hi</b>"})
+    _, request = _send(message, Answer(201, json={"messageId": "<m>"}))
+    body = json.loads(request.content)
+    assert body["textContent"] == "Tom & Jerry\n<b>hi</b>"
+    assert body["htmlContent"] == (
+        "<html><body>Tom &amp; Jerry<br>\n&lt;b&gt;hi&lt;/b&gt;</body></html>"
+    )
+
+
+def test_html_only_message_sends_no_text_content() -> None:
+    _, request = _send(
+        MESSAGE.model_copy(update={"body": ""}), Answer(201, json={"messageId": "m"})
+    )
+    body = json.loads(request.content)
+    assert body["htmlContent"] == "<p>Hi Ada</p>"
+    assert "textContent" not in body
+
+
+def test_attachments_are_base64_with_names() -> None:
+    message = MESSAGE.model_copy(
+        update={
+            "attachments": (
+                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
+            )
+        }
+    )
+    _, request = _send(message, Answer(201, json={"messageId": "<m>"}))
+    assert json.loads(request.content)["attachment"] == [
+        {"content": base64.b64encode(b"%PDF").decode(), "name": "a.pdf"}
+    ]
+
+
+def test_rate_limit_reset_header_is_used_without_retry_after() -> None:
+    answer = Answer(
+        429,
+        json={"code": "too_many_requests", "message": "Too many requests"},
+        headers={"x-sib-ratelimit-limit": "1000", "x-sib-ratelimit-reset": "12"},
+    )
+    failure = _failure(answer)
+    assert isinstance(failure, RetryableError)
+    assert failure.retry_after == 12.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            Answer(400, json={"code": "INVALID_PARAMETER", "message": "email is not valid in cc"}),
+            RecipientError,
+        ),
+        (
+            Answer(
+                400, json={"code": "invalid_parameter", "message": "valid sender email required"}
+            ),
+            IntegrationError,
+        ),
+        (
+            Answer(
+                400,
+                json={
+                    "code": "invalid_parameter",
+                    "message": "Unsupported file extension in attachment: a.exe",
+                },
+            ),
+            IntegrationError,
+        ),
+        (
+            Answer(402, json={"code": "not_enough_credits", "message": "Not enough credits"}),
+            IntegrationError,
+        ),
+        (
+            Answer(
+                403,
+                json={
+                    "code": "permission_denied",
+                    "message": "Unable to send email. Your SMTP account is not yet activated.",
+                },
+            ),
+            IntegrationError,
+        ),
+        (Answer(500, json={"code": "internal_error", "message": "Internal error"}), RetryableError),
+    ],
+)
+def test_error_codes(answer: Answer, expected: type[ProviderError]) -> None:
+    failure = _failure(answer)
+    assert type(failure) is expected
+    assert failure.status_code == answer.status
+
+
+def _check(answer: Answer) -> CheckResult:
+    provider = BrevoProvider()
+
+    async def go() -> CheckResult | None:
+        async with httpx.AsyncClient() as client:
+            return await provider.check(
+                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
+            )
+
+    with respx.mock() as router:
+        route = router.get("https://api.brevo.com/v3/account").mock(return_value=answer.response())
+        result = run(go())
+    assert route.calls[0].request.headers["api-key"] == "xkeysib-SECRET-brevo-key"
+    assert result is not None
+    return result
+
+
+def test_check_reads_the_account() -> None:
+    result = _check(Answer(200, json={"email": "ops@example.com", "companyName": "Example"}))
+    assert result.ok is True
+    assert "Example" in result.detail
+
+
+def test_check_reports_a_bad_key_without_it() -> None:
+    result = _check(Answer(401, json={"code": "unauthorized", "message": "Key not found"}))
+    assert result.ok is False
+    assert "unauthorized" in result.detail
+    assert "SECRET" not in result.detail
