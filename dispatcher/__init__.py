@@ -10,11 +10,13 @@ from dispatcher.errors import (
     ActionTimeoutError,
     ConfigurationError,
     DispatcherError,
+    TriggerError,
     UnknownActionError,
 )
 from dispatcher.organisations import create_organisation
 from dispatcher.producer import ActionHandle, enqueue_action, run_action
 from dispatcher.results import Err, ErrorCode, Ok, Result
+from dispatcher.triggers import TriggerReceipt, trigger, trigger_async, trigger_bulk
 
 __all__ = [
     "ActionArgumentsError",
@@ -26,9 +28,14 @@ __all__ = [
     "ErrorCode",
     "Ok",
     "Result",
+    "TriggerError",
+    "TriggerReceipt",
     "UnknownActionError",
     "app",
     "create_organisation",
     "enqueue_action",
     "run_action",
+    "trigger",
+    "trigger_async",
+    "trigger_bulk",
 ]

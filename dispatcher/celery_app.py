@@ -34,7 +34,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             Queue(settings.critical_queue),
         ),
         "task_default_queue": settings.action_queue,
-        "task_routes": {f"{ACTION_TASK_PREFIX}*": {"queue": settings.action_queue}},
+        "task_routes": {
+            f"{ACTION_TASK_PREFIX}*": {"queue": settings.action_queue},
+            "dispatcher.*": {"queue": settings.delivery_queue},
+        },
+        "beat_schedule": {
+            "sweep-outbox": {
+                "task": "dispatcher.sweep_outbox",
+                "schedule": settings.sweep_interval,
+            },
+        },
         # A task is acknowledged after it ran, and a task whose worker died is redelivered:
         # handlers are idempotent (the action ledger, terminal delivery states).
         "task_acks_late": True,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+import uuid
+from dataclasses import asdict
 from typing import Any, NoReturn
 
 import click
@@ -21,6 +23,8 @@ from dispatcher.errors import DispatcherError
 from dispatcher.organisations import create_organisation, list_organisations
 from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Result, to_wire
+from dispatcher.status import transaction_status
+from dispatcher.triggers import trigger
 from models import generate_key
 from models.migrate import upgrade
 
@@ -148,6 +152,70 @@ def action(
     except DispatcherError as exc:
         fail(str(exc))
     print_result(result)
+
+
+@main.command("trigger")
+@click.argument("workflow")
+@click.option("--org", "organisation_id", required=True, help="Organisation id.")
+@click.option(
+    "--to",
+    "recipients",
+    multiple=True,
+    required=True,
+    help='Subscriber id, or a JSON inline subscriber / {"topic": key}; repeatable.',
+)
+@click.option("--payload", default="{}", show_default=True, help="JSON object.")
+@click.option("--transaction-id", default=None, help="Idempotency key; generated if omitted.")
+def trigger_command(
+    workflow: str, organisation_id: str, recipients: tuple[str, ...], payload: str,
+    transaction_id: str | None,
+) -> None:  # fmt: skip
+    """Trigger WORKFLOW for subscribers; prints the receipt."""
+    targets = [_target(item) for item in recipients]
+    try:
+        receipt = trigger(
+            organisation_id, workflow, targets, _json_object(payload, "--payload"),
+            transaction_id=transaction_id,
+        )  # fmt: skip
+    except DispatcherError as exc:
+        fail(str(exc))
+    click.echo(json.dumps(asdict(receipt), indent=2))
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(parsed, dict):
+        fail(f"{option} must be a JSON object")
+    return parsed
+
+
+def _target(text: str) -> Any:
+    return _json_object(text, "--to") if text.lstrip().startswith("{") else text
+
+
+@main.command("status")
+@click.argument("transaction_id")
+@click.option("--org", "organisation_id", required=True, help="Organisation id.")
+def status_command(transaction_id: str, organisation_id: str) -> None:
+    """Show every delivery of a transaction: channel, integration, status, attempts, error."""
+    try:
+        organisation = uuid.UUID(organisation_id)
+    except ValueError:
+        fail("--org is not a UUID")
+    views = transaction_status(organisation, transaction_id)
+    if not views:
+        fail(f"no transaction {transaction_id!r} in this organisation")
+    table = Table("subscriber", "step", "channel", "integration", "provider", "status",
+                  "attempts", "last error")  # fmt: skip
+    for view in views:
+        table.add_row(
+            view.subscriber, str(view.step), view.channel, view.integration or "-",
+            view.provider or "-", view.status, str(view.attempts), view.last_error or "",
+        )  # fmt: skip
+    console.print(table)
 
 
 @main.group()

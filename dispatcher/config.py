@@ -39,6 +39,49 @@ class Settings(BaseSettings):
     #: How often the embedded (SQLite) broker polls for messages, in seconds.
     embedded_polling_interval: float = Field(default=0.1, gt=0)
 
+    # --- sending -------------------------------------------------------------------------------
+    #: Integrations of this environment are used (``production``, ``staging``, ...).
+    environment: str = "production"
+    #: Deliveries carried by one Celery task.
+    delivery_batch_size: int = Field(default=200, ge=1, le=5000)
+    #: Sends in flight at once per integration inside one worker process.
+    send_concurrency_per_integration: int = Field(default=100, ge=1)
+    #: Seconds one provider request may take (connect + read).
+    send_timeout: float = Field(default=10.0, gt=0)
+    #: Attempts on one integration before falling back to the next (retryable failures).
+    max_attempts_per_integration: int = Field(default=3, ge=1, le=20)
+    #: Attempts on one delivery over all integrations before it fails.
+    max_attempts_per_delivery: int = Field(default=12, ge=1, le=100)
+    #: Exponential backoff: base * 2**(attempt-1), capped, with full jitter; seconds.
+    retry_base_delay: float = Field(default=2.0, ge=0)
+    retry_max_delay: float = Field(default=300.0, ge=0)
+    #: A retry due sooner than this is re-enqueued with a Celery countdown; later ones are left
+    #: to the outbox sweeper (no long ETAs held in worker memory).
+    retry_countdown_limit: float = Field(default=30.0, ge=0)
+    #: Seconds a delivery handed to the broker stays reserved before the sweeper may re-enqueue
+    #: it (a lost broker message is recovered after this).
+    enqueue_lease: float = Field(default=120.0, gt=0)
+    #: Seconds a delivery being sent stays reserved (a worker killed mid-send is recovered
+    #: after this).
+    send_lease: float = Field(default=120.0, gt=0)
+    #: Consecutive failures that open an integration's circuit, and how long it stays open.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown: float = Field(default=30.0, gt=0)
+    #: Triggers that make more due deliveries than this are fed to the broker by the outbox
+    #: pump in per-organisation rounds instead of all at once (fairness between tenants).
+    direct_enqueue_limit: int = Field(default=1000, ge=0)
+    #: Deliveries the pump hands to the broker per organisation per round.
+    pump_round_size: int = Field(default=2000, ge=1)
+    #: How often beat runs the outbox sweeper, in seconds.
+    sweep_interval: float = Field(default=5.0, gt=0)
+
+    # --- limits on producer input ----------------------------------------------------------------
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1)
+    max_recipients_per_trigger: int = Field(default=100_000, ge=1)
+    #: Seconds a template render may take before it is stopped.
+    template_render_timeout: float = Field(default=1.0, gt=0)
+    max_rendered_length: int = Field(default=200_000, ge=1)
+
     @field_validator("encryption_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -6,6 +6,7 @@
     ├── ConfigurationError        settings missing or malformed; raised at start-up
     ├── UnknownActionError        no action of that name
     ├── ActionArgumentsError      arguments fail validation; ``errors`` names each field
+    ├── TriggerError              a trigger was refused; ``errors`` names each field
     └── ActionTimeoutError        no result within the timeout (the action may still run)
 
 Errors of an action that reached a worker are not raised: they come back as ``Err`` results.
@@ -62,3 +63,13 @@ class ActionTimeoutError(DispatcherError, TimeoutError):
         )
         self.action = action
         self.task_id = task_id
+
+
+class TriggerError(DispatcherError, ValueError):
+    """A trigger refused before anything was written: unknown workflow or subscriber, a payload
+    missing what the templates use, or over a limit."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        listed = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+        super().__init__(f"trigger refused: {listed}")
+        self.errors = errors

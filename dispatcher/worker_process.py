@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -9,6 +10,16 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop the child when the process that started it dies (no orphans)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def worker_command(
@@ -46,6 +57,7 @@ def running_worker(
         stdout=output,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
     )
     try:
         yield process
@@ -64,3 +76,27 @@ def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def running_beat(
+    *,
+    schedule_file: Path,
+    log_file: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery -A dispatcher beat`` for the duration of the block."""
+    env = dict(os.environ if environment is None else environment)
+    output = log_file.open("ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [sys.executable, "-m", "celery", "-A", "dispatcher", "beat", "--loglevel", "INFO",
+         "--schedule", str(schedule_file)],
+        env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        stop_worker(process)
+        if log_file and output is not subprocess.DEVNULL:
+            output.close()  # type: ignore[union-attr]

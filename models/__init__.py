@@ -10,6 +10,7 @@ from models.delivery import (
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
+    InboxMessage,
     Notification,
     NotificationStatus,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Grant",
     "GranteeType",
     "Group",
+    "InboxMessage",
     "Integration",
     "IntegrationStatus",
     "KeyRing",

@@ -52,7 +52,10 @@ class Notification(Row, Mutable, Tenant, Base):
     """
 
     __tablename__ = "notifications"
-    __table_args__ = (UniqueConstraint("organisation_id", "transaction_id", "subscriber_id"),)
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "transaction_id", "subscriber_id"),
+        Index("ix_notifications_digest", "organisation_id", "workflow_id", "subscriber_id"),
+    )
 
     transaction_id: Mapped[str] = mapped_column(String(200))
     workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
@@ -65,6 +68,12 @@ class Notification(Row, Mutable, Tenant, Base):
         enum_column(NotificationStatus, "notification_status"),
         default=NotificationStatus.PENDING,
     )
+    #: A digest leader collects the events of later notifications until ``digest_until``.
+    digest_until: Mapped[datetime | None]
+    #: Set on a notification whose event was collected into another one's digest.
+    digest_leader_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("notifications.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Delivery(Row, Mutable, Tenant, Base):
@@ -74,6 +83,7 @@ class Delivery(Row, Mutable, Tenant, Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "step_position"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_organisation_status", "organisation_id", "status"),
     )
 
     notification_id: Mapped[uuid.UUID] = mapped_column(
@@ -121,3 +131,23 @@ class DeliveryAttempt(Row, Tenant, Base):
     latency_ms: Mapped[float | None]
     error_class: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class InboxMessage(Row, Mutable, Tenant, Base):
+    """An in-app message in a subscriber's inbox (the ``in_app`` channel)."""
+
+    __tablename__ = "inbox_messages"
+    __table_args__ = (Index("ix_inbox_messages_subscriber", "organisation_id", "subscriber_id"),)
+
+    subscriber_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), unique=True
+    )
+    title: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seen_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]

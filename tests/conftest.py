@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -26,7 +27,8 @@ POSTGRES_TEST_DATABASE = f"dispatcher_test_{os.getpid()}"
 REDIS_URL = os.environ.get("DISPATCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_KEY = Fernet.generate_key().decode("ascii")
 DATA_DIR = Path(tempfile.mkdtemp(prefix="dispatcher-tests-"))
-atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
+if not os.environ.get("DISPATCHER_TEST_KEEP_DATA"):
+    atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 
 
 def _test_database_url() -> str:
@@ -44,6 +46,16 @@ TEST_ENVIRONMENT = {
     "DISPATCHER_ACTION_QUEUE": f"actions-{os.getpid()}",
     "DISPATCHER_DELIVERY_QUEUE": f"deliveries-{os.getpid()}",
     "DISPATCHER_CRITICAL_QUEUE": f"critical-{os.getpid()}",
+    # Short waits so retries, leases, circuits and the sweeper act within a test's patience.
+    "DISPATCHER_RETRY_BASE_DELAY": "0.2",
+    "DISPATCHER_RETRY_MAX_DELAY": "1",
+    "DISPATCHER_SEND_TIMEOUT": "1.5",
+    "DISPATCHER_ENQUEUE_LEASE": "3",
+    "DISPATCHER_SEND_LEASE": "6",
+    "DISPATCHER_CIRCUIT_FAILURE_THRESHOLD": "5",
+    "DISPATCHER_CIRCUIT_COOLDOWN": "2",
+    "DISPATCHER_SWEEP_INTERVAL": "0.5",
+    "DISPATCHER_DELIVERY_BATCH_SIZE": "50",
 }
 os.environ.update(TEST_ENVIRONMENT)
 
@@ -101,11 +113,14 @@ def redis_url() -> str:
 def worker(postgres_url: str, redis_url: str) -> Iterator[None]:
     """A real ``celery -A dispatcher worker`` process (prefork, 2 children) on PG and Redis."""
     from dispatcher.celery_app import app
-    from dispatcher.worker_process import running_worker
+    from dispatcher.worker_process import running_beat, running_worker
 
     hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     log_file = DATA_DIR / "worker.log"
-    with running_worker(concurrency=2, log_file=log_file, hostname=hostname) as process:
+    with (
+        running_worker(concurrency=2, log_file=log_file, hostname=hostname) as process,
+        running_beat(schedule_file=DATA_DIR / "beat-schedule", log_file=DATA_DIR / "beat.log"),
+    ):
         for _ in range(60):
             if process.poll() is not None:
                 pytest.fail(f"the worker exited at start-up:\n{log_file.read_text()[-3000:]}")
@@ -114,6 +129,16 @@ def worker(postgres_url: str, redis_url: str) -> Iterator[None]:
         else:
             pytest.fail(f"the worker did not answer a ping within 30 s; see {log_file}")
         yield
+
+
+@pytest.fixture(scope="session")
+def fake_provider() -> Iterator[Any]:
+    """The local fake provider server, in a thread of this process."""
+    from dispatcher.fakeserver import FakeProviderServer
+
+    server = FakeProviderServer(seed=7).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
 from dispatcher.actions.fields import Key, LongText, Name
+from dispatcher.conditions import Condition
 from dispatcher.results import Ok, Result
 from models import StepKind, Workflow, WorkflowStep
 
@@ -26,7 +27,7 @@ class StepArgs(BaseModel):
     kind: StepKindName
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates (rendered sandboxed).
     template: dict[str, str] = Field(default_factory=dict)
-    conditions: list[dict[str, Any]] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("template")
@@ -44,6 +45,30 @@ class StepArgs(BaseModel):
                     f"{name}: template syntax error on line {exc.lineno}: {exc.message}"
                 ) from None
         return template
+
+    @model_validator(mode="after")
+    def _config_fits_kind(self) -> StepArgs:
+        if self.kind == "delay":
+            _positive_seconds(self.config, "seconds")
+        elif self.kind == "digest":
+            _positive_seconds(self.config, "window_seconds")
+        elif self.kind in CHANNEL_KINDS and not self.template.get("body") and self.kind != "push":
+            raise ValueError("template.body: a channel step needs a body template")
+        return self
+
+
+CHANNEL_KINDS = frozenset({"email", "sms", "chat", "push", "webhook", "in_app"})
+MAX_WAIT_SECONDS = 90 * 24 * 3600
+
+
+def _positive_seconds(config: dict[str, Any], key: str) -> None:
+    value = config.get(key)
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 < value <= MAX_WAIT_SECONDS
+    ):
+        raise ValueError(f"config.{key}: a number of seconds between 1 and {MAX_WAIT_SECONDS}")
 
 
 class CreateWorkflowArgs(ActionArgs):
@@ -73,7 +98,7 @@ def create_workflow(ctx: ActionContext, args: CreateWorkflowArgs) -> Result:
                 position=position,
                 kind=StepKind(step.kind),
                 template=step.template,
-                conditions=step.conditions,
+                conditions=[item.model_dump(mode="json") for item in step.conditions],
                 config=step.config,
             )
         )

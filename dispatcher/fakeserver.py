@@ -1,0 +1,231 @@
+"""A local fake provider: an HTTP/1.1 server that the ``fake_http`` provider posts to.
+
+Each integration posts to its own path (``/primary``, ``/secondary``); each path can be told how
+to answer through ``POST /_control/<path>`` with a JSON behaviour::
+
+    {"default": "ok", "script": ["500", "429", "ok"], "latency_ms": 100,
+     "fail_ratio": 0.1, "retry_after": 1}
+
+Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After), ``401``,
+``invalid`` (400, invalid recipient), ``timeout`` (no answer for a minute). ``script`` answers
+are used first, in order; then ``fail_ratio`` of requests answer 500 at random; then ``default``.
+Every request is recorded by delivery id: ``GET /_stats`` counts them, ``GET /_requests`` lists
+them, ``DELETE /_requests`` forgets them. Used by the end-to-end tests, the demo and the
+benchmarks; it listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+ANSWERS = {
+    "ok": (200, "OK"),
+    "500": (500, "Internal Server Error"),
+    "429": (429, "Too Many Requests"),
+    "401": (401, "Unauthorized"),
+    "invalid": (400, "Bad Request"),
+}
+
+
+@dataclass
+class Behaviour:
+    default: str = "ok"
+    script: deque[str] = field(default_factory=deque)
+    latency_ms: float = 0.0
+    fail_ratio: float = 0.0
+    retry_after: float = 1.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Behaviour:
+        return cls(
+            default=str(data.get("default", "ok")),
+            script=deque(str(item) for item in data.get("script", [])),
+            latency_ms=float(data.get("latency_ms", 0.0)),
+            fail_ratio=float(data.get("fail_ratio", 0.0)),
+            retry_after=float(data.get("retry_after", 1.0)),
+        )
+
+
+@dataclass
+class Recorded:
+    path: str
+    delivery_id: str | None
+    answer: str
+    at: float
+
+
+class FakeProviderState:
+    def __init__(self, seed: int | None = None) -> None:
+        self.behaviours: dict[str, Behaviour] = {}
+        self.requests: list[Recorded] = []
+        self.random = random.Random(seed)  # noqa: S311 - failure injection, not security
+        self.counter = 0
+
+    def answer_for(self, path: str) -> tuple[str, Behaviour]:
+        behaviour = self.behaviours.setdefault(path, Behaviour())
+        if behaviour.script:
+            return behaviour.script.popleft(), behaviour
+        if behaviour.fail_ratio and self.random.random() < behaviour.fail_ratio:
+            return "500", behaviour
+        return behaviour.default, behaviour
+
+    def stats(self) -> dict[str, Any]:
+        by_path = Counter(item.path for item in self.requests)
+        sent = Counter(item.delivery_id for item in self.requests if item.answer == "ok")
+        return {
+            "requests": len(self.requests),
+            "by_path": dict(by_path),
+            "by_answer": dict(Counter(item.answer for item in self.requests)),
+            "accepted_deliveries": len(sent),
+            "duplicate_deliveries": sum(1 for count in sent.values() if count > 1),
+        }
+
+
+class FakeProviderServer:
+    """Runs the server on its own event loop in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.state = FakeProviderState(seed)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FakeProviderServer:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        future.result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=2048)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def configure(self, path: str, **behaviour: Any) -> None:
+        self.state.behaviours[path.strip("/")] = Behaviour.from_json(behaviour)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    break
+                method, path, body = request
+                status, reason, payload, headers, delay = self._handle(method, path, body)
+                if delay:
+                    await asyncio.sleep(delay)
+                _write_response(writer, status, reason, payload, headers)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def _handle(  # noqa: PLR0911 - a small router: one return per route
+        self, method: str, path: str, body: bytes
+    ) -> tuple[int, str, bytes, dict[str, str], float]:
+        name = path.split("?", 1)[0].strip("/")
+        if name.startswith("_control/") and method == "POST":
+            self.configure(name.removeprefix("_control/"), **json.loads(body or b"{}"))
+            return 200, "OK", b'{"ok": true}', {}, 0.0
+        if name == "_stats":
+            return 200, "OK", json.dumps(self.state.stats()).encode(), {}, 0.0
+        if name == "_requests":
+            if method == "DELETE":
+                self.state.requests.clear()
+                return 200, "OK", b'{"ok": true}', {}, 0.0
+            listed = [item.__dict__ for item in self.state.requests]
+            return 200, "OK", json.dumps({"requests": listed}).encode(), {}, 0.0
+        if method == "GET":
+            return 200, "OK", b'{"ok": true}', {}, 0.0
+        try:
+            delivery_id = json.loads(body).get("delivery_id")
+        except (ValueError, AttributeError):
+            delivery_id = None
+        answer, behaviour = self.state.answer_for(name)
+        self.state.requests.append(Recorded(name, delivery_id, answer, time.time()))
+        delay = behaviour.latency_ms / 1000
+        if answer == "timeout":
+            return 504, "Gateway Timeout", b"", {}, 60.0
+        status, reason = ANSWERS.get(answer, (500, "Internal Server Error"))
+        headers: dict[str, str] = {}
+        if answer == "ok":
+            self.state.counter += 1
+            payload = json.dumps({"id": f"msg-{self.state.counter}"}).encode()
+        elif answer == "invalid":
+            payload = b'{"error": "invalid_recipient"}'
+        elif answer == "429":
+            headers["Retry-After"] = f"{behaviour.retry_after:g}"
+            payload = b'{"error": "rate_limited"}'
+        else:
+            payload = json.dumps({"error": answer}).encode()
+        return status, reason, payload, headers, delay
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+    line = await reader.readline()
+    if not line:
+        return None
+    method, path, _ = line.decode("latin-1").split(" ", 2)
+    length = 0
+    while True:
+        header = await reader.readline()
+        if header in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = header.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return method, path, body
+
+
+def _write_response(
+    writer: asyncio.StreamWriter, status: int, reason: str, payload: bytes, headers: dict[str, str]
+) -> None:
+    head = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
+            f"Content-Length: {len(payload)}", "Connection: keep-alive"]  # fmt: skip
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=8025)
+    arguments = parser.parse_args()
+    server = FakeProviderServer(port=arguments.port).start()
+    print(f"fake provider listening on {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

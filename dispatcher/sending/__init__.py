@@ -1,0 +1,1 @@
+"""Sending deliveries: claim a batch, resolve integrations, send concurrently, write back."""

@@ -1,0 +1,221 @@
+"""Send a batch of jobs concurrently, each falling back through its integrations.
+
+Per job, integrations are tried in order. A provider answer decides what happens next:
+
+* sent: done;
+* recipient error: the delivery fails; other integrations would fail the same way;
+* integration error (bad credentials, configuration): this integration is burned for the
+  delivery and the next one is tried at once;
+* retryable error: retried later on the same integration with backoff, until it has had
+  ``max_attempts_per_integration`` attempts; then the next integration is tried at once.
+
+Integrations whose circuit is open are passed over; if only such integrations are left, the
+delivery waits for the cool-down instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from dispatcher.sending.backoff import retry_delay
+from dispatcher.sending.plan import Candidate, Job
+from dispatcher.sending.runtime import SendingRuntime
+from models import AttemptOutcome
+from models.types import utcnow
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.registry import UnknownProviderError
+
+MAX_ERROR_LENGTH = 500
+
+
+@dataclass
+class Attempt:
+    delivery_id: uuid.UUID
+    organisation_id: uuid.UUID
+    integration_id: uuid.UUID
+    provider: str
+    outcome: AttemptOutcome
+    http_status: int | None
+    latency_ms: float
+    error_class: str | None = None
+    error: str | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Outcome:
+    """What became of one job: ``sent``, ``failed``, ``retrying`` (with a delay) or ``skipped``."""
+
+    status: str
+    reason: str | None = None
+    integration_id: uuid.UUID | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    delay: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_attempts_per_integration: int
+    max_attempts_per_delivery: int
+    retry_base_delay: float
+    retry_max_delay: float
+    circuit_cooldown: float
+    concurrency_per_integration: int
+
+
+class CircuitView:
+    """Circuit state as seen by this batch: read once, updated as answers arrive."""
+
+    def __init__(
+        self,
+        open_ids: set[uuid.UUID],
+        on_failure: Callable[[uuid.UUID], bool],
+        on_success: Callable[[uuid.UUID], bool],
+    ) -> None:
+        self.open_ids = set(open_ids)
+        self._on_failure = on_failure
+        self._on_success = on_success
+        self.opened: set[uuid.UUID] = set()
+        self.closed: set[uuid.UUID] = set()
+
+    def failure(self, integration_id: uuid.UUID) -> None:
+        if self._on_failure(integration_id):
+            self.open_ids.add(integration_id)
+            self.opened.add(integration_id)
+
+    def success(self, integration_id: uuid.UUID) -> None:
+        if self._on_success(integration_id):
+            self.closed.add(integration_id)
+
+
+def classify(error: Exception) -> tuple[AttemptOutcome, int | None, str]:
+    if isinstance(error, RecipientError):
+        return AttemptOutcome.RECIPIENT_ERROR, error.status_code, error.reason
+    if isinstance(error, RetryableError):
+        return AttemptOutcome.RETRYABLE, error.status_code, error.reason
+    if isinstance(error, ProviderError):
+        return AttemptOutcome.INTEGRATION_ERROR, error.status_code, error.reason
+    if isinstance(error, ValidationError):
+        fields = ", ".join(".".join(map(str, item["loc"])) for item in error.errors())
+        return AttemptOutcome.INTEGRATION_ERROR, None, f"stored configuration invalid: {fields}"
+    # A defect in a provider module: treated like a broken integration, never as a crash.
+    return AttemptOutcome.INTEGRATION_ERROR, None, f"provider raised {type(error).__name__}"
+
+
+class BatchSender:
+    def __init__(self, runtime: SendingRuntime, policy: Policy, circuit: CircuitView) -> None:
+        self.runtime = runtime
+        self.policy = policy
+        self.circuit = circuit
+        self._semaphores: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(policy.concurrency_per_integration)
+        )
+
+    async def send_all(self, jobs: list[Job]) -> dict[uuid.UUID, Outcome]:
+        outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
+        return {job.delivery_id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
+
+    async def send_one(self, job: Job) -> Outcome:
+        outcome = Outcome(status="failed")
+        total = job.attempts
+        last_error = "all integrations failed"
+        waited_on_circuit = False
+        for candidate in job.candidates:
+            used = job.attempts_by_integration.get(candidate.integration_id, 0)
+            if (
+                candidate.integration_id in job.burned
+                or used >= self.policy.max_attempts_per_integration
+            ):
+                continue
+            if candidate.integration_id in self.circuit.open_ids:
+                waited_on_circuit = True
+                continue
+            if total >= self.policy.max_attempts_per_delivery:
+                last_error = f"gave up after {total} attempts: {last_error}"
+                break
+            attempt, result, error = await self._attempt(job, candidate)
+            total += 1
+            outcome.attempts.append(attempt)
+            outcome.integration_id, outcome.provider = candidate.integration_id, candidate.provider
+            if error is None:
+                self.circuit.success(candidate.integration_id)
+                outcome.status, outcome.provider_message_id = "sent", result
+                return outcome
+            last_error = f"{candidate.provider}: {attempt.error}"
+            if isinstance(error, RecipientError):
+                outcome.status, outcome.reason = "failed", last_error
+                return outcome
+            self.circuit.failure(candidate.integration_id)
+            if isinstance(error, RetryableError):
+                used += 1
+                if (
+                    used < self.policy.max_attempts_per_integration
+                    and total < self.policy.max_attempts_per_delivery
+                ):
+                    outcome.status, outcome.reason = "retrying", last_error
+                    outcome.delay = retry_delay(
+                        used,
+                        base=self.policy.retry_base_delay,
+                        cap=self.policy.retry_max_delay,
+                        retry_after=error.retry_after,
+                    )
+                    return outcome
+        if waited_on_circuit and total < self.policy.max_attempts_per_delivery:
+            outcome.status, outcome.reason = (
+                "retrying",
+                "every remaining integration's circuit is open",
+            )
+            outcome.delay = self.policy.circuit_cooldown
+            return outcome
+        outcome.status, outcome.reason = "failed", last_error
+        return outcome
+
+    async def _attempt(
+        self, job: Job, candidate: Candidate
+    ) -> tuple[Attempt, str | None, Exception | None]:
+        assert job.message is not None
+        started = time.perf_counter()
+        started_at = utcnow()
+        error: Exception | None = None
+        message_id: str | None = None
+        status_code: int | None = None
+        try:
+            provider = self.runtime.provider(candidate.provider)
+            credentials = provider.parse_credentials(candidate.credentials)
+            settings = provider.parse_settings(candidate.settings)
+            client = self.runtime.client(http2=type(provider).requires_http2)
+            async with self._semaphores[candidate.integration_id]:
+                result = await provider.send(job.message, credentials, settings, client)
+            message_id, status_code = result.provider_message_id, result.status_code
+        except Exception as exc:
+            error = IntegrationError(candidate.provider, str(exc)) if _is_lookup(exc) else exc
+        latency = (time.perf_counter() - started) * 1000
+        if error is None:
+            attempt = Attempt(
+                job.delivery_id, job.organisation_id, candidate.integration_id,
+                candidate.provider, AttemptOutcome.SENT, status_code, latency, at=started_at,
+            )  # fmt: skip
+            return attempt, message_id, None
+        outcome, status_code, reason = classify(error)
+        attempt = Attempt(
+            job.delivery_id, job.organisation_id, candidate.integration_id, candidate.provider,
+            outcome, status_code, latency, type(error).__name__, reason[:MAX_ERROR_LENGTH],
+            at=started_at,
+        )  # fmt: skip
+        if outcome is AttemptOutcome.INTEGRATION_ERROR and not isinstance(error, ProviderError):
+            error = IntegrationError(candidate.provider, reason)
+        return attempt, None, error
+
+
+def _is_lookup(error: Exception) -> bool:
+    return isinstance(error, UnknownProviderError)

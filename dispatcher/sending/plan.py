@@ -1,0 +1,320 @@
+"""Load what a claimed batch needs in a few queries, and decide each delivery's fate.
+
+For every delivery: are its conditions met, has the subscriber opted out, can its templates be
+rendered, has the subscriber an address for the channel, and which integrations may send it, in
+order (primary first, then ascending priority, then oldest), minus those this delivery already
+burned. The result is a :class:`Job` to send, or a final outcome reached without sending.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from dispatcher.conditions import all_hold
+from dispatcher.rendering import RenderError, TemplateRenderer
+from models import (
+    AttemptOutcome,
+    ChannelType,
+    Delivery,
+    DeliveryAttempt,
+    Integration,
+    IntegrationStatus,
+    Notification,
+    Preference,
+    Subscriber,
+    Workflow,
+    WorkflowStep,
+)
+from providers.base import Message, Recipient
+
+TEMPLATE_FIELDS = ("subject", "body", "html", "title")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    integration_id: uuid.UUID
+    provider: str
+    credentials: dict[str, Any]
+    settings: dict[str, Any]
+    status: IntegrationStatus
+
+
+@dataclass
+class Job:
+    delivery_id: uuid.UUID
+    organisation_id: uuid.UUID
+    notification_id: uuid.UUID
+    channel: ChannelType
+    attempts: int
+    critical: bool = False
+    message: Message | None = None
+    content: dict[str, Any] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
+    #: Attempts this delivery already made per integration, and integrations it burned.
+    attempts_by_integration: dict[uuid.UUID, int] = field(default_factory=dict)
+    burned: set[uuid.UUID] = field(default_factory=set)
+    #: Set when the outcome is known without sending: ("skipped" | "failed", reason).
+    decided: tuple[str, str] | None = None
+    subscriber_id: uuid.UUID | None = None
+
+
+@dataclass
+class Loaded:
+    deliveries: list[Delivery]
+    notifications: dict[uuid.UUID, Notification]
+    subscribers: dict[uuid.UUID, Subscriber]
+    steps: dict[uuid.UUID, WorkflowStep]
+    workflows: dict[uuid.UUID, Workflow]
+    preferences: dict[uuid.UUID, list[Preference]]
+    integrations: dict[tuple[uuid.UUID, ChannelType], list[Integration]]
+    attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]]
+    digests: dict[uuid.UUID, list[dict[str, Any]]]
+
+
+def _by_id(rows: Iterable[Any]) -> dict[uuid.UUID, Any]:
+    return {row.id: row for row in rows}
+
+
+def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
+    deliveries = list(session.scalars(select(Delivery).where(Delivery.id.in_(ids))))
+    notifications = _by_id(
+        session.scalars(
+            select(Notification).where(Notification.id.in_({d.notification_id for d in deliveries}))
+        )
+    )
+    subscribers = _by_id(
+        session.scalars(
+            select(Subscriber).where(
+                Subscriber.id.in_({n.subscriber_id for n in notifications.values()})
+            )
+        )
+    )
+    steps = _by_id(
+        session.scalars(
+            select(WorkflowStep).where(
+                WorkflowStep.id.in_({d.step_id for d in deliveries if d.step_id is not None})
+            )
+        )
+    )
+    workflows = _by_id(
+        session.scalars(
+            select(Workflow).where(Workflow.id.in_({n.workflow_id for n in notifications.values()}))
+        )
+    )
+    preferences: dict[uuid.UUID, list[Preference]] = defaultdict(list)
+    for preference in session.scalars(
+        select(Preference).where(Preference.subscriber_id.in_(set(subscribers)))
+    ):
+        preferences[preference.subscriber_id].append(preference)
+    integrations: dict[tuple[uuid.UUID, ChannelType], list[Integration]] = defaultdict(list)
+    wanted = {(d.organisation_id, d.channel_type) for d in deliveries if d.channel_type}
+    for integration in session.scalars(
+        select(Integration)
+        .where(
+            Integration.organisation_id.in_({organisation for organisation, _ in wanted}),
+            Integration.channel_type.in_({channel for _, channel in wanted}),
+            Integration.environment == environment,
+            Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
+        )
+        .order_by(
+            Integration.is_primary.desc(),
+            Integration.priority,
+            Integration.created_at,
+            Integration.id,
+        )
+    ):
+        integrations[(integration.organisation_id, integration.channel_type)].append(integration)
+    attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]] = defaultdict(dict)
+    burned_outcome = func.max(
+        case((DeliveryAttempt.outcome == AttemptOutcome.INTEGRATION_ERROR, 1), else_=0)
+    )
+    for delivery_id, integration_id, count, burned in session.execute(
+        select(
+            DeliveryAttempt.delivery_id,
+            DeliveryAttempt.integration_id,
+            func.count(),
+            burned_outcome,
+        )
+        .where(DeliveryAttempt.delivery_id.in_(ids))
+        .group_by(DeliveryAttempt.delivery_id, DeliveryAttempt.integration_id)
+    ):
+        if integration_id is not None:
+            attempts[delivery_id][integration_id] = (int(count), bool(burned))
+    return Loaded(
+        deliveries, notifications, subscribers, steps, workflows, preferences, integrations,
+        attempts, _digest_events(session, notifications),
+    )  # fmt: skip
+
+
+def _digest_events(
+    session: Session, notifications: Mapping[uuid.UUID, Notification]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    leaders = [n.id for n in notifications.values() if n.digest_until is not None]
+    if not leaders:
+        return {}
+    events: dict[uuid.UUID, list[dict[str, Any]]] = {
+        leader: [notifications[leader].payload] for leader in leaders
+    }
+    for leader_id, payload in session.execute(
+        select(Notification.digest_leader_id, Notification.payload)
+        .where(Notification.digest_leader_id.in_(leaders))
+        .order_by(Notification.created_at)
+    ):
+        events[leader_id].append(payload)
+    return events
+
+
+def subscriber_context(subscriber: Subscriber) -> dict[str, Any]:
+    return {
+        "id": str(subscriber.id),
+        "subscriber_id": subscriber.external_id,
+        "first_name": subscriber.first_name,
+        "last_name": subscriber.last_name,
+        "email": subscriber.email,
+        "phone": subscriber.phone,
+        "locale": subscriber.locale,
+        "timezone": subscriber.timezone,
+        "data": subscriber.data,
+    }
+
+
+def opted_out(preferences: list[Preference], workflow_id: uuid.UUID, channel: ChannelType) -> bool:
+    """The most specific preference wins: workflow+channel, workflow, channel, everything."""
+    ranked: dict[int, bool] = {}
+    for preference in preferences:
+        if preference.workflow_id not in (None, workflow_id):
+            continue
+        if preference.channel_type not in (None, channel):
+            continue
+        rank = (preference.workflow_id is not None) * 2 + (preference.channel_type is not None)
+        ranked[rank] = preference.enabled
+    return bool(ranked) and not ranked[max(ranked)]
+
+
+def recipient(subscriber: Subscriber, override: Mapping[str, Any]) -> Recipient:
+    channels = subscriber.channels or {}
+    push = channels.get("push") or {}
+    chat = channels.get("chat") or {}
+    webhook = channels.get("webhook") or {}
+    name = " ".join(part for part in (subscriber.first_name, subscriber.last_name) if part) or None
+    fields: dict[str, Any] = {
+        "subscriber_id": subscriber.external_id,
+        "name": name,
+        "email": subscriber.email,
+        "phone": subscriber.phone,
+        "locale": subscriber.locale,
+        "device_tokens": tuple(push.get("device_tokens") or ()),
+        "chat_id": chat.get("chat_id"),
+        "webhook_url": chat.get("webhook_url") or webhook.get("url"),
+    }
+    fields.update({key: value for key, value in override.items() if key in fields})
+    if isinstance(fields["device_tokens"], list):
+        fields["device_tokens"] = tuple(fields["device_tokens"])
+    return Recipient.model_validate(fields)
+
+
+MISSING_ADDRESS = {
+    ChannelType.EMAIL: ("email", "subscriber has no email address"),
+    ChannelType.SMS: ("phone", "subscriber has no phone number"),
+    ChannelType.PUSH: ("device_tokens", "subscriber has no push device token"),
+    ChannelType.WEBHOOK: ("webhook_url", None),
+}
+
+
+def build_jobs(loaded: Loaded, renderer: TemplateRenderer) -> list[Job]:
+    jobs: list[Job] = []
+    for delivery in loaded.deliveries:
+        notification = loaded.notifications[delivery.notification_id]
+        job = Job(
+            delivery_id=delivery.id,
+            organisation_id=delivery.organisation_id,
+            notification_id=notification.id,
+            channel=delivery.channel_type or ChannelType.EMAIL,
+            attempts=delivery.attempts,
+            critical=delivery.critical,
+            subscriber_id=notification.subscriber_id,
+        )
+        jobs.append(job)
+        _decide(job, delivery, notification, loaded, renderer)
+    return jobs
+
+
+def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without sending
+    job: Job,
+    delivery: Delivery,
+    notification: Notification,
+    loaded: Loaded,
+    renderer: TemplateRenderer,
+) -> None:
+    subscriber = loaded.subscribers.get(notification.subscriber_id)
+    step = loaded.steps.get(delivery.step_id) if delivery.step_id else None
+    workflow = loaded.workflows.get(notification.workflow_id)
+    if subscriber is None or step is None or workflow is None:
+        job.decided = ("failed", "the subscriber or workflow step was deleted")
+        return
+    context: dict[str, Any] = {
+        "payload": notification.payload,
+        "subscriber": subscriber_context(subscriber),
+        "actor": notification.actor or {},
+    }
+    if notification.id in loaded.digests:
+        events = loaded.digests[notification.id]
+        context["digest"] = {"events": events, "count": len(events)}
+    if not all_hold(step.conditions, context):
+        job.decided = ("skipped", "step conditions not met")
+        return
+    if not workflow.critical and opted_out(
+        loaded.preferences.get(subscriber.id, []), workflow.id, job.channel
+    ):
+        job.decided = ("skipped", "subscriber opted out")
+        return
+    overrides: dict[str, Any] = (notification.meta.get("overrides") or {}).get(
+        job.channel.value
+    ) or {}
+    try:
+        rendered = renderer.render_fields(
+            {key: value for key, value in step.template.items() if key in TEMPLATE_FIELDS}, context
+        )
+    except RenderError as exc:
+        job.decided = ("failed", f"template: {exc}")
+        return
+    rendered.update({key: str(overrides[key]) for key in TEMPLATE_FIELDS if key in overrides})
+    try:
+        to = recipient(subscriber, overrides.get("to") or {})
+    except ValueError:
+        job.decided = ("failed", "overrides.to: not a valid recipient")
+        return
+    required = MISSING_ADDRESS.get(job.channel)
+    if required and required[1] and not getattr(to, required[0]):
+        job.decided = ("failed", required[1])
+        return
+    job.content = rendered
+    job.message = Message(
+        delivery_id=str(delivery.id),
+        channel=job.channel.value,
+        to=to,
+        subject=rendered.get("subject"),
+        body=rendered.get("body", ""),
+        html=rendered.get("html"),
+        title=rendered.get("title"),
+        data=dict(overrides.get("data") or {}),
+        options={**step.config.get("options", {}), **(overrides.get("options") or {})},
+    )
+    if job.channel is ChannelType.IN_APP:
+        return
+    previous = loaded.attempts.get(delivery.id, {})
+    job.attempts_by_integration = {key: count for key, (count, _) in previous.items()}
+    job.burned = {key for key, (_, burned) in previous.items() if burned}
+    job.candidates = [
+        Candidate(i.id, i.provider, i.credentials, i.settings, i.status)
+        for i in loaded.integrations.get((delivery.organisation_id, job.channel), [])
+    ]
+    if not job.candidates:
+        job.decided = ("failed", f"no active {job.channel.value} integration in this organisation")

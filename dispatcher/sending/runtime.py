@@ -1,0 +1,80 @@
+"""Per-process sending resources: one event loop, long-lived pooled HTTP clients, providers.
+
+A Celery prefork child runs one task at a time; each batch runs to completion on this process's
+loop, and the HTTP connection pools (and provider token caches) survive from batch to batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from providers.registry import AnyProvider, default_registry
+
+T = TypeVar("T")
+
+
+class SendingRuntime:
+    def __init__(self, *, timeout: float, max_connections: int) -> None:
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._providers: dict[str, AnyProvider] = {}
+        self._pid = os.getpid()
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child must not reuse the parent's loop or sockets.
+            self._loop = None
+            self._clients = {}
+            self._providers = {}
+            self._pid = os.getpid()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        self._check_fork()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+    def client(self, *, http2: bool = False) -> httpx.AsyncClient:
+        self._check_fork()
+        client = self._clients.get(http2)
+        if client is None:
+            client = httpx.AsyncClient(
+                http2=http2,
+                timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                    keepalive_expiry=60.0,
+                ),
+                follow_redirects=False,
+            )
+            self._clients[http2] = client
+        return client
+
+    def provider(self, name: str) -> AnyProvider:
+        """One instance per provider per process (they cache OAuth and JWT tokens)."""
+        self._check_fork()
+        instance = self._providers.get(name)
+        if instance is None:
+            instance = default_registry.get(name)()
+            self._providers[name] = instance
+        return instance
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            for client in self._clients.values():
+                self._loop.run_until_complete(client.aclose())
+            self._loop.close()
+        self._clients = {}
+        self._loop = None

@@ -1,0 +1,115 @@
+"""Helpers for the notification tests: an organisation wired to the local fake provider."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from dispatcher import run_action
+from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.runtime import database
+from dispatcher.status import DeliveryView, transaction_status
+from models import DeliveryAttempt, Integration
+from tests.dispatcher.support import created_id, fetch
+
+TERMINAL = {"sent", "failed", "skipped"}
+
+
+@dataclass
+class Wiring:
+    organisation_id: uuid.UUID
+    integrations: dict[str, uuid.UUID]
+    paths: dict[str, str]
+
+
+def act(organisation_id: uuid.UUID, name: str, arguments: dict[str, Any]) -> uuid.UUID:
+    return created_id(run_action(name, arguments, organisation_id=organisation_id))
+
+
+def wire(
+    fake: FakeProviderServer,
+    organisation_id: uuid.UUID,
+    names: tuple[str, ...] = ("primary", "secondary"),
+    channel: str = "email",
+    behaviours: dict[str, dict[str, Any]] | None = None,
+) -> Wiring:
+    """One fake_http integration per name, in that order of preference, each on its own path."""
+    wiring = Wiring(organisation_id, {}, {})
+    for position, name in enumerate(names):
+        path = f"{organisation_id.hex[:12]}-{channel}-{name}"
+        fake.configure(path, **(behaviours or {}).get(name, {}))
+        wiring.paths[name] = path
+        wiring.integrations[name] = act(
+            organisation_id,
+            "create_integration",
+            {
+                "name": name, "provider": "fake_http", "channel_type": channel,
+                "credentials": {"api_key": f"SECRET-{name}-key"},
+                "settings": {"url": f"{fake.url}/{path}"},
+                "is_primary": position == 0, "priority": position,
+            },
+        )  # fmt: skip
+    return wiring
+
+
+def subscriber(organisation_id: uuid.UUID, external_id: str, **fields: Any) -> uuid.UUID:
+    arguments = {"external_id": external_id, "email": f"{external_id}@example.com", **fields}
+    return act(organisation_id, "create_subscriber", arguments)
+
+
+def workflow(
+    organisation_id: uuid.UUID, key: str, steps: list[dict[str, Any]], **fields: Any
+) -> uuid.UUID:
+    return act(
+        organisation_id, "create_workflow", {"key": key, "name": key, "steps": steps, **fields}
+    )
+
+
+EMAIL_STEP = {
+    "kind": "email",
+    "template": {"subject": "Hi {{ subscriber.first_name }}", "body": "Code {{ payload.code }}"},
+}
+
+
+def wait_until_terminal(
+    organisation_id: uuid.UUID, transaction_id: str, timeout: float = 30.0
+) -> list[DeliveryView]:
+    deadline = time.monotonic() + timeout
+    views: list[DeliveryView] = []
+    while time.monotonic() < deadline:
+        views = transaction_status(organisation_id, transaction_id)
+        if views and all(view.status in TERMINAL for view in views):
+            return views
+        time.sleep(0.1)
+    raise AssertionError(
+        f"not terminal after {timeout}s: {[(v.status, v.last_error) for v in views]}"
+    )
+
+
+def attempts(delivery_id: str) -> list[tuple[str, str, int | None]]:
+    """(integration name, outcome, HTTP status) of every attempt, in order."""
+    with database().session() as session:
+        rows = session.execute(
+            select(Integration.name, DeliveryAttempt.outcome, DeliveryAttempt.http_status)
+            .join(Integration, Integration.id == DeliveryAttempt.integration_id)
+            .where(DeliveryAttempt.delivery_id == uuid.UUID(delivery_id))
+            .order_by(DeliveryAttempt.created_at)
+        ).all()
+    return [(name, outcome.value, status) for name, outcome, status in rows]
+
+
+def attempt_times(delivery_id: str) -> list[float]:
+    with database().session() as session:
+        stamps = session.scalars(
+            select(DeliveryAttempt.created_at)
+            .where(DeliveryAttempt.delivery_id == uuid.UUID(delivery_id))
+            .order_by(DeliveryAttempt.created_at)
+        ).all()
+    return [stamp.timestamp() for stamp in stamps]
+
+
+__all__ = ["fetch"]
