@@ -8,11 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+)
 from kombu import Queue
 
 from dispatcher.config import Settings, get_settings
 from dispatcher.embedded_broker import kombu_url
+from dispatcher.logging_setup import bind_task_context, configure_logging, unbind_task_context
 from dispatcher.runtime import ensure_ready, reset
 
 ACTION_TASK_PREFIX = "action."
@@ -85,3 +92,24 @@ def _fresh_resources_in_child(**_: Any) -> None:
     # A forked pool process must not share the parent's database connections.
     reset()
     ensure_ready()
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    # A receiver here means Celery installs no handlers of its own (worker, beat).
+    settings = get_settings()
+    explicit = "log_level" in settings.model_fields_set
+    level = settings.log_level if explicit or not loglevel else loglevel
+    configure_logging(json=settings.log_json, level=level)
+
+
+@task_prerun.connect
+def _bind_task_to_logs(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task_id is not None:
+        bind_task_context(task_id, getattr(task, "name", None))
+
+
+@task_postrun.connect
+def _unbind_task_from_logs(task_id: str | None = None, **_: Any) -> None:
+    if task_id is not None:
+        unbind_task_context(task_id)

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     #: How often the embedded (SQLite) broker polls for messages, in seconds.
     embedded_polling_interval: float = Field(default=0.1, gt=0)
 
+    #: One JSON object per log line (log pipelines) instead of text (people).
+    log_json: bool = False
+    #: Level of the root logger. Under Celery it wins over ``--loglevel`` only when set.
+    log_level: str = "INFO"
+
     # --- sending -------------------------------------------------------------------------------
     #: Integrations of this environment are used (``production``, ``staging``, ...).
     environment: str = "production"
