@@ -16,6 +16,7 @@ from rich.table import Table
 
 from dispatcher.actions import catalogue
 from dispatcher.actions.base import Ref
+from dispatcher.cli_integrations import integrations
 from dispatcher.config import get_settings
 from dispatcher.db import normalise_url
 from dispatcher.demo import run_demo
@@ -234,6 +235,8 @@ def demo() -> None:
     """Run the demo on the configured stack (embedded SQLite by default)."""
     run_demo(console)
 
+
+main.add_command(integrations)
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from dispatcher.actions import (
     agents,
+    inbox,
     integrations,
     learning,
     recipients,
@@ -15,6 +16,7 @@ __all__ = [
     "ActionSpec",
     "agents",
     "catalogue",
+    "inbox",
     "integrations",
     "learning",
     "recipients",

@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from providers.registry import AnyProvider, default_registry
 
@@ -49,14 +50,20 @@ class SendingRuntime:
         self._check_fork()
         client = self._clients.get(http2)
         if client is None:
+            limits = httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+                keepalive_expiry=60.0,
+            )
+            # HTTP/1.1 goes through aiohttp's connection pool behind httpx's interface: measured
+            # here against a server answering after 100 ms, httpx's own pool managed about 70
+            # requests/s at 200 in flight, the aiohttp transport about 1,400/s (bench/).
+            transport = None if http2 else AiohttpTransport(limits=limits, trust_env=False)
             client = httpx.AsyncClient(
                 http2=http2,
+                transport=transport,
                 timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
-                limits=httpx.Limits(
-                    max_connections=self.max_connections,
-                    max_keepalive_connections=self.max_connections,
-                    keepalive_expiry=60.0,
-                ),
+                limits=limits,
                 follow_redirects=False,
             )
             self._clients[http2] = client

@@ -1,0 +1,329 @@
+"""``dispatcher integrations``: connect, list, test, promote and deactivate provider accounts.
+
+Changes go through the integration actions (credentials travel sealed to the worker); ``list``
+and ``test`` read the database in this process, always scoped to one organisation. Nothing here
+prints a credential: listings leave them out and every message names fields, never values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterable
+from typing import IO, Any, NoReturn
+
+import click
+import httpx
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Column, Table
+from rich.text import Text
+from sqlalchemy import select
+
+from dispatcher.errors import ActionArgumentsError, DispatcherError
+from dispatcher.producer import enqueue_action
+from dispatcher.results import Err
+from dispatcher.runtime import database, ensure_ready
+from models import Integration, KeyRingError, Organisation
+from providers import CheckResult, ProviderError, UnknownProviderError, default_registry
+from providers.base import secret_values
+from providers.registry import AnyProvider
+
+CHANNELS = ("email", "sms", "chat", "push", "webhook", "in_app")
+
+#: Seconds: a credentials check is interactive, so it gives up long before a send would.
+CHECK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def check_client(provider_class: type[AnyProvider]) -> httpx.AsyncClient:
+    """The HTTP client ``integrations test`` hands to a provider's ``check()``."""
+    return httpx.AsyncClient(timeout=CHECK_TIMEOUT, http2=provider_class.requires_http2)
+
+
+def fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def _json_object(option: str, text: str) -> dict[str, Any]:
+    try:
+        value: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The position only: the text may be a secret.
+        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object")
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or '(object)'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    )
+
+
+def _arguments_error(error: ActionArgumentsError) -> str:
+    lines = (
+        f"  {item['field']}: {str(item['message']).removeprefix('Value error, ')}"
+        for item in error.errors
+    )
+    return "invalid arguments:\n" + "\n".join(lines)
+
+
+def _run(
+    action: str, arguments: dict[str, Any], organisation_id: uuid.UUID, timeout: float | None
+) -> Any:
+    try:
+        result = enqueue_action(action, arguments, organisation_id=organisation_id).get(timeout)
+    except ActionArgumentsError as exc:
+        fail(_arguments_error(exc))
+    except DispatcherError as exc:
+        fail(str(exc))
+    if isinstance(result, Err):
+        fail(f"{result.code}: {result.message}")
+    return result.value
+
+
+def _require_organisation(organisation_id: uuid.UUID) -> None:
+    with database().session() as session:
+        if session.get(Organisation, organisation_id) is None:
+            fail(f"no organisation with id {organisation_id}")
+
+
+org_option = click.option(
+    "--org", "organisation_id", type=click.UUID, required=True, help="Organisation id."
+)
+timeout_option = click.option(
+    "--timeout", type=float, default=None, help="Seconds to wait for the worker's result."
+)
+
+
+@click.group("integrations")
+def integrations() -> None:
+    """Provider integrations of an organisation."""
+
+
+@integrations.command("add")
+@org_option
+@click.option("--provider", required=True, help="Provider name (see docs/providers.md).")
+@click.option("--name", required=True, help="A name for this integration.")
+@click.option("--channel", type=click.Choice(CHANNELS), help="Defaults to the provider's own.")
+@click.option("--credentials", "credentials_json", help="Credentials as a JSON object.")
+@click.option(
+    "--credentials-file",
+    type=click.File("r"),
+    help="A file holding the credentials JSON object ('-' reads standard input).",
+)
+@click.option("--settings", "settings_json", default="{}", help="Settings as a JSON object.")
+@click.option("--primary", is_flag=True, help="Make it the first integration tried.")
+@click.option("--priority", type=click.IntRange(0, 1000), default=0, show_default=True)
+@click.option("--environment", default="production", show_default=True)
+@timeout_option
+def add(
+    *,
+    organisation_id: uuid.UUID,
+    provider: str,
+    name: str,
+    channel: str | None,
+    credentials_json: str | None,
+    credentials_file: IO[str] | None,
+    settings_json: str,
+    primary: bool,
+    priority: int,
+    environment: str,
+    timeout: float | None,
+) -> None:
+    """Connect a provider account; prints its id.
+
+    Credentials are validated against the provider's schema here, then travel sealed to a
+    worker, which stores them encrypted.
+
+    Prefer --credentials-file: a command line is visible to other users of the machine.
+    """
+    if credentials_json is not None and credentials_file is not None:
+        fail("give --credentials or --credentials-file, not both")
+    if credentials_file is not None:
+        credentials = _json_object("--credentials-file", credentials_file.read())
+    elif credentials_json is not None:
+        credentials = _json_object("--credentials", credentials_json)
+    else:
+        credentials = {}
+    arguments: dict[str, Any] = {
+        "name": name,
+        "provider": provider,
+        "environment": environment,
+        "credentials": credentials,
+        "settings": _json_object("--settings", settings_json),
+        "is_primary": primary,
+        "priority": priority,
+    }
+    if channel is not None:
+        arguments["channel_type"] = channel
+    click.echo(_run("create_integration", arguments, organisation_id, timeout))
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
+
+
+@integrations.command("list")
+@org_option
+def list_integrations(organisation_id: uuid.UUID) -> None:
+    """List integrations (never their credentials)."""
+    _require_organisation(organisation_id)
+    # Only these columns: the credentials are never read, let alone decrypted.
+    columns = (
+        Integration.id,
+        Integration.name,
+        Integration.provider,
+        Integration.channel_type,
+        Integration.environment,
+        Integration.status,
+        Integration.is_primary,
+        Integration.priority,
+    )
+    with database().session() as session:
+        rows = session.execute(
+            select(*columns)
+            .where(Integration.organisation_id == organisation_id)
+            .order_by(
+                Integration.channel_type,
+                Integration.environment,
+                # The order the dispatcher tries them in: primary, then ascending priority.
+                Integration.is_primary.desc(),
+                Integration.priority,
+                Integration.created_at,
+            )
+        ).all()
+    # Ids are pasted into the other commands: never cut or folded, however narrow the terminal;
+    # other cells fold rather than lose characters.
+    headers = ("name", "provider", "channel", "environment", "status", "primary", "priority")
+    table = Table(
+        Column("id", min_width=36, no_wrap=True),
+        *(Column(header, overflow="fold") for header in headers),
+    )
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            Text(row.name),
+            Text(row.provider),
+            row.channel_type.value,
+            Text(row.environment),
+            row.status.value,
+            _yes(row.is_primary),
+            str(row.priority),
+        )
+    console = Console()
+    if not console.is_terminal:
+        # Piped output is read by programs and people alike: no cell is cut to fit 80 columns.
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        console.width = max(console.width, natural)
+    console.print(table)
+    if not rows:
+        click.echo("no integrations")
+
+
+def _load(organisation_id: uuid.UUID, integration_id: uuid.UUID) -> Integration:
+    try:
+        ensure_ready()
+        with database().session() as session:
+            integration = session.scalars(
+                select(Integration).where(
+                    Integration.id == integration_id,
+                    Integration.organisation_id == organisation_id,
+                )
+            ).one_or_none()
+    except (DispatcherError, KeyRingError) as exc:
+        fail(f"cannot read the integration: {exc}")
+    if integration is None:
+        fail(f"no integration {integration_id} in organisation {organisation_id}")
+    return integration
+
+
+def _redacted(text: str, secrets: Iterable[str]) -> str:
+    # Provider messages never carry credentials by design; this is the belt to those braces.
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+async def _check(
+    provider: AnyProvider, provider_class: type[AnyProvider], credentials: Any, settings: Any
+) -> CheckResult | None:
+    async with check_client(provider_class) as client:
+        return await provider.check(credentials, settings, client)
+
+
+@integrations.command("test")
+@click.argument("integration_id", type=click.UUID)
+@org_option
+def check_integration(integration_id: uuid.UUID, organisation_id: uuid.UUID) -> None:
+    """Check an integration's credentials.
+
+    Validates the stored credentials and settings against the provider's schema and, where
+    the provider's API has a harmless call for it, asks the provider. Exits 0 only when both
+    are fine (a provider without such a call is checked by validation alone).
+    """
+    integration = _load(organisation_id, integration_id)
+    try:
+        provider_class = default_registry.get(integration.provider)
+    except UnknownProviderError as exc:
+        fail(str(exc))
+    parsed: dict[str, BaseModel] = {}
+    for field, parse, raw in (
+        ("credentials", provider_class.parse_credentials, integration.credentials),
+        ("settings", provider_class.parse_settings, integration.settings),
+    ):
+        try:
+            parsed[field] = parse(raw)
+        except ValidationError as exc:
+            fail(f"stored {field} do not fit provider {integration.provider!r}: {_describe(exc)}")
+    credentials, settings = parsed["credentials"], parsed["settings"]
+    secrets = list(secret_values(credentials))
+    try:
+        answer = asyncio.run(_check(provider_class(), provider_class, credentials, settings))
+    except ProviderError as exc:
+        fail(_redacted(f"not ok: {type(exc).__name__}: {exc}", secrets))
+    except httpx.HTTPError as exc:
+        fail(f"not ok: {type(exc).__name__} (the provider let an HTTP error escape)")
+    if answer is None:
+        click.echo(
+            f"ok: credentials and settings are valid; {integration.provider} has no call to "
+            "check them with"
+        )
+        return
+    detail = _redacted(answer.detail, secrets)
+    if not answer.ok:
+        fail(f"not ok: {detail}")
+    click.echo(f"ok: {detail}")
+
+
+@integrations.command("set-primary")
+@click.argument("integration_id", type=click.UUID)
+@org_option
+@timeout_option
+def set_primary(
+    integration_id: uuid.UUID, organisation_id: uuid.UUID, timeout: float | None
+) -> None:
+    """Make an integration the first one tried.
+
+    Only an active integration can be primary; it is primary for its channel and environment.
+    """
+    arguments = {"integration_id": str(integration_id)}
+    click.echo(f"{_run('set_primary_integration', arguments, organisation_id, timeout)} is primary")
+
+
+@integrations.command("deactivate")
+@click.argument("integration_id", type=click.UUID)
+@org_option
+@timeout_option
+def deactivate(
+    integration_id: uuid.UUID, organisation_id: uuid.UUID, timeout: float | None
+) -> None:
+    """Stop sending through an integration.
+
+    The integration stays stored, inactive and no longer primary.
+    """
+    arguments = {"integration_id": str(integration_id)}
+    click.echo(f"{_run('deactivate_integration', arguments, organisation_id, timeout)} is inactive")
