@@ -15,11 +15,12 @@ from celery.signals import (
     worker_init,
     worker_process_init,
 )
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from dispatcher.config import Settings, get_settings
 from dispatcher.embedded_broker import kombu_url
 from dispatcher.logging_setup import bind_task_context, configure_logging, unbind_task_context
+from dispatcher.redaction import install_log_redaction
 from dispatcher.runtime import ensure_ready, reset
 
 ACTION_TASK_PREFIX = "action."
@@ -35,12 +36,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_extended": True,
         "result_expires": 24 * 3600,
-        "task_queues": (
-            Queue(settings.action_queue),
-            Queue(settings.delivery_queue),
-            Queue(settings.critical_queue),
+        # Each queue on its own direct exchange and routing key: a Queue given only a name would
+        # be bound with the default routing key, and every message would land in all of them.
+        "task_queues": tuple(
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (settings.action_queue, settings.delivery_queue, settings.critical_queue)
         ),
         "task_default_queue": settings.action_queue,
+        "task_default_exchange": settings.action_queue,
+        "task_default_routing_key": settings.action_queue,
         "task_routes": {
             f"{ACTION_TASK_PREFIX}*": {"queue": settings.action_queue},
             "dispatcher.*": {"queue": settings.delivery_queue},
@@ -101,6 +105,7 @@ def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
     explicit = "log_level" in settings.model_fields_set
     level = settings.log_level if explicit or not loglevel else loglevel
     configure_logging(json=settings.log_json, level=level)
+    install_log_redaction()
 
 
 @task_prerun.connect

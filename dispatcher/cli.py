@@ -17,6 +17,7 @@ from rich.table import Table
 from dispatcher.actions import catalogue
 from dispatcher.actions.base import Ref
 from dispatcher.cli_integrations import integrations
+from dispatcher.cli_keys import rotate
 from dispatcher.config import get_settings
 from dispatcher.db import normalise_url
 from dispatcher.demo import run_demo
@@ -237,6 +238,7 @@ def demo() -> None:
 
 
 main.add_command(integrations)
+keys.add_command(rotate)
 
 if __name__ == "__main__":
     main()

@@ -80,12 +80,23 @@ class Settings(BaseSettings):
     #: How often beat runs the outbox sweeper, in seconds.
     sweep_interval: float = Field(default=5.0, gt=0)
 
+    #: Hosts, addresses or networks (CIDR) that webhook and provider URLs may point at although
+    #: they are private or loopback (``127.0.0.1,10.0.0.0/8``). Empty: only public addresses.
+    url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # --- limits on producer input ----------------------------------------------------------------
     max_payload_bytes: int = Field(default=64 * 1024, ge=1)
     max_recipients_per_trigger: int = Field(default=100_000, ge=1)
     #: Seconds a template render may take before it is stopped.
     template_render_timeout: float = Field(default=1.0, gt=0)
     max_rendered_length: int = Field(default=200_000, ge=1)
+
+    @field_validator("url_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

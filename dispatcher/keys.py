@@ -1,12 +1,20 @@
-"""Loading encryption keys into the credential key ring at start-up."""
+"""Encryption keys: loading them into the credential key ring, and rotating stored credentials."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+
+from sqlalchemy import Text, func, select, type_coerce, update
 
 from dispatcher.config import Settings
+from dispatcher.db import Database
 from dispatcher.errors import ConfigurationError
-from models import KeyRingError, credential_keys, generate_key
+from models import Integration, KeyRingError, credential_keys, generate_key
+from models.types import utcnow
+
+#: Called after each committed batch with (rows examined so far, rows counted at the start).
+RotationProgress = Callable[[int, int], None]
 
 
 def load_keys(settings: Settings) -> list[str]:
@@ -32,3 +40,59 @@ def configure_key_ring(settings: Settings) -> None:
         credential_keys.configure(load_keys(settings))
     except KeyRingError as exc:
         raise ConfigurationError(f"DISPATCHER_ENCRYPTION_KEYS: {exc}") from None
+
+
+def rotate_credentials(
+    database: Database, batch_size: int = 500, progress: RotationProgress | None = None
+) -> int:
+    """Re-encrypt every stored integration credential with the first key of the ring.
+
+    Rows are walked in id order, one short transaction per batch, so workers keep reading and
+    writing meanwhile and an interrupted run keeps what it committed; running it again finishes
+    the job (every run re-encrypts every row, which is harmless). A row is written back only if
+    its token is still the one read: a worker that changed the credentials in between wrote them
+    with its own ring, and that value wins. Returns how many credentials were re-encrypted.
+
+    A token that no configured key decrypts stops the run with :class:`KeyRingError`, naming
+    the integration: dropping a key while such rows exist would lose them.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    # Typed as Text, the column is read and compared as the stored token, not decrypted.
+    token = type_coerce(Integration.credentials, Text)
+    stored = Integration.credentials.is_not(None)
+    with database.engine.connect() as connection:
+        total = connection.execute(select(func.count()).where(stored)).scalar_one()
+
+    rotated = examined = 0
+    last_id = None
+    while True:
+        query = select(Integration.id, token).where(stored).order_by(Integration.id)
+        if last_id is not None:
+            query = query.where(Integration.id > last_id)
+        with database.engine.begin() as connection:
+            rows = connection.execute(query.limit(batch_size)).all()
+            if not rows:
+                break
+            now = utcnow()
+            for integration_id, old_token in rows:
+                try:
+                    new_token = credential_keys.rotate(old_token)
+                except KeyRingError as exc:
+                    raise KeyRingError(f"integration {integration_id}: {exc}") from None
+                written = connection.execute(
+                    update(Integration)
+                    .where(Integration.id == integration_id, token == old_token)
+                    .values(
+                        credentials=type_coerce(new_token, Text),
+                        credentials_rotated_at=now,
+                        # Re-encryption changes no content; keep updated_at as it was.
+                        updated_at=Integration.updated_at,
+                    )
+                )
+                rotated += written.rowcount
+        examined += len(rows)
+        last_id = rows[-1].id
+        if progress is not None:
+            progress(examined, total)
+    return rotated

@@ -56,6 +56,8 @@ TEST_ENVIRONMENT = {
     "DISPATCHER_CIRCUIT_COOLDOWN": "2",
     "DISPATCHER_SWEEP_INTERVAL": "0.5",
     "DISPATCHER_DELIVERY_BATCH_SIZE": "50",
+    # The local fake provider listens on loopback, which the URL guard refuses otherwise.
+    "DISPATCHER_URL_ALLOWLIST": "127.0.0.1",
 }
 os.environ.update(TEST_ENVIRONMENT)
 

@@ -93,6 +93,7 @@ def policy(settings: Settings) -> Policy:
         retry_max_delay=settings.retry_max_delay,
         circuit_cooldown=settings.circuit_cooldown,
         concurrency_per_integration=settings.send_concurrency_per_integration,
+        url_allowlist=tuple(settings.url_allowlist),
     )
 
 

@@ -25,11 +25,14 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from dispatcher.redaction import default_redactor
 from dispatcher.sending.backoff import retry_delay
 from dispatcher.sending.plan import Candidate, Job
 from dispatcher.sending.runtime import SendingRuntime
-from models import AttemptOutcome
+from dispatcher.url_guard import UnsafeDestinationError, check_destination_async
+from models import AttemptOutcome, ChannelType
 from models.types import utcnow
+from providers.base import secret_values
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.registry import UnknownProviderError
 
@@ -71,6 +74,7 @@ class Policy:
     retry_max_delay: float
     circuit_cooldown: float
     concurrency_per_integration: int
+    url_allowlist: tuple[str, ...] = ()
 
 
 class CircuitView:
@@ -192,7 +196,9 @@ class BatchSender:
         try:
             provider = self.runtime.provider(candidate.provider)
             credentials = provider.parse_credentials(candidate.credentials)
+            default_redactor.add(*secret_values(credentials))
             settings = provider.parse_settings(candidate.settings)
+            await self._guard_destinations(job, candidate)
             client = self.runtime.client(http2=type(provider).requires_http2)
             async with self._semaphores[candidate.integration_id]:
                 result = await provider.send(job.message, credentials, settings, client)
@@ -215,6 +221,31 @@ class BatchSender:
         if outcome is AttemptOutcome.INTEGRATION_ERROR and not isinstance(error, ProviderError):
             error = IntegrationError(candidate.provider, reason)
         return attempt, None, error
+
+    async def _guard_destinations(self, job: Job, candidate: Candidate) -> None:
+        """Tenant-supplied URLs must not reach private, loopback or metadata addresses."""
+        allow = self.policy.url_allowlist
+        for key in GUARDED_SETTINGS:
+            url = candidate.settings.get(key)
+            if isinstance(url, str) and url:
+                try:
+                    await check_destination_async(url, allow=allow)
+                except UnsafeDestinationError as exc:
+                    raise IntegrationError(
+                        candidate.provider, f"settings.{key} refused: {exc}"
+                    ) from None
+        assert job.message is not None
+        url = job.message.to.webhook_url
+        if url and job.channel in GUARDED_CHANNELS:
+            try:
+                await check_destination_async(url, allow=allow)
+            except UnsafeDestinationError as exc:
+                raise RecipientError(candidate.provider, f"webhook URL refused: {exc}") from None
+
+
+#: Integration settings that name a destination URL.
+GUARDED_SETTINGS = ("url", "base_url")
+GUARDED_CHANNELS = frozenset({ChannelType.WEBHOOK, ChannelType.CHAT})
 
 
 def _is_lookup(error: Exception) -> bool:

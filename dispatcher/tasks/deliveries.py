@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
+from amqp.exceptions import ChannelError
 from celery import Task
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -70,7 +71,10 @@ def schedule_retries(report: BatchReport) -> None:
 def queue_depth(queue: str) -> int:
     with app.connection_for_read() as connection:
         channel: Any = connection.default_channel
-        declared = channel.queue_declare(queue=queue, passive=True)
+        try:
+            declared = channel.queue_declare(queue=queue, passive=True)
+        except ChannelError:
+            return 0  # Redis drops the key of an empty list: no queue is an empty queue
         return int(declared.message_count)
 
 

@@ -380,3 +380,37 @@ def _deliveries(organisation_id: uuid.UUID) -> list[Delivery]:
 
 def _calls(fake: FakeProviderServer, path: str) -> int:
     return sum(1 for r in fake.state.requests if r.path == path)
+
+
+def test_private_and_metadata_destinations_are_refused_before_any_request(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id, names=("public",))
+    # The integration's own URL points into a private network: refused, and the next one is used.
+    act(organisation_id, "create_integration", {
+        "name": "internal", "provider": "fake_http", "channel_type": "email", "is_primary": True,
+        "credentials": {"api_key": "SECRET-internal"}, "settings": {"url": "http://10.1.2.3/send"}})  # fmt: skip
+    [view] = send_one(organisation_id)
+    assert (view.status, view.integration) == ("sent", "public")
+    assert attempts(view.delivery_id) == [
+        ("internal", "integration_error", None),
+        ("public", "sent", 200),
+    ]
+    # A subscriber's webhook URL aimed at the cloud metadata service fails the delivery.
+    act(organisation_id, "create_integration", {
+        "name": "hooks", "provider": "webhook", "channel_type": "webhook",
+        "credentials": {"signing_secret": "SECRET-signing-123456"}})  # fmt: skip
+    subscriber(
+        organisation_id,
+        "mallory",
+        channels={"webhook": {"url": "http://169.254.169.254/latest/meta-data"}},
+    )
+    workflow(
+        organisation_id, "hook", [{"kind": "webhook", "template": {"body": "{{ payload.code }}"}}]
+    )
+    [hook] = wait_until_terminal(
+        organisation_id, trigger(organisation_id, "hook", "mallory", {"code": "1"}).transaction_id
+    )
+    assert hook.status == "failed"
+    assert "webhook URL refused" in (hook.last_error or "")
+    assert "metadata" in (hook.last_error or "") or "link-local" in (hook.last_error or "")
