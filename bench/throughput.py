@@ -32,6 +32,12 @@ from cryptography.fernet import Fernet
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", "20000"))
 LATENCY_MS = float(os.environ.get("BENCH_LATENCY_MS", "100"))
 PLAIN_TASKS = int(os.environ.get("BENCH_PLAIN_TASKS", "300"))
+WORKER_PROCESSES = os.environ.get("BENCH_WORKER_PROCESSES", "2")
+#: Dispatcher settings for the run (documented in the README next to the figures).
+TUNING = {
+    "DISPATCHER_DELIVERY_BATCH_SIZE": os.environ.get("BENCH_BATCH_SIZE", "500"),
+    "DISPATCHER_SEND_CONCURRENCY_PER_INTEGRATION": os.environ.get("BENCH_CONCURRENCY", "500"),
+}
 ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -155,6 +161,7 @@ def dispatcher_full_path(url: str) -> dict[str, float]:
         DISPATCHER_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         DISPATCHER_DATA_DIR=str(WORK),
         DISPATCHER_URL_ALLOWLIST="127.0.0.1",
+        **TUNING,
     )
     os.environ.update({k: v for k, v in env.items() if k.startswith("DISPATCHER_")})
     from dispatcher import create_organisation, run_action, trigger_bulk
@@ -185,7 +192,7 @@ def dispatcher_full_path(url: str) -> dict[str, float]:
               "data": {}, "meta": {}} for number in range(DELIVERIES)],
         )  # fmt: skip
     command = [sys.executable, "-m", "celery", "-A", "dispatcher", "worker", "--pool", "prefork",
-               "--concurrency", "2", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
+               "--concurrency", WORKER_PROCESSES, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
     with process(command, env, "dispatcher-worker.log") as worker:
         time.sleep(4)  # worker start-up is not part of the figure
         started = time.time()
@@ -240,11 +247,16 @@ def main() -> None:
                 time.sleep(0.1)
         for path in ("raw", "plain", "dispatcher"):
             httpx.post(f"{url}/_control/{path}", json={"latency_ms": LATENCY_MS}, timeout=5)
+        print(
+            f"worker processes: {WORKER_PROCESSES}; "
+            + ", ".join(f"{k}={v}" for k, v in TUNING.items())
+        )
         print(f"fake provider answering after {LATENCY_MS:g} ms; {DELIVERIES} deliveries; 2 cores")
-        httpx_pool = raw_ceiling(url, "httpx")
-        aiohttp_pool = raw_ceiling(url, "aiohttp")
+        skip = os.environ.get("BENCH_SKIP_BASELINES") == "1"
+        httpx_pool = 1.0 if skip else raw_ceiling(url, "httpx")
+        aiohttp_pool = 1.0 if skip else raw_ceiling(url, "aiohttp")
         ceiling = max(httpx_pool, aiohttp_pool)
-        plain = plain_celery(url)
+        plain = 1.0 if skip else plain_celery(url)
         full = dispatcher_full_path(url)
     rows = [
         ("raw client ceiling: httpx AsyncClient, 200 in flight", f"{httpx_pool:,.0f}/s", "", ""),

@@ -1,80 +1,285 @@
 """``make run``: the main job on whatever stack is configured (embedded SQLite by default).
 
-Migrates the database, creates a demo organisation, starts a worker, runs the ONE actions through
-it, and prints what each returned.
+Migrates the database, starts a local fake provider, a worker and beat, creates a demo
+organisation with two integrations per channel (each primary fails some of its requests), runs
+the ONE actions, triggers a workflow to a few hundred subscribers with a live progress bar, and
+prints what happened per channel and integration.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import func, insert, select
 
-from dispatcher.config import get_settings
+from dispatcher.config import get_settings, reset_settings
 from dispatcher.db import normalise_url
+from dispatcher.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
-from dispatcher.producer import enqueue_action
+from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Ok, Result
-from dispatcher.runtime import ensure_ready
-from dispatcher.worker_process import running_worker
+from dispatcher.runtime import database, ensure_ready
+from dispatcher.triggers import trigger_bulk
+from dispatcher.worker_process import running_beat, running_worker
+from models import Delivery, DeliveryAttempt, Integration, Subscriber
 from models.migrate import upgrade
+
+SUBSCRIBERS = 300
+CHANNELS = ("email", "sms", "chat", "push", "webhook", "in_app")
+#: How each channel's primary integration misbehaves; the secondary always answers.
+PRIMARY_FAULTS: dict[str, dict[str, Any]] = {
+    "email": {"fail_ratio": 0.2},  # transient 500s: retried, some fall back
+    "sms": {"script": ["401"] * 40},  # bad credentials for a while: immediate fallback
+    "chat": {"script": ["429"] * 30, "retry_after": 1},  # rate limited: slowed down
+    "push": {"fail_ratio": 0.1},
+    "webhook": {"script": ["invalid"] * 5},  # a few invalid recipients: failed, not retried
+}
+DEMO_ENVIRONMENT = {
+    "DISPATCHER_URL_ALLOWLIST": "127.0.0.1",
+    "DISPATCHER_RETRY_BASE_DELAY": "0.5",
+    "DISPATCHER_RETRY_MAX_DELAY": "2",
+    "DISPATCHER_SWEEP_INTERVAL": "1",
+    "DISPATCHER_ENQUEUE_LEASE": "10",
+}
 
 
 def run_demo(console: Console) -> None:
+    for key, value in DEMO_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    reset_settings()
     settings = get_settings()
     settings.ensure_data_dir()
     ensure_ready()
-    console.print(f"[bold]database[/] {settings.resolved_database_url.split('@')[-1]}")
-    console.print(f"[bold]broker[/]   {settings.resolved_broker_url.split('@')[-1]}")
+    console.print(f"[bold]database[/] {_safe(settings.resolved_database_url)}")
+    console.print(f"[bold]broker[/]   {_safe(settings.resolved_broker_url)}")
     upgrade(normalise_url(settings.resolved_database_url))
+    fake = FakeProviderServer().start()
+    console.print(f"[bold]fake provider[/] {fake.url}")
     organisation_id = create_organisation("Demo organisation")
     console.print(f"[bold]organisation[/] {organisation_id}")
     log_file = settings.data_dir / "demo-worker.log"
-    table = Table("action", "result", "seconds")
-    with running_worker(concurrency=2, log_file=log_file):
-        results: dict[str, Any] = {}
+    try:
+        with (
+            running_worker(concurrency=2, log_file=log_file),
+            running_beat(
+                schedule_file=settings.data_dir / "beat-schedule",
+                log_file=settings.data_dir / "demo-beat.log",
+            ),
+        ):
+            console.print(actions_table(organisation_id))
+            transaction = notify(console, organisation_id, fake)
+        console.print(summary_table(organisation_id))
+        console.print(f"transaction {transaction}; worker log: {log_file}")
+        console.print(f"inspect it: dispatcher status {transaction} --org {organisation_id}")
+    finally:
+        fake.stop()
 
-        def call(name: str, arguments: dict[str, Any]) -> Any:
-            started = time.perf_counter()
-            result = enqueue_action(name, arguments, organisation_id=organisation_id).get(60)
-            table.add_row(name, describe(result), f"{time.perf_counter() - started:.2f}")
-            results[name] = result.value if isinstance(result, Ok) else None
-            return results[name]
 
-        with console.status("running actions on the worker..."):
-            user = call("create_user", {"name": "Ada Lovelace", "email": "ada@example.com"})
-            prompt = call("create_prompt", {"name": "tone", "content": "Be brief."})
-            integration = call(
+def _safe(url: str) -> str:
+    return url.rsplit("@", maxsplit=1)[-1]
+
+
+def actions_table(organisation_id: uuid.UUID) -> Table:
+    table = Table("action", "result", "seconds", title="ONE actions on the worker")
+
+    def call(name: str, arguments: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        result = enqueue_action(name, arguments, organisation_id=organisation_id).get(60)
+        table.add_row(name, describe(result), f"{time.perf_counter() - started:.2f}")
+        return result.value if isinstance(result, Ok) else None
+
+    user = call("create_user", {"name": "Ada Lovelace", "email": "ada@example.com"})
+    prompt = call("create_prompt", {"name": "tone", "content": "Be brief."})
+    tool = call("create_tool", {"name": "search", "action": "webSearch"})
+    agent = call(
+        "create_agent",
+        {
+            "name": "Tutor",
+            "description": "Teaches the course",
+            "kind": "system_agent",
+            "created_by": user,
+            "tools": [tool],
+            "attached_prompts": [prompt],
+            "tags": ["demo"],
+        },
+    )
+    thread = call("create_agent_thread", {"title": "Welcome", "agent_id": agent})
+    call("send_agent_message", {"thread_id": thread, "kind": "agent", "content": "Hi!"})
+    flow = call("create_flow", {"name": "Onboarding", "steps": ["intro", "practice"]})
+    call("assign_lesson", {"flow_id": flow, "step_name": "intro", "user_id": user})
+    call(
+        "update_flow_progress",
+        {"flow_id": flow, "step_name": "intro", "user_id": user, "status": "Completed"},
+    )
+    # An id that names no row of this organisation: the worker answers an Err, not a crash.
+    call("create_agent_thread", {"title": "Orphan", "agent_id": str(uuid.uuid4())})
+    return table
+
+
+def notify(console: Console, organisation_id: uuid.UUID, fake: FakeProviderServer) -> str:
+    for channel in CHANNELS:
+        if channel == "in_app":
+            continue
+        for position, name in enumerate(("primary", "secondary")):
+            path = f"{channel}-{name}"
+            fake.configure(path, **(PRIMARY_FAULTS.get(channel, {}) if position == 0 else {}))
+            run_action(
                 "create_integration",
-                {"name": "Demo email", "provider": "fake", "credentials": {"api_key": "demo"}},
-            )
-            tool = call(
-                "create_tool",
-                {"name": "send email", "action": "sendEmail", "integration_id": integration},
-            )
-            agent = call(
-                "create_agent",
                 {
-                    "name": "Tutor", "description": "Teaches the course", "kind": "system_agent",
-                    "created_by": user, "tools": [tool], "attached_prompts": [prompt],
-                    "tags": ["demo"], "meta": {"source": "make run"},
+                    "name": f"{channel} {name}",
+                    "provider": "fake_http",
+                    "channel_type": channel,
+                    "credentials": {"api_key": f"demo-{channel}-{name}"},
+                    "settings": {"url": f"{fake.url}/{path}"},
+                    "is_primary": position == 0,
+                    "priority": position,
                 },
-            )  # fmt: skip
-            thread = call("create_agent_thread", {"title": "Welcome", "agent_id": agent})
-            call("send_agent_message", {"thread_id": thread, "kind": "agent", "content": "Hi!"})
-            flow = call("create_flow", {"name": "Onboarding", "steps": ["intro", "practice"]})
-            call("assign_lesson", {"flow_id": flow, "step_name": "intro", "user_id": user})
-            call(
-                "update_flow_progress",
-                {"flow_id": flow, "step_name": "intro", "user_id": user, "status": "Completed"},
+                organisation_id=organisation_id,
             )
-            # An id that names no row of this organisation: the worker answers an Err.
-            call("create_agent_thread", {"title": "Orphan", "agent_id": str(uuid.uuid4())})
-    console.print(table)
-    console.print(f"worker log: {log_file}")
+    steps = [
+        {
+            "kind": channel,
+            "template": {
+                "subject": "Hello {{ subscriber.first_name }}",
+                "title": "Hello",
+                "body": "Your code is {{ payload.code }}",
+            },
+        }
+        for channel in CHANNELS
+    ]
+    run_action(
+        "create_workflow",
+        {"key": "welcome", "name": "Welcome", "steps": steps},
+        organisation_id=organisation_id,
+    )
+    with database().transaction() as session:
+        session.execute(
+            insert(Subscriber),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "organisation_id": organisation_id,
+                    "external_id": f"user-{n}",
+                    "first_name": f"User {n}",
+                    "email": f"user{n}@example.com",
+                    "phone": f"+4477009{n:05d}",
+                    "data": {},
+                    "meta": {},
+                    "channels": {
+                        "push": {"device_tokens": [f"token-{n}"]},
+                        "chat": {"chat_id": f"C{n:05d}"},
+                    },
+                }
+                for n in range(SUBSCRIBERS)
+            ],
+        )
+    receipt = trigger_bulk(
+        organisation_id,
+        [
+            {
+                "workflow": "welcome",
+                "payload": {"code": "4242"},
+                "to": [f"user-{n}" for n in range(SUBSCRIBERS)],
+            }
+        ],
+    )[0]
+    total = receipt.deliveries
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"delivering {total} messages", total=total)
+        done = 0
+        deadline = time.monotonic() + 300
+        while done < total and time.monotonic() < deadline:
+            time.sleep(0.3)
+            done = terminal_count(organisation_id)
+            progress.update(task, completed=done)
+    return receipt.transaction_id
+
+
+def terminal_count(organisation_id: uuid.UUID) -> int:
+    with database().session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(
+                    Delivery.organisation_id == organisation_id,
+                    Delivery.status.in_(["sent", "failed", "skipped"]),
+                )
+            )
+            or 0
+        )
+
+
+def summary_table(organisation_id: uuid.UUID) -> Table:
+    """Per channel and final integration: sent, retried, fell back, failed, and attempts."""
+    with database().session() as session:
+        names = dict(
+            session.execute(
+                select(Integration.id, Integration.name).where(
+                    Integration.organisation_id == organisation_id
+                )
+            ).all()
+        )
+        deliveries = session.execute(
+            select(
+                Delivery.id, Delivery.channel_type, Delivery.status, Delivery.integration_id
+            ).where(Delivery.organisation_id == organisation_id)
+        ).all()
+        attempts = session.execute(
+            select(
+                DeliveryAttempt.delivery_id, DeliveryAttempt.integration_id, DeliveryAttempt.outcome
+            ).where(DeliveryAttempt.organisation_id == organisation_id)
+        ).all()
+    tried: dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]] = defaultdict(list)
+    for delivery_id, integration_id, attempt_outcome in attempts:
+        tried[delivery_id].append((integration_id, attempt_outcome.value))
+    rows: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for delivery_id, channel_type, status, integration_id in deliveries:
+        channel = channel_type.value if channel_type else "-"
+        history = tried.get(delivery_id, [])
+        fallback_name = "inbox" if channel == "in_app" else "-"
+        final = names.get(integration_id, fallback_name) if integration_id else fallback_name
+        final = final.removeprefix(f"{channel} ")
+        row = rows[(channel, final)]
+        row[status.value] += 1
+        row["retried"] += int(any(result == "retryable" for _, result in history))
+        row["fell back"] += int(len({integration for integration, _ in history}) > 1)
+        row["attempts"] += len(history)
+        row["failed attempts"] += sum(1 for _, result in history if result != "sent")
+    table = Table(
+        "channel",
+        "final integration",
+        "sent",
+        "retried",
+        "fell back",
+        "failed",
+        "attempts",
+        "failed attempts",
+        title="Deliveries",
+    )
+    for (channel, final), counts in sorted(rows.items()):
+        table.add_row(
+            channel,
+            final,
+            *(
+                str(counts[key])
+                for key in ("sent", "retried", "fell back", "failed", "attempts", "failed attempts")
+            ),
+        )
+    return table
 
 
 def describe(result: Result) -> str:

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,7 +35,7 @@ from models import AttemptOutcome, ChannelType
 from models.types import utcnow
 from providers.base import secret_values
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.registry import UnknownProviderError
+from providers.registry import AnyProvider, UnknownProviderError
 
 MAX_ERROR_LENGTH = 500
 
@@ -124,6 +125,10 @@ class BatchSender:
         self._semaphores: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(policy.concurrency_per_integration)
         )
+        # Per batch: each integration is parsed and each destination checked once.
+        self._integrations: dict[uuid.UUID, asyncio.Future[tuple[AnyProvider, Any, Any]]] = {}
+        self._checked: dict[str, asyncio.Future[None]] = {}
+        self._refused: dict[str, str] = {}
 
     async def send_all(self, jobs: list[Job]) -> dict[uuid.UUID, Outcome]:
         outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
@@ -194,11 +199,8 @@ class BatchSender:
         message_id: str | None = None
         status_code: int | None = None
         try:
-            provider = self.runtime.provider(candidate.provider)
-            credentials = provider.parse_credentials(candidate.credentials)
-            default_redactor.add(*secret_values(credentials))
-            settings = provider.parse_settings(candidate.settings)
-            await self._guard_destinations(job, candidate)
+            provider, credentials, settings = await self._prepared(candidate)
+            await self._guard_recipient(job, candidate)
             client = self.runtime.client(http2=type(provider).requires_http2)
             async with self._semaphores[candidate.integration_id]:
                 result = await provider.send(job.message, credentials, settings, client)
@@ -222,25 +224,44 @@ class BatchSender:
             error = IntegrationError(candidate.provider, reason)
         return attempt, None, error
 
-    async def _guard_destinations(self, job: Job, candidate: Candidate) -> None:
-        """Tenant-supplied URLs must not reach private, loopback or metadata addresses."""
-        allow = self.policy.url_allowlist
+    async def _prepared(self, candidate: Candidate) -> tuple[AnyProvider, Any, Any]:
+        """Provider, parsed credentials and settings of an integration; once per batch, and
+        only after its tenant-supplied URLs passed the destination check."""
+        key = candidate.integration_id
+        if key not in self._integrations:
+            self._integrations[key] = asyncio.ensure_future(self._prepare(candidate))
+        return await self._integrations[key]
+
+    async def _prepare(self, candidate: Candidate) -> tuple[AnyProvider, Any, Any]:
+        provider = self.runtime.provider(candidate.provider)
+        credentials = provider.parse_credentials(candidate.credentials)
+        default_redactor.add(*secret_values(credentials))
+        settings = provider.parse_settings(candidate.settings)
         for key in GUARDED_SETTINGS:
             url = candidate.settings.get(key)
-            if isinstance(url, str) and url:
-                try:
-                    await check_destination_async(url, allow=allow)
-                except UnsafeDestinationError as exc:
-                    raise IntegrationError(
-                        candidate.provider, f"settings.{key} refused: {exc}"
-                    ) from None
+            if isinstance(url, str) and url and not await self._destination_ok(url):
+                reason = f"settings.{key} refused: {self._refused[url]}"
+                raise IntegrationError(candidate.provider, reason)
+        return provider, credentials, settings
+
+    async def _guard_recipient(self, job: Job, candidate: Candidate) -> None:
         assert job.message is not None
         url = job.message.to.webhook_url
-        if url and job.channel in GUARDED_CHANNELS:
-            try:
-                await check_destination_async(url, allow=allow)
-            except UnsafeDestinationError as exc:
-                raise RecipientError(candidate.provider, f"webhook URL refused: {exc}") from None
+        if url and job.channel in GUARDED_CHANNELS and not await self._destination_ok(url):
+            raise RecipientError(candidate.provider, f"webhook URL refused: {self._refused[url]}")
+
+    async def _destination_ok(self, url: str) -> bool:
+        """Tenant-supplied URLs must not reach private, loopback or metadata addresses."""
+        if url not in self._checked:
+            self._checked[url] = asyncio.ensure_future(
+                check_destination_async(url, allow=self.policy.url_allowlist)
+            )
+        try:
+            await self._checked[url]
+        except UnsafeDestinationError as exc:
+            self._refused[url] = str(exc)
+            return False
+        return True
 
 
 #: Integration settings that name a destination URL.
