@@ -261,14 +261,14 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
         row["failed attempts"] += sum(1 for _, result in history if result != "sent")
     table = Table(
         "channel",
-        "final integration",
+        "via",
         "sent",
         "retried",
         "fell back",
         "failed",
         "attempts",
-        "failed attempts",
-        title="Deliveries",
+        "failed att.",
+        title="Deliveries by channel and the integration that finished them",
     )
     for (channel, final), counts in sorted(rows.items()):
         table.add_row(
