@@ -92,13 +92,21 @@ class CircuitView:
         self._on_success = on_success
         self.opened: set[uuid.UUID] = set()
         self.closed: set[uuid.UUID] = set()
+        # Integrations whose failure count is known to be zero since their last success here.
+        self._clean: set[uuid.UUID] = set()
 
     def failure(self, integration_id: uuid.UUID) -> None:
+        self._clean.discard(integration_id)
         if self._on_failure(integration_id):
             self.open_ids.add(integration_id)
             self.opened.add(integration_id)
 
     def success(self, integration_id: uuid.UUID) -> None:
+        # The shared store is reset on the first success after a failure, not on every send:
+        # one round trip per integration per batch instead of one per message.
+        if integration_id in self._clean:
+            return
+        self._clean.add(integration_id)
         if self._on_success(integration_id):
             self.closed.add(integration_id)
 
