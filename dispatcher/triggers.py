@@ -163,49 +163,63 @@ def _write(
 ) -> tuple[list[TriggerReceipt], list[DueBatch]]:
     receipts: list[TriggerReceipt] = []
     due: list[DueBatch] = []
-    pump_needed = False
     with database().transaction() as session:
         for position, event in enumerate(events):
-            prefix = _prefix(position, len(events))
-            existing = session.scalars(
-                select(Notification.id).where(
-                    Notification.organisation_id == organisation,
-                    Notification.transaction_id == event.transaction_id,
-                )
-            ).all()
-            if existing:
-                receipts.append(
-                    TriggerReceipt(event.transaction_id, [str(item) for item in existing], 0, True)
-                )
-                continue
-            workflow = _workflow(session, organisation, event.workflow, prefix)
-            _check_required_payload(workflow, event, prefix)
-            subscribers = _recipients(session, organisation, event.to, prefix, settings)
-            planned = _plan(session, organisation, workflow, event, subscribers, settings)
-            if len(planned.due_now) > settings.direct_enqueue_limit:
-                # A blast: leave it to the outbox pump, which feeds the broker in rounds shared
-                # fairly between organisations.
-                due_ids = set(planned.due_now)
-                for row in planned.deliveries:
-                    if row["id"] in due_ids:
-                        row["next_attempt_at"] = row["created_at"]
-                planned.due_now = []
-                pump_needed = True
-            if planned.notifications:
-                session.execute(insert(Notification), planned.notifications)
-            if planned.deliveries:
-                session.execute(insert(Delivery), planned.deliveries)
-            receipts.append(
-                TriggerReceipt(
-                    event.transaction_id,
-                    [str(row["id"]) for row in planned.notifications],
-                    len(planned.deliveries),
-                )
+            receipt, batch = write_event(
+                session, organisation, event, settings, prefix=_prefix(position, len(events))
             )
-            due.append(DueBatch(workflow.critical, planned.due_now))
-    if pump_needed:
-        due.append(DueBatch(False, [], pump=True))
+            receipts.append(receipt)
+            if batch is not None:
+                due.append(batch)
     return receipts, due
+
+
+def write_event(
+    session: Session,
+    organisation: uuid.UUID,
+    event: TriggerEvent,
+    settings: Settings,
+    *,
+    prefix: str = "",
+    reserve: bool = True,
+) -> tuple[TriggerReceipt, DueBatch | None]:
+    """Write one event's rows in ``session``; the caller commits and publishes the batch.
+
+    With ``reserve=False`` nothing is reserved for an immediate broker message: the outbox
+    sweeper sends the due deliveries (for callers that cannot publish after their commit).
+    """
+    existing = session.scalars(
+        select(Notification.id).where(
+            Notification.organisation_id == organisation,
+            Notification.transaction_id == event.transaction_id,
+        )
+    ).all()
+    if existing:
+        return TriggerReceipt(event.transaction_id, [str(item) for item in existing], 0, True), None
+    workflow = _workflow(session, organisation, event.workflow, prefix)
+    _check_required_payload(workflow, event, prefix)
+    subscribers = _recipients(session, organisation, event.to, prefix, settings)
+    planned = _plan(session, organisation, workflow, event, subscribers, settings)
+    pump = False
+    if not reserve or len(planned.due_now) > settings.direct_enqueue_limit:
+        # A blast (or a caller that cannot publish): left to the outbox pump, which feeds the
+        # broker in rounds shared fairly between organisations.
+        due_ids = set(planned.due_now)
+        for row in planned.deliveries:
+            if row["id"] in due_ids:
+                row["next_attempt_at"] = row["created_at"]
+        planned.due_now = []
+        pump = reserve
+    if planned.notifications:
+        session.execute(insert(Notification), planned.notifications)
+    if planned.deliveries:
+        session.execute(insert(Delivery), planned.deliveries)
+    receipt = TriggerReceipt(
+        event.transaction_id,
+        [str(row["id"]) for row in planned.notifications],
+        len(planned.deliveries),
+    )
+    return receipt, DueBatch(workflow.critical, planned.due_now, pump=pump)
 
 
 def _workflow(session: Session, organisation: uuid.UUID, key: str, prefix: str) -> Workflow:

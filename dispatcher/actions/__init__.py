@@ -8,6 +8,7 @@ from dispatcher.actions import (
     recipients,
     sharing,
     tenancy,
+    tools,
     workflows,
 )
 from dispatcher.actions.base import ActionSpec, catalogue
@@ -22,5 +23,6 @@ __all__ = [
     "recipients",
     "sharing",
     "tenancy",
+    "tools",
     "workflows",
 ]

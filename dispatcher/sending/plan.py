@@ -316,5 +316,9 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
         Candidate(i.id, i.provider, i.credentials, i.settings, i.status)
         for i in loaded.integrations.get((delivery.organisation_id, job.channel), [])
     ]
+    pinned = overrides.get("integration_id")
+    if pinned:
+        # A tool invocation names its integration: tried first, the others stay as fallback.
+        job.candidates.sort(key=lambda candidate: str(candidate.integration_id) != str(pinned))
     if not job.candidates:
         job.decided = ("failed", f"no active {job.channel.value} integration in this organisation")
