@@ -14,12 +14,14 @@ from celery.signals import (
     task_prerun,
     worker_init,
     worker_process_init,
+    worker_ready,
 )
 from kombu import Exchange, Queue
 
 from dispatcher.config import Settings, get_settings
 from dispatcher.embedded_broker import kombu_url
 from dispatcher.logging_setup import bind_task_context, configure_logging, unbind_task_context
+from dispatcher.metrics import prepare_worker_metrics, serve_worker_metrics
 from dispatcher.redaction import install_log_redaction
 from dispatcher.runtime import ensure_ready, reset
 
@@ -53,6 +55,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "sweep-outbox": {
                 "task": "dispatcher.sweep_outbox",
                 "schedule": settings.sweep_interval,
+            },
+            "fire-schedules": {
+                "task": "dispatcher.fire_schedules",
+                "schedule": settings.schedule_interval,
+                "options": {"expires": settings.schedule_interval},
+            },
+            "purge-retention": {
+                "task": "dispatcher.purge_retention",
+                "schedule": settings.retention_interval,
+                "options": {"expires": settings.retention_interval},
+            },
+            "probe-circuits": {
+                "task": "dispatcher.probe_circuits",
+                "schedule": settings.probe_interval,
+                "options": {"expires": settings.probe_interval},
             },
         },
         # A task is acknowledged after it ran, and a task whose worker died is redelivered:
@@ -89,6 +106,12 @@ app = create_app()
 @worker_init.connect
 def _check_configuration_at_start(**_: Any) -> None:
     ensure_ready()
+    prepare_worker_metrics()
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**_: Any) -> None:
+    serve_worker_metrics()
 
 
 @worker_process_init.connect

@@ -76,9 +76,21 @@ class Settings(BaseSettings):
     #: pump in per-organisation rounds instead of all at once (fairness between tenants).
     direct_enqueue_limit: int = Field(default=1000, ge=0)
     #: Deliveries the pump hands to the broker per organisation per round.
-    pump_round_size: int = Field(default=2000, ge=1)
+    pump_round_size: int = Field(default=1000, ge=1)
     #: How often beat runs the outbox sweeper, in seconds.
     sweep_interval: float = Field(default=5.0, gt=0)
+
+    # --- beat jobs -------------------------------------------------------------------------------
+    #: How often beat fires due schedules, in seconds, and schedules read per query.
+    schedule_interval: float = Field(default=10.0, gt=0)
+    schedule_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Notifications, deliveries and attempts older than this many days are purged once finished.
+    retention_days: int = Field(default=30, ge=1)
+    #: How often beat purges old delivery records, in seconds, and rows deleted per transaction.
+    retention_interval: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    #: How often beat probes integrations whose circuit has cooled down, in seconds.
+    probe_interval: float = Field(default=60.0, gt=0)
 
     #: Hosts, addresses or networks (CIDR) that webhook and provider URLs may point at although
     #: they are private or loopback (``127.0.0.1,10.0.0.0/8``). Empty: only public addresses.

@@ -65,6 +65,9 @@ def send_batches(batches: Sequence[tuple[bool, list[uuid.UUID]]], settings: Sett
                 kwargs={"delivery_ids": [str(item) for item in ids]},
                 queue=queue_for(critical, settings),
                 producer=producer,
+                # No result is kept: without this the producer subscribes to a result channel
+                # per message (a leak, and a 20 s stall on a broker outage).
+                ignore_result=True,
             )
 
 
@@ -78,7 +81,7 @@ def publish_due(organisation: uuid.UUID, due: Sequence[DueBatch], settings: Sett
     try:
         send_batches(batches, settings)
         if any(entry.pump for entry in due):
-            app.send_task(PUMP_TASK, queue=settings.delivery_queue)
+            app.send_task(PUMP_TASK, queue=settings.delivery_queue, ignore_result=True)
     except BrokerError:
         # The rows are committed; make them due now so the next sweep sends them.
         logger.warning("broker unavailable: %d batches left to the outbox sweeper", len(batches))

@@ -7,12 +7,24 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
+from dispatcher.actions.fields import storable
+
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 WorkflowKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
-class InlineSubscriber(BaseModel):
+class _Storable(BaseModel):
+    """Every field must be storable as it is: text without NUL characters or lone surrogates,
+    and only JSON (finite numbers) in free-form values; the error names the field."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value, lenient=())
+
+
+class InlineSubscriber(_Storable):
     """A subscriber given in full: created, or updated with the fields given."""
 
     model_config = ConfigDict(extra="forbid")
@@ -28,7 +40,7 @@ class InlineSubscriber(BaseModel):
     data: dict[str, Any] | None = None
 
 
-class TopicTarget(BaseModel):
+class TopicTarget(_Storable):
     model_config = ConfigDict(extra="forbid")
 
     topic: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -37,7 +49,7 @@ class TopicTarget(BaseModel):
 Target = ExternalId | InlineSubscriber | TopicTarget
 
 
-class TriggerEvent(BaseModel):
+class TriggerEvent(_Storable):
     """One event: a workflow for one or more recipients."""
 
     model_config = ConfigDict(extra="forbid")

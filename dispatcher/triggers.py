@@ -31,6 +31,7 @@ from models import (
     Delivery,
     DeliveryStatus,
     Notification,
+    NotificationStatus,
     StepKind,
     Subscriber,
     Topic,
@@ -39,6 +40,10 @@ from models import (
     WorkflowStep,
 )
 from models.types import utcnow
+
+#: External ids looked up per query, and missing ones listed in one error.
+LOOKUP_CHUNK = 10_000
+MAX_LISTED_ERRORS = 20
 
 CHANNEL_STEPS = frozenset(
     {StepKind.EMAIL, StepKind.SMS, StepKind.CHAT, StepKind.PUSH, StepKind.WEBHOOK, StepKind.IN_APP}
@@ -76,7 +81,11 @@ def trigger(
     actor: dict[str, Any] | None = None,
 ) -> TriggerReceipt:
     """Notify ``to`` through ``workflow``; idempotent per (organisation, transaction_id)."""
-    raw: dict[str, Any] = {"workflow": workflow, "to": to, "payload": payload or {}}
+    raw: dict[str, Any] = {
+        "workflow": workflow,
+        "to": to,
+        "payload": {} if payload is None else payload,
+    }
     if transaction_id is not None:
         raw["transaction_id"] = transaction_id
     if overrides is not None:
@@ -109,9 +118,9 @@ def trigger_bulk(
     """Many events in one transaction and few broker messages; one receipt per event."""
     settings = get_settings()
     organisation = _organisation(organisation_id)
+    if not isinstance(events, list | tuple):
+        raise TriggerError([{"field": "events", "message": "must be a list of events"}])
     parsed = [_parse(event, position, len(events)) for position, event in enumerate(events)]
-    for position, event in enumerate(parsed):
-        _check_payload_size(event, settings, _prefix(position, len(parsed)))
     try:
         receipts, due = _write(organisation, parsed, settings)
     except IntegrityError:
@@ -144,18 +153,29 @@ def _parse(event: dict[str, Any] | BaseModel, position: int, total: int) -> Trig
         ) from None
 
 
-def _check_payload_size(event: TriggerEvent, settings: Settings, prefix: str) -> None:
-    size = len(json.dumps(event.payload, separators=(",", ":"), default=str).encode("utf-8"))
-    if size > settings.max_payload_bytes:
-        raise TriggerError(
-            [
-                {
-                    "field": f"{prefix}payload",
-                    "message": f"payload is {size} bytes; the limit is "
-                    f"{settings.max_payload_bytes}",
-                }
-            ]
-        )
+def _check_sizes(event: TriggerEvent, settings: Settings, prefix: str) -> None:
+    """The payload, and everything else stored with each notification, within the byte limit;
+    no more targets than recipients allowed (before any database work)."""
+    if len(event.to) > settings.max_recipients_per_trigger:
+        raise TriggerError([_too_many_recipients(prefix, settings)])
+    limit = settings.max_payload_bytes
+    parts: list[tuple[str, Any]] = [
+        ("payload", event.payload), ("overrides", event.overrides), ("actor", event.actor),
+        *((f"to.{i}", t.model_dump(mode="json")) for i, t in enumerate(event.to)
+          if isinstance(t, InlineSubscriber)),
+    ]  # fmt: skip
+    for name, value in parts:
+        size = len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8"))
+        if size > limit:
+            message = f"{name} is {size} bytes; the limit is {limit}"
+            raise TriggerError([{"field": f"{prefix}{name}", "message": message}])
+
+
+def _too_many_recipients(prefix: str, settings: Settings) -> dict[str, Any]:
+    return {
+        "field": f"{prefix}to",
+        "message": f"more than {settings.max_recipients_per_trigger} recipients in one trigger",
+    }
 
 
 def _write(
@@ -188,6 +208,7 @@ def write_event(
     With ``reserve=False`` nothing is reserved for an immediate broker message: the outbox
     sweeper sends the due deliveries (for callers that cannot publish after their commit).
     """
+    _check_sizes(event, settings, prefix)
     existing = session.scalars(
         select(Notification.id).where(
             Notification.organisation_id == organisation,
@@ -259,14 +280,17 @@ def _recipients(
     chosen: dict[uuid.UUID, None] = {}
     external_ids = [(i, t) for i, t in enumerate(targets) if isinstance(t, str)]
     if external_ids:
-        found = dict(
-            session.execute(
+        wanted = list({target for _, target in external_ids})
+        found: dict[str, uuid.UUID] = {}
+        # In slices: PostgreSQL takes at most 65,535 parameters per statement.
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            rows = session.execute(
                 select(Subscriber.external_id, Subscriber.id).where(
                     Subscriber.organisation_id == organisation,
-                    Subscriber.external_id.in_({target for _, target in external_ids}),
+                    Subscriber.external_id.in_(wanted[start : start + LOOKUP_CHUNK]),
                 )
-            ).all()
-        )
+            )
+            found.update((external_id, row_id) for external_id, row_id in rows)
         missing = [
             {
                 "field": f"{prefix}to.{i}",
@@ -276,7 +300,7 @@ def _recipients(
             if target not in found
         ]
         if missing:
-            raise TriggerError(missing)
+            raise TriggerError(missing[:MAX_LISTED_ERRORS])
     for position, target in enumerate(targets):
         if isinstance(target, str):
             chosen[found[target]] = None
@@ -286,15 +310,7 @@ def _recipients(
             for subscriber_id in _topic_members(session, organisation, target, prefix, position):
                 chosen[subscriber_id] = None
         if len(chosen) > settings.max_recipients_per_trigger:
-            raise TriggerError(
-                [
-                    {
-                        "field": f"{prefix}to",
-                        "message": "more than "
-                        f"{settings.max_recipients_per_trigger} recipients in one trigger",
-                    }
-                ]
-            )
+            raise TriggerError([_too_many_recipients(prefix, settings)])
     return list(chosen)
 
 
@@ -369,6 +385,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             "updated_at": now,
             "digest_leader_id": leader,
             "digest_until": None,
+            "status": NotificationStatus.PENDING,
         }
         planned.notifications.append(notification)
         due = now
@@ -400,6 +417,16 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             row = planned.deliveries[-1]
             if row["status"] is DeliveryStatus.QUEUED and due <= now:
                 planned.due_now.append(row["id"])
+        if collected:
+            # Every step after the digest was collected into the leader's: nothing of this
+            # notification will be sent by a worker, so it is finished as written.
+            open_rows = [
+                row for row in planned.deliveries
+                if row["notification_id"] == notification_id
+                and row["status"] is DeliveryStatus.QUEUED
+            ]  # fmt: skip
+            if not open_rows:
+                notification["status"] = NotificationStatus.COMPLETED
     return planned
 
 

@@ -25,6 +25,7 @@ from models.integrations import (
 )
 from models.learning import Course, Flow, FlowProgress, Lesson, ProgressStatus
 from models.recipients import Preference, Subscriber, Topic, TopicSubscription
+from models.schedules import Schedule
 from models.tenancy import Group, Membership, Organisation, User
 from models.workflows import StepKind, Workflow, WorkflowStep
 
@@ -63,6 +64,7 @@ __all__ = [
     "ProgressStatus",
     "Prompt",
     "ResourceType",
+    "Schedule",
     "StepKind",
     "Subscriber",
     "Tool",

@@ -56,6 +56,9 @@ TEST_ENVIRONMENT = {
     "DISPATCHER_CIRCUIT_COOLDOWN": "2",
     "DISPATCHER_SWEEP_INTERVAL": "0.5",
     "DISPATCHER_DELIVERY_BATCH_SIZE": "50",
+    "DISPATCHER_PUMP_ROUND_SIZE": "100",
+    # Tests call the circuit probe themselves; beat's would race the circuit test.
+    "DISPATCHER_PROBE_INTERVAL": "3600",
     # The local fake provider listens on loopback, which the URL guard refuses otherwise.
     "DISPATCHER_URL_ALLOWLIST": "127.0.0.1",
 }

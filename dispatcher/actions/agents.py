@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name, Url
+from dispatcher.actions.fields import LongText, Name, Name100, Url
 from dispatcher.results import Ok, Result
 from models import (
     Agent,
@@ -110,7 +110,7 @@ class CreateToolArgs(ActionArgs):
     name: Name
     description: LongText | None = None
     integration_id: Annotated[uuid.UUID | None, Ref(Integration)] = None
-    action: Name | None = None
+    action: Name100 | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     created_by: Annotated[uuid.UUID | None, Ref(User)] = None
 

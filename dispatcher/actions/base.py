@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatcher.actions.fields import storable
 from dispatcher.errors import UnknownActionError
 from dispatcher.results import Err, ErrorCode, Result
 from models import Base
@@ -36,11 +37,20 @@ class Sealed:
 
 
 class ActionArgs(BaseModel):
-    """Base of every action's arguments: unknown fields are errors; ``meta`` is always allowed."""
+    """Base of every action's arguments: unknown fields are errors; ``meta`` is always allowed.
+
+    Every field must be storable: no NUL characters or lone surrogates in text, no NaN, nothing
+    that is not JSON inside free-form values (the error names the field).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value)
 
 
 ArgsT = TypeVar("ArgsT", bound=ActionArgs)
@@ -136,8 +146,8 @@ class ActionCatalogue:
     def get(self, name: str) -> ActionSpec[Any]:
         try:
             return self._specs[name]
-        except KeyError:
-            raise UnknownActionError(name, self.names()) from None
+        except (KeyError, TypeError):  # TypeError: a name that is not even hashable
+            raise UnknownActionError(str(name)[:200], self.names()) from None
 
     def names(self) -> list[str]:
         return sorted(self._specs)

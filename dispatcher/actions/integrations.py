@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from sqlalchemy import update
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, Sealed, catalogue
-from dispatcher.actions.fields import Name
+from dispatcher.actions.fields import Name, Name50
 from dispatcher.results import Err, ErrorCode, Ok, Result
 from models import ChannelType, Integration, IntegrationStatus, User
 from models.types import utcnow
@@ -61,7 +61,7 @@ class CreateIntegrationArgs(ActionArgs):
     name: Name
     provider: Name
     channel_type: ChannelName | None = None
-    environment: Name = "production"
+    environment: Name50 = "production"
     credentials: Annotated[dict[str, Any], Sealed()] = Field(repr=False)
     settings: dict[str, Any] = Field(default_factory=dict)
     is_primary: bool = False

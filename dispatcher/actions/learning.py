@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name
+from dispatcher.actions.fields import LongText, Name, Name100
 from dispatcher.results import Ok, Result
 from models import Agent, Course, Flow, FlowProgress, Lesson, ProgressStatus, User
 from models.types import utcnow
@@ -51,7 +51,7 @@ class AssignLessonArgs(ActionArgs):
     step_name: Name | None = None
     user_id: Annotated[uuid.UUID | None, Ref(User)] = None
     agent_id: Annotated[uuid.UUID | None, Ref(Agent)] = None
-    role: Name | None = None
+    role: Name100 | None = None
     assigned_by: Annotated[uuid.UUID | None, Ref(User)] = None
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import EmailStr
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name
+from dispatcher.actions.fields import LongText, Name, Name50
 from dispatcher.results import Ok, Result
 from models import Group, Membership, User
 
@@ -40,7 +40,7 @@ def create_group(ctx: ActionContext, args: CreateGroupArgs) -> Result:
 class AddGroupMemberArgs(ActionArgs):
     group_id: Annotated[uuid.UUID, Ref(Group)]
     user_id: Annotated[uuid.UUID, Ref(User)]
-    role: Name = "member"
+    role: Name50 = "member"
 
 
 @catalogue.action("add_group_member", AddGroupMemberArgs)

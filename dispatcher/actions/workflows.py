@@ -9,7 +9,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
-from dispatcher.actions.fields import Key, LongText, Name
+from dispatcher.actions.fields import Key, LongText, Name, storable
 from dispatcher.conditions import Condition
 from dispatcher.results import Ok, Result
 from models import StepKind, Workflow, WorkflowStep
@@ -29,6 +29,11 @@ class StepArgs(BaseModel):
     template: dict[str, str] = Field(default_factory=dict)
     conditions: list[Condition] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value)
 
     @field_validator("template")
     @classmethod

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -14,7 +16,9 @@ import redis
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.actions.runner import DATABASE_UNAVAILABLE
 from dispatcher.config import Settings, get_settings
+from dispatcher.metrics import due_times, record_batch
 from dispatcher.rendering import TemplateRenderer
 from dispatcher.runtime import database
 from dispatcher.sending.circuit import CircuitStore, MemoryCircuitStore, RedisCircuitStore
@@ -130,20 +134,19 @@ def process_batch(raw_ids: list[str], settings: Settings | None = None) -> Batch
     now = utcnow()
     db = database()
     with db.transaction() as session:
+        due = due_times(session, ids, settings.enqueue_lease)
         claimed = claim(session, ids, settings, now)
     report.claimed = len(claimed)
+    if len(claimed) < len(ids):
+        _log_unknown(ids, claimed)
     if not claimed:
         return report
     with db.session() as session:
         loaded = load(session, claimed, settings.environment)
         jobs = build_jobs(loaded, renderer())
     to_send = [job for job in jobs if job.decided is None and job.channel.value != "in_app"]
-    store = circuit_store()
-    candidate_ids = {c.integration_id for job in to_send for c in job.candidates}
-    circuit = CircuitView(
-        {uuid.UUID(item) for item in store.open_many([str(i) for i in candidate_ids])},
-        lambda integration_id: store.record_failure(str(integration_id)),
-        lambda integration_id: store.record_success(str(integration_id)),
+    circuit = _circuit_view(
+        circuit_store(), {c.integration_id for j in to_send for c in j.candidates}
     )
     runtime = sending_runtime()
     outcomes: dict[uuid.UUID, Outcome] = {}
@@ -154,10 +157,92 @@ def process_batch(raw_ids: list[str], settings: Settings | None = None) -> Batch
             outcomes[job.delivery_id] = Outcome(status=job.decided[0], reason=job.decided[1])
         elif job.channel.value == "in_app":
             outcomes[job.delivery_id] = Outcome(status="sent", provider="inbox")
-    with db.transaction() as session:
-        _write_back(session, jobs, outcomes, utcnow(), report, settings)
-        _mark_circuits(session, circuit)
+    lease_end = now + timedelta(seconds=settings.send_lease)
+    report = _write_back_while_leased(jobs, outcomes, circuit, report.claimed, settings, lease_end)
+    record_batch(jobs, outcomes, claimed_at=now, due=due)
     return report
+
+
+def _circuit_view(store: CircuitStore, integration_ids: set[uuid.UUID]) -> CircuitView:
+    """The breaker is advisory: if its store (Redis) is unreachable, sends go on as if every
+    circuit were closed, rather than failing a batch whose messages may already be out."""
+
+    def guarded(record: Callable[[str], bool]) -> Callable[[uuid.UUID], bool]:
+        def call(integration_id: uuid.UUID) -> bool:
+            try:
+                return record(str(integration_id))
+            except redis.RedisError as exc:
+                logger.warning("circuit store unavailable (%s)", type(exc).__name__)
+                return False
+
+        return call
+
+    try:
+        open_ids = {uuid.UUID(item) for item in store.open_many([str(i) for i in integration_ids])}
+    except redis.RedisError as exc:
+        logger.warning(
+            "circuit store unavailable (%s): circuits taken as closed", type(exc).__name__
+        )
+        open_ids = set()
+
+    def hold(integration_id: uuid.UUID, seconds: float) -> None:
+        try:
+            store.hold(str(integration_id), seconds)
+        except redis.RedisError as exc:
+            logger.warning("circuit store unavailable (%s)", type(exc).__name__)
+
+    return CircuitView(open_ids, guarded(store.record_failure), guarded(store.record_success), hold)
+
+
+def _write_back_while_leased(  # noqa: PLR0917 - private helper of one caller
+    jobs: list[Job],
+    outcomes: dict[uuid.UUID, Outcome],
+    circuit: CircuitView,
+    claimed: int,
+    settings: Settings,
+    lease_end: datetime,
+) -> BatchReport:
+    """Write the outcomes, waiting out a database outage while the send lease holds: these
+    messages are out, and outcomes not written would be sent again once the lease passes."""
+    db = database()
+    delay, retried = 0.5, False
+    while True:
+        report = BatchReport(claimed=claimed)
+        try:
+            with db.transaction() as session:
+                if retried and _written(session, jobs):
+                    # The lost connection hid a commit that went through; the retries it
+                    # scheduled are left to the sweeper.
+                    return report
+                _write_back(session, jobs, outcomes, utcnow(), report, settings)
+                _mark_circuits(session, circuit)
+            return report
+        except DATABASE_UNAVAILABLE as exc:
+            if utcnow() + timedelta(seconds=delay) >= lease_end:
+                raise
+            logger.warning(
+                "deliver: database unavailable (%s) writing %d outcomes; retrying in %gs",
+                type(exc).__name__, len(jobs), delay,
+            )  # fmt: skip
+            time.sleep(delay)
+            delay, retried = min(delay * 2, 2.0), True
+
+
+def _written(session: Session, jobs: list[Job]) -> bool:
+    """Our claimed rows stay ``sending`` until the write-back commits, and nobody else may touch
+    them before the lease ends."""
+    status = session.scalar(select(Delivery.status).where(Delivery.id == jobs[0].delivery_id))
+    return status is not DeliveryStatus.SENDING
+
+
+def _log_unknown(ids: list[uuid.UUID], claimed: list[uuid.UUID]) -> None:
+    """Finished deliveries in a redelivered batch are normal; ids that name no delivery are not
+    (rows deleted since they were enqueued, or a hand-made message)."""
+    rest = set(ids) - set(claimed)
+    with database().session() as session:
+        existing = set(session.scalars(select(Delivery.id).where(Delivery.id.in_(rest))))
+    if unknown := len(rest - existing):
+        logger.warning("deliver: ignoring %d delivery ids that name no delivery", unknown)
 
 
 def _parse_ids(raw_ids: list[str]) -> list[uuid.UUID]:
@@ -293,17 +378,22 @@ def _update_notifications(
 
 def _mark_circuits(session: Session, circuit: CircuitView) -> None:
     now = utcnow()
+    # Every worker that saw the circuit open or close reports it; the status changes once.
     for integration_id in circuit.opened:
-        logger.warning("integration %s: circuit opened", integration_id)
-        session.execute(
+        changed = session.execute(
             update(Integration)
             .where(Integration.id == integration_id, Integration.status == IntegrationStatus.ACTIVE)
             .values(status=IntegrationStatus.ERROR, updated_at=now)
-        )
+            .returning(Integration.id)
+        ).first()
+        if changed:
+            logger.warning("integration %s: circuit opened", integration_id)
     for integration_id in circuit.closed:
-        logger.info("integration %s: circuit closed", integration_id)
-        session.execute(
+        changed = session.execute(
             update(Integration)
             .where(Integration.id == integration_id, Integration.status == IntegrationStatus.ERROR)
             .values(status=IntegrationStatus.ACTIVE, updated_at=now)
-        )
+            .returning(Integration.id)
+        ).first()
+        if changed:
+            logger.info("integration %s: circuit closed", integration_id)

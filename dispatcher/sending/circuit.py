@@ -2,13 +2,15 @@
 
 ``threshold`` consecutive failures open the circuit for ``cooldown`` seconds: the integration is
 skipped (fallback takes over) and its row is marked ``error``. After the cool-down the circuit is
-half-open: the next send is the probe; a success closes it, a failure opens it again.
+half-open: the next send is the probe; a success closes it, a failure opens it again. A provider
+that asks for a pause (``Retry-After``) holds the circuit open at least that long.
 
 On the embedded default (no Redis) the state is per process, which is enough for one machine.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Protocol
@@ -26,7 +28,20 @@ class CircuitStore(Protocol):
         """Reset; True when the integration had been failing (a probe closed it)."""
 
     def record_failure(self, integration_id: str) -> bool:
-        """Count a failure; True when this failure opened the circuit."""
+        """Count a failure; True when the circuit is open after it (opened by this failure or
+        by another worker's)."""
+
+    def hold(self, integration_id: str, seconds: float) -> None:
+        """Keep the circuit open for at least ``seconds`` from now (never shortens it)."""
+
+
+#: Sets the open key to expire in ARGV[1] ms unless it already lives longer.
+_HOLD_SCRIPT = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl ~= -1 and ttl < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+"""
 
 
 class RedisCircuitStore:
@@ -62,13 +77,16 @@ class RedisCircuitStore:
         pipeline.expire(key, int(max(60, self.cooldown * 10)))
         failures, _ = pipeline.execute()
         if int(failures) >= self.threshold:
-            # Only the failure that sets the key reports the opening.
-            return bool(
-                self.client.set(
-                    OPEN_PREFIX + integration_id, "1", ex=max(1, round(self.cooldown)), nx=True
-                )
+            # Only the failure that sets the key starts the cool-down; every worker that fails
+            # past the threshold learns that the circuit is open.
+            self.client.set(
+                OPEN_PREFIX + integration_id, "1", ex=max(1, round(self.cooldown)), nx=True
             )
+            return True
         return False
+
+    def hold(self, integration_id: str, seconds: float) -> None:
+        self.client.eval(_HOLD_SCRIPT, 1, OPEN_PREFIX + integration_id, math.ceil(seconds * 1000))
 
 
 class MemoryCircuitStore:
@@ -98,10 +116,13 @@ class MemoryCircuitStore:
         with self._lock:
             failures = self._failures.get(integration_id, 0) + 1
             self._failures[integration_id] = failures
-            if (
-                failures >= self.threshold
-                and self._open_until.get(integration_id, 0.0) <= time.monotonic()
-            ):
+            if failures < self.threshold:
+                return False
+            if self._open_until.get(integration_id, 0.0) <= time.monotonic():
                 self._open_until[integration_id] = time.monotonic() + self.cooldown
-                return True
-        return False
+        return True
+
+    def hold(self, integration_id: str, seconds: float) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            self._open_until[integration_id] = max(until, self._open_until.get(integration_id, 0.0))

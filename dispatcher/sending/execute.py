@@ -38,6 +38,8 @@ from providers.errors import IntegrationError, ProviderError, RecipientError, Re
 from providers.registry import AnyProvider, UnknownProviderError
 
 MAX_ERROR_LENGTH = 500
+#: Seconds a provider's ``Retry-After`` may hold an integration's circuit open, at most.
+MAX_HOLD = 3600.0
 
 
 @dataclass
@@ -86,10 +88,12 @@ class CircuitView:
         open_ids: set[uuid.UUID],
         on_failure: Callable[[uuid.UUID], bool],
         on_success: Callable[[uuid.UUID], bool],
+        on_hold: Callable[[uuid.UUID, float], None] = lambda _id, _seconds: None,
     ) -> None:
         self.open_ids = set(open_ids)
         self._on_failure = on_failure
         self._on_success = on_success
+        self._on_hold = on_hold
         self.opened: set[uuid.UUID] = set()
         self.closed: set[uuid.UUID] = set()
         # Integrations whose failure count is known to be zero since their last success here.
@@ -100,6 +104,11 @@ class CircuitView:
         if self._on_failure(integration_id):
             self.open_ids.add(integration_id)
             self.opened.add(integration_id)
+
+    def hold(self, integration_id: uuid.UUID, seconds: float) -> None:
+        """The provider asked for a pause: no send to it from any worker until it is over."""
+        self.open_ids.add(integration_id)
+        self._on_hold(integration_id, min(seconds, MAX_HOLD))
 
     def success(self, integration_id: uuid.UUID) -> None:
         # The shared store is reset on the first success after a failure, not on every send:
@@ -160,7 +169,11 @@ class BatchSender:
             if total >= self.policy.max_attempts_per_delivery:
                 last_error = f"gave up after {total} attempts: {last_error}"
                 break
-            attempt, result, error = await self._attempt(job, candidate)
+            tried = await self._attempt(job, candidate)
+            if tried is None:
+                waited_on_circuit = True
+                continue
+            attempt, result, error = tried
             total += 1
             outcome.attempts.append(attempt)
             outcome.integration_id, outcome.provider = candidate.integration_id, candidate.provider
@@ -173,6 +186,9 @@ class BatchSender:
                 outcome.status, outcome.reason = "failed", last_error
                 return outcome
             self.circuit.failure(candidate.integration_id)
+            if isinstance(error, RetryableError) and error.retry_after:
+                # A rate limit is the account's, not the message's: every send waits.
+                self.circuit.hold(candidate.integration_id, error.retry_after)
             if isinstance(error, RetryableError):
                 used += 1
                 if (
@@ -199,7 +215,9 @@ class BatchSender:
 
     async def _attempt(
         self, job: Job, candidate: Candidate
-    ) -> tuple[Attempt, str | None, Exception | None]:
+    ) -> tuple[Attempt, str | None, Exception | None] | None:
+        """The attempt, its message id and its error; None when the integration's circuit
+        opened while this send waited for its turn (nothing was sent)."""
         assert job.message is not None
         started = time.perf_counter()
         started_at = utcnow()
@@ -211,6 +229,8 @@ class BatchSender:
             await self._guard_recipient(job, candidate)
             client = self.runtime.client(http2=type(provider).requires_http2)
             async with self._semaphores[candidate.integration_id]:
+                if candidate.integration_id in self.circuit.open_ids:
+                    return None
                 result = await provider.send(job.message, credentials, settings, client)
             message_id, status_code = result.provider_message_id, result.status_code
         except Exception as exc:

@@ -292,6 +292,8 @@ def test_a_digest_step_sends_one_message_listing_the_events(
     views = [wait_until_terminal(organisation_id, r.transaction_id)[0] for r in receipts]
     assert [v.status for v in views] == ["sent", "skipped", "skipped"]
     assert views[1].last_error == "collected into an open digest"
+    collected = fetch(Notification, uuid.UUID(receipts[1].notification_ids[0]))
+    assert collected.status is NotificationStatus.COMPLETED
     assert fetch(Delivery, uuid.UUID(views[0].delivery_id)).content == {
         "subject": "3 comments",
         "body": "c0;c1;c2;",

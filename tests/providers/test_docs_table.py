@@ -1,4 +1,4 @@
-"""docs/providers.md lists every built-in provider, with what its class declares."""
+"""The README's provider table lists every built-in provider, with what its class declares."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from providers.base import Provider
 from providers.registry import ProviderRegistry
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "providers.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 HEADER = (
     "provider", "name", "channel", "credentials", "settings",
     "message id", "idempotency key", "attachments", "HTML", "check",
