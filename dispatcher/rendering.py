@@ -21,7 +21,7 @@ import functools
 import re
 import string
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any
 
 from jinja2 import TemplateError, Undefined, nodes, pass_context
@@ -50,6 +50,8 @@ _UNSIZED_FILTERS = frozenset(
         "unique", _LOOP_FILTER, _CONCAT_FILTER,
     }
 )  # fmt: skip
+#: Filters whose output grows with the number of input items: a generator is listed first.
+_MATERIALISED = frozenset({"join", "sum"})
 _PRINTF = re.compile(
     r"%(?:\([^)]*\))?[#0 +-]*(?P<width>\*|\d+)?(?:\.(?P<precision>\*|\d+))?[hlL]?"
     r"(?P<conversion>[diouxXeEfFgGcrsa%])"
@@ -116,11 +118,11 @@ def _check_size(size: int, limit: int) -> None:
 
 
 def _check_width(value: Any, limit: int, what: str = "width") -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, int) and value > limit:
-        raise RenderError(f"{what} {value} is larger than {limit}")
-    return value if isinstance(value, int) else 0
+    """A width or count argument (or the length of a text used as one), at most ``limit``."""
+    width = len(value) if isinstance(value, str) else value if isinstance(value, int) else 0
+    if width > limit:
+        raise RenderError(f"{what} {width} is larger than {limit}")
+    return width
 
 
 def _largest(values: Iterable[Any], limit: int) -> int:
@@ -359,6 +361,14 @@ class _DeadlineSandbox(ImmutableSandboxedEnvironment):
         def guarded(*args: Any, **kwargs: Any) -> Any:
             self._tick()
             value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
+            if (
+                name in _MATERIALISED
+                and isinstance(value, Iterable)
+                and not isinstance(value, Sized)
+            ):
+                # A generator's size is known only once it ran: run it first, then measure.
+                value = list(value)
+                args = (*args[:skip], value, *rest)
             if sized:
                 _check_size(text_size(value, limit), limit)
             _check_size(_filter_size(name, value, rest, kwargs, limit), limit)
@@ -475,7 +485,16 @@ class TemplateRenderer:
             if length > budget.max_length:
                 raise RenderError(f"rendered text longer than {budget.max_length} characters")
             parts.append(chunk)
-        return "".join(parts)
+        text = "".join(parts)
+        # Rendered text is stored (PostgreSQL refuses NUL) and sent (UTF-8 cannot encode a lone
+        # surrogate): either would fail far from here, so the template fails here.
+        if "\x00" in text:
+            raise RenderError("rendered text contains a NUL character")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RenderError("rendered text is not valid Unicode (a lone surrogate)") from None
+        return text
 
     def render_fields(
         self, templates: Mapping[str, str], context: Mapping[str, Any]

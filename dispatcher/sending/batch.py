@@ -284,7 +284,9 @@ def _write_back(  # noqa: PLR0912, PLR0917 - one branch per outcome; private hel
             row["provider"] = outcome.provider
         if outcome.status == "sent":
             row.update(
-                sent_at=now, provider_message_id=outcome.provider_message_id, last_error=None
+                sent_at=now,
+                provider_message_id=_fit(outcome.provider_message_id, 500),
+                last_error=None,
             )
             report.sent += 1
             if job.channel.value == "in_app" and job.message is not None and job.subscriber_id:
@@ -340,7 +342,7 @@ def _inbox_row(job: Job, now: datetime) -> dict[str, Any]:
         "organisation_id": job.organisation_id,
         "subscriber_id": job.subscriber_id,
         "delivery_id": job.delivery_id,
-        "title": job.message.title or job.message.subject,
+        "title": _fit(job.message.title or job.message.subject, 500),
         "body": job.message.body,
         "data": job.message.data,
         "meta": {},
@@ -397,3 +399,9 @@ def _mark_circuits(session: Session, circuit: CircuitView) -> None:
         ).first()
         if changed:
             logger.info("integration %s: circuit closed", integration_id)
+
+
+def _fit(text: str | None, length: int) -> str | None:
+    """Provider answers and rendered titles are foreign input: cut to the column's width, so
+    one long value cannot fail the write-back of a whole batch."""
+    return text[:length] if text else None

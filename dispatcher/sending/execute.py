@@ -243,6 +243,8 @@ class BatchSender:
             )  # fmt: skip
             return attempt, message_id, None
         outcome, status_code, reason = classify(error)
+        # An API may echo the request's credentials in its error text; none of it is stored.
+        reason = default_redactor.redact_text(reason)
         attempt = Attempt(
             job.delivery_id, job.organisation_id, candidate.integration_id, candidate.provider,
             outcome, status_code, latency, type(error).__name__, reason[:MAX_ERROR_LENGTH],
