@@ -108,7 +108,12 @@ def _due_condition(now: object) -> object:
     )
 
 
-def sweep(settings: Settings | None = None, *, per_organisation: int | None = None) -> SweepReport:
+def sweep(
+    settings: Settings | None = None,
+    *,
+    per_organisation: int | None = None,
+    critical_only: bool = False,
+) -> SweepReport:
     """Reserve and enqueue due deliveries, interleaving organisations batch by batch."""
     settings = settings or get_settings()
     limit = per_organisation or settings.pump_round_size
@@ -122,6 +127,8 @@ def sweep(settings: Settings | None = None, *, per_organisation: int | None = No
         ).all()
         picked: dict[tuple[uuid.UUID, bool], list[uuid.UUID]] = {}
         for organisation_id, critical in organisations:
+            if critical_only and not critical:
+                continue
             rows = session.execute(
                 select(Delivery.id, Delivery.status)
                 .where(

@@ -117,7 +117,12 @@ def pump_outbox() -> dict[str, Any]:
 @app.task(name=SWEEP_TASK, ignore_result=True, Request=CheckedRequest)
 def sweep_outbox() -> dict[str, Any]:
     """Beat: re-enqueue deliveries whose time has come (delays, retries, lost messages)."""
-    report = sweep(get_settings())
+    settings = get_settings()
+    # Behind a backlog, reservations run out while their messages still wait in the queue:
+    # enqueueing those deliveries again would pile duplicates onto the backlog (measured: four
+    # messages per delivery in a soak). Critical ones are swept regardless.
+    backlog = queue_depth(settings.delivery_queue) > PUMP_QUEUE_TARGET
+    report = sweep(settings, critical_only=backlog)
     if report.recovered_sends:
         logger.warning(
             "sweep: %d deliveries were being sent by a worker that stopped", report.recovered_sends
