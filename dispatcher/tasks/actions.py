@@ -17,6 +17,7 @@ from dispatcher.actions import catalogue
 from dispatcher.actions.runner import DATABASE_UNAVAILABLE, execute, run_id_for
 from dispatcher.celery_app import ACTION_TASK_PREFIX, app
 from dispatcher.config import get_settings
+from dispatcher.logging_setup import log_context
 from dispatcher.results import Err, ErrorCode, to_wire
 from dispatcher.runtime import database
 
@@ -40,6 +41,14 @@ def retry_delay(retries: int) -> float:
 
 
 def _run(task: Task[Any, Any], action: str, organisation_id: Any, arguments: Any) -> dict[str, Any]:
+    # Every log line of the action names its organisation (the id as given, cut to a UUID's size).
+    with log_context(organisation_id=str(organisation_id)[:36]):
+        return _run_logged(task, action, organisation_id, arguments)
+
+
+def _run_logged(
+    task: Task[Any, Any], action: str, organisation_id: Any, arguments: Any
+) -> dict[str, Any]:
     task_id = task.request.id
     try:
         with database().session() as session:
