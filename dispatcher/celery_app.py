@@ -95,7 +95,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    celery_app = Celery("dispatcher")
+    celery_app = Celery("dispatcher", task_cls="dispatcher.checked_request:CheckedTask")
     celery_app.conf.update(celery_config(settings or get_settings()))
     return celery_app
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -39,6 +39,7 @@ from models import (
     Workflow,
     WorkflowStep,
 )
+from models.bulk import insert_many
 from models.types import utcnow
 
 #: External ids looked up per query, and missing ones listed in one error.
@@ -231,10 +232,8 @@ def write_event(
                 row["next_attempt_at"] = row["created_at"]
         planned.due_now = []
         pump = reserve
-    if planned.notifications:
-        session.execute(insert(Notification), planned.notifications)
-    if planned.deliveries:
-        session.execute(insert(Delivery), planned.deliveries)
+    insert_many(session, Notification, planned.notifications)
+    insert_many(session, Delivery, planned.deliveries)
     receipt = TriggerReceipt(
         event.transaction_id,
         [str(row["id"]) for row in planned.notifications],

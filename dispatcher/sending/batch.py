@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from models import (
     Notification,
     NotificationStatus,
 )
+from models.bulk import insert_many, update_many
 from models.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def _parse_ids(raw_ids: list[str]) -> list[uuid.UUID]:
     return ids
 
 
-def _write_back(  # noqa: PLR0912, PLR0917 - one branch per outcome; private helper
+def _write_back(  # noqa: PLR0917 - one branch per outcome; private helper
     session: Session,
     jobs: list[Job],
     outcomes: dict[uuid.UUID, Outcome],
@@ -305,14 +305,8 @@ def _write_back(  # noqa: PLR0912, PLR0917 - one branch per outcome; private hel
             report.skipped += 1
         updates.append(row)
         attempts.extend(_attempt_row(attempt) for attempt in outcome.attempts)
-    # Bulk UPDATE by primary key, one statement per distinct column set.
-    by_columns: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    for row in updates:
-        by_columns[frozenset(row)].append(row)
-    for rows in by_columns.values():
-        session.execute(update(Delivery), rows)
-    if attempts:
-        session.execute(insert(DeliveryAttempt), attempts)
+    update_many(session, Delivery, updates)
+    insert_many(session, DeliveryAttempt, attempts)
     if inbox:
         session.execute(insert(InboxMessage), inbox)
     _update_notifications(session, {job.notification_id for job in jobs}, now)

@@ -9,8 +9,6 @@ from typing import Any
 
 from amqp.exceptions import ChannelError
 from celery import Task
-from celery.exceptions import InvalidTaskError
-from celery.worker.request import Request
 from kombu.exceptions import OperationalError as BrokerError
 
 from dispatcher.actions.runner import DATABASE_UNAVAILABLE
@@ -26,27 +24,12 @@ SWEEP_TASK = "dispatcher.sweep_outbox"
 PUMP_QUEUE_TARGET = 20
 
 
-class CheckedRequest(Request):
-    """A message whose body or headers Celery cannot unpack is refused with a logged reason.
-
-    Celery's own request lets the error escape from the consumer, which stops the worker; the
-    message, put back in the queue at shutdown, then stops every worker that takes it again.
-    """
-
-    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().__init__(message, *args, **kwargs)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidTaskError(f"malformed message ({type(exc).__name__}: {exc})") from None
-
-
 @app.task(
     name=DELIVER_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    Request=CheckedRequest,
 )
 def deliver(self: Task[Any, Any], delivery_ids: Any = None) -> dict[str, Any]:
     """Send a batch of deliveries (ids only: content and credentials are read by the worker)."""
@@ -99,7 +82,7 @@ def queue_depth(queue: str) -> int:
         return int(declared.message_count)
 
 
-@app.task(name=PUMP_TASK, ignore_result=True, Request=CheckedRequest)
+@app.task(name=PUMP_TASK, ignore_result=True)
 def pump_outbox() -> dict[str, Any]:
     """Feed due deliveries to the broker in rounds, one batch per organisation in turn."""
     settings = get_settings()
@@ -114,7 +97,7 @@ def pump_outbox() -> dict[str, Any]:
     return {"enqueued": enqueued, "queue_depth": depth}
 
 
-@app.task(name=SWEEP_TASK, ignore_result=True, Request=CheckedRequest)
+@app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep_outbox() -> dict[str, Any]:
     """Beat: re-enqueue deliveries whose time has come (delays, retries, lost messages)."""
     settings = get_settings()

@@ -1,0 +1,131 @@
+"""Writing many rows at once: COPY and UPDATE ... FROM unnest on PostgreSQL for large sets, the
+ordinary executemany otherwise (and on SQLite).
+
+A trigger to 20,000 subscribers writes 40,000 rows in one transaction. Through ``executemany``
+(one statement per row, pipelined) that took about 4.8 s here; COPY moves the same rows in a
+fraction of it. Values go through each column's own SQLAlchemy bind processing first (enum
+values, UTC timestamps, JSONB), so a row written either way reads back the same.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import Column, Dialect, Table, insert, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Session
+
+#: Below this many rows the ordinary INSERT is as quick and works on every backend.
+COPY_THRESHOLD = 500
+#: The same for UPDATE by primary key.
+UNNEST_THRESHOLD = 50
+
+
+def insert_many(
+    session: Session, model: type[DeclarativeBase], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert ``rows`` (dicts keyed by column name) into ``model``'s table in ``session``'s
+    transaction. Columns missing from a row take their Python-side default, or NULL."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
+        session.execute(insert(model), rows)
+        return
+    table = model.__table__
+    assert isinstance(table, Table)
+    given = {name for row in rows for name in row}
+    fields = [
+        _Field(column, connection.dialect)
+        for column in table.columns
+        if column.name in given or column.default is not None
+    ]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {table.name} ({', '.join(field.name for field in fields)}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([field.value(row) for field in fields])
+    except psycopg.Error as exc:
+        # Raised as SQLAlchemy raises it for an INSERT (IntegrityError for a duplicate, ...), so
+        # callers handle one set of errors whichever way the rows went.
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from None
+
+
+def update_many(
+    session: Session, model: type[DeclarativeBase], rows: Sequence[dict[str, Any]]
+) -> None:
+    """UPDATE rows of ``model``'s table by primary key ``id``; each dict names the columns it
+    sets (rows with different column sets are fine). On PostgreSQL, one statement per column set
+    whose values travel as arrays (``UPDATE ... FROM unnest(...)``), instead of one per row.
+    Column ``onupdate`` defaults are not applied: set ``updated_at`` yourself."""
+    if not rows:
+        return
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < UNNEST_THRESHOLD:
+        for group in groups.values():
+            session.execute(update(model), group)
+        return
+    table = model.__table__
+    assert isinstance(table, Table)
+    dialect = connection.dialect
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    for names, group in groups.items():
+        fields = [_Field(table.columns[name], dialect) for name in names]
+        arrays = ", ".join(
+            f"%s::{table.columns[name].type.compile(dialect=dialect)}[]" for name in names
+        )
+        assignments = ", ".join(f"{name} = v.{name}" for name in names if name != "id")
+        # Identifiers are the table's own column names (looked up above); values are parameters.
+        columns = ", ".join(names)
+        statement = f"UPDATE {table.name} AS t SET {assignments} FROM unnest({arrays}) AS v({columns}) WHERE t.id = v.id"  # noqa: E501, S608
+        params = [[field.value(row) for row in group] for field in fields]
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(statement, params)
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, psycopg.Error) from None
+
+
+class _Field:
+    """One column of the COPY: a row's value (or the column's default), bound as SQLAlchemy
+    binds it."""
+
+    def __init__(self, column: Column[Any], dialect: Dialect) -> None:
+        self.name = column.name
+        self.process = _bind_processor(column, dialect)
+        self.default = _default(column) if column.default is not None else None
+
+    def value(self, row: dict[str, Any]) -> Any:
+        if self.name in row:
+            value = row[self.name]
+        else:
+            value = self.default() if self.default is not None else None
+        return self.process(value) if self.process is not None else value
+
+
+def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(
+        dialect
+    )
+    return processor
+
+
+def _default(column: Column[Any]) -> Callable[[], Any]:
+    default: Any = column.default
+    if default.is_scalar:
+        value = default.arg
+        return lambda: value
+    if default.is_callable:
+        # SQLAlchemy wraps a no-argument default to take the execution context.
+        function = default.arg
+        return lambda: function(None)
+    raise ValueError(f"column {column.name}: a SQL-expression default cannot be copied")
