@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.errors import ConfigurationError
 from models import Delivery, DeliveryStatus
+from models.bulk import among
 
 if TYPE_CHECKING:
     from dispatcher.sending.execute import Outcome
@@ -175,7 +176,7 @@ def due_times(
         return {}
     rows = session.execute(
         select(Delivery.id, Delivery.status, Delivery.next_attempt_at, Delivery.created_at).where(
-            Delivery.id.in_(ids)
+            among(session, Delivery.id, ids)
         )
     )
     return {

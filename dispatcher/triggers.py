@@ -39,7 +39,7 @@ from models import (
     Workflow,
     WorkflowStep,
 )
-from models.bulk import insert_many
+from models.bulk import among, insert_many
 from models.types import utcnow
 
 #: External ids looked up per query, and missing ones listed in one error.
@@ -286,7 +286,7 @@ def _recipients(
             rows = session.execute(
                 select(Subscriber.external_id, Subscriber.id).where(
                     Subscriber.organisation_id == organisation,
-                    Subscriber.external_id.in_(wanted[start : start + LOOKUP_CHUNK]),
+                    among(session, Subscriber.external_id, wanted[start : start + LOOKUP_CHUNK]),
                 )
             )
             found.update((external_id, row_id) for external_id, row_id in rows)

@@ -9,14 +9,26 @@ values, UTC timestamps, JSONB), so a row written either way reads back the same.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Column, Dialect, Table, insert, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Dialect,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session
 
 #: Below this many rows the ordinary INSERT is as quick and works on every backend.
 COPY_THRESHOLD = 500
@@ -39,7 +51,7 @@ def insert_many(
     assert isinstance(table, Table)
     given = {name for row in rows for name in row}
     fields = [
-        _Field(column, connection.dialect)
+        _Field(column, connection.dialect, copy=True)
         for column in table.columns
         if column.name in given or column.default is not None
     ]
@@ -54,6 +66,19 @@ def insert_many(
         # Raised as SQLAlchemy raises it for an INSERT (IntegrityError for a duplicate, ...), so
         # callers handle one set of errors whichever way the rows went.
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from None
+
+
+def among(
+    session: Session, column: QueryableAttribute[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL as ``column = ANY(array)``, one parameter instead
+    of one per value: the driver parsed a 500-placeholder statement on every batch (about 7%
+    of a sending worker's time under py-spy), and the statement text no longer varies with the
+    number of values."""
+    items = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, items, type_=ARRAY(column.expression.type)))
+    return column.in_(items)
 
 
 def update_many(
@@ -99,16 +124,26 @@ class _Field:
     """One column of the COPY: a row's value (or the column's default), bound as SQLAlchemy
     binds it."""
 
-    def __init__(self, column: Column[Any], dialect: Dialect) -> None:
+    def __init__(self, column: Column[Any], dialect: Dialect, *, copy: bool = False) -> None:
         self.name = column.name
         self.process = _bind_processor(column, dialect)
         self.default = _default(column) if column.default is not None else None
+        # COPY's text format takes JSON as its text: each distinct object (a trigger's payload
+        # is one object shared by every recipient's row) is serialised once, as SQLAlchemy's
+        # default serialiser would.
+        self.json_text = copy and isinstance(column.type.dialect_impl(dialect), JSON)
+        self._serialised: dict[int, tuple[Any, str]] = {}
 
     def value(self, row: dict[str, Any]) -> Any:
         if self.name in row:
             value = row[self.name]
         else:
             value = self.default() if self.default is not None else None
+        if self.json_text and value is not None:
+            known = self._serialised.get(id(value))
+            if known is None or known[0] is not value:
+                known = self._serialised[id(value)] = (value, json.dumps(value))
+            return known[1]
         return self.process(value) if self.process is not None else value
 
 

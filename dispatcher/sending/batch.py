@@ -35,7 +35,7 @@ from models import (
     Notification,
     NotificationStatus,
 )
-from models.bulk import insert_many, update_many
+from models.bulk import among, insert_many, update_many
 from models.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def claim(
     return list(
         session.scalars(
             update(Delivery)
-            .where(Delivery.id.in_(ids), claimable)
+            .where(among(session, Delivery.id, ids), claimable)
             .values(
                 status=DeliveryStatus.SENDING,
                 next_attempt_at=now + timedelta(seconds=settings.send_lease),
@@ -356,7 +356,7 @@ def _update_notifications(
             func.count().filter(Delivery.status == DeliveryStatus.SENT),
             func.count().filter(Delivery.status == DeliveryStatus.FAILED),
         )
-        .where(Delivery.notification_id.in_(notification_ids))
+        .where(among(session, Delivery.notification_id, notification_ids))
         .group_by(Delivery.notification_id)
     ).all()
     changes = []
@@ -368,8 +368,7 @@ def _update_notifications(
         else:
             status = NotificationStatus.COMPLETED
         changes.append({"id": notification_id, "status": status, "updated_at": now})
-    if changes:
-        session.execute(update(Notification), changes)
+    update_many(session, Notification, changes)
 
 
 def _mark_circuits(session: Session, circuit: CircuitView) -> None:
