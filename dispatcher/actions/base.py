@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from dispatcher.actions.fields import storable
 from dispatcher.errors import UnknownActionError
@@ -64,12 +65,14 @@ class ActionContext:
     session: Session
     organisation_id: uuid.UUID
 
-    def get(self, model: type[ModelT], row_id: uuid.UUID) -> ModelT | None:
+    def get(self, model: type[ModelT], row_id: uuid.UUID, *options: ORMOption) -> ModelT | None:
         """The row with this id in this organisation, or ``None`` (other tenants' rows too)."""
         organisation_column = model.__table__.c.organisation_id
         id_column = model.__table__.c.id
         return self.session.scalars(
-            select(model).where(id_column == row_id, organisation_column == self.organisation_id)
+            select(model)
+            .options(*options)
+            .where(id_column == row_id, organisation_column == self.organisation_id)
         ).one_or_none()
 
     def require(self, model: type[ModelT], row_id: uuid.UUID, field: str) -> ModelT | Err:

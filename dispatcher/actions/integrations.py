@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from sqlalchemy import update
+from sqlalchemy.orm import defer
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, Sealed, catalogue
 from dispatcher.actions.fields import Name, Name50
@@ -18,6 +19,9 @@ from dispatcher.results import Err, ErrorCode, Ok, Result
 from models import ChannelType, Integration, IntegrationStatus, User
 from models.types import utcnow
 from providers import UnknownProviderError, default_registry
+
+#: Loading an integration to change it does not decrypt its stored credentials.
+WITHOUT_CREDENTIALS = defer(Integration.credentials)
 
 ChannelName = Literal["email", "sms", "chat", "push", "webhook", "in_app"]
 
@@ -145,7 +149,9 @@ class UpdateIntegrationArgs(ActionArgs):
 @catalogue.action("update_integration", UpdateIntegrationArgs)
 def update_integration(ctx: ActionContext, args: UpdateIntegrationArgs) -> Result:
     """Change an integration's name, credentials, settings, priority, conditions or status."""
-    integration = ctx.get(Integration, args.integration_id)
+    # The stored credentials are not read (nor decrypted): new ones replace credentials sealed
+    # with a key this process no longer has.
+    integration = ctx.get(Integration, args.integration_id, WITHOUT_CREDENTIALS)
     if integration is None:
         return Err(ErrorCode.NOT_FOUND, "integration_id: no such integration")
     try:
@@ -183,7 +189,7 @@ class IntegrationIdArgs(ActionArgs):
 @catalogue.action("deactivate_integration", IntegrationIdArgs)
 def deactivate_integration(ctx: ActionContext, args: IntegrationIdArgs) -> Result:
     """Stop sending through an integration (it stays stored; it is no longer primary)."""
-    integration = ctx.get(Integration, args.integration_id)
+    integration = ctx.get(Integration, args.integration_id, WITHOUT_CREDENTIALS)
     if integration is None:
         return Err(ErrorCode.NOT_FOUND, "integration_id: no such integration")
     integration.status = IntegrationStatus.INACTIVE
@@ -195,7 +201,7 @@ def deactivate_integration(ctx: ActionContext, args: IntegrationIdArgs) -> Resul
 @catalogue.action("set_primary_integration", IntegrationIdArgs)
 def set_primary_integration(ctx: ActionContext, args: IntegrationIdArgs) -> Result:
     """Make an active integration the first one tried for its channel and environment."""
-    integration = ctx.get(Integration, args.integration_id)
+    integration = ctx.get(Integration, args.integration_id, WITHOUT_CREDENTIALS)
     if integration is None:
         return Err(ErrorCode.NOT_FOUND, "integration_id: no such integration")
     if integration.status is not IntegrationStatus.ACTIVE:

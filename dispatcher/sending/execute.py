@@ -155,13 +155,16 @@ class BatchSender:
         outcome = Outcome(status="failed")
         total = job.attempts
         last_error = "all integrations failed"
-        waited_on_circuit = False
+        waited_on_circuit = unreadable = False
         for candidate in job.candidates:
             used = job.attempts_by_integration.get(candidate.integration_id, 0)
             if (
                 candidate.integration_id in job.burned
                 or used >= self.policy.max_attempts_per_integration
             ):
+                continue
+            if candidate.unreadable:
+                unreadable = True
                 continue
             if candidate.integration_id in self.circuit.open_ids:
                 waited_on_circuit = True
@@ -203,10 +206,12 @@ class BatchSender:
                         retry_after=error.retry_after,
                     )
                     return outcome
-        if waited_on_circuit and total < self.policy.max_attempts_per_delivery:
-            outcome.status, outcome.reason = (
-                "retrying",
-                "every remaining integration's circuit is open",
+        if (waited_on_circuit or unreadable) and total < self.policy.max_attempts_per_delivery:
+            outcome.status = "retrying"
+            outcome.reason = (
+                "every remaining integration's circuit is open"
+                if waited_on_circuit
+                else "the integration's credentials cannot be decrypted with the worker's keys"
             )
             outcome.delay = self.policy.circuit_cooldown
             return outcome

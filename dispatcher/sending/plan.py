@@ -8,6 +8,7 @@ burned. The result is a :class:`Job` to send, or a final outcome reached without
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from dispatcher.conditions import all_hold
@@ -34,7 +35,11 @@ from models import (
     WorkflowStep,
 )
 from models.bulk import among
+from models.crypto import KeyRingError
+from models.types import EncryptedJSON
 from providers.base import Message, Recipient
+
+logger = logging.getLogger(__name__)
 
 TEMPLATE_FIELDS = ("subject", "body", "html", "title")
 
@@ -46,6 +51,22 @@ class Candidate:
     credentials: dict[str, Any]
     settings: dict[str, Any]
     status: IntegrationStatus
+    #: The stored credentials could not be decrypted with this worker's keys: not tried, and
+    #: the delivery waits for it as for an open circuit (a key problem is fixed by an operator,
+    #: not by failing every delivery of the integration).
+    unreadable: bool = False
+
+
+@dataclass(frozen=True)
+class IntegrationRow:
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    channel_type: ChannelType
+    provider: str
+    credentials: dict[str, Any]
+    settings: dict[str, Any]
+    status: IntegrationStatus
+    unreadable: bool = False
 
 
 @dataclass
@@ -151,7 +172,7 @@ class Loaded:
     steps: dict[uuid.UUID, WorkflowStep]
     workflows: dict[uuid.UUID, Workflow]
     preferences: dict[uuid.UUID, list[Preference]]
-    integrations: dict[tuple[uuid.UUID, ChannelType], list[Integration]]
+    integrations: dict[tuple[uuid.UUID, ChannelType], list[IntegrationRow]]
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]]
     digests: dict[uuid.UUID, list[dict[str, Any]]]
 
@@ -201,24 +222,11 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
         select(Preference).where(among(session, Preference.subscriber_id, subscribers))
     ):
         preferences[preference.subscriber_id].append(preference)
-    integrations: dict[tuple[uuid.UUID, ChannelType], list[Integration]] = defaultdict(list)
-    wanted = {(d.organisation_id, d.channel_type) for d in deliveries if d.channel_type}
-    for integration in session.scalars(
-        select(Integration)
-        .where(
-            Integration.organisation_id.in_({organisation for organisation, _ in wanted}),
-            Integration.channel_type.in_({channel for _, channel in wanted}),
-            Integration.environment == environment,
-            Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
-        )
-        .order_by(
-            Integration.is_primary.desc(),
-            Integration.priority,
-            Integration.created_at,
-            Integration.id,
-        )
-    ):
-        integrations[(integration.organisation_id, integration.channel_type)].append(integration)
+    integrations = _integrations(
+        session,
+        {(d.organisation_id, d.channel_type) for d in deliveries if d.channel_type},
+        environment,
+    )
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]] = defaultdict(dict)
     burned_outcome = func.max(
         case((DeliveryAttempt.outcome == AttemptOutcome.INTEGRATION_ERROR, 1), else_=0)
@@ -239,6 +247,62 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
         deliveries, notifications, subscribers, steps, workflows, preferences, integrations,
         attempts, _digest_events(session, notifications),
     )  # fmt: skip
+
+
+def _integrations(
+    session: Session, wanted: set[tuple[uuid.UUID, ChannelType]], environment: str
+) -> dict[tuple[uuid.UUID, ChannelType], list[IntegrationRow]]:
+    """The usable integrations per (organisation, channel), in the order they are tried.
+
+    Credentials are decrypted row by row here rather than by the column type in the query: one
+    row sealed with a key this worker lacks would otherwise fail the whole batch, which spans
+    organisations.
+    """
+    sealed = type_coerce(Integration.credentials, Text).label("sealed")
+    column_type = Integration.__table__.c.credentials.type
+    assert isinstance(column_type, EncryptedJSON)
+    dialect = session.get_bind().dialect
+    found: dict[tuple[uuid.UUID, ChannelType], list[IntegrationRow]] = defaultdict(list)
+    rows = session.execute(
+        select(
+            Integration.id, Integration.organisation_id, Integration.channel_type,
+            Integration.provider, Integration.settings, Integration.status, sealed,
+        )
+        .where(
+            Integration.organisation_id.in_({organisation for organisation, _ in wanted}),
+            Integration.channel_type.in_({channel for _, channel in wanted}),
+            Integration.environment == environment,
+            Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
+        )
+        .order_by(
+            Integration.is_primary.desc(), Integration.priority, Integration.created_at,
+            Integration.id,
+        )
+    )  # fmt: skip
+    for row in rows:
+        try:
+            credentials = column_type.process_result_value(row.sealed, dialect) or {}
+            unreadable = False
+        except KeyRingError:
+            logger.error(
+                "integration %s: stored credentials cannot be decrypted with this worker's keys "
+                "(DISPATCHER_ENCRYPTION_KEYS); its deliveries wait until they can",
+                row.id,
+            )
+            credentials, unreadable = {}, True
+        found[(row.organisation_id, row.channel_type)].append(
+            IntegrationRow(
+                row.id,
+                row.organisation_id,
+                row.channel_type,
+                row.provider,
+                credentials,
+                row.settings,
+                row.status,
+                unreadable,
+            )
+        )
+    return found
 
 
 def _digest_events(
@@ -401,7 +465,7 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     job.attempts_by_integration = {key: count for key, (count, _) in previous.items()}
     job.burned = {key for key, (_, burned) in previous.items() if burned}
     job.candidates = [
-        Candidate(i.id, i.provider, i.credentials, i.settings, i.status)
+        Candidate(i.id, i.provider, i.credentials, i.settings, i.status, i.unreadable)
         for i in loaded.integrations.get((delivery.organisation_id, job.channel), [])
     ]
     pinned = overrides.get("integration_id")

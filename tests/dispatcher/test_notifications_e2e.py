@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
-from dispatcher import TriggerError, trigger, trigger_bulk
+from dispatcher import TriggerError, create_organisation, trigger, trigger_bulk
 from dispatcher.celery_app import app
 from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.runtime import database
+from dispatcher.status import transaction_status
 from models import (
     Delivery,
     DeliveryStatus,
@@ -155,6 +159,45 @@ def test_every_integration_failing_fails_with_every_attempt_recorded(
     )
     assert view.attempts == 4
     assert "SECRET" not in (view.last_error or "")
+
+
+def _seal_with_a_foreign_key(integration_id: uuid.UUID) -> None:
+    """Credentials as a worker would find them after its key was removed before rotation."""
+    token = Fernet(Fernet.generate_key()).encrypt(b'{"api_key": "SECRET-foreign"}').decode()
+    with database().transaction() as session:
+        # Raw SQL: the column type would encrypt the token again with this process's key.
+        session.execute(
+            sa.text("UPDATE integrations SET credentials = :token WHERE id = :id"),
+            {"token": token, "id": integration_id},
+        )
+
+
+def test_credentials_that_cannot_be_decrypted_pass_the_integration_over_and_nothing_else(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    with_fallback = wire(fake_provider, organisation_id)
+    _seal_with_a_foreign_key(with_fallback.integrations["primary"])
+    alone = create_organisation(f"Alone {uuid.uuid4().hex[:6]}")
+    only = wire(fake_provider, alone, names=("only",))
+    _seal_with_a_foreign_key(only.integrations["only"])
+    subscriber(alone, "bob")
+    workflow(alone, "code", [EMAIL_STEP])
+    # One batch may carry both organisations' deliveries: neither fails the other's.
+    waiting = trigger(alone, "code", "bob", {"code": "1"})
+    [view] = send_one(organisation_id)
+    assert (view.status, view.integration) == ("sent", "secondary")
+    assert attempts(view.delivery_id) == [("secondary", "sent", 200)]
+    assert fake_provider.state.stats()["by_path"].get(with_fallback.paths["primary"], 0) == 0
+    time.sleep(3)  # a few retry rounds
+    [stuck] = transaction_status(alone, waiting.transaction_id)
+    assert stuck.status == "retrying"
+    assert "cannot be decrypted" in (stuck.last_error or "")
+    assert attempts(stuck.delivery_id) == []
+    # Not lost: once the credentials are readable again, it goes out.
+    act(alone, "update_integration", {"integration_id": str(only.integrations["only"]),
+                                      "credentials": {"api_key": "SECRET-only-key"}})  # fmt: skip
+    [sent] = wait_until_terminal(alone, waiting.transaction_id)
+    assert (sent.status, sent.integration) == ("sent", "only")
 
 
 def test_no_integration_fails_with_a_clear_reason(organisation_id: uuid.UUID) -> None:

@@ -59,6 +59,7 @@ def _parents(count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
 def _rows(organisation: uuid.UUID, notifications: list[uuid.UUID]) -> list[dict[str, Any]]:
     created = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)
     rows: list[dict[str, Any]] = []
+    shared = {"one object": ["in", "every", "row"], "n": 1}
     for position, notification in enumerate(notifications):
         row: dict[str, Any] = {
             "organisation_id": organisation,
@@ -70,6 +71,7 @@ def _rows(organisation: uuid.UUID, notifications: list[uuid.UUID]) -> list[dict[
             "status": DeliveryStatus.QUEUED,
             "next_attempt_at": created + timedelta(seconds=position),
             "content": {"subject": "Grüße \\ \t tab", "nested": [1, None, {"a": "\n"}]},
+            "meta": shared,
             "created_at": created,
         }
         if position % 3 == 0:
@@ -100,7 +102,7 @@ def test_rows_read_back_as_given_with_defaults_filled(count: int) -> None:
     stored = _read(organisation)
     assert len(stored) == count
     for given, found in zip(rows, stored, strict=True):
-        expected = {"attempts": 0, "last_error": None, "meta": {}, "provider": None,
+        expected = {"attempts": 0, "last_error": None, "provider": None,
                     "sent_at": None, **given}  # fmt: skip
         assert {name: found[name] for name in COMPARED} == expected
         assert isinstance(found["id"], uuid.UUID)
