@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from dispatcher.sending.http_client import SharedAsyncClient
 from providers.registry import AnyProvider, default_registry
 
 T = TypeVar("T")
@@ -59,7 +60,7 @@ class SendingRuntime:
             # here against a server answering after 100 ms, httpx's own pool managed about 70
             # requests/s at 200 in flight, the aiohttp transport about 1,400/s (bench/).
             transport = None if http2 else AiohttpTransport(limits=limits, trust_env=False)
-            client = httpx.AsyncClient(
+            client = SharedAsyncClient(
                 http2=http2,
                 transport=transport,
                 timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
