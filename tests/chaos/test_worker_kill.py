@@ -1,0 +1,73 @@
+"""A worker killed with SIGKILL in the middle of a run: nothing lost, duplicates bounded."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.chaos.accounting import count
+from tests.chaos.scenario import tenant, trigger_all
+from tests.chaos.stack import Stack, chaos_stack
+
+DELIVERIES = 10_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.worker,
+    pytest.mark.usefixtures("chaos_services"),
+]
+
+
+def requests_in_flight(stack: Stack, organisation_id: uuid.UUID) -> bool:
+    """Past 30% of the run, the provider holds requests for deliveries still being sent."""
+    with stack.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT id, status FROM deliveries WHERE organisation_id = :org"),
+            {"org": organisation_id},
+        ).all()
+    if sum(1 for row in rows if row.status == "sent") < DELIVERIES * 0.3:
+        return False
+    sending = {str(row.id) for row in rows if row.status == "sending"}
+    return any(item.delivery_id in sending for item in stack.fake.state.requests[-200:])
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_killed_mid_run_loses_nothing_and_repeats_only_its_sends_in_flight(
+    tmp_path: Path, say: Callable[[str], None]
+) -> None:
+    with chaos_stack(tmp_path) as stack:
+        # The provider answers after 200 ms, so a batch spends most of its time in flight.
+        org = tenant(
+            stack, DELIVERIES, names=("primary",), behaviours={"primary": {"latency_ms": 200}}
+        )
+        trigger_all(org, per_event=500, events_per_call=4)
+        deadline = time.monotonic() + 300
+        while not requests_in_flight(stack, org.organisation_id):
+            assert time.monotonic() < deadline, "no sends to kill the worker in the middle of"
+            time.sleep(0.02)
+        killed = stack.kill_worker()
+        # The dead worker writes nothing more, and the sweeper needs a live worker to run: this
+        # is the state at the kill instant.
+        at_kill = stack.status_counts(org.organisation_id)
+        in_flight = at_kill.get("sending", 0)
+        say(
+            f"SIGKILL to {killed} worker processes; at the kill: {at_kill}; sends in flight: {in_flight}"
+        )
+        stack.start_worker()
+        stack.wait_until_terminal(org.organisation_id, DELIVERIES, timeout=180)
+        figures = count(stack.engine, [org.organisation_id], stack.fake.state.requests)
+        say(f"worker kill: {figures.line()}")
+        recovered = stack.worker.log()
+    assert killed >= 3  # the main process and its two pool children
+    assert figures.deliveries == DELIVERIES
+    assert figures.unfinished == 0
+    assert figures.lost == 0
+    assert figures.failed_but_accepted == 0
+    assert figures.duplicates <= in_flight
+    if in_flight:
+        assert "deliveries were being sent by a worker that stopped" in recovered
