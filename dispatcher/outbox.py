@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, true, update
 
 from dispatcher.celery_app import app
 from dispatcher.config import Settings, get_settings
@@ -123,12 +123,11 @@ def sweep(
         organisations = session.execute(
             select(Delivery.organisation_id, Delivery.critical)
             .where(_due_condition(now))  # type: ignore[arg-type]
+            .where(Delivery.critical.is_(True) if critical_only else true())
             .group_by(Delivery.organisation_id, Delivery.critical)
         ).all()
         picked: dict[tuple[uuid.UUID, bool], list[uuid.UUID]] = {}
         for organisation_id, critical in organisations:
-            if critical_only and not critical:
-                continue
             rows = session.execute(
                 select(Delivery.id, Delivery.status)
                 .where(

@@ -167,10 +167,10 @@ def _format_size(template: str, values: list[Any], limit: int) -> int:
     return len(template) + widths + fields * _largest(values, limit)
 
 
-def _replace_size(text: Any, old: Any, new: Any, count: Any, limit: int) -> int:
+def _replace_size(text: Any, old: Any, new: Any, count: Any) -> int:
     if not isinstance(text, str) or not isinstance(new, str):
         return len(text) if isinstance(text, str | bytes) else 0
-    if isinstance(text, str) and isinstance(old, str):
+    if isinstance(old, str):
         found = text.count(old) if old else len(text) + 1
         if isinstance(count, int) and count >= 0:
             found = min(found, count)
@@ -195,7 +195,7 @@ def _method_size(owner: str | bytes, name: str, args: tuple[Any, ...], limit: in
         tab = first if isinstance(first, int) else 8
         return len(owner) * max(tab, 1)
     if name == "replace" and len(args) >= 2:
-        return _replace_size(owner, args[0], args[1], args[2] if len(args) > 2 else -1, limit)
+        return _replace_size(owner, args[0], args[1], args[2] if len(args) > 2 else -1)
     if name == "join":
         return _joined_size(first, owner, limit)
     if name == "translate" and isinstance(first, Mapping):
@@ -403,7 +403,7 @@ def _filter_size(  # noqa: PLR0911 - one estimate per amplifying filter
         count = _argument(rest, kwargs, 2, "count")
         return _replace_size(
             value, _argument(rest, kwargs, 0, "old"), _argument(rest, kwargs, 1, "new"),
-            -1 if count is None else count, limit,
+            -1 if count is None else count,
         )  # fmt: skip
     if name == "join":
         return _joined_size(value, _argument(rest, kwargs, 0, "d"), limit)

@@ -281,7 +281,7 @@ def _recipients(
     if external_ids:
         wanted = list({target for _, target in external_ids})
         found: dict[str, uuid.UUID] = {}
-        # In slices: PostgreSQL takes at most 65,535 parameters per statement.
+        # In slices: on SQLite each id is one parameter, and a statement takes a bounded number.
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             rows = session.execute(
                 select(Subscriber.external_id, Subscriber.id).where(
@@ -389,6 +389,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         planned.notifications.append(notification)
         due = now
         collected = False
+        first_row = len(planned.deliveries)  # this notification's deliveries start here
         for step in workflow.steps:
             if step.kind is StepKind.DELAY:
                 due += timedelta(seconds=float(step.config["seconds"]))
@@ -416,16 +417,12 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             row = planned.deliveries[-1]
             if row["status"] is DeliveryStatus.QUEUED and due <= now:
                 planned.due_now.append(row["id"])
-        if collected:
+        if collected and not any(
+            row["status"] is DeliveryStatus.QUEUED for row in planned.deliveries[first_row:]
+        ):
             # Every step after the digest was collected into the leader's: nothing of this
             # notification will be sent by a worker, so it is finished as written.
-            open_rows = [
-                row for row in planned.deliveries
-                if row["notification_id"] == notification_id
-                and row["status"] is DeliveryStatus.QUEUED
-            ]  # fmt: skip
-            if not open_rows:
-                notification["status"] = NotificationStatus.COMPLETED
+            notification["status"] = NotificationStatus.COMPLETED
     return planned
 
 

@@ -240,7 +240,9 @@ def _log_unknown(ids: list[uuid.UUID], claimed: list[uuid.UUID]) -> None:
     (rows deleted since they were enqueued, or a hand-made message)."""
     rest = set(ids) - set(claimed)
     with database().session() as session:
-        existing = set(session.scalars(select(Delivery.id).where(Delivery.id.in_(rest))))
+        existing = set(
+            session.scalars(select(Delivery.id).where(among(session, Delivery.id, rest)))
+        )
     if unknown := len(rest - existing):
         logger.warning("deliver: ignoring %d delivery ids that name no delivery", unknown)
 

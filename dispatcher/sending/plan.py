@@ -57,18 +57,6 @@ class Candidate:
     unreadable: bool = False
 
 
-@dataclass(frozen=True)
-class IntegrationRow:
-    id: uuid.UUID
-    organisation_id: uuid.UUID
-    channel_type: ChannelType
-    provider: str
-    credentials: dict[str, Any]
-    settings: dict[str, Any]
-    status: IntegrationStatus
-    unreadable: bool = False
-
-
 @dataclass
 class Job:
     delivery_id: uuid.UUID
@@ -172,7 +160,7 @@ class Loaded:
     steps: dict[uuid.UUID, WorkflowStep]
     workflows: dict[uuid.UUID, Workflow]
     preferences: dict[uuid.UUID, list[Preference]]
-    integrations: dict[tuple[uuid.UUID, ChannelType], list[IntegrationRow]]
+    integrations: dict[tuple[uuid.UUID, ChannelType], list[Candidate]]
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]]
     digests: dict[uuid.UUID, list[dict[str, Any]]]
 
@@ -251,8 +239,8 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
 
 def _integrations(
     session: Session, wanted: set[tuple[uuid.UUID, ChannelType]], environment: str
-) -> dict[tuple[uuid.UUID, ChannelType], list[IntegrationRow]]:
-    """The usable integrations per (organisation, channel), in the order they are tried.
+) -> dict[tuple[uuid.UUID, ChannelType], list[Candidate]]:
+    """The integrations per (organisation, channel) as candidates, in the order they are tried.
 
     Credentials are decrypted row by row here rather than by the column type in the query: one
     row sealed with a key this worker lacks would otherwise fail the whole batch, which spans
@@ -262,7 +250,7 @@ def _integrations(
     column_type = Integration.__table__.c.credentials.type
     assert isinstance(column_type, EncryptedJSON)
     dialect = session.get_bind().dialect
-    found: dict[tuple[uuid.UUID, ChannelType], list[IntegrationRow]] = defaultdict(list)
+    found: dict[tuple[uuid.UUID, ChannelType], list[Candidate]] = defaultdict(list)
     rows = session.execute(
         select(
             Integration.id, Integration.organisation_id, Integration.channel_type,
@@ -291,16 +279,7 @@ def _integrations(
             )
             credentials, unreadable = {}, True
         found[(row.organisation_id, row.channel_type)].append(
-            IntegrationRow(
-                row.id,
-                row.organisation_id,
-                row.channel_type,
-                row.provider,
-                credentials,
-                row.settings,
-                row.status,
-                unreadable,
-            )
+            Candidate(row.id, row.provider, credentials, row.settings, row.status, unreadable)
         )
     return found
 
@@ -464,10 +443,7 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     previous = loaded.attempts.get(delivery.id, {})
     job.attempts_by_integration = {key: count for key, (count, _) in previous.items()}
     job.burned = {key for key, (_, burned) in previous.items() if burned}
-    job.candidates = [
-        Candidate(i.id, i.provider, i.credentials, i.settings, i.status, i.unreadable)
-        for i in loaded.integrations.get((delivery.organisation_id, job.channel), [])
-    ]
+    job.candidates = list(loaded.integrations.get((delivery.organisation_id, job.channel), []))
     pinned = overrides.get("integration_id")
     if pinned:
         # A tool invocation names its integration: tried first, the others stay as fallback.
