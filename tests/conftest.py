@@ -65,6 +65,13 @@ TEST_ENVIRONMENT = {
 os.environ.update(TEST_ENVIRONMENT)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (right now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def service_missing(name: str, error: Exception) -> None:
     message = f"{name} is not reachable ({type(error).__name__}: {error})"
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -36,8 +36,8 @@ class Figures:
     failed_but_accepted: int
     #: Deliveries whose recorded attempts differ from the requests the provider saw.
     attempts_mismatch: int
+    #: Requests for delivery ids outside the organisations counted.
     unknown_request_ids: int = 0
-    notes: dict[str, object] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -50,7 +50,7 @@ class Figures:
             f"(unfinished={self.unfinished}, sent_without_request={self.sent_without_request}, "
             f"undelivered={self.undelivered}) duplicates={self.duplicates} "
             f"extra_sends={self.extra_sends} failed_but_accepted={self.failed_but_accepted} "
-            f"attempts_mismatch={self.attempts_mismatch}"
+            f"attempts_mismatch={self.attempts_mismatch} other_requests={self.unknown_request_ids}"
         )
 
 

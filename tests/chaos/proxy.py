@@ -25,19 +25,12 @@ class TcpProxy:
         self.target_port = target_port
         self.host = host
         self.port = 0
-        #: Connections accepted since start, and aborted by cuts.
-        self.accepted = 0
-        self.aborted = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
         self._links: set[asyncio.StreamWriter] = set()
         #: Bumped by every cut: a connection accepted before it must not outlive it.
         self._generation = 0
-
-    @property
-    def is_cut(self) -> bool:
-        return self._server is None
 
     def start(self) -> TcpProxy:
         self._thread.start()
@@ -84,7 +77,6 @@ class TcpProxy:
         if server is not None:
             server.close()
         for writer in list(self._links):
-            self.aborted += 1
             _abort(writer)
         self._links.clear()
         if server is not None:
@@ -95,7 +87,6 @@ class TcpProxy:
         if self._server is None:
             _abort(client_w)
             return
-        self.accepted += 1
         try:
             service_r, service_w = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:

@@ -28,10 +28,11 @@ import sqlalchemy as sa
 from dispatcher.fakeserver import FakeProviderServer
 from dispatcher.worker_process import running_beat, running_worker
 from tests.chaos.proxy import TcpProxy
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL
 
-#: Redis database of these tests only: it is flushed freely, so nothing else may live there.
-CHAOS_REDIS_URL = os.environ.get("CHAOS_REDIS_URL", "redis://127.0.0.1:6379/9")
+#: Redis database of these tests only (on the suite's Redis server): it is flushed freely, so
+#: nothing else may live there.
+CHAOS_REDIS_URL = f"{REDIS_URL.rsplit('/', 1)[0]}/9"
 
 #: Settings of every chaos stack: short waits so leases, retries and circuits act within a test.
 BASE_SETTINGS = {
@@ -222,9 +223,6 @@ class Stack:
         worker.exit_stack.close()
         return len(stopped)
 
-    def stop_worker(self) -> None:
-        self.worker.exit_stack.close()
-
     def logs(self) -> str:
         return "".join(worker.log() for worker in self.workers if worker.log_file.exists())
 
@@ -366,8 +364,6 @@ def chaos_stack(
     settings: Mapping[str, str] | None = None,
     *,
     concurrency: int = 2,
-    beat: bool = True,
-    fake_seed: int = 7,
     proxied: bool = True,
 ) -> Iterator[Stack]:
     """Everything started (beat and one worker included) and torn down again.
@@ -384,7 +380,7 @@ def chaos_stack(
         redis_proxy = TcpProxy(redis_parts.hostname or "127.0.0.1", redis_parts.port or 6379)
         redis_proxy.start()
         stack.callback(redis_proxy.stop)
-        fake = FakeProviderServer(seed=fake_seed).start()
+        fake = FakeProviderServer(seed=7).start()
         stack.callback(fake.stop)
         run = next(_counter)
         if proxied:
@@ -432,13 +428,12 @@ def chaos_stack(
                 result._engine.dispose()
 
         stack.callback(close_everything)
-        if beat:
-            stack.enter_context(
-                running_beat(
-                    schedule_file=workdir / "beat-schedule",
-                    log_file=workdir / "beat.log",
-                    environment=environment,
-                )
+        stack.enter_context(
+            running_beat(
+                schedule_file=workdir / "beat-schedule",
+                log_file=workdir / "beat.log",
+                environment=environment,
             )
+        )
         result.start_worker()
         yield result

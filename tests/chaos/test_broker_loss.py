@@ -17,7 +17,7 @@ DELIVERIES = 4_000
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.worker,
-    pytest.mark.usefixtures("chaos_services"),
+    pytest.mark.usefixtures("postgres_url", "redis_url"),
 ]
 
 

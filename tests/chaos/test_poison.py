@@ -25,7 +25,7 @@ COPIES = 2
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.worker,
-    pytest.mark.usefixtures("chaos_services"),
+    pytest.mark.usefixtures("postgres_url", "redis_url"),
 ]
 
 
@@ -38,7 +38,6 @@ class Poison:
     headers: dict[str, Any]
     #: How often one copy logs ``reason``.
     per_copy: int = 1
-    content_type: str = "application/json"
 
 
 def celery_headers(task: str, task_id: str) -> dict[str, Any]:
@@ -137,7 +136,7 @@ def plant(stack: Stack, items: list[Poison]) -> None:
                 item.body,
                 exchange=Exchange(queue, type="direct"),
                 routing_key=queue,
-                content_type=item.content_type,
+                content_type="application/json",
                 content_encoding="utf-8",
                 headers=item.headers,
             )

@@ -26,7 +26,7 @@ OUTAGE_SECONDS = 6.0
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.worker,
-    pytest.mark.usefixtures("chaos_services"),
+    pytest.mark.usefixtures("postgres_url", "redis_url"),
 ]
 
 

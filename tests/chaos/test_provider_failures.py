@@ -19,7 +19,7 @@ from tests.chaos.stack import Stack, chaos_stack
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.worker,
-    pytest.mark.usefixtures("chaos_services"),
+    pytest.mark.usefixtures("postgres_url", "redis_url"),
 ]
 
 PROCESSES = 2

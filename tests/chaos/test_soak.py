@@ -51,7 +51,7 @@ MB = 1024 * 1024
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.worker,
-    pytest.mark.usefixtures("chaos_services"),
+    pytest.mark.usefixtures("postgres_url", "redis_url"),
 ]
 
 

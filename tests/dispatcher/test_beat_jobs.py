@@ -7,7 +7,6 @@ runs the real Celery task on the worker.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -21,7 +20,6 @@ import redis
 from sqlalchemy import select, update
 
 from dispatcher import run_action
-from dispatcher.actions import schedules  # noqa: F401 - registers the schedule actions
 from dispatcher.celery_app import app
 from dispatcher.config import get_settings, reset_settings
 from dispatcher.fakeserver import FakeProviderServer
@@ -44,6 +42,7 @@ from models import (
     Subscriber,
 )
 from models.types import utcnow
+from tests.conftest import free_port
 from tests.dispatcher.notify_support import (
     EMAIL_STEP,
     act,
@@ -439,12 +438,6 @@ def test_retention_removes_only_old_finished_records(
 # --- circuit probe ------------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return int(probe_socket.getsockname()[1])
-
-
 def fail_until_open(integration_id: uuid.UUID) -> None:
     store = circuit_store()
     for _ in range(get_settings().circuit_failure_threshold):
@@ -485,7 +478,7 @@ def test_the_probe_closes_a_cooled_down_circuit_that_answers_well(
     org = organisation_id
     healthy = wire(fake_provider, org, names=("healthy",)).integrations["healthy"]
     unreachable = integration(
-        org, "unreachable", "fake_http", {"url": f"http://127.0.0.1:{closed_port()}/x"}
+        org, "unreachable", "fake_http", {"url": f"http://127.0.0.1:{free_port()}/x"}
     )
     refused = integration(org, "refused", "fake_http", {"url": f"{fake_provider.url}/x"})
     unchecked = integration(org, "unchecked", "fake", {})

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dispatcher import ActionArgumentsError, Err, Ok, run_action
-from dispatcher.actions import schedules  # noqa: F401 - registers the schedule actions
 from dispatcher.scheduling import next_fire_time, parse_cron, parse_timezone
 from models import Schedule
 from models.types import utcnow

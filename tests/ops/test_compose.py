@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from dispatcher.worker_process import stop_worker
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -445,13 +445,6 @@ def test_the_beat_command_starts_and_publishes_its_schedule(
     assert list(tmp_path.glob("celerybeat-schedule*"))
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_flower_command_serves_the_dashboard(

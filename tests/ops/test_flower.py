@@ -9,7 +9,6 @@ answer read here is searched for that credential and for the encryption key.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,17 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from dispatcher import Ok, create_organisation, enqueue_action, trigger
 from dispatcher.fakeserver import FakeProviderServer
 from dispatcher.worker_process import stop_worker
+from tests.conftest import free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, wait_until_terminal, workflow
 
 SECRET = f"SECRET-flower-{uuid.uuid4().hex[:6]}"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], T | None], what: str, log: Path, timeout: float = 30.0) -> T:

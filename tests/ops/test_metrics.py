@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from dispatcher.sending.batch import claim
 from dispatcher.sending.execute import Attempt, Outcome
 from dispatcher.sending.plan import Job
 from models import AttemptOutcome, ChannelType, Delivery, DeliveryStatus
+from tests.conftest import free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -353,13 +353,6 @@ def test_a_port_without_multiprocess_mode_stops_the_worker_with_the_fix(
     monkeypatch.delenv(metrics.MULTIPROC_VARIABLE, raising=False)
     with pytest.raises(ConfigurationError, match="PROMETHEUS_MULTIPROC_DIR must be too"):
         metrics.prepare_worker_metrics(MetricsSettings(port=9999))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # What a prefork worker does: the main process prepares, children fork and record, and the main

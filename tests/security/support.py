@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from dispatcher import run_action, trigger
-from dispatcher.actions import catalogue
 from dispatcher.config import Settings
 from dispatcher.fakeserver import FakeProviderServer
 from dispatcher.runtime import database
@@ -161,9 +160,8 @@ def build_world(
                                     "grantee_type": "user", "grantee_id": world.s("users")})  # fmt: skip
     make("preferences", "set_preference", {"subscriber_id": world.s("subscribers"),
                                            "channel_type": "sms", "enabled": False})  # fmt: skip
-    if "create_schedule" in catalogue.names():
-        make("schedules", "create_schedule", {"workflow": names.workflow, "cron": "0 0 29 2 *",
-                                              "to": [names.subscribers[0]]})  # fmt: skip
+    make("schedules", "create_schedule", {"workflow": names.workflow, "cron": "0 0 29 2 *",
+                                          "to": [names.subscribers[0]]})  # fmt: skip
     with database().transaction() as session:
         ids["inbox_messages"] = uuid.uuid4()
         session.execute(insert(InboxMessage).values(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -32,8 +32,7 @@ from tests.security.support import (
 pytestmark = pytest.mark.usefixtures("postgres_url", "redis_url")
 
 
-def refused(call: object, *args: object, **kwargs: object) -> list[dict[str, str]]:
-    assert callable(call)
+def refused(call: Callable[..., object], *args: object, **kwargs: object) -> list[dict[str, str]]:
     with pytest.raises(TriggerError) as caught:
         call(*args, **kwargs)
     return caught.value.errors
