@@ -45,7 +45,9 @@ SOAK_SETTINGS = {
 #: Seconds between vacuums standing in for autovacuum when the server has it off.
 VACUUM_INTERVAL = 30.0
 #: Bands of progress (share of deliveries terminal) whose rates are compared.
-WARM, START_BAND, END_BAND = 0.1, (0.1, 0.2), (0.75, 0.85)
+# Each band a fifth of the run: on a shared host a 30-second window can be a third slower for
+# reasons outside the run, which two windows of 10% compared too noisily.
+WARM, START_BAND, END_BAND = 0.1, (0.1, 0.3), (0.7, 0.9)
 MB = 1024 * 1024
 
 pytestmark = [
