@@ -173,7 +173,7 @@ def dispatcher_full_path(url: str) -> dict[str, float]:
     )
     os.environ.update({k: v for k, v in env.items() if k.startswith("DISPATCHER_")})
     from dispatcher import create_organisation, run_action, trigger_bulk
-    from dispatcher.runtime import database
+    from dispatcher.runtime.resources import database
     from models import Subscriber
     from models.migrate import upgrade
 
@@ -255,7 +255,7 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = [sys.executable, "-m", "dispatcher.fakeserver", "--port", str(port)]
+    server = [sys.executable, "-m", "dispatcher.dev.fakeserver", "--port", str(port)]
     skip = os.environ.get("BENCH_SKIP_BASELINES") == "1"
     httpx_pool: list[float] = []
     aiohttp_pool: list[float] = []

@@ -13,10 +13,10 @@ from dispatcher.errors import (
     TriggerError,
     UnknownActionError,
 )
+from dispatcher.notifications.triggers import TriggerReceipt, trigger, trigger_async, trigger_bulk
 from dispatcher.organisations import create_organisation
 from dispatcher.producer import ActionHandle, enqueue_action, run_action
 from dispatcher.results import Err, ErrorCode, Ok, Result
-from dispatcher.triggers import TriggerReceipt, trigger, trigger_async, trigger_bulk
 
 __all__ = [
     "ActionArgumentsError",

@@ -16,16 +16,29 @@ from celery.signals import (
     worker_process_init,
     worker_ready,
 )
+from celery.utils.dispatch import Signal
 from kombu import Exchange, Queue
 
 from dispatcher.config import Settings, get_settings
-from dispatcher.embedded_broker import kombu_url
-from dispatcher.logging_setup import bind_task_context, configure_logging, unbind_task_context
-from dispatcher.metrics import prepare_worker_metrics, serve_worker_metrics
-from dispatcher.redaction import install_log_redaction
-from dispatcher.runtime import ensure_ready, reset
+from dispatcher.observability.logging import (
+    bind_task_context,
+    configure_logging,
+    unbind_task_context,
+)
+from dispatcher.observability.metrics import (
+    prepare_worker_metrics,
+    record_batch,
+    serve_worker_metrics,
+)
+from dispatcher.observability.redaction import install_log_redaction
+from dispatcher.runtime.embedded_broker import kombu_url
+from dispatcher.runtime.resources import ensure_ready, reset
 
 ACTION_TASK_PREFIX = "action."
+
+#: Sent by the delivery task with the finished batch's report (``report=``): metrics, and any
+#: other cross-cutting work, read it here instead of inside the batch.
+batch_finished = Signal(name="dispatcher.batch_finished")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -141,3 +154,9 @@ def _bind_task_to_logs(task_id: str | None = None, task: Any = None, **_: Any) -
 def _unbind_task_from_logs(task_id: str | None = None, **_: Any) -> None:
     if task_id is not None:
         unbind_task_context(task_id)
+
+
+@batch_finished.connect
+def _record_batch_metrics(report: Any = None, **_: Any) -> None:
+    if report is not None:
+        record_batch(report.jobs, report.outcomes, claimed_at=report.claimed_at, due=report.due)

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import select
 
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Organisation
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")

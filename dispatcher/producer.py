@@ -16,7 +16,7 @@ from dispatcher.celery_app import app
 from dispatcher.config import get_settings
 from dispatcher.errors import ActionArgumentsError, ActionTimeoutError, field_errors
 from dispatcher.results import Err, ErrorCode, Result, from_wire
-from dispatcher.runtime import database, ensure_ready
+from dispatcher.runtime.resources import database, ensure_ready
 from dispatcher.tasks import action_task
 
 

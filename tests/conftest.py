@@ -97,7 +97,7 @@ def postgres_url() -> Iterator[str]:
     url = _test_database_url()
     upgrade(url)
     yield url
-    from dispatcher.runtime import reset
+    from dispatcher.runtime.resources import reset
 
     reset()
     with admin.connect() as connection:
@@ -122,10 +122,11 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def worker(postgres_url: str, redis_url: str) -> Iterator[None]:
-    """A real ``celery -A dispatcher worker`` process (prefork, 2 children) on PG and Redis."""
+def worker(postgres_url: str, redis_url: str) -> Iterator[str]:
+    """A real ``celery -A dispatcher worker`` process (prefork, 2 children) on PG and Redis;
+    the value is its hostname, for remote control commands addressed to this worker alone."""
     from dispatcher.celery_app import app
-    from dispatcher.worker_process import running_beat, running_worker
+    from dispatcher.dev.worker_process import running_beat, running_worker
 
     hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     log_file = DATA_DIR / "worker.log"
@@ -140,13 +141,13 @@ def worker(postgres_url: str, redis_url: str) -> Iterator[None]:
                 break
         else:
             pytest.fail(f"the worker did not answer a ping within 30 s; see {log_file}")
-        yield
+        yield hostname
 
 
 @pytest.fixture(scope="session")
 def fake_provider() -> Iterator[Any]:
     """The local fake provider server, in a thread of this process."""
-    from dispatcher.fakeserver import FakeProviderServer
+    from dispatcher.dev.fakeserver import FakeProviderServer
 
     server = FakeProviderServer(seed=7).start()
     yield server

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name, Name100, Url
 from dispatcher.results import Ok, Result
+from dispatcher.validation import LongText, Name, Name100, Url
 from models import (
     Agent,
     AgentKind,

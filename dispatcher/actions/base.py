@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import ORMOption
 
-from dispatcher.actions.fields import storable
 from dispatcher.errors import UnknownActionError
 from dispatcher.results import Err, ErrorCode, Result
+from dispatcher.validation import storable
 from models import Base
 
 

@@ -14,16 +14,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import defer
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, Sealed, catalogue
-from dispatcher.actions.fields import Name, Name50
 from dispatcher.results import Err, ErrorCode, Ok, Result
+from dispatcher.validation import Name, Name50
 from models import ChannelType, Integration, IntegrationStatus, User
 from models.types import utcnow
 from providers import UnknownProviderError, default_registry
 
 #: Loading an integration to change it does not decrypt its stored credentials.
 WITHOUT_CREDENTIALS = defer(Integration.credentials)
-
-ChannelName = Literal["email", "sms", "chat", "push", "webhook", "in_app"]
 
 
 def _describe(error: ValidationError) -> str:
@@ -64,7 +62,7 @@ def _check_settings(provider: str | None, settings: dict[str, Any]) -> dict[str,
 class CreateIntegrationArgs(ActionArgs):
     name: Name
     provider: Name
-    channel_type: ChannelName | None = None
+    channel_type: ChannelType | None = None
     environment: Name50 = "production"
     credentials: Annotated[dict[str, Any], Sealed()] = Field(repr=False)
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -90,11 +88,11 @@ class CreateIntegrationArgs(ActionArgs):
         provider_class = default_registry.get(self.provider)
         supported = sorted(channel.value for channel in provider_class.supported_channels())
         if self.channel_type is None:
-            self.channel_type = provider_class.channel.value
-        elif self.channel_type not in supported:
+            self.channel_type = ChannelType(provider_class.channel.value)
+        elif self.channel_type.value not in supported:
             raise ValueError(
                 f"channel_type: provider {self.provider!r} serves {', '.join(supported)}, "
-                f"not {self.channel_type!r}"
+                f"not {self.channel_type.value!r}"
             )
         return self
 

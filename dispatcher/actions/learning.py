@@ -9,8 +9,8 @@ from pydantic import Field
 from sqlalchemy import select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name, Name100
 from dispatcher.results import Ok, Result
+from dispatcher.validation import LongText, Name, Name100
 from models import Agent, Course, Flow, FlowProgress, Lesson, ProgressStatus, User
 from models.types import utcnow
 

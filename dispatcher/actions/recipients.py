@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import EmailStr, Field, StringConstraints
 from sqlalchemy import select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import Key, Name
 from dispatcher.results import Ok, Result
+from dispatcher.validation import Key, Name
 from models import ChannelType, Preference, Subscriber, Topic, TopicSubscription, User, Workflow
 
-ChannelName = Literal["email", "sms", "chat", "push", "webhook", "in_app"]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
 
 
@@ -26,7 +25,7 @@ class CreateSubscriberArgs(ActionArgs):
     phone: Phone | None = None
     locale: Annotated[str, StringConstraints(max_length=35)] | None = None
     timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
-    channels: dict[ChannelName, dict[str, Any]] = Field(default_factory=dict)
+    channels: dict[ChannelType, dict[str, Any]] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
     user_id: Annotated[uuid.UUID | None, Ref(User)] = None
 
@@ -94,7 +93,7 @@ class SetPreferenceArgs(ActionArgs):
     #: ``None``: every workflow.
     workflow_id: Annotated[uuid.UUID | None, Ref(Workflow)] = None
     #: ``None``: every channel.
-    channel_type: ChannelName | None = None
+    channel_type: ChannelType | None = None
     enabled: bool
 
 

@@ -12,17 +12,15 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher.actions.base import ActionContext, ActionSpec, catalogue, not_found
 from dispatcher.actions.sealing import unseal
 from dispatcher.errors import UnknownActionError, field_errors
 from dispatcher.results import Err, ErrorCode, Ok, Result, from_wire, to_wire
+from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from models import ActionRun, KeyRingError, Organisation
-
-#: Failures of the database itself, not of the input: worth retrying later.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 class _Rollback(Exception):  # noqa: N818 - control flow, never escapes this module
@@ -167,4 +165,4 @@ def _run_in_transaction(
     return result
 
 
-__all__ = ["DATABASE_UNAVAILABLE", "Ok", "execute", "invalid_args", "run_id_for"]
+__all__ = ["Ok", "execute", "invalid_args", "run_id_for"]

@@ -10,11 +10,11 @@ from pydantic import Field, StringConstraints, field_validator
 from sqlalchemy import select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import Key
 from dispatcher.config import get_settings
+from dispatcher.notifications.events import Target
+from dispatcher.notifications.scheduling import first_fire_time, parse_cron, parse_timezone
 from dispatcher.results import Err, ErrorCode, Ok, Result
-from dispatcher.scheduling import first_fire_time, parse_cron, parse_timezone
-from dispatcher.trigger_models import Target
+from dispatcher.validation import Key
 from models import Schedule, Workflow
 from models.types import utcnow
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import EmailStr
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name, Name50
 from dispatcher.results import Ok, Result
+from dispatcher.validation import LongText, Name, Name50
 from models import Group, Membership, User
 
 

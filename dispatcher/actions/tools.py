@@ -15,14 +15,15 @@ from pydantic import Field, model_validator
 from sqlalchemy import or_, select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
-from dispatcher.actions.fields import LongText, Name
 from dispatcher.config import get_settings
 from dispatcher.errors import TriggerError
+from dispatcher.notifications.events import Target, TriggerEvent
+from dispatcher.notifications.triggers import write_event
 from dispatcher.results import Err, ErrorCode, Ok, Result
-from dispatcher.trigger_models import Target, TriggerEvent
-from dispatcher.triggers import write_event
+from dispatcher.validation import LongText, Name
 from models import (
     Agent,
+    ChannelType,
     Grant,
     GranteeType,
     Integration,
@@ -37,13 +38,13 @@ from models import (
 
 #: Tool actions and the channel each one sends on.
 TOOL_CHANNELS = {
-    "sendEmail": "email",
-    "sendSMS": "sms",
-    "postToSlack": "chat",
-    "postToChat": "chat",
-    "sendPush": "push",
-    "sendWebhook": "webhook",
-    "notifyInApp": "in_app",
+    "sendEmail": ChannelType.EMAIL,
+    "sendSMS": ChannelType.SMS,
+    "postToSlack": ChannelType.CHAT,
+    "postToChat": ChannelType.CHAT,
+    "sendPush": ChannelType.PUSH,
+    "sendWebhook": ChannelType.WEBHOOK,
+    "notifyInApp": ChannelType.IN_APP,
 }
 #: The template of the per-channel system workflow tool messages travel through.
 TOOL_TEMPLATE = {
@@ -104,7 +105,7 @@ def _granted(ctx: ActionContext, tool_id: uuid.UUID, args: InvokeToolArgs) -> bo
     )
 
 
-def _system_workflow(ctx: ActionContext, channel: str) -> str:
+def _system_workflow(ctx: ActionContext, channel: ChannelType) -> str:
     key = f"tool-{channel.replace('_', '-')}"
     exists = ctx.session.scalar(
         select(Workflow.id).where(

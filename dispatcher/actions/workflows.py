@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
-from dispatcher.actions.fields import Key, LongText, Name, storable
-from dispatcher.conditions import Condition
 from dispatcher.results import Ok, Result
-from models import StepKind, Workflow, WorkflowStep
+from dispatcher.sending.conditions import Condition
+from dispatcher.validation import Key, LongText, Name, storable
+from models import ChannelType, StepKind, Workflow, WorkflowStep
 
-StepKindName = Literal["email", "sms", "chat", "push", "webhook", "in_app", "delay", "digest"]
 TEMPLATE_FIELDS = frozenset({"subject", "body", "html", "title"})
 MAX_TEMPLATE_LENGTH = 100_000
 
@@ -24,7 +23,7 @@ _syntax = SandboxedEnvironment()
 class StepArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: StepKindName
+    kind: StepKind
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates (rendered sandboxed).
     template: dict[str, str] = Field(default_factory=dict)
     conditions: list[Condition] = Field(default_factory=list)
@@ -53,16 +52,20 @@ class StepArgs(BaseModel):
 
     @model_validator(mode="after")
     def _config_fits_kind(self) -> StepArgs:
-        if self.kind == "delay":
+        if self.kind is StepKind.DELAY:
             _positive_seconds(self.config, "seconds")
-        elif self.kind == "digest":
+        elif self.kind is StepKind.DIGEST:
             _positive_seconds(self.config, "window_seconds")
-        elif self.kind in CHANNEL_KINDS and not self.template.get("body") and self.kind != "push":
+        elif (
+            self.kind in CHANNEL_KINDS
+            and not self.template.get("body")
+            and self.kind is not StepKind.PUSH
+        ):
             raise ValueError("template.body: a channel step needs a body template")
         return self
 
 
-CHANNEL_KINDS = frozenset({"email", "sms", "chat", "push", "webhook", "in_app"})
+CHANNEL_KINDS = frozenset(StepKind(channel.value) for channel in ChannelType)
 MAX_WAIT_SECONDS = 90 * 24 * 3600
 
 

@@ -26,12 +26,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dispatcher.redaction import default_redactor
+from dispatcher.observability.redaction import default_redactor
+from dispatcher.runtime.http import SendingRuntime
 from dispatcher.sending.backoff import retry_delay
 from dispatcher.sending.plan import Candidate, Job
-from dispatcher.sending.runtime import SendingRuntime
-from dispatcher.url_guard import UnsafeDestinationError, check_destination_async
-from models import AttemptOutcome, ChannelType
+from dispatcher.sending.url_guard import UnsafeDestinationError, check_destination_async
+from models import AttemptOutcome, ChannelType, DeliveryStatus
 from models.types import utcnow
 from providers.base import secret_values
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
@@ -60,7 +60,7 @@ class Attempt:
 class Outcome:
     """What became of one job: ``sent``, ``failed``, ``retrying`` (with a delay) or ``skipped``."""
 
-    status: str
+    status: DeliveryStatus
     reason: str | None = None
     integration_id: uuid.UUID | None = None
     provider: str | None = None
@@ -152,7 +152,7 @@ class BatchSender:
         return {job.delivery_id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
 
     async def send_one(self, job: Job) -> Outcome:
-        outcome = Outcome(status="failed")
+        outcome = Outcome(status=DeliveryStatus.FAILED)
         total = job.attempts
         last_error = "all integrations failed"
         waited_on_circuit = unreadable = False
@@ -182,11 +182,11 @@ class BatchSender:
             outcome.integration_id, outcome.provider = candidate.integration_id, candidate.provider
             if error is None:
                 self.circuit.success(candidate.integration_id)
-                outcome.status, outcome.provider_message_id = "sent", result
+                outcome.status, outcome.provider_message_id = DeliveryStatus.SENT, result
                 return outcome
             last_error = f"{candidate.provider}: {attempt.error}"
             if isinstance(error, RecipientError):
-                outcome.status, outcome.reason = "failed", last_error
+                outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
                 return outcome
             self.circuit.failure(candidate.integration_id)
             if isinstance(error, RetryableError) and error.retry_after:
@@ -198,7 +198,7 @@ class BatchSender:
                     used < self.policy.max_attempts_per_integration
                     and total < self.policy.max_attempts_per_delivery
                 ):
-                    outcome.status, outcome.reason = "retrying", last_error
+                    outcome.status, outcome.reason = DeliveryStatus.RETRYING, last_error
                     outcome.delay = retry_delay(
                         used,
                         base=self.policy.retry_base_delay,
@@ -207,7 +207,7 @@ class BatchSender:
                     )
                     return outcome
         if (waited_on_circuit or unreadable) and total < self.policy.max_attempts_per_delivery:
-            outcome.status = "retrying"
+            outcome.status = DeliveryStatus.RETRYING
             outcome.reason = (
                 "every remaining integration's circuit is open"
                 if waited_on_circuit
@@ -215,7 +215,7 @@ class BatchSender:
             )
             outcome.delay = self.policy.circuit_cooldown
             return outcome
-        outcome.status, outcome.reason = "failed", last_error
+        outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
         return outcome
 
     async def _attempt(

@@ -19,13 +19,14 @@ from typing import Any, Protocol
 from sqlalchemy import Text, case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from dispatcher.conditions import all_hold
-from dispatcher.rendering import RenderError, TemplateRenderer
+from dispatcher.sending.conditions import all_hold
+from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from models import (
     AttemptOutcome,
     ChannelType,
     Delivery,
     DeliveryAttempt,
+    DeliveryStatus,
     Integration,
     IntegrationStatus,
     Notification,
@@ -72,7 +73,7 @@ class Job:
     attempts_by_integration: dict[uuid.UUID, int] = field(default_factory=dict)
     burned: set[uuid.UUID] = field(default_factory=set)
     #: Set when the outcome is known without sending: ("skipped" | "failed", reason).
-    decided: tuple[str, str] | None = None
+    decided: tuple[DeliveryStatus, str] | None = None
     subscriber_id: uuid.UUID | None = None
 
 
@@ -388,7 +389,7 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     step = loaded.steps.get(delivery.step_id) if delivery.step_id else None
     workflow = loaded.workflows.get(notification.workflow_id)
     if subscriber is None or step is None or workflow is None:
-        job.decided = ("failed", "the subscriber or workflow step was deleted")
+        job.decided = (DeliveryStatus.FAILED, "the subscriber or workflow step was deleted")
         return
     context: dict[str, Any] = {
         "payload": notification.payload,
@@ -399,12 +400,12 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
         events = loaded.digests[notification.id]
         context["digest"] = {"events": events, "count": len(events)}
     if not all_hold(step.conditions, context):
-        job.decided = ("skipped", "step conditions not met")
+        job.decided = (DeliveryStatus.SKIPPED, "step conditions not met")
         return
     if not workflow.critical and opted_out(
         loaded.preferences.get(subscriber.id, []), workflow.id, job.channel
     ):
-        job.decided = ("skipped", "subscriber opted out")
+        job.decided = (DeliveryStatus.SKIPPED, "subscriber opted out")
         return
     overrides: dict[str, Any] = (notification.meta.get("overrides") or {}).get(
         job.channel.value
@@ -414,17 +415,17 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
             {key: value for key, value in step.template.items() if key in TEMPLATE_FIELDS}, context
         )
     except RenderError as exc:
-        job.decided = ("failed", f"template: {exc}")
+        job.decided = (DeliveryStatus.FAILED, f"template: {exc}")
         return
     rendered.update({key: str(overrides[key]) for key in TEMPLATE_FIELDS if key in overrides})
     try:
         to = recipient(subscriber, overrides.get("to") or {})
     except ValueError:
-        job.decided = ("failed", "overrides.to: not a valid recipient")
+        job.decided = (DeliveryStatus.FAILED, "overrides.to: not a valid recipient")
         return
     required = MISSING_ADDRESS.get(job.channel)
     if required and required[1] and not getattr(to, required[0]):
-        job.decided = ("failed", required[1])
+        job.decided = (DeliveryStatus.FAILED, required[1])
         return
     job.content = rendered
     job.message = Message(
@@ -449,4 +450,7 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
         # A tool invocation names its integration: tried first, the others stay as fallback.
         job.candidates.sort(key=lambda candidate: str(candidate.integration_id) != str(pinned))
     if not job.candidates:
-        job.decided = ("failed", f"no active {job.channel.value} integration in this organisation")
+        job.decided = (
+            DeliveryStatus.FAILED,
+            f"no active {job.channel.value} integration in this organisation",
+        )

@@ -14,12 +14,13 @@ from typing import Any
 from celery import Task
 
 from dispatcher.actions import catalogue
-from dispatcher.actions.runner import DATABASE_UNAVAILABLE, execute, run_id_for
+from dispatcher.actions.runner import execute, run_id_for
 from dispatcher.celery_app import ACTION_TASK_PREFIX, app
 from dispatcher.config import get_settings
-from dispatcher.logging_setup import log_context
+from dispatcher.observability.logging import log_context
 from dispatcher.results import Err, ErrorCode, to_wire
-from dispatcher.runtime import database
+from dispatcher.runtime.db import DATABASE_UNAVAILABLE
+from dispatcher.runtime.resources import database
 
 logger = logging.getLogger(__name__)
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
-import math
-from collections import defaultdict
 from typing import Any
 
-from amqp.exceptions import ChannelError
 from celery import Task
-from kombu.exceptions import OperationalError as BrokerError
 
-from dispatcher.actions.runner import DATABASE_UNAVAILABLE
-from dispatcher.celery_app import app
+from dispatcher.celery_app import app, batch_finished
 from dispatcher.config import get_settings
-from dispatcher.outbox import DELIVER_TASK, PUMP_TASK, queue_for, sweep
-from dispatcher.sending.batch import BatchReport, process_batch
+from dispatcher.notifications.enqueue import (
+    DELIVER_TASK,
+    PUMP_TASK,
+    kick_pump,
+    publish_retries,
+    queue_depth,
+    sweep,
+)
+from dispatcher.runtime.db import DATABASE_UNAVAILABLE
+from dispatcher.sending.batch import process_batch
 
 logger = logging.getLogger(__name__)
 
@@ -49,37 +52,9 @@ def deliver(self: Task[Any, Any], delivery_ids: Any = None) -> dict[str, Any]:
     except Exception:
         logger.exception("deliver: batch failed unexpectedly; the sweeper will take it again")
         return {"error": "unexpected failure"}
-    schedule_retries(report)
+    batch_finished.send(sender=deliver, report=report)
+    publish_retries(report.retrying, get_settings())
     return report.as_dict()
-
-
-def schedule_retries(report: BatchReport) -> None:
-    settings = get_settings()
-    groups: dict[tuple[int, bool], list[str]] = defaultdict(list)
-    for delivery_id, delay, critical in report.retrying:
-        if delay <= settings.retry_countdown_limit:
-            groups[(math.ceil(delay), critical)].append(str(delivery_id))
-    try:
-        for (countdown, critical), ids in groups.items():
-            for start in range(0, len(ids), settings.delivery_batch_size):
-                app.send_task(
-                    DELIVER_TASK,
-                    kwargs={"delivery_ids": ids[start : start + settings.delivery_batch_size]},
-                    queue=queue_for(critical, settings),
-                    countdown=countdown,
-                )
-    except BrokerError:
-        logger.warning("deliver: broker unavailable; retries are left to the outbox sweeper")
-
-
-def queue_depth(queue: str) -> int:
-    with app.connection_for_read() as connection:
-        channel: Any = connection.default_channel
-        try:
-            declared = channel.queue_declare(queue=queue, passive=True)
-        except ChannelError:
-            return 0  # Redis drops the key of an empty list: no queue is an empty queue
-        return int(declared.message_count)
 
 
 @app.task(name=PUMP_TASK, ignore_result=True)
@@ -93,7 +68,7 @@ def pump_outbox() -> dict[str, Any]:
     else:
         enqueued = 0
     if enqueued or depth > PUMP_QUEUE_TARGET:
-        app.send_task(PUMP_TASK, queue=settings.delivery_queue, countdown=0.5 if enqueued else 1.0)
+        kick_pump(settings, countdown=0.5 if enqueued else 1.0)
     return {"enqueued": enqueued, "queue_depth": depth}
 
 

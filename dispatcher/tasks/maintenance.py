@@ -18,13 +18,13 @@ from sqlalchemy.orm import aliased
 
 from dispatcher.celery_app import app
 from dispatcher.config import Settings, get_settings
-from dispatcher.redaction import default_redactor
-from dispatcher.runtime import database
-from dispatcher.scheduling import fire_due
+from dispatcher.notifications.scheduling import fire_due
+from dispatcher.observability.redaction import default_redactor
+from dispatcher.runtime.http import SendingRuntime
+from dispatcher.runtime.resources import database
 from dispatcher.sending.batch import circuit_store, sending_runtime
 from dispatcher.sending.execute import GUARDED_SETTINGS
-from dispatcher.sending.runtime import SendingRuntime
-from dispatcher.url_guard import UnsafeDestinationError, check_destination_async
+from dispatcher.sending.url_guard import UnsafeDestinationError, check_destination_async
 from models import (
     TERMINAL_DELIVERY_STATUSES,
     Delivery,

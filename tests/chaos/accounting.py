@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from dispatcher.fakeserver import Recorded
+from dispatcher.dev.fakeserver import Recorded
 
 TERMINAL = ("sent", "failed", "skipped")
 

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dispatcher import TriggerReceipt, create_organisation, trigger_bulk
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Subscriber
 from tests.chaos.stack import Stack
 from tests.dispatcher.notify_support import EMAIL_STEP, Wiring, wire, workflow

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import sqlalchemy as sa
 
-from dispatcher.fakeserver import FakeProviderServer
-from dispatcher.worker_process import running_beat, running_worker
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.dev.worker_process import running_beat, running_worker
 from tests.chaos.proxy import TcpProxy
 from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL
 
@@ -334,9 +334,9 @@ def producer_settings(environment: Mapping[str, str]) -> Iterator[None]:
 
 
 def _switch(environment: Mapping[str, str]) -> None:
-    from dispatcher import runtime
     from dispatcher.celery_app import app, celery_config
     from dispatcher.config import get_settings, reset_settings
+    from dispatcher.runtime import resources as runtime
     from dispatcher.sending import batch
 
     for key in [key for key in os.environ if key.startswith("DISPATCHER_")]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dispatcher.fakeserver import Recorded
+from dispatcher.dev.fakeserver import Recorded
 from tests.chaos.accounting import count
 from tests.chaos.scenario import Tenant, tenant, trigger_all
 from tests.chaos.stack import Stack, chaos_stack

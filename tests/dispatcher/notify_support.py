@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from dispatcher import run_action
-from dispatcher.fakeserver import FakeProviderServer
-from dispatcher.runtime import database
-from dispatcher.status import DeliveryView, transaction_status
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.notifications.status import DeliveryView, transaction_status
+from dispatcher.runtime.resources import database
 from models import DeliveryAttempt, Integration
 from tests.dispatcher.support import created_id, fetch
 

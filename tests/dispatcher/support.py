@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from dispatcher import Ok, Result, enqueue_action
 from dispatcher.results import from_wire
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from dispatcher.tasks import action_task
 from models import Base
 

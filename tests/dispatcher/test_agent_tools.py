@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from dispatcher import Err, Ok, run_action
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.results import ErrorCode
 from models import Notification
 from tests.dispatcher.notify_support import act, attempts, subscriber, wait_until_terminal, wire

@@ -22,9 +22,15 @@ from sqlalchemy import select, update
 from dispatcher import run_action
 from dispatcher.celery_app import app
 from dispatcher.config import get_settings, reset_settings
-from dispatcher.fakeserver import FakeProviderServer
-from dispatcher.runtime import database
-from dispatcher.scheduling import DueSchedule, FireReport, fire, fire_due, transaction_id
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.notifications.scheduling import (
+    DueSchedule,
+    FireReport,
+    fire,
+    fire_due,
+    transaction_id,
+)
+from dispatcher.runtime.resources import database
 from dispatcher.sending.batch import circuit_store
 from dispatcher.sending.circuit import FAILURES_PREFIX
 from dispatcher.tasks.maintenance import FIRE_TASK, probe, purge

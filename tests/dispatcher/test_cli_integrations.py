@@ -12,9 +12,9 @@ import respx
 from click.testing import CliRunner, Result
 
 from dispatcher import run_action
-from dispatcher.cli_integrations import CHECK_TIMEOUT, check_client, integrations
+from dispatcher.cli.integrations import CHECK_TIMEOUT, check_client, integrations
 from dispatcher.organisations import create_organisation
-from dispatcher.runtime import database, ensure_ready
+from dispatcher.runtime.resources import database, ensure_ready
 from models import Integration, IntegrationStatus
 from providers.fake import FakeHttpProvider
 from tests.dispatcher.support import created_id, fetch

@@ -11,7 +11,7 @@ from celery.signals import before_task_publish
 from sqlalchemy import text
 
 from dispatcher import enqueue_action
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Integration
 from tests.dispatcher.support import created_id, fetch
 

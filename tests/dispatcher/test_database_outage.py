@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dispatcher.celery_app import app
+from dispatcher.dev.worker_process import running_worker
 from dispatcher.results import Err, ErrorCode, from_wire
 from dispatcher.tasks import action_task
-from dispatcher.worker_process import running_worker
 
 
 @pytest.mark.worker

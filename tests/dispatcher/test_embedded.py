@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dispatcher.worker_process import running_worker
+from dispatcher.dev.worker_process import running_worker
 
 pytestmark = pytest.mark.worker
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher import create_organisation, trigger, trigger_bulk
-from dispatcher.fakeserver import FakeProviderServer
-from dispatcher.runtime import database
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.runtime.resources import database
 from models import Delivery
 from tests.dispatcher.notify_support import EMAIL_STEP, act, wait_until_terminal, wire, workflow
 

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from dispatcher.sending.http_client import SharedAsyncClient
+from dispatcher.runtime.http_client import SharedAsyncClient
 
 
 def run_against(handler: httpx.MockTransport, *calls: dict[str, object]) -> list[httpx.Response]:

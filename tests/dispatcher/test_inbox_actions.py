@@ -14,7 +14,7 @@ import pytest
 from dispatcher import ActionArgumentsError, Err, Ok, run_action
 from dispatcher.celery_app import app
 from dispatcher.results import ErrorCode, Result
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from dispatcher.tasks import action_task_name
 from models import InboxMessage
 from tests.dispatcher.support import created_id, fetch, on_worker

@@ -22,10 +22,10 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from dispatcher import ConfigurationError, Ok, create_organisation, run_action
-from dispatcher.cli_keys import rotate
+from dispatcher.cli.keys import rotate
 from dispatcher.config import Settings, reset_settings
-from dispatcher.keys import configure_key_ring, rotate_credentials
-from dispatcher.runtime import database, reset
+from dispatcher.runtime.keys import configure_key_ring, rotate_credentials
+from dispatcher.runtime.resources import database, reset
 from models import Integration, KeyRing, KeyRingError, credential_keys
 from models.migrate import upgrade
 from tests.conftest import POSTGRES_ADMIN_URL, POSTGRES_TEST_DATABASE, TEST_KEY
@@ -299,7 +299,11 @@ def test_a_malformed_key_is_a_configuration_error_naming_the_variable() -> None:
 def test_start_up_with_a_malformed_key_stops_with_a_clear_error() -> None:
     environment = {**os.environ, "DISPATCHER_ENCRYPTION_KEYS": "short,garbage"}
     done = subprocess.run(
-        [sys.executable, "-c", "from dispatcher.runtime import ensure_ready; ensure_ready()"],
+        [
+            sys.executable,
+            "-c",
+            "from dispatcher.runtime.resources import ensure_ready; ensure_ready()",
+        ],
         env=environment,
         capture_output=True,
         text=True,

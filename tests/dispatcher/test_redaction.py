@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from dispatcher.redaction import (
+from dispatcher.observability.redaction import (
     MASK,
     RedactingFilter,
     Redactor,

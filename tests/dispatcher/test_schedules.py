@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dispatcher import ActionArgumentsError, Err, Ok, run_action
-from dispatcher.scheduling import next_fire_time, parse_cron, parse_timezone
+from dispatcher.notifications.scheduling import next_fire_time, parse_cron, parse_timezone
 from models import Schedule
 from models.types import utcnow
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatcher import create_organisation
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Delivery, DeliveryStatus, Notification, Subscriber, Workflow
 from models.bulk import COPY_THRESHOLD, UNNEST_THRESHOLD, insert_many, update_many
 from models.workflows import StepKind

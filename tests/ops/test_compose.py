@@ -28,7 +28,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from dispatcher.worker_process import stop_worker
+from dispatcher.dev.worker_process import stop_worker
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

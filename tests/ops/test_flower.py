@@ -22,8 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher import Ok, create_organisation, enqueue_action, trigger
-from dispatcher.fakeserver import FakeProviderServer
-from dispatcher.worker_process import stop_worker
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.dev.worker_process import stop_worker
 from tests.conftest import free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, wait_until_terminal, workflow
 

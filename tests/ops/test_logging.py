@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dispatcher.config import reset_settings
-from dispatcher.logging_setup import (
+from dispatcher.observability.logging import (
     JsonFormatter,
     TextFormatter,
     bind_task_context,

@@ -19,14 +19,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
-from dispatcher import metrics, trigger
+from dispatcher import trigger
 from dispatcher.config import get_settings, reset_settings
 from dispatcher.errors import ConfigurationError
-from dispatcher.metrics import MetricsSettings, WorkerMetrics, due_at, due_times, record_batch
-from dispatcher.runtime import database
-from dispatcher.sending.batch import claim
+from dispatcher.observability import metrics
+from dispatcher.observability.metrics import MetricsSettings, WorkerMetrics, record_batch
+from dispatcher.runtime.resources import database
 from dispatcher.sending.execute import Attempt, Outcome
 from dispatcher.sending.plan import Job
+from dispatcher.sending.store import claim, due_at, due_times
 from models import AttemptOutcome, ChannelType, Delivery, DeliveryStatus
 from tests.conftest import free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
@@ -64,7 +65,7 @@ def sample_batch() -> tuple[list[Job], dict[uuid.UUID, Outcome]]:
     )
     outcomes = {
         fell_back.delivery_id: Outcome(
-            status="sent",
+            status=DeliveryStatus.SENT,
             provider="fake_http",
             attempts=[
                 attempt(fell_back, "sendgrid", AttemptOutcome.INTEGRATION_ERROR, 40.0),
@@ -72,14 +73,14 @@ def sample_batch() -> tuple[list[Job], dict[uuid.UUID, Outcome]]:
             ],
         ),
         retried.delivery_id: Outcome(
-            status="retrying",
+            status=DeliveryStatus.RETRYING,
             delay=1.0,
             attempts=[attempt(retried, "twilio", AttemptOutcome.RETRYABLE, 2000.0)],
         ),
-        skipped.delivery_id: Outcome(status="skipped", reason="opted out"),
-        in_app.delivery_id: Outcome(status="sent", provider="inbox"),
+        skipped.delivery_id: Outcome(status=DeliveryStatus.SKIPPED, reason="opted out"),
+        in_app.delivery_id: Outcome(status=DeliveryStatus.SENT, provider="inbox"),
         refused.delivery_id: Outcome(
-            status="failed",
+            status=DeliveryStatus.FAILED,
             attempts=[attempt(refused, "fake_http", AttemptOutcome.RECIPIENT_ERROR, 60.0)],
         ),
     }
@@ -243,8 +244,8 @@ def test_record_batch_counts_on_the_worker_registry() -> None:
 def test_record_batch_never_fails_a_batch(caplog: pytest.LogCaptureFixture) -> None:
     broken = job()
     broken.channel = "email"  # type: ignore[assignment] - not a ChannelType: .value fails
-    with caplog.at_level(logging.WARNING, logger="dispatcher.metrics"):
-        record_batch([broken], {broken.delivery_id: Outcome(status="sent")})
+    with caplog.at_level(logging.WARNING, logger="dispatcher.observability.metrics"):
+        record_batch([broken], {broken.delivery_id: Outcome(status=DeliveryStatus.SENT)})
     assert "could not record a batch" in caplog.text
 
 
@@ -360,7 +361,7 @@ def test_a_port_without_multiprocess_mode_stops_the_worker_with_the_fix(
 PREFORK_WORKER = textwrap.dedent(
     """
     import os, sys
-    from dispatcher import metrics
+    from dispatcher.observability import metrics
     from tests.ops.test_metrics import sample_batch
 
     metrics.prepare_worker_metrics()

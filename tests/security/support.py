@@ -16,9 +16,10 @@ from sqlalchemy import insert, select
 
 from dispatcher import run_action, trigger
 from dispatcher.config import Settings
-from dispatcher.fakeserver import FakeProviderServer
-from dispatcher.runtime import database
-from dispatcher.sending.batch import BatchReport, process_batch
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.runtime.resources import database
+from dispatcher.sending.batch import process_batch
+from dispatcher.sending.store import BatchReport
 from models import Base, Delivery, DeliveryStatus, InboxMessage, Notification, Organisation
 from models.types import utcnow
 from tests.dispatcher.support import created_id

@@ -28,7 +28,7 @@ from dispatcher import (
     trigger_bulk,
 )
 from dispatcher.actions import catalogue
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
 from dispatcher.results import ErrorCode
 from dispatcher.tasks import action_task

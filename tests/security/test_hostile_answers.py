@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from dispatcher import trigger
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.notifications.status import transaction_status
 from dispatcher.organisations import create_organisation
 from dispatcher.sending.batch import process_batch
-from dispatcher.status import transaction_status
 from tests.dispatcher.notify_support import subscriber, wire, workflow
 from tests.security.support import (
     Route,

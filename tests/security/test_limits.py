@@ -12,10 +12,10 @@ import pytest
 from dispatcher import ActionArgumentsError, Err, TriggerError, run_action, trigger, trigger_bulk
 from dispatcher.actions.workflows import MAX_TEMPLATE_LENGTH
 from dispatcher.config import get_settings, reset_settings
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.notifications.status import transaction_status
 from dispatcher.organisations import create_organisation
 from dispatcher.results import ErrorCode
-from dispatcher.status import transaction_status
 from models import Notification
 from tests.dispatcher.notify_support import attempts, subscriber, wire, workflow
 from tests.dispatcher.support import count, raw_on_worker

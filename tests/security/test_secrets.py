@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from dispatcher import Err, enqueue_action, trigger
 from dispatcher.celery_app import app
-from dispatcher.cli import main as cli
+from dispatcher.cli.main import main as cli
 from dispatcher.organisations import create_organisation
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Delivery, DeliveryAttempt
 from tests.dispatcher.notify_support import wait_until_terminal
 from tests.security.support import (
@@ -148,7 +148,7 @@ def test_the_sends_fell_back_through_the_failing_providers(server: ScriptedServe
 
 
 def _views(tenant: Tenant) -> list[Any]:
-    from dispatcher.status import transaction_status
+    from dispatcher.notifications.status import transaction_status
 
     return transaction_status(tenant.organisation_id, "tx-secrets")
 

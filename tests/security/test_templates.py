@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from dispatcher import trigger
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
-from dispatcher.rendering import LOOP_BUDGET, RANGE_BUDGET, RenderError, TemplateRenderer
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from dispatcher.sending.batch import process_batch
+from dispatcher.sending.rendering import LOOP_BUDGET, RANGE_BUDGET, RenderError, TemplateRenderer
 from models import Delivery
 from tests.dispatcher.notify_support import (
     subscriber,

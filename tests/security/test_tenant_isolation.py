@@ -21,11 +21,11 @@ from sqlalchemy import select
 from dispatcher import Err, Ok, TriggerError, enqueue_action, run_action, trigger, trigger_bulk
 from dispatcher.actions import catalogue
 from dispatcher.actions.base import Ref
-from dispatcher.cli import main as cli
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.cli.main import main as cli
+from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
 from dispatcher.results import ErrorCode
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Notification, Subscriber
 from tests.dispatcher.notify_support import wait_until_terminal
 from tests.security.support import (

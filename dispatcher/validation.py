@@ -1,4 +1,4 @@
-"""Field types shared by action argument models."""
+"""Field types and value checks shared by action arguments and trigger events (a leaf module)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from dispatcher.sending.http_client import SharedAsyncClient
+from dispatcher.runtime.http_client import SharedAsyncClient
 from providers.registry import AnyProvider, default_registry
 
 T = TypeVar("T")

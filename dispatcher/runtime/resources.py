@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from dispatcher.config import get_settings
-from dispatcher.db import Database
-from dispatcher.keys import configure_key_ring
+from dispatcher.runtime.db import Database
+from dispatcher.runtime.keys import configure_key_ring
 from models import credential_keys
 
 

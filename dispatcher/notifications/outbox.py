@@ -1,10 +1,10 @@
-"""The outbox: hand due deliveries to the broker, and recover what the broker lost.
+"""The outbox in the database: which deliveries are due, reserving them, releasing them.
 
 A delivery row is *due* when it is queued or retrying and its ``next_attempt_at`` has passed, or
 when it was being sent and its send lease has passed (its worker died). Handing it to the broker
-reserves it for ``enqueue_lease`` seconds by moving ``next_attempt_at`` forward; a worker claims it
-from there. Nothing is ever only in the broker: a flushed Redis or a purged queue delays
-deliveries by at most a lease, and loses none.
+reserves it for ``enqueue_lease`` seconds by moving ``next_attempt_at`` forward; ``enqueue`` hands
+the reserved ids to the broker and a worker claims them from there. Nothing is ever only in the
+broker: a flushed Redis or a purged queue delays deliveries by at most a lease, and loses none.
 """
 
 from __future__ import annotations
@@ -17,19 +17,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import and_, or_, select, true, update
 
-from dispatcher.celery_app import app
 from dispatcher.config import Settings, get_settings
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Delivery, DeliveryStatus
 from models.types import utcnow
 
 logger = logging.getLogger(__name__)
-
-DELIVER_TASK = "dispatcher.deliver"
-PUMP_TASK = "dispatcher.pump_outbox"
 
 
 @dataclass(frozen=True)
@@ -46,46 +41,13 @@ class SweepReport:
     batches: int = 0
     recovered_sends: int = 0
     by_organisation: dict[str, int] = field(default_factory=dict)
+    #: The reserved batches, ``(critical, ids)``, in the order to enqueue them.
+    ordered: list[tuple[bool, list[uuid.UUID]]] = field(default_factory=list)
 
 
 def chunks(ids: Sequence[uuid.UUID], size: int) -> Iterator[list[uuid.UUID]]:
     for start in range(0, len(ids), size):
         yield list(ids[start : start + size])
-
-
-def queue_for(critical: bool, settings: Settings) -> str:
-    return settings.critical_queue if critical else settings.delivery_queue
-
-
-def send_batches(batches: Sequence[tuple[bool, list[uuid.UUID]]], settings: Settings) -> None:
-    with app.producer_or_acquire() as producer:
-        for critical, ids in batches:
-            app.send_task(
-                DELIVER_TASK,
-                kwargs={"delivery_ids": [str(item) for item in ids]},
-                queue=queue_for(critical, settings),
-                producer=producer,
-                # No result is kept: without this the producer subscribes to a result channel
-                # per message (a leak, and a 20 s stall on a broker outage).
-                ignore_result=True,
-            )
-
-
-def publish_due(organisation: uuid.UUID, due: Sequence[DueBatch], settings: Settings) -> None:
-    """Right after a trigger's commit: one broker message per batch of due deliveries."""
-    batches = [
-        (entry.critical, ids)
-        for entry in due
-        for ids in chunks(entry.ids, settings.delivery_batch_size)
-    ]
-    try:
-        send_batches(batches, settings)
-        if any(entry.pump for entry in due):
-            app.send_task(PUMP_TASK, queue=settings.delivery_queue, ignore_result=True)
-    except BrokerError:
-        # The rows are committed; make them due now so the next sweep sends them.
-        logger.warning("broker unavailable: %d batches left to the outbox sweeper", len(batches))
-        release([item for _, ids in batches for item in ids])
 
 
 def release(ids: Sequence[uuid.UUID]) -> None:
@@ -108,13 +70,14 @@ def _due_condition(now: object) -> object:
     )
 
 
-def sweep(
+def reserve_due(
     settings: Settings | None = None,
     *,
     per_organisation: int | None = None,
     critical_only: bool = False,
 ) -> SweepReport:
-    """Reserve and enqueue due deliveries, interleaving organisations batch by batch."""
+    """Reserve due deliveries for ``enqueue_lease`` seconds, in the order they are to be enqueued:
+    critical first, then one batch of each organisation in turn (``SweepReport.ordered``)."""
     settings = settings or get_settings()
     limit = per_organisation or settings.pump_round_size
     now = utcnow()
@@ -175,7 +138,7 @@ def sweep(
         if batch is not None
     ]
     report.batches = len(ordered)
-    send_batches(ordered, settings)
+    report.ordered = ordered
     return report
 
 

@@ -14,9 +14,9 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from sqlalchemy import Engine, create_engine
 
-from dispatcher.sqlite import BUSY_TIMEOUT_SECONDS, tune_sqlite
+from dispatcher.runtime.sqlite import BUSY_TIMEOUT_SECONDS, tune_sqlite
 
-TRANSPORT_PATH = "dispatcher.embedded_broker:Transport"
+TRANSPORT_PATH = "dispatcher.runtime.embedded_broker:Transport"
 #: kombu takes only plain scheme names from a URL, so the transport is registered under an alias.
 TRANSPORT_ALIAS = "dispatchersqla"
 NOT_ENGINE_OPTIONS = frozenset(

@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dispatcher.errors import ConfigurationError
-from dispatcher.keys import rotate_credentials
-from dispatcher.runtime import database, ensure_ready
+from dispatcher.runtime.keys import rotate_credentials
+from dispatcher.runtime.resources import database, ensure_ready
 from models import KeyRingError, credential_keys
 
 

@@ -11,7 +11,7 @@ summer. Across a clock change:
 A schedule that must keep a fixed interval of real time through such a night (``*/30 * * * *``)
 should use ``UTC``.
 
-Firing goes through :func:`dispatcher.triggers.trigger_bulk` with the transaction id
+Firing goes through :func:`dispatcher.notifications.triggers.trigger_bulk` with the transaction id
 ``schedule:<schedule id>:<due time ISO>``: triggers are idempotent per transaction id, so two
 beat processes, a redelivered task, or a crash between the trigger and the advance of
 ``next_fire_at`` never send a due time twice. A schedule that fell behind (beat stopped for a
@@ -33,8 +33,8 @@ from sqlalchemy import and_, or_, select, update
 
 from dispatcher.config import Settings, get_settings
 from dispatcher.errors import TriggerError
-from dispatcher.runtime import database
-from dispatcher.triggers import trigger_bulk
+from dispatcher.notifications.triggers import trigger_bulk
+from dispatcher.runtime.resources import database
 from models import Schedule
 from models.types import utcnow
 

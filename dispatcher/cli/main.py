@@ -16,17 +16,17 @@ from rich.table import Table
 
 from dispatcher.actions import catalogue
 from dispatcher.actions.base import Ref
-from dispatcher.cli_integrations import integrations
-from dispatcher.cli_keys import rotate
+from dispatcher.cli.integrations import integrations
+from dispatcher.cli.keys import rotate
 from dispatcher.config import get_settings
-from dispatcher.db import normalise_url
-from dispatcher.demo import run_demo
+from dispatcher.dev.demo import run_demo
 from dispatcher.errors import DispatcherError
+from dispatcher.notifications.status import transaction_status
+from dispatcher.notifications.triggers import trigger
 from dispatcher.organisations import create_organisation, list_organisations
 from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Result, to_wire
-from dispatcher.status import transaction_status
-from dispatcher.triggers import trigger
+from dispatcher.runtime.db import normalise_url
 from models import generate_key
 from models.migrate import upgrade
 

@@ -20,19 +20,19 @@ from rich.table import Table
 from sqlalchemy import func, insert, select
 
 from dispatcher.config import get_settings, reset_settings
-from dispatcher.db import normalise_url
-from dispatcher.fakeserver import FakeProviderServer
+from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.dev.worker_process import running_beat, running_worker
+from dispatcher.notifications.triggers import trigger_bulk
 from dispatcher.organisations import create_organisation
 from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Ok, Result
-from dispatcher.runtime import database, ensure_ready
-from dispatcher.triggers import trigger_bulk
-from dispatcher.worker_process import running_beat, running_worker
-from models import Delivery, DeliveryAttempt, Integration, Subscriber
+from dispatcher.runtime.db import normalise_url
+from dispatcher.runtime.resources import database, ensure_ready
+from models import ChannelType, Delivery, DeliveryAttempt, Integration, Subscriber
 from models.migrate import upgrade
 
 SUBSCRIBERS = 300
-CHANNELS = ("email", "sms", "chat", "push", "webhook", "in_app")
+CHANNELS = tuple(ChannelType)
 #: How each channel's primary integration misbehaves; the secondary always answers.
 PRIMARY_FAULTS: dict[str, dict[str, Any]] = {
     "email": {"fail_ratio": 0.2},  # transient 500s: retried, some fall back
@@ -125,7 +125,7 @@ def actions_table(organisation_id: uuid.UUID) -> Table:
 
 def notify(console: Console, organisation_id: uuid.UUID, fake: FakeProviderServer) -> str:
     for channel in CHANNELS:
-        if channel == "in_app":
+        if channel is ChannelType.IN_APP:
             continue
         for position, name in enumerate(("primary", "secondary")):
             path = f"{channel}-{name}"
@@ -250,7 +250,7 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
     for delivery_id, channel_type, status, integration_id in deliveries:
         channel = channel_type.value if channel_type else "-"
         history = tried.get(delivery_id, [])
-        fallback_name = "inbox" if channel == "in_app" else "-"
+        fallback_name = "inbox" if channel_type is ChannelType.IN_APP else "-"
         final = names.get(integration_id, fallback_name) if integration_id else fallback_name
         final = final.removeprefix(f"{channel} ")
         row = rows[(channel, final)]

@@ -24,13 +24,13 @@ from sqlalchemy import select
 from dispatcher.errors import ActionArgumentsError, DispatcherError
 from dispatcher.producer import enqueue_action
 from dispatcher.results import Err
-from dispatcher.runtime import database, ensure_ready
-from models import Integration, KeyRingError, Organisation
+from dispatcher.runtime.resources import database, ensure_ready
+from models import ChannelType, Integration, KeyRingError, Organisation
 from providers import CheckResult, ProviderError, UnknownProviderError, default_registry
 from providers.base import secret_values
 from providers.registry import AnyProvider
 
-CHANNELS = ("email", "sms", "chat", "push", "webhook", "in_app")
+CHANNELS = tuple(channel.value for channel in ChannelType)
 
 #: Seconds: a credentials check is interactive, so it gives up long before a send would.
 CHECK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import Text, func, select, type_coerce, update
 
 from dispatcher.config import Settings
-from dispatcher.db import Database
 from dispatcher.errors import ConfigurationError
+from dispatcher.runtime.db import Database
 from models import Integration, KeyRingError, credential_keys, generate_key
 from models.types import utcnow
 

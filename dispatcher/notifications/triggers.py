@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from dispatcher.config import Settings, get_settings
 from dispatcher.errors import TriggerError, field_errors
-from dispatcher.outbox import DueBatch, publish_due
-from dispatcher.rendering import required_payload_keys
-from dispatcher.runtime import database
-from dispatcher.trigger_models import InlineSubscriber, TopicTarget, TriggerEvent
+from dispatcher.notifications.enqueue import publish_due
+from dispatcher.notifications.events import InlineSubscriber, TopicTarget, TriggerEvent
+from dispatcher.notifications.outbox import DueBatch
+from dispatcher.runtime.resources import database
+from dispatcher.sending.rendering import required_payload_keys
 from models import (
     ChannelType,
     Delivery,

@@ -27,9 +27,9 @@ import logging
 import os
 import uuid
 from collections import Counter as Tally
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
@@ -38,12 +38,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dispatcher.errors import ConfigurationError
-from models import Delivery, DeliveryStatus
-from models.bulk import among
+from models import TERMINAL_DELIVERY_STATUSES
 
 if TYPE_CHECKING:
     from dispatcher.sending.execute import Outcome
@@ -52,7 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-FINAL_STATUSES = frozenset({"sent", "failed", "skipped"})
+FINAL_STATUSES = TERMINAL_DELIVERY_STATUSES
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
 
@@ -146,43 +143,6 @@ def record_batch(
         worker_metrics.record(jobs, outcomes, claimed_at=claimed_at, due=due)
     except Exception:
         logger.warning("metrics: could not record a batch", exc_info=True)
-
-
-def due_at(
-    status: DeliveryStatus,
-    next_attempt_at: datetime | None,
-    created_at: datetime,
-    enqueue_lease: float,
-) -> datetime:
-    """When a delivery became due, from its row as it was just before the claim.
-
-    A queued or retrying row handed to the broker holds a reservation: its ``next_attempt_at`` is
-    the hand-over plus ``enqueue_lease``, and the hand-over happens when the row is due (at the
-    trigger, at a retry's countdown, or at the sweep that found it due). A row being sent is due
-    again once its send lease ran out.
-    """
-    if next_attempt_at is None:
-        return created_at
-    if status is DeliveryStatus.SENDING:
-        return next_attempt_at
-    return max(created_at, next_attempt_at - timedelta(seconds=enqueue_lease))
-
-
-def due_times(
-    session: Session, ids: Collection[uuid.UUID], enqueue_lease: float
-) -> dict[uuid.UUID, datetime]:
-    """Due times of these deliveries, read before the claim overwrites ``next_attempt_at``."""
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Delivery.id, Delivery.status, Delivery.next_attempt_at, Delivery.created_at).where(
-            among(session, Delivery.id, ids)
-        )
-    )
-    return {
-        row.id: due_at(row.status, row.next_attempt_at, row.created_at, enqueue_lease)
-        for row in rows
-    }
 
 
 def multiprocess_directory() -> Path:

@@ -7,9 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatcher.sqlite import BUSY_TIMEOUT_SECONDS, tune_sqlite
+from dispatcher.runtime.sqlite import BUSY_TIMEOUT_SECONDS, tune_sqlite
+
+#: Failures of the database itself, not of the input: worth retrying later.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def normalise_url(url: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from dispatcher.runtime import database
+from dispatcher.runtime.resources import database
 from models import Delivery, Integration, Notification, Subscriber
 
 

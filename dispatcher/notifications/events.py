@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from dispatcher.actions.fields import storable
+from dispatcher.validation import storable
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=200)]

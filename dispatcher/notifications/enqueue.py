@@ -1,0 +1,110 @@
+"""Handing work to the broker: the only module that calls ``send_task``.
+
+Triggers publish their due batches right after their commit, the pump and the sweeper enqueue what
+the outbox reserved, and a batch's short retries are published with a countdown. Every message
+carries delivery ids only, never content or credentials. When the broker is unreachable nothing
+is lost: the rows stay in the outbox and the sweeper enqueues them later.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from amqp.exceptions import ChannelError
+from kombu.exceptions import OperationalError as BrokerError
+
+from dispatcher.celery_app import app
+from dispatcher.config import Settings, get_settings
+from dispatcher.notifications.outbox import DueBatch, SweepReport, chunks, release, reserve_due
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "dispatcher.deliver"
+PUMP_TASK = "dispatcher.pump_outbox"
+
+
+def queue_for(critical: bool, settings: Settings) -> str:
+    return settings.critical_queue if critical else settings.delivery_queue
+
+
+def send_batches(batches: Sequence[tuple[bool, list[uuid.UUID]]], settings: Settings) -> None:
+    with app.producer_or_acquire() as producer:
+        for critical, ids in batches:
+            app.send_task(
+                DELIVER_TASK,
+                kwargs={"delivery_ids": [str(item) for item in ids]},
+                queue=queue_for(critical, settings),
+                producer=producer,
+                # No result is kept: without this the producer subscribes to a result channel
+                # per message (a leak, and a 20 s stall on a broker outage).
+                ignore_result=True,
+            )
+
+
+def publish_due(organisation: uuid.UUID, due: Sequence[DueBatch], settings: Settings) -> None:
+    """Right after a trigger's commit: one broker message per batch of due deliveries."""
+    batches = [
+        (entry.critical, ids)
+        for entry in due
+        for ids in chunks(entry.ids, settings.delivery_batch_size)
+    ]
+    try:
+        send_batches(batches, settings)
+        if any(entry.pump for entry in due):
+            kick_pump(settings)
+    except BrokerError:
+        # The rows are committed; make them due now so the next sweep sends them.
+        logger.warning("broker unavailable: %d batches left to the outbox sweeper", len(batches))
+        release([item for _, ids in batches for item in ids])
+
+
+def sweep(
+    settings: Settings | None = None,
+    *,
+    per_organisation: int | None = None,
+    critical_only: bool = False,
+) -> SweepReport:
+    """Reserve and enqueue due deliveries, interleaving organisations batch by batch."""
+    settings = settings or get_settings()
+    report = reserve_due(settings, per_organisation=per_organisation, critical_only=critical_only)
+    send_batches(report.ordered, settings)
+    return report
+
+
+def kick_pump(settings: Settings, *, countdown: float | None = None) -> None:
+    app.send_task(PUMP_TASK, queue=settings.delivery_queue, countdown=countdown, ignore_result=True)
+
+
+def publish_retries(retrying: Iterable[tuple[uuid.UUID, float, bool]], settings: Settings) -> None:
+    """Retries due within ``retry_countdown_limit`` go back to the broker with a countdown; later
+    ones (and all of them when the broker is down) are left to the outbox sweeper."""
+    groups: dict[tuple[int, bool], list[str]] = defaultdict(list)
+    for delivery_id, delay, critical in retrying:
+        if delay <= settings.retry_countdown_limit:
+            groups[(math.ceil(delay), critical)].append(str(delivery_id))
+    try:
+        for (countdown, critical), ids in groups.items():
+            for start in range(0, len(ids), settings.delivery_batch_size):
+                app.send_task(
+                    DELIVER_TASK,
+                    kwargs={"delivery_ids": ids[start : start + settings.delivery_batch_size]},
+                    queue=queue_for(critical, settings),
+                    countdown=countdown,
+                )
+    except BrokerError:
+        logger.warning("deliver: broker unavailable; retries are left to the outbox sweeper")
+
+
+def queue_depth(queue: str) -> int:
+    with app.connection_for_read() as connection:
+        channel: Any = connection.default_channel
+        try:
+            declared = channel.queue_declare(queue=queue, passive=True)
+        except ChannelError:
+            return 0  # Redis drops the key of an empty list: no queue is an empty queue
+        return int(declared.message_count)

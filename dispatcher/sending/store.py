@@ -1,0 +1,321 @@
+"""The delivery rows of a batch: claim them, read their due times, write the outcomes back.
+
+Everything here is database work; :mod:`dispatcher.sending.batch` decides what to call when.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher.config import Settings
+from dispatcher.runtime.db import DATABASE_UNAVAILABLE
+from dispatcher.runtime.resources import database
+from dispatcher.sending.execute import Attempt, CircuitView, Outcome
+from dispatcher.sending.plan import Job
+from models import (
+    TERMINAL_DELIVERY_STATUSES,
+    ChannelType,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    InboxMessage,
+    Integration,
+    IntegrationStatus,
+    Notification,
+    NotificationStatus,
+)
+from models.bulk import among, insert_many, update_many
+from models.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: (delivery id, seconds until the retry, critical)
+    retrying: list[tuple[uuid.UUID, float, bool]] = field(default_factory=list)
+    #: What was planned and how it ended, for the metrics (not part of the task's result).
+    jobs: list[Job] = field(default_factory=list, repr=False)
+    outcomes: dict[uuid.UUID, Outcome] = field(default_factory=dict, repr=False)
+    claimed_at: datetime | None = None
+    due: dict[uuid.UUID, datetime] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed, "sent": self.sent, "failed": self.failed,
+            "skipped": self.skipped, "retrying": len(self.retrying),
+        }  # fmt: skip
+
+
+def claim(
+    session: Session, ids: list[uuid.UUID], settings: Settings, now: datetime
+) -> list[uuid.UUID]:
+    """Take the deliveries no one else is sending; terminal ones are left alone."""
+    reserved = now + timedelta(seconds=settings.enqueue_lease)
+    claimable = or_(
+        and_(
+            Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.RETRYING]),
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= reserved),
+        ),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.next_attempt_at <= now),
+    )
+    return list(
+        session.scalars(
+            update(Delivery)
+            .where(among(session, Delivery.id, ids), claimable)
+            .values(
+                status=DeliveryStatus.SENDING,
+                next_attempt_at=now + timedelta(seconds=settings.send_lease),
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+        )
+    )
+
+
+def write_back_while_leased(  # noqa: PLR0917 - private helper of one caller
+    jobs: list[Job],
+    outcomes: dict[uuid.UUID, Outcome],
+    circuit: CircuitView,
+    claimed: int,
+    settings: Settings,
+    lease_end: datetime,
+) -> BatchReport:
+    """Write the outcomes, waiting out a database outage while the send lease holds: these
+    messages are out, and outcomes not written would be sent again once the lease passes."""
+    db = database()
+    delay, retried = 0.5, False
+    while True:
+        report = BatchReport(claimed=claimed)
+        try:
+            with db.transaction() as session:
+                if retried and _written(session, jobs):
+                    # The lost connection hid a commit that went through; the retries it
+                    # scheduled are left to the sweeper.
+                    return report
+                _write_back(session, jobs, outcomes, utcnow(), report, settings)
+                _mark_circuits(session, circuit)
+            return report
+        except DATABASE_UNAVAILABLE as exc:
+            if utcnow() + timedelta(seconds=delay) >= lease_end:
+                raise
+            logger.warning(
+                "deliver: database unavailable (%s) writing %d outcomes; retrying in %gs",
+                type(exc).__name__, len(jobs), delay,
+            )  # fmt: skip
+            time.sleep(delay)
+            delay, retried = min(delay * 2, 2.0), True
+
+
+def _written(session: Session, jobs: list[Job]) -> bool:
+    """Our claimed rows stay ``sending`` until the write-back commits, and nobody else may touch
+    them before the lease ends."""
+    status = session.scalar(select(Delivery.status).where(Delivery.id == jobs[0].delivery_id))
+    return status is not DeliveryStatus.SENDING
+
+
+def log_unknown(ids: list[uuid.UUID], claimed: list[uuid.UUID]) -> None:
+    """Finished deliveries in a redelivered batch are normal; ids that name no delivery are not
+    (rows deleted since they were enqueued, or a hand-made message)."""
+    rest = set(ids) - set(claimed)
+    with database().session() as session:
+        existing = set(
+            session.scalars(select(Delivery.id).where(among(session, Delivery.id, rest)))
+        )
+    if unknown := len(rest - existing):
+        logger.warning("deliver: ignoring %d delivery ids that name no delivery", unknown)
+
+
+def _write_back(  # noqa: PLR0917 - one branch per outcome; private helper
+    session: Session,
+    jobs: list[Job],
+    outcomes: dict[uuid.UUID, Outcome],
+    now: datetime,
+    report: BatchReport,
+    settings: Settings,
+) -> None:
+    updates: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    inbox: list[dict[str, Any]] = []
+    for job in jobs:
+        outcome = outcomes[job.delivery_id]
+        row: dict[str, Any] = {
+            "id": job.delivery_id,
+            "status": outcome.status,
+            "attempts": job.attempts + len(outcome.attempts),
+            "last_error": outcome.reason,
+            "updated_at": now,
+            "next_attempt_at": None,
+        }
+        if job.content:
+            row["content"] = job.content
+        if outcome.integration_id is not None:
+            row["integration_id"] = outcome.integration_id
+        if outcome.provider is not None:
+            row["provider"] = outcome.provider
+        if outcome.status is DeliveryStatus.SENT:
+            row.update(
+                sent_at=now,
+                provider_message_id=_fit(outcome.provider_message_id, 500),
+                last_error=None,
+            )
+            report.sent += 1
+            if job.channel is ChannelType.IN_APP and job.message is not None and job.subscriber_id:
+                inbox.append(_inbox_row(job, now))
+        elif outcome.status is DeliveryStatus.RETRYING:
+            delay = outcome.delay or 0.0
+            due = now + timedelta(seconds=delay)
+            if delay <= settings.retry_countdown_limit:
+                # A countdown message is sent for it; the sweeper steps in only if it is lost.
+                due += timedelta(seconds=settings.enqueue_lease)
+            row["next_attempt_at"] = due
+            report.retrying.append((job.delivery_id, delay, job.critical))
+        elif outcome.status is DeliveryStatus.FAILED:
+            report.failed += 1
+        else:
+            report.skipped += 1
+        updates.append(row)
+        attempts.extend(_attempt_row(attempt) for attempt in outcome.attempts)
+    update_many(session, Delivery, updates)
+    insert_many(session, DeliveryAttempt, attempts)
+    if inbox:
+        session.execute(insert(InboxMessage), inbox)
+    _update_notifications(session, {job.notification_id for job in jobs}, now)
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "organisation_id": attempt.organisation_id,
+        "delivery_id": attempt.delivery_id,
+        "integration_id": attempt.integration_id,
+        "provider": attempt.provider,
+        "outcome": attempt.outcome,
+        "http_status": attempt.http_status,
+        "latency_ms": round(attempt.latency_ms, 3),
+        "error_class": attempt.error_class,
+        "error": attempt.error,
+        "meta": {},
+        "created_at": attempt.at,
+    }
+
+
+def _inbox_row(job: Job, now: datetime) -> dict[str, Any]:
+    assert job.message is not None
+    return {
+        "id": uuid.uuid4(),
+        "organisation_id": job.organisation_id,
+        "subscriber_id": job.subscriber_id,
+        "delivery_id": job.delivery_id,
+        "title": _fit(job.message.title or job.message.subject, 500),
+        "body": job.message.body,
+        "data": job.message.data,
+        "meta": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _update_notifications(
+    session: Session, notification_ids: set[uuid.UUID], now: datetime
+) -> None:
+    terminal = [status.value for status in TERMINAL_DELIVERY_STATUSES]
+    rows = session.execute(
+        select(
+            Delivery.notification_id,
+            func.count().filter(Delivery.status.notin_(terminal)),
+            func.count().filter(Delivery.status == DeliveryStatus.SENT),
+            func.count().filter(Delivery.status == DeliveryStatus.FAILED),
+        )
+        .where(among(session, Delivery.notification_id, notification_ids))
+        .group_by(Delivery.notification_id)
+    ).all()
+    changes = []
+    for notification_id, open_count, sent, failed in rows:
+        if open_count:
+            status = NotificationStatus.PROCESSING
+        elif failed and not sent:
+            status = NotificationStatus.FAILED
+        else:
+            status = NotificationStatus.COMPLETED
+        changes.append({"id": notification_id, "status": status, "updated_at": now})
+    update_many(session, Notification, changes)
+
+
+def _mark_circuits(session: Session, circuit: CircuitView) -> None:
+    now = utcnow()
+    # Every worker that saw the circuit open or close reports it; the status changes once.
+    for integration_id in circuit.opened:
+        changed = session.execute(
+            update(Integration)
+            .where(Integration.id == integration_id, Integration.status == IntegrationStatus.ACTIVE)
+            .values(status=IntegrationStatus.ERROR, updated_at=now)
+            .returning(Integration.id)
+        ).first()
+        if changed:
+            logger.warning("integration %s: circuit opened", integration_id)
+    for integration_id in circuit.closed:
+        changed = session.execute(
+            update(Integration)
+            .where(Integration.id == integration_id, Integration.status == IntegrationStatus.ERROR)
+            .values(status=IntegrationStatus.ACTIVE, updated_at=now)
+            .returning(Integration.id)
+        ).first()
+        if changed:
+            logger.info("integration %s: circuit closed", integration_id)
+
+
+def _fit(text: str | None, length: int) -> str | None:
+    """Provider answers and rendered titles are foreign input: cut to the column's width, so
+    one long value cannot fail the write-back of a whole batch."""
+    return text[:length] if text else None
+
+
+def due_at(
+    status: DeliveryStatus,
+    next_attempt_at: datetime | None,
+    created_at: datetime,
+    enqueue_lease: float,
+) -> datetime:
+    """When a delivery became due, from its row as it was just before the claim.
+
+    A queued or retrying row handed to the broker holds a reservation: its ``next_attempt_at`` is
+    the hand-over plus ``enqueue_lease``, and the hand-over happens when the row is due (at the
+    trigger, at a retry's countdown, or at the sweep that found it due). A row being sent is due
+    again once its send lease ran out.
+    """
+    if next_attempt_at is None:
+        return created_at
+    if status is DeliveryStatus.SENDING:
+        return next_attempt_at
+    return max(created_at, next_attempt_at - timedelta(seconds=enqueue_lease))
+
+
+def due_times(
+    session: Session, ids: Collection[uuid.UUID], enqueue_lease: float
+) -> dict[uuid.UUID, datetime]:
+    """Due times of these deliveries, read before the claim overwrites ``next_attempt_at``."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Delivery.id, Delivery.status, Delivery.next_attempt_at, Delivery.created_at).where(
+            among(session, Delivery.id, ids)
+        )
+    )
+    return {
+        row.id: due_at(row.status, row.next_attempt_at, row.created_at, enqueue_lease)
+        for row in rows
+    }
