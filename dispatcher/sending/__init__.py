@@ -1,1 +1,7 @@
-"""Sending deliveries: claim a batch, resolve integrations, send concurrently, write back."""
+"""Sending one batch of deliveries.
+
+``batch`` orchestrates: ``store`` claims the rows, ``plan`` loads and renders them into jobs with
+their candidate integrations (no HTTP), ``execute`` sends the jobs concurrently through the
+providers (no database), and ``store`` writes the outcomes back. ``circuit``, ``backoff``,
+``rendering``, ``conditions`` and ``url_guard`` are the policies they use.
+"""

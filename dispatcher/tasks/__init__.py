@@ -1,4 +1,6 @@
-"""Celery tasks; importing this package registers them on :data:`dispatcher.celery_app.app`."""
+"""Thin Celery task modules; importing this package registers them on
+:data:`dispatcher.celery_app.app`: ``actions`` (one task per action), ``deliveries`` (send a
+batch, pump the outbox, sweep) and ``maintenance`` (the other beat jobs)."""
 
 from dispatcher.tasks import deliveries, maintenance
 from dispatcher.tasks.actions import action_task, action_task_name
