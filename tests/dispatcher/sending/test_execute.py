@@ -1,0 +1,231 @@
+"""The batch sender on its own: jobs in, outcomes out, with the in-memory fake provider.
+
+No database and no network: each case is one rule of "how a delivery is sent" (README): retry on
+the same integration, fall back on an integration error, stop on a recipient error, pass over
+open circuits and burned or exhausted integrations, give up at the delivery's budget.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from dispatcher.runtime.http import SendingRuntime
+from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
+from dispatcher.sending.plan import Candidate, Job
+from models import AttemptOutcome, ChannelType, DeliveryStatus, IntegrationStatus
+from providers.base import Message, Recipient
+from providers.fake import FakeProvider
+
+POLICY = Policy(
+    max_attempts_per_integration=3,
+    max_attempts_per_delivery=12,
+    retry_base_delay=2.0,
+    retry_max_delay=300.0,
+    circuit_cooldown=30.0,
+    concurrency_per_integration=10,
+    url_allowlist=(),
+)
+
+
+def integration_id(name: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, name)
+
+
+def candidate(name: str, script: Sequence[str] = (), *, unreadable: bool = False) -> Candidate:
+    """The fake provider answers from ``script`` (one queue per distinct script per process)."""
+    return Candidate(
+        integration_id=integration_id(name),
+        provider="fake",
+        credentials={"api_key": f"key-{name}"},
+        settings={"script": list(script)},
+        status=IntegrationStatus.ACTIVE,
+        unreadable=unreadable,
+    )
+
+
+def job(*candidates: Candidate, attempts: int = 0, **fields: Any) -> Job:
+    delivery_id = uuid.uuid4()
+    return Job(
+        delivery_id=delivery_id,
+        organisation_id=uuid.uuid4(),
+        notification_id=uuid.uuid4(),
+        channel=ChannelType.EMAIL,
+        attempts=attempts,
+        message=Message(
+            delivery_id=str(delivery_id),
+            channel="email",
+            to=Recipient(email="ada@example.com"),
+            subject="s",
+            body="b",
+        ),
+        candidates=list(candidates),
+        **fields,
+    )
+
+
+class Circuit:
+    """A circuit store in memory: opens after ``threshold`` failures."""
+
+    def __init__(self, open_ids: frozenset[uuid.UUID] = frozenset(), threshold: int = 100) -> None:
+        self.failures: dict[uuid.UUID, int] = {}
+        self.threshold = threshold
+        self.holds: list[tuple[uuid.UUID, float]] = []
+        self.view = CircuitView(set(open_ids), self._failure, self._success, self._hold)
+
+    def _failure(self, key: uuid.UUID) -> bool:
+        self.failures[key] = self.failures.get(key, 0) + 1
+        return self.failures[key] == self.threshold
+
+    def _success(self, key: uuid.UUID) -> bool:
+        return self.failures.pop(key, 0) >= self.threshold
+
+    def _hold(self, key: uuid.UUID, seconds: float) -> None:
+        self.holds.append((key, seconds))
+
+
+@pytest.fixture
+def runtime() -> Iterator[SendingRuntime]:
+    runtime = SendingRuntime(timeout=5.0, max_connections=10)
+    yield runtime
+    runtime.close()
+
+
+def send(runtime: SendingRuntime, jobs: list[Job], circuit: Circuit | None = None) -> list[Outcome]:
+    sender = BatchSender(runtime, POLICY, (circuit or Circuit()).view)
+    outcomes = runtime.run(sender.send_all(jobs))
+    return [outcomes[item.delivery_id] for item in jobs]
+
+
+def tried(outcome: Outcome) -> list[tuple[uuid.UUID, AttemptOutcome]]:
+    return [(attempt.integration_id, attempt.outcome) for attempt in outcome.attempts]
+
+
+def test_sent_by_the_first_candidate(runtime: SendingRuntime) -> None:
+    [outcome] = send(runtime, [job(candidate("a"), candidate("b"))])
+    assert outcome.status is DeliveryStatus.SENT
+    assert outcome.integration_id == integration_id("a")
+    assert outcome.provider_message_id is not None
+    assert tried(outcome) == [(integration_id("a"), AttemptOutcome.SENT)]
+    provider = runtime.provider("fake")
+    assert isinstance(provider, FakeProvider) and len(provider.sent) == 1
+
+
+def test_a_retryable_failure_retries_the_same_integration_later(runtime: SendingRuntime) -> None:
+    [outcome] = send(runtime, [job(candidate("a", ["retryable"]), candidate("b"))])
+    assert outcome.status is DeliveryStatus.RETRYING
+    assert outcome.integration_id == integration_id("a")
+    assert outcome.delay is not None and 1.0 <= outcome.delay <= 2.0  # base 2 s, jittered
+    assert tried(outcome) == [(integration_id("a"), AttemptOutcome.RETRYABLE)]
+
+
+def test_an_integration_error_falls_back_at_once(runtime: SendingRuntime) -> None:
+    [outcome] = send(runtime, [job(candidate("a", ["integration"]), candidate("b"))])
+    assert outcome.status is DeliveryStatus.SENT
+    assert outcome.integration_id == integration_id("b")
+    assert tried(outcome) == [
+        (integration_id("a"), AttemptOutcome.INTEGRATION_ERROR),
+        (integration_id("b"), AttemptOutcome.SENT),
+    ]
+
+
+def test_a_recipient_error_fails_without_burning_the_others(runtime: SendingRuntime) -> None:
+    [outcome] = send(runtime, [job(candidate("a", ["recipient"]), candidate("b"))])
+    assert outcome.status is DeliveryStatus.FAILED
+    assert outcome.reason == "fake: scripted invalid recipient"
+    assert tried(outcome) == [(integration_id("a"), AttemptOutcome.RECIPIENT_ERROR)]
+
+
+def test_every_integration_failing_fails_the_delivery(runtime: SendingRuntime) -> None:
+    [outcome] = send(
+        runtime, [job(candidate("a", ["integration"]), candidate("b", ["integration"] * 2))]
+    )
+    assert outcome.status is DeliveryStatus.FAILED
+    assert outcome.reason == "fake: scripted bad credentials"
+    assert len(outcome.attempts) == 2
+
+
+@pytest.mark.parametrize(
+    ("job_fields", "expected_integration"),
+    [
+        ({"burned": {integration_id("a")}}, "b"),
+        ({"attempts_by_integration": {integration_id("a"): 3}}, "b"),  # its retry budget is used
+        ({"attempts_by_integration": {integration_id("a"): 2}}, "a"),
+    ],
+)
+def test_burned_and_exhausted_integrations_are_passed_over(
+    runtime: SendingRuntime, job_fields: dict[str, Any], expected_integration: str
+) -> None:
+    [outcome] = send(runtime, [job(candidate("a"), candidate("b"), **job_fields)])
+    assert outcome.status is DeliveryStatus.SENT
+    assert outcome.integration_id == integration_id(expected_integration)
+
+
+def test_the_last_retry_on_an_integration_falls_back(runtime: SendingRuntime) -> None:
+    item = job(
+        candidate("a", ["retryable"]),
+        candidate("b"),
+        attempts_by_integration={integration_id("a"): 2},
+        attempts=2,
+    )
+    [outcome] = send(runtime, [item])
+    assert outcome.status is DeliveryStatus.SENT
+    assert outcome.integration_id == integration_id("b")
+
+
+def test_the_delivery_budget_ends_the_retries(runtime: SendingRuntime) -> None:
+    [outcome] = send(runtime, [job(candidate("a"), attempts=12)])
+    assert outcome.status is DeliveryStatus.FAILED
+    assert outcome.reason is not None and outcome.reason.startswith("gave up after 12 attempts")
+    assert outcome.attempts == []
+
+
+def test_an_open_circuit_is_passed_over(runtime: SendingRuntime) -> None:
+    circuit = Circuit(open_ids=frozenset({integration_id("a")}))
+    [outcome] = send(runtime, [job(candidate("a"), candidate("b"))], circuit)
+    assert outcome.integration_id == integration_id("b")
+    assert [a.integration_id for a in outcome.attempts] == [integration_id("b")]
+
+
+@pytest.mark.parametrize(
+    ("open_ids", "unreadable", "reason"),
+    [
+        ({integration_id("a")}, False, "every remaining integration's circuit is open"),
+        (set(), True, "the integration's credentials cannot be decrypted with the worker's keys"),
+    ],
+)
+def test_nothing_to_try_now_waits_a_cooldown(
+    runtime: SendingRuntime, open_ids: set[uuid.UUID], unreadable: bool, reason: str
+) -> None:
+    circuit = Circuit(open_ids=frozenset(open_ids))
+    [outcome] = send(runtime, [job(candidate("a", unreadable=unreadable))], circuit)
+    assert (outcome.status, outcome.reason, outcome.delay) == (
+        DeliveryStatus.RETRYING,
+        reason,
+        POLICY.circuit_cooldown,
+    )
+    assert outcome.attempts == []
+
+
+def test_failures_open_the_circuit_for_the_rest_of_the_batch(runtime: SendingRuntime) -> None:
+    # Five jobs fail on "a" (integration errors) and fall back to "b"; at the threshold of 3 the
+    # circuit opens and the later jobs no longer try "a" at all.
+    circuit = Circuit(threshold=3)
+    failing = candidate("a", ["integration"] * 100)
+    jobs = [job(failing, candidate("b")) for _ in range(5)]
+    sender = BatchSender(
+        runtime,
+        replace(POLICY, concurrency_per_integration=1),
+        circuit.view,
+    )
+    outcomes = runtime.run(sender.send_all(jobs))
+    assert all(o.status is DeliveryStatus.SENT for o in outcomes.values())
+    tried_a = sum(
+        1 for o in outcomes.values() for a in o.attempts if a.integration_id == integration_id("a")
+    )
+    assert tried_a == 3
+    assert circuit.view.opened == {integration_id("a")}
