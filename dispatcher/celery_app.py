@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
+    beat_init,
     setup_logging,
     task_postrun,
     task_prerun,
@@ -33,6 +34,7 @@ from dispatcher.observability.metrics import (
 from dispatcher.observability.redaction import install_log_redaction
 from dispatcher.runtime.embedded_broker import kombu_url
 from dispatcher.runtime.resources import ensure_ready, reset
+from dispatcher.runtime.startup import refuse_to_start_unless_ready
 
 ACTION_TASK_PREFIX = "action."
 
@@ -118,8 +120,13 @@ app = create_app()
 
 @worker_init.connect
 def _check_configuration_at_start(**_: Any) -> None:
-    ensure_ready()
+    refuse_to_start_unless_ready("the worker")
     prepare_worker_metrics()
+
+
+@beat_init.connect
+def _check_beat_configuration_at_start(**_: Any) -> None:
+    refuse_to_start_unless_ready("beat")
 
 
 @worker_ready.connect
