@@ -145,10 +145,16 @@ def _run_in_transaction(
             {"field": "organisation_id"},
         )
     if run_id is not None:
-        previous = session.get(ActionRun, run_id)
+        # Scoped to the organisation: a run id of another organisation's ledger answers nothing
+        # of it (the insert below then conflicts, and the effect is rolled back).
+        previous = session.scalar(
+            select(ActionRun.result).where(
+                ActionRun.id == run_id, ActionRun.organisation_id == organisation_id
+            )
+        )
         if previous is not None:
             # A redelivered task: the effect is already committed; answer the same result.
-            return from_wire(previous.result)
+            return from_wire(previous)
     ctx = ActionContext(session=session, organisation_id=organisation_id)
     missing = check_references(ctx, spec, args)
     if missing is not None:
