@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,18 +13,7 @@ class Ok:
     ok: Literal[True] = field(default=True, init=False)
 
 
-@dataclass(frozen=True)
-class Err:
-    code: str
-    message: str
-    details: dict[str, Any] = field(default_factory=dict)
-    ok: Literal[False] = field(default=False, init=False)
-
-
-Result = Ok | Err
-
-
-class ErrorCode:
+class ErrorCode(enum.StrEnum):
     INVALID_ARGS = "invalid_args"
     NOT_FOUND = "not_found"
     UNKNOWN_ACTION = "unknown_action"
@@ -31,6 +21,17 @@ class ErrorCode:
     FORBIDDEN = "forbidden"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class Err:
+    code: ErrorCode
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    ok: Literal[False] = field(default=False, init=False)
+
+
+Result = Ok | Err
 
 
 def to_wire(result: Result) -> dict[str, Any]:
@@ -44,5 +45,9 @@ def from_wire(data: Any) -> Result:
     if isinstance(data, dict) and data.get("ok") is True:
         return Ok(data.get("value"))
     if isinstance(data, dict) and data.get("ok") is False:
-        return Err(str(data["code"]), str(data["message"]), dict(data.get("details") or {}))
+        try:
+            code = ErrorCode(str(data.get("code")))
+        except ValueError:
+            return Err(ErrorCode.INTERNAL, "the task returned an unknown error code")
+        return Err(code, str(data.get("message")), dict(data.get("details") or {}))
     return Err(ErrorCode.INTERNAL, "the task returned no result value", {"returned": repr(data)})

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
 from dispatcher.results import Ok, Result
 from dispatcher.sending.conditions import Condition
+from dispatcher.sending.rendering import compile_template
 from dispatcher.validation import Key, LongText, Name, storable
 from models import ChannelType, StepKind, Workflow, WorkflowStep
 
@@ -43,7 +44,7 @@ class StepArgs(BaseModel):
             if len(source) > MAX_TEMPLATE_LENGTH:
                 raise ValueError(f"{name}: template longer than {MAX_TEMPLATE_LENGTH} characters")
             try:
-                _syntax.parse(source)
+                compile_template(_syntax, source)
             except TemplateSyntaxError as exc:
                 raise ValueError(
                     f"{name}: template syntax error on line {exc.lineno}: {exc.message}"

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any
 
-from jinja2 import TemplateError, Undefined, nodes, pass_context
+from jinja2 import Environment, TemplateError, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from jinja2.utils import _PassArg, generate_lorem_ipsum
@@ -38,6 +38,12 @@ LOOP_BUDGET = 100_000
 MAX_INT_BITS = 65_536
 #: ``tojson(indent=...)`` wider than this is refused.
 MAX_JSON_INDENT = 16
+#: Brackets and blocks nested deeper than this are refused before parsing: Jinja's parser and
+#: compiler recurse per level, and a few hundred levels exceed Python's recursion limit.
+MAX_TEMPLATE_NESTING = 64
+_OPENING = frozenset({"(", "[", "{"})
+_CLOSING = frozenset({")", "]", "}"})
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "block", "with", "autoescape"})
 
 _LOOP_FILTER = "_dispatcher_loop"
 _CONCAT_FILTER = "_dispatcher_concat"
@@ -63,6 +69,43 @@ _SEQUENCES = (str, bytes, list, tuple)
 
 class RenderError(ValueError):
     """A template could not be rendered (syntax, sandbox violation, deadline, size)."""
+
+
+def check_nesting(environment: Environment, source: str) -> None:
+    """Refuse a template nested deeper than :data:`MAX_TEMPLATE_NESTING` (a syntax error with
+    its line), from the token stream, which the lexer produces without recursion."""
+    depth = 0
+    after_block_begin = False
+    for lineno, kind, value in environment.lex(source):
+        if kind == "whitespace":
+            continue
+        if kind == "operator" and value in _OPENING:
+            depth += 1
+        elif kind == "operator" and value in _CLOSING:
+            depth -= 1
+        elif after_block_begin and kind == "name":
+            if value in _BLOCKS:
+                depth += 1
+            elif value.startswith("end"):
+                depth -= 1
+        after_block_begin = kind == "block_begin"
+        if depth > MAX_TEMPLATE_NESTING:
+            raise TemplateSyntaxError(
+                f"the template nests brackets or blocks deeper than {MAX_TEMPLATE_NESTING} levels",
+                lineno,
+            )
+
+
+def compile_template(environment: Environment, source: str) -> nodes.Template:
+    """Check, parse and compile a template the way a worker will (syntax errors name their
+    line); the parsed tree is returned. A tree too deep for the compiler is a syntax error too."""
+    check_nesting(environment, source)
+    try:
+        tree = environment.parse(source)
+        environment.compile(tree)
+    except RecursionError:
+        raise TemplateSyntaxError("the template is nested too deeply", 1) from None
+    return tree
 
 
 class _Budget:
@@ -278,6 +321,7 @@ class _DeadlineSandbox(ImmutableSandboxedEnvironment):
             self.budget.tick()
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        check_nesting(self, source)
         tree = super()._parse(source, name, filename)
         guarded = _Guards().visit(tree)
         guarded.set_environment(self)
@@ -468,6 +512,8 @@ class TemplateRenderer:
             raise
         except TemplateError as exc:
             raise RenderError(f"{type(exc).__name__}: {exc.message or exc}") from None
+        except RecursionError:
+            raise RenderError("TemplateSyntaxError: the template is nested too deeply") from None
         except Exception as exc:
             # Whatever a template does wrong fails its delivery, never the batch it came in.
             # Other errors' messages may quote payload values: only the class is named.
@@ -506,8 +552,8 @@ def required_payload_keys(sources: Iterable[str]) -> set[str]:
     """Top-level ``payload`` keys the templates use without a ``default`` filter."""
     environment = SandboxedEnvironment()
     required: set[str] = set()
-    for source in sources:
-        tree = environment.parse(source)
+    trees = [compile_template(environment, source) for source in sources]
+    for tree in trees:
         defaulted = {
             id(node.node)
             for node in tree.find_all(nodes.Filter)
@@ -526,8 +572,8 @@ def required_payload_keys(sources: Iterable[str]) -> set[str]:
             ):
                 required.add(found.arg.value)
     # ``{% if payload.x is defined %}`` guards are treated as optional too.
-    for source in sources:
-        for test in environment.parse(source).find_all(nodes.Test):
+    for tree in trees:
+        for test in tree.find_all(nodes.Test):
             node = test.node
             if (
                 test.name == "defined"

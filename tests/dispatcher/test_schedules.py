@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher import ActionArgumentsError, Err, Ok, run_action
+from dispatcher import ActionArgumentsError, Err, ErrorCode, Ok, run_action
 from dispatcher.notifications.scheduling import next_fire_time, parse_cron, parse_timezone
 from models import Schedule
 from models.types import utcnow
@@ -200,7 +200,7 @@ def test_an_oversized_payload_is_refused(
         monkeypatch.undo()
         reset_settings()
     assert isinstance(result, Err)
-    assert result.code == "invalid_args"
+    assert result.code is ErrorCode.INVALID_ARGS
     assert [item["field"] for item in result.details["errors"]] == ["payload"]
 
 
