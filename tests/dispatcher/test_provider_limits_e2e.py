@@ -83,14 +83,19 @@ def test_a_body_over_one_integrations_limit_goes_through_the_next_that_fits(
 ) -> None:
     path = f"{organisation_id.hex[:12]}-twilio"
     twilio(organisation_id, fake_provider, path)
-    wire(fake_provider, organisation_id, names=("roomy",), channel="sms")
+    act(organisation_id, "create_integration", {
+        "name": "roomy", "provider": "fake_http", "channel_type": "sms", "priority": 1,
+        "credentials": {"api_key": "SECRET-roomy-key"},
+        "settings": {"url": f"{fake_provider.url}/{path}-roomy"}})  # fmt: skip
     [view] = wait_until_terminal(
         organisation_id,
         trigger_long(organisation_id, "x" * 1601),
     )
     assert (view.status, view.integration) == ("sent", "roomy")
     assert attempts(view.delivery_id) == [("roomy", "sent", 200)]
-    assert not [r for r in fake_provider.state.requests if r.path.startswith(path)]
+    assert [r.path for r in fake_provider.state.requests if r.path.startswith(path)] == [
+        f"{path}-roomy"
+    ]
 
 
 def trigger_long(organisation_id: uuid.UUID, text: str) -> str:
