@@ -165,7 +165,10 @@ class BatchSender:
         self._refused: dict[str, str] = {}
 
     async def send_all(self, jobs: list[Job]) -> dict[uuid.UUID, Outcome]:
-        outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
+        # The credentials decrypted for this batch are masked in its errors and log lines, then
+        # forgotten (but for the last few): a long-lived worker meets every tenant's secrets.
+        with default_redactor.scope():
+            outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
         return {job.delivery_id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
 
     async def send_one(self, job: Job) -> Outcome:  # noqa: PLR0912 - the docstring's table
