@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     #: Consecutive failures that open an integration's circuit, and how long it stays open.
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_cooldown: float = Field(default=30.0, gt=0)
+    #: Seconds a batch may wait for rate-limited integrations' turns (within the send lease);
+    #: a send whose turn comes later is retried then, with no attempt counted. The worker
+    #: process sends nothing else meanwhile, hence the bound.
+    rate_limit_max_wait: float = Field(default=10.0, ge=0)
     #: Triggers that make more due deliveries than this are fed to the broker by the outbox
     #: pump in per-organisation rounds instead of all at once (fairness between tenants).
     direct_enqueue_limit: int = Field(default=1000, ge=0)

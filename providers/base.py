@@ -110,6 +110,25 @@ class NoSettings(Settings):
     pass
 
 
+class RateLimitSettings(Settings):
+    """Settings of a provider whose pace belongs to the account or the sender (a phone number's
+    messages per second): each integration may set its own rate, which replaces the provider's
+    ``rate_limit_per_second``."""
+
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+
+
+class LongBody(enum.Enum):
+    """What the dispatcher does with a body longer than the provider's ``max_body_length``."""
+
+    #: The API rejects it: the next integration whose limits fit is tried, else the delivery fails.
+    REFUSE = "refuse"
+    #: The API cuts it itself: the dispatcher cuts it first, ending it with an ellipsis.
+    TRUNCATE = "truncate"
+    #: The API splits it into several messages itself: it is sent as it is.
+    SPLIT = "split"
+
+
 CredentialsT = TypeVar("CredentialsT", bound=Credentials)
 SettingsT = TypeVar("SettingsT", bound=Settings)
 
@@ -124,9 +143,14 @@ class Provider(ABC, Generic[CredentialsT, SettingsT]):
     credentials_model: ClassVar[type[Credentials]]
     settings_model: ClassVar[type[Settings]] = NoSettings
 
-    # Limits and capabilities the dispatcher reads instead of hard-coding per provider.
+    # Limits and capabilities the dispatcher reads instead of hard-coding per provider
+    # (dispatcher.sending.limits and dispatcher.sending.rate_limit enforce them).
+    #: Characters of ``Message.body`` the API takes; ``long_body`` says what happens beyond.
     max_body_length: ClassVar[int | None] = None
+    long_body: ClassVar[LongBody] = LongBody.REFUSE
+    #: Attachments one message may carry; a message with more is not sent through it.
     max_attachments: ClassVar[int] = 0
+    #: Whether the HTML part is sent; without it the provider is handed the text part only.
     supports_html: ClassVar[bool] = False
     returns_message_id: ClassVar[bool] = False
     supports_idempotency_key: ClassVar[bool] = False

@@ -20,6 +20,7 @@ from providers.base import (
     Credentials,
     Message,
     Provider,
+    RateLimitSettings,
     SendResult,
     Settings,
 )
@@ -78,7 +79,7 @@ class FakeProvider(Provider[FakeCredentials, FakeSettings]):
         return SendResult(provider_message_id=f"fake-{len(self.sent)}", status_code=200)
 
 
-class FakeHttpSettings(Settings):
+class FakeHttpSettings(RateLimitSettings):
     url: str
 
 

@@ -26,7 +26,15 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
+from providers.base import (
+    ChannelType,
+    Credentials,
+    LongBody,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
 from providers.chat_webhook import (
     GONE_STATUSES,
     Destination,
@@ -94,6 +102,7 @@ class MattermostProvider(Provider[MattermostCredentials, MattermostSettings]):
     settings_model: ClassVar[type[Settings]] = MattermostSettings
     #: Posts take up to 16383 characters; longer text is split into several posts.
     max_body_length: ClassVar[int | None] = 16_383
+    long_body: ClassVar[LongBody] = LongBody.SPLIT
 
     async def send(
         self,

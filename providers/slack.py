@@ -31,6 +31,7 @@ from providers.base import (
     ChannelType,
     CheckResult,
     Credentials,
+    LongBody,
     Message,
     Provider,
     SendResult,
@@ -148,6 +149,7 @@ class SlackProvider(Provider[SlackCredentials, SlackSettings]):
     returns_message_id: ClassVar[bool] = True
     #: "Provide no more than 40,000 characters or risk truncation."
     max_body_length: ClassVar[int | None] = 40_000
+    long_body: ClassVar[LongBody] = LongBody.TRUNCATE
 
     async def send(
         self,

@@ -23,7 +23,15 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
+from providers.base import (
+    ChannelType,
+    Credentials,
+    LongBody,
+    Message,
+    Provider,
+    SendResult,
+    Settings,
+)
 from providers.chat_webhook import (
     compose_text,
     passthrough,
@@ -76,7 +84,9 @@ class SlackWebhookProvider(Provider[SlackWebhookCredentials, SlackWebhookSetting
     channel: ClassVar[ChannelType] = ChannelType.CHAT
     credentials_model: ClassVar[type[Credentials]] = SlackWebhookCredentials
     settings_model: ClassVar[type[Settings]] = SlackWebhookSettings
+    #: Like chat.postMessage: "no more than 40,000 characters or risk truncation".
     max_body_length: ClassVar[int | None] = 40_000
+    long_body: ClassVar[LongBody] = LongBody.TRUNCATE
     #: "Incoming webhooks ... allow 1 message per second" (rate limits page).
     rate_limit_per_second: ClassVar[float | None] = 1.0
 

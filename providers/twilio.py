@@ -24,6 +24,7 @@ from providers.base import (
     Credentials,
     Message,
     Provider,
+    RateLimitSettings,
     SendResult,
     Settings,
 )
@@ -62,7 +63,10 @@ class TwilioCredentials(Credentials):
     auth_token: SecretStr
 
 
-class TwilioSettings(Settings):
+class TwilioSettings(RateLimitSettings):
+    """``rate_limit_per_second`` paces the sender: a US long code sends one segment a second,
+    a toll-free number three, a short code a hundred (Twilio queues what goes beyond)."""
+
     #: A Twilio phone number (E.164), short code or alphanumeric sender id.
     from_number: str | None = None
     #: A Messaging Service (``MG...``) to send from, instead of or as well as ``from_number``.

@@ -2,10 +2,18 @@
 
 A :class:`Redactor` knows two things: secret *values* the process has handled (credentials
 decrypted for a send, registered with :meth:`Redactor.add` or :meth:`Redactor.add_from`),
-which are replaced wherever they appear; and secret *field names* (``api_key``, ``password``,
-any name containing ``secret``, ``token``, ``password`` or ``key``, ...), whose values are
-masked in data and in ``name=value`` or ``"name": "value"`` text. Bearer and Basic
-credentials in text are masked too.
+which are replaced wherever they appear, as they are and as URLs and JSON spell them; and secret
+*field names* (``api_key``, ``password``, any name containing ``secret``, ``token``,
+``password`` or ``key``, ...), whose values are masked in data and in ``name=value`` or
+``"name": "value"`` text. Bearer and Basic credentials in text are masked too.
+
+A long-lived worker decrypts every tenant's credentials in turn, so the values it remembers are
+bounded: values registered inside :meth:`Redactor.scope` (a batch, a probe run) belong to that
+scope, a context variable, so they are seen by the scope's own tasks and threads of control and
+dropped when it ends; the last :data:`RECENT_SECRETS` values (from ended scopes, or registered
+outside any) are kept a while longer, so a late log line about them is still masked. Masking a
+record looks each known spelling up with ``in`` and replaces those present, longest first: no
+pattern is compiled per secret, and the cost per record is bounded by what is retained.
 
 :func:`install_log_redaction` puts a :class:`RedactingFilter` on the root logger's handlers.
 """
@@ -16,7 +24,10 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -25,6 +36,8 @@ from pydantic import SecretStr
 MASK = "***"
 #: Shorter values are not registered: masking them would garble ordinary text.
 MIN_SECRET_LENGTH = 6
+#: Values kept after their scope ended (or registered outside any), most recent first.
+RECENT_SECRETS = 64
 
 _SECRET_NAME_PARTS = (
     "secret",
@@ -62,9 +75,32 @@ def is_secret_field(name: str) -> bool:
     return normal in _SECRET_NAMES or any(part in normal for part in _SECRET_NAME_PARTS)
 
 
-def _spellings(value: str) -> set[str]:
+def _spellings(value: str) -> tuple[str, ...]:
     # The same secret as it appears in URLs and JSON documents.
-    return {value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1]}
+    forms = (value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1])
+    return tuple(dict.fromkeys(forms))
+
+
+def _registrable(values: Iterable[str | SecretStr]) -> dict[str, tuple[str, ...]]:
+    plain = (v.get_secret_value() if isinstance(v, SecretStr) else v for v in values)
+    return {value: _spellings(value) for value in plain if len(value) >= MIN_SECRET_LENGTH}
+
+
+class _Scope:
+    """The values registered while one scope is current; the spellings of each."""
+
+    def __init__(self, owner: Redactor, parent: _Scope | None) -> None:
+        self.owner = owner
+        self.parent = parent
+        self.values: dict[str, tuple[str, ...]] = {}
+        self.spellings: frozenset[str] = frozenset()
+
+    def add(self, values: dict[str, tuple[str, ...]]) -> None:
+        self.values.update(values)
+        self.spellings = frozenset(s for spellings in self.values.values() for s in spellings)
+
+
+_CURRENT_SCOPE: ContextVar[_Scope | None] = ContextVar("redaction_scope", default=None)
 
 
 class Redactor:
@@ -72,41 +108,80 @@ class Redactor:
 
     def __init__(self, values: Iterable[str | SecretStr] = ()) -> None:
         self._lock = threading.Lock()
-        self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self.add(*values)
+        # Values given here are kept for the redactor's life; later ones are bounded (above).
+        self._pinned: frozenset[str] = frozenset(
+            s for spellings in _registrable(values).values() for s in spellings
+        )
+        self._recent: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._kept: frozenset[str] = self._pinned
 
     def add(self, *values: str | SecretStr) -> None:
-        """Remember secret values; those shorter than :data:`MIN_SECRET_LENGTH` are ignored."""
-        plain = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in values]
-        fresh = {
-            spelling
-            for value in plain
-            if len(value) >= MIN_SECRET_LENGTH
-            for spelling in _spellings(value)
-        }
+        """Remember secret values, in the current scope if there is one; those shorter than
+        :data:`MIN_SECRET_LENGTH` are ignored."""
+        fresh = _registrable(values)
+        if not fresh:
+            return
+        scope = self._scope()
+        if scope is not None:
+            scope.add(fresh)
+        else:
+            self._keep(fresh)
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """Values added inside are masked inside (in this context and the tasks it starts),
+        then join the few recent values kept after it."""
+        scope = _Scope(self, self._scope())
+        token = _CURRENT_SCOPE.set(scope)
+        try:
+            yield
+        finally:
+            _CURRENT_SCOPE.reset(token)
+            self._keep(scope.values)
+
+    def retained(self) -> int:
+        """How many spellings of secret values this redactor holds outside any scope."""
+        return len(self._kept)
+
+    def _scope(self) -> _Scope | None:
+        scope = _CURRENT_SCOPE.get()
+        while scope is not None and scope.owner is not self:
+            scope = scope.parent
+        return scope
+
+    def _keep(self, values: dict[str, tuple[str, ...]]) -> None:
         with self._lock:
-            if fresh <= self._values:
-                return
-            self._values |= fresh
-            # Longest first, so a secret containing another is masked whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(value) for value in ordered))
+            for value, spellings in values.items():
+                self._recent[value] = spellings
+                self._recent.move_to_end(value)
+            while len(self._recent) > RECENT_SECRETS:
+                self._recent.popitem(last=False)
+            self._kept = self._pinned.union(*self._recent.values())
+
+    def _known(self) -> Iterator[str]:
+        yield from self._kept
+        scope = self._scope()
+        while scope is not None:
+            if scope.owner is self:
+                yield from scope.spellings
+            scope = scope.parent
 
     def add_from(self, data: Any) -> None:
         """Remember every string in ``data`` (e.g. a decrypted credentials object)."""
         self.add(*_strings(data))
 
     def clear(self) -> None:
+        """Forget every value held outside a scope (scopes keep theirs until they end)."""
         with self._lock:
-            self._values = set()
-            self._pattern = None
+            self._pinned = frozenset()
+            self._recent.clear()
+            self._kept = frozenset()
 
     def redact_text(self, text: str) -> str:
         """``text`` with known values, secret ``name=value`` pairs and bearer tokens masked."""
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
+        # Longest first, so a secret containing another is masked whole.
+        for spelling in sorted({s for s in self._known() if s in text}, key=len, reverse=True):
+            text = text.replace(spelling, MASK)
         text = _ASSIGNMENT.sub(_mask_named_value, text)
         text = _QUOTED_PAIR.sub(_mask_named_value, text)
         return _AUTH_SCHEME.sub(lambda match: f"{match['scheme']} {MASK}", text)
@@ -134,7 +209,7 @@ class Redactor:
         return _same_kind(data, items)
 
     def __repr__(self) -> str:
-        return f"Redactor({len(self._values)} known values)"
+        return f"Redactor({len(self._kept)} known spellings)"
 
 
 def _same_kind(original: Iterable[Any], items: list[Any]) -> Any:

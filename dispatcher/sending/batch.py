@@ -22,6 +22,7 @@ from dispatcher.runtime.resources import database
 from dispatcher.sending.circuit import CircuitStore, MemoryCircuitStore, RedisCircuitStore
 from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
 from dispatcher.sending.plan import build_jobs, load
+from dispatcher.sending.rate_limit import Pacer, RateStore, RedisRateStore, local_rate_store
 from dispatcher.sending.rendering import TemplateRenderer
 from dispatcher.sending.store import (
     BatchReport,
@@ -68,6 +69,18 @@ def circuit_store() -> CircuitStore:
     )
 
 
+@lru_cache(maxsize=1)
+def rate_store() -> RateStore:
+    url = get_settings().resolved_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return RedisRateStore(redis.Redis.from_url(url, socket_timeout=5))
+    return local_rate_store()
+
+
+#: Seconds of the send lease kept free of rate-limit waits, for the requests and the write-back.
+LEASE_MARGIN = 5.0
+
+
 def policy(settings: Settings) -> Policy:
     return Policy(
         max_attempts_per_integration=settings.max_attempts_per_integration,
@@ -77,6 +90,10 @@ def policy(settings: Settings) -> Policy:
         circuit_cooldown=settings.circuit_cooldown,
         concurrency_per_integration=settings.send_concurrency_per_integration,
         url_allowlist=tuple(settings.url_allowlist),
+        max_rate_wait=min(
+            settings.rate_limit_max_wait,
+            max(0.0, settings.send_lease - settings.send_timeout - LEASE_MARGIN),
+        ),
     )
 
 
@@ -104,7 +121,11 @@ def process_batch(raw_ids: list[str], settings: Settings | None = None) -> Batch
     runtime = sending_runtime()
     outcomes: dict[uuid.UUID, Outcome] = {}
     if to_send:
-        outcomes = runtime.run(BatchSender(runtime, policy(settings), circuit).send_all(to_send))
+        rules = policy(settings)
+        sender = BatchSender(
+            runtime, rules, circuit, Pacer(rate_store(), max_wait=rules.max_rate_wait)
+        )
+        outcomes = runtime.run(sender.send_all(to_send))
     for job in jobs:
         if job.decided is not None:
             outcomes[job.delivery_id] = Outcome(status=job.decided[0], reason=job.decided[1])

@@ -11,6 +11,12 @@ Per job, integrations are tried in order. A provider answer decides what happens
 
 Integrations whose circuit is open are passed over; if only such integrations are left, the
 delivery waits for the cool-down instead of failing.
+
+Before any request, the message is fitted to the provider's declared limits
+(:mod:`~dispatcher.sending.limits`): an integration it does not fit is passed over, and the
+delivery fails with the reason only when none fits. A send to a rate-limited integration takes
+its turn (:mod:`~dispatcher.sending.rate_limit`); when the turn is beyond the batch, the delivery
+is retried then, with no attempt counted.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ from pydantic import ValidationError
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.sending.backoff import retry_delay
+from dispatcher.sending.limits import fitting
 from dispatcher.sending.plan import Candidate, Job
+from dispatcher.sending.rate_limit import Deferred, Pacer, local_rate_store, send_rate
 from dispatcher.sending.url_guard import UnsafeDestinationError, check_destination_async
 from models import AttemptOutcome, ChannelType, DeliveryStatus
 from models.types import utcnow
-from providers.base import secret_values
+from providers.base import Message, secret_values
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.registry import AnyProvider, UnknownProviderError
 
@@ -78,6 +86,8 @@ class Policy:
     circuit_cooldown: float
     concurrency_per_integration: int
     url_allowlist: tuple[str, ...] = ()
+    #: Seconds a batch may wait for rate-limited integrations' turns; later turns are retried.
+    max_rate_wait: float = 0.0
 
 
 class CircuitView:
@@ -135,10 +145,17 @@ def classify(error: Exception) -> tuple[AttemptOutcome, int | None, str]:
 
 
 class BatchSender:
-    def __init__(self, runtime: SendingRuntime, policy: Policy, circuit: CircuitView) -> None:
+    def __init__(
+        self,
+        runtime: SendingRuntime,
+        policy: Policy,
+        circuit: CircuitView,
+        pacer: Pacer | None = None,
+    ) -> None:
         self.runtime = runtime
         self.policy = policy
         self.circuit = circuit
+        self.pacer = pacer or Pacer(local_rate_store(), max_wait=policy.max_rate_wait)
         self._semaphores: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(policy.concurrency_per_integration)
         )
@@ -148,15 +165,20 @@ class BatchSender:
         self._refused: dict[str, str] = {}
 
     async def send_all(self, jobs: list[Job]) -> dict[uuid.UUID, Outcome]:
-        outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
+        # The credentials decrypted for this batch are masked in its errors and log lines, then
+        # forgotten (but for the last few): a long-lived worker meets every tenant's secrets.
+        with default_redactor.scope():
+            outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
         return {job.delivery_id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
 
-    async def send_one(self, job: Job) -> Outcome:
+    async def send_one(self, job: Job) -> Outcome:  # noqa: PLR0912 - the docstring's table
+        assert job.message is not None
         outcome = Outcome(status=DeliveryStatus.FAILED)
         total = job.attempts
-        last_error = "all integrations failed"
+        fitted, refusal = fitting(job.candidates, job.message)
+        last_error = refusal or "all integrations failed"
         waited_on_circuit = unreadable = False
-        for candidate in job.candidates:
+        for candidate, message in fitted:
             used = job.attempts_by_integration.get(candidate.integration_id, 0)
             if (
                 candidate.integration_id in job.burned
@@ -172,10 +194,12 @@ class BatchSender:
             if total >= self.policy.max_attempts_per_delivery:
                 last_error = f"gave up after {total} attempts: {last_error}"
                 break
-            tried = await self._attempt(job, candidate)
+            tried = await self._attempt(job, candidate, message)
             if tried is None:
                 waited_on_circuit = True
                 continue
+            if isinstance(tried, Deferred):
+                return _deferred(outcome, candidate, tried)
             attempt, result, error = tried
             total += 1
             outcome.attempts.append(attempt)
@@ -219,11 +243,11 @@ class BatchSender:
         return outcome
 
     async def _attempt(
-        self, job: Job, candidate: Candidate
-    ) -> tuple[Attempt, str | None, Exception | None] | None:
+        self, job: Job, candidate: Candidate, message: Message
+    ) -> tuple[Attempt, str | None, Exception | None] | Deferred | None:
         """The attempt, its message id and its error; None when the integration's circuit
-        opened while this send waited for its turn (nothing was sent)."""
-        assert job.message is not None
+        opened while this send waited for its turn, Deferred when its rate limit has no turn
+        for it in this batch (nothing was sent either way)."""
         started = time.perf_counter()
         started_at = utcnow()
         error: Exception | None = None
@@ -236,7 +260,11 @@ class BatchSender:
             async with self._semaphores[candidate.integration_id]:
                 if candidate.integration_id in self.circuit.open_ids:
                     return None
-                result = await provider.send(job.message, credentials, settings, client)
+                rate = send_rate(type(provider), settings)
+                deferred = await self.pacer.turn(candidate.integration_id, rate)
+                if deferred is not None:
+                    return deferred
+                result = await provider.send(message, credentials, settings, client)
             message_id, status_code = result.provider_message_id, result.status_code
         except Exception as exc:
             error = IntegrationError(candidate.provider, str(exc)) if _is_lookup(exc) else exc
@@ -302,6 +330,13 @@ class BatchSender:
 #: Integration settings that name a destination URL.
 GUARDED_SETTINGS = ("url", "base_url")
 GUARDED_CHANNELS = frozenset({ChannelType.WEBHOOK, ChannelType.CHAT})
+
+
+def _deferred(outcome: Outcome, candidate: Candidate, deferred: Deferred) -> Outcome:
+    """Retried once the integration's rate has a turn for it: no attempt, no fallback."""
+    outcome.status, outcome.delay = DeliveryStatus.RETRYING, deferred.delay
+    outcome.reason = f"{candidate.provider}: waiting for the integration's rate limit"
+    return outcome
 
 
 def _is_lookup(error: Exception) -> bool:

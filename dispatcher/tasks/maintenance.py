@@ -267,7 +267,8 @@ async def _check_all(
         async with limit:
             return await _check(runtime, item, allow)
 
-    return list(await asyncio.gather(*(bounded(item) for item in probes)))
+    with default_redactor.scope():
+        return list(await asyncio.gather(*(bounded(item) for item in probes)))
 
 
 async def _check(runtime: SendingRuntime, item: _Probe, allow: tuple[str, ...]) -> bool | None:

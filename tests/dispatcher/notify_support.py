@@ -36,8 +36,10 @@ def wire(
     names: tuple[str, ...] = ("primary", "secondary"),
     channel: str = "email",
     behaviours: dict[str, dict[str, Any]] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> Wiring:
-    """One fake_http integration per name, in that order of preference, each on its own path."""
+    """One fake_http integration per name, in that order of preference, each on its own path;
+    ``settings`` adds to an integration's settings by name."""
     wiring = Wiring(organisation_id, {}, {})
     for position, name in enumerate(names):
         path = f"{organisation_id.hex[:12]}-{channel}-{name}"
@@ -49,7 +51,7 @@ def wire(
             {
                 "name": name, "provider": "fake_http", "channel_type": channel,
                 "credentials": {"api_key": f"SECRET-{name}-key"},
-                "settings": {"url": f"{fake.url}/{path}"},
+                "settings": {"url": f"{fake.url}/{path}", **(settings or {}).get(name, {})},
                 "is_primary": position == 0, "priority": position,
             },
         )  # fmt: skip

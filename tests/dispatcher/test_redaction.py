@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +15,7 @@ from pydantic import SecretStr
 
 from dispatcher.observability.redaction import (
     MASK,
+    RECENT_SECRETS,
     RedactingFilter,
     Redactor,
     default_redactor,
@@ -247,3 +251,74 @@ def test_a_formatter_preferring_exc_info_gets_the_redacted_traceback(redactor: R
     rendered = ExcInfoFirst().format(record)
     assert f"RuntimeError: refused {MASK}" in rendered
     assert API_KEY not in rendered
+
+
+def test_values_registered_in_a_scope_are_masked_in_its_tasks_and_then_forgotten() -> None:
+    redactor = Redactor()
+
+    async def send(secret: str) -> str:
+        redactor.add(secret)
+        await asyncio.sleep(0)
+        return redactor.redact_text(f"refused {secret}")
+
+    async def batch() -> list[str]:
+        with redactor.scope():
+            return list(await asyncio.gather(send("tenant-a-secret"), send("tenant-b-secret")))
+
+    assert asyncio.run(batch()) == [f"refused {MASK}", f"refused {MASK}"]
+    # Kept among the recent few after the scope, so a late line about the batch is masked.
+    assert redactor.redact_text("tenant-a-secret") == MASK
+    for n in range(RECENT_SECRETS):
+        with redactor.scope():
+            redactor.add(f"later-secret-{n:05d}")
+    assert redactor.redact_text("tenant-a-secret") == "tenant-a-secret"
+
+
+def test_every_spelling_of_a_scoped_value_is_masked() -> None:
+    redactor = Redactor()
+    with redactor.scope():
+        redactor.add(PASSWORD, QUOTED)
+        assert redactor.redact_text("p=correct%20horse%20battery") == f"p={MASK}"
+        assert redactor.redact_text("p=correct+horse+battery") == f"p={MASK}"
+        assert redactor.redact_text('{"n": "quote\\"d-secret"}') == f'{{"n": "{MASK}"}}'
+        assert redactor.redact_text("x correct horse battery y") == f"x {MASK} y"
+
+
+def test_a_long_lived_worker_retains_a_bounded_set_of_secrets() -> None:
+    """10,000 tenants' secrets over successive batches: what is retained, the memory held and
+    the cost of a record stay where they were after the first few."""
+    redactor = Redactor()
+    record = "provider answered 401 for delivery 7f3a: invalid credentials " * 3
+
+    def batches(count: int, start: int) -> None:
+        for n in range(start, start + count):
+            with redactor.scope():
+                redactor.add(f"tenant-{n:05d}-api-key", SecretStr(f"tenant-{n:05d}-token/x"))
+                redactor.redact_text(record)
+
+    def per_record() -> float:
+        started = time.perf_counter()
+        for _ in range(200):
+            redactor.redact_text(record)
+        return (time.perf_counter() - started) / 200
+
+    batches(10, 0)
+    after_ten, cost_at_ten = redactor.retained(), per_record()
+    tracemalloc.start()
+    try:
+        batches(1_000, 10)
+        held_at_thousand = tracemalloc.get_traced_memory()[0]
+        batches(9_000, 1_010)
+        held_at_ten_thousand = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    cost_at_ten_thousand = per_record()
+    print(
+        f"per record: {cost_at_ten * 1e6:.1f} us at 10 secrets, "
+        f"{cost_at_ten_thousand * 1e6:.1f} us at 10,000; "
+        f"retained spellings {after_ten} -> {redactor.retained()}; "
+        f"memory growth 1,000 -> 10,000 batches: {held_at_ten_thousand - held_at_thousand} B"
+    )
+    # Two values of up to four spellings each per batch, the last RECENT_SECRETS values kept.
+    assert redactor.retained() <= RECENT_SECRETS * 4
+    assert held_at_ten_thousand - held_at_thousand < 64 * 1024

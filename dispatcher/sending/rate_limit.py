@@ -1,0 +1,179 @@
+"""A send rate per integration, shared by every worker process on every machine through Redis.
+
+The algorithm is GCRA, the generic cell rate algorithm (as in redis-cell and ``throttled``): each
+integration keeps one number, its theoretical arrival time (TAT), the moment at which its next
+send would be exactly on pace. A send at ``now`` may go at ``max(now, TAT - tolerance)``, and
+reserving it moves the TAT on by one emission interval (``1 / rate``). Why this one:
+
+* one round trip per send: the whole decision is one Lua script (``EVALSHA``), atomic in Redis,
+  so concurrent workers can neither both take the same slot nor undercount;
+* nothing refills in the background: the state is a timestamp, not a bucket of tokens, and its
+  key expires once the integration is idle again;
+* exact under concurrency, with bursts bounded: over any window of ``w`` seconds at most
+  ``rate * w + burst`` sends are granted (a token bucket gives the same bound but needs two
+  fields and a refill computation; a fixed window lets twice the rate through at its edges);
+* the clock is Redis's own (``TIME``), so the machines' clocks never disagree about the pace.
+
+A send that would have to wait longer than the caller allows reserves nothing: it learns how long
+it would have waited and is retried that much later, so deferred sends do not hold slots.
+
+The store is advisory: if Redis cannot be reached, the batch says so once in the log and sends
+without pacing, as the circuit breaker does. On the embedded default (no Redis) the pace is kept
+per process, which is exact for a single worker process.
+
+The Redis client is the synchronous one: one short round trip per paced send, and only
+integrations whose provider declares a rate make it (a few to a hundred sends a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import redis
+
+from providers.base import RateLimitSettings, Settings
+from providers.registry import AnyProvider
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "dispatcher:rate:"
+#: Sends an idle integration may make at once. One: a provider's "4 per second" is kept in any
+#: window, not only on average.
+BURST = 1
+
+
+def send_rate(provider: type[AnyProvider], settings: Settings) -> float | None:
+    """Sends per second an integration may make: its own setting where its provider takes one,
+    else what the provider declares; ``None`` is no limit."""
+    if isinstance(settings, RateLimitSettings) and settings.rate_limit_per_second is not None:
+        return settings.rate_limit_per_second
+    return provider.rate_limit_per_second
+
+
+class RateStore(Protocol):
+    def reserve(self, key: str, rate: float, max_wait: float) -> tuple[bool, float]:
+        """Reserve the next send slot of ``key`` if it starts within ``max_wait`` seconds.
+
+        Returns ``(True, wait)`` when reserved: send after ``wait`` seconds; or ``(False,
+        wait)`` when not: the slot would have started in ``wait`` seconds."""
+
+
+#: KEYS[1]: the TAT key (microseconds). ARGV: emission interval, tolerance and the longest wait
+#: accepted, all in microseconds. Returns {1 reserved | 0 not, wait in microseconds}.
+_GCRA_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait < 0 then wait = 0 end
+if wait > tonumber(ARGV[3]) then return {0, wait} end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat),
+           'PX', math.ceil((next_tat - now) / 1000) + 1)
+return {1, wait}
+"""
+
+MICROSECONDS = 1_000_000
+
+
+def _cell(rate: float) -> tuple[float, float]:
+    """Emission interval and burst tolerance, in seconds."""
+    interval = 1.0 / rate
+    return interval, interval * (BURST - 1)
+
+
+class RedisRateStore:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        # EVALSHA, loading the script again if the server forgot it (a restart, SCRIPT FLUSH).
+        self._script = client.register_script(_GCRA_SCRIPT)
+
+    def reserve(self, key: str, rate: float, max_wait: float) -> tuple[bool, float]:
+        interval, tolerance = _cell(rate)
+        reserved, wait = self._script(
+            keys=[KEY_PREFIX + key],
+            args=[
+                math.ceil(interval * MICROSECONDS),
+                math.floor(tolerance * MICROSECONDS),
+                math.floor(max_wait * MICROSECONDS),
+            ],
+        )
+        return bool(reserved), int(wait) / MICROSECONDS
+
+
+class MemoryRateStore:
+    """The same algorithm for one process; idle integrations are forgotten as it grows."""
+
+    PRUNE_ABOVE = 1024
+
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str, rate: float, max_wait: float) -> tuple[bool, float]:
+        interval, tolerance = _cell(rate)
+        with self._lock:
+            now = time.monotonic()
+            tat = max(self._tat.get(key, now), now)
+            wait = max(0.0, tat - tolerance - now)
+            if wait > max_wait:
+                return False, wait
+            if len(self._tat) >= self.PRUNE_ABOVE:
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+            self._tat[key] = tat + interval
+            return True, wait
+
+
+@lru_cache(maxsize=1)
+def local_rate_store() -> MemoryRateStore:
+    """The pace of this process's integrations, kept from batch to batch."""
+    return MemoryRateStore()
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The integration's pace has no turn for this send in the batch: retry after ``delay``."""
+
+    delay: float
+
+
+class Pacer:
+    """A batch's view of the shared pace: every send to a rate-limited integration takes its
+    turn here, waiting on the event loop when the turn comes before the batch's deadline."""
+
+    def __init__(self, store: RateStore, *, max_wait: float) -> None:
+        self.store = store
+        # Waits are bounded by the batch, not per send: sends that take their turn one after
+        # the other would otherwise keep a batch (and its lease) going for as long as they last.
+        self.deadline = time.monotonic() + max(0.0, max_wait)
+        self._advisory = False
+
+    async def turn(self, integration_id: uuid.UUID, rate: float | None) -> Deferred | None:
+        """``None`` once the send may go; else when to retry it (nothing was reserved)."""
+        if rate is None or self._advisory:
+            return None
+        allowed = max(0.0, self.deadline - time.monotonic())
+        try:
+            reserved, wait = self.store.reserve(str(integration_id), rate, allowed)
+        except redis.RedisError as exc:
+            logger.warning(
+                "rate limit store unavailable (%s): this batch sends unpaced", type(exc).__name__
+            )
+            self._advisory = True
+            return None
+        if not reserved:
+            return Deferred(wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return None
