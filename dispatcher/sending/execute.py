@@ -36,7 +36,6 @@ from dispatcher.sending.url_guard import DestinationGuard, UnsafeDestinationErro
 from models import AttemptOutcome, ChannelType, DeliveryStatus
 from models.types import utcnow
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.registry import UnknownProviderError
 
 MAX_ERROR_LENGTH = 500
 #: Seconds a provider's ``Retry-After`` may hold an integration's circuit open, at most.
@@ -271,7 +270,7 @@ class BatchSender:
                 )
             message_id, status_code = result.provider_message_id, result.status_code
         except Exception as exc:
-            error = IntegrationError(candidate.provider, str(exc)) if _is_lookup(exc) else exc
+            error = exc
         latency = (time.perf_counter() - started) * 1000
         if error is None:
             attempt = Attempt(
@@ -314,7 +313,3 @@ class BatchSender:
 
 
 GUARDED_CHANNELS = frozenset({ChannelType.WEBHOOK, ChannelType.CHAT})
-
-
-def _is_lookup(error: Exception) -> bool:
-    return isinstance(error, UnknownProviderError)

@@ -34,7 +34,7 @@ from providers.registry import AnyProvider, UnknownProviderError, default_regist
 GUARDED_SETTINGS = ("url", "base_url")
 
 #: Why credentials that cannot be decrypted are not used.
-UNREADABLE = "stored credentials cannot be decrypted with this worker's keys"
+UNREADABLE = "stored credentials cannot be decrypted with this process's keys"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dispatcher.sending.integrations import Candidate, load_candidate, prepare
 from dispatcher.sending.url_guard import DestinationGuard
 from models import Integration, IntegrationStatus
 from models.types import utcnow
-from providers.errors import ProviderError
+from providers.errors import IntegrationError, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,11 @@ async def _check(
     integration_id = candidate.integration_id
     try:
         prepared = await prepare(candidate, guard, runtime)
+    except IntegrationError as exc:
+        # The reasons of a refused preparation are the dispatcher's own: no provider text.
+        logger.warning("integration %s: not probed: %s", integration_id, exc.reason)
+        return False
+    try:
         answer = await asyncio.wait_for(
             prepared.provider.check(prepared.credentials, prepared.settings, prepared.client),
             PROBE_TIMEOUT,

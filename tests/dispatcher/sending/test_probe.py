@@ -43,12 +43,21 @@ def in_error(organisation_id: uuid.UUID, url: str) -> uuid.UUID:
 
 
 def test_the_probe_refuses_what_sending_refuses_and_admits_the_allow_list(
-    organisation_id: uuid.UUID, outside: ScriptedServer, settings_env: Callable[..., None]
+    organisation_id: uuid.UUID,
+    outside: ScriptedServer,
+    settings_env: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     integration_id = in_error(organisation_id, outside.route("/check", Route(200, "{}")))
-    report = probe()
+    with caplog.at_level(logging.WARNING):
+        report = probe()
     assert str(integration_id) in report.failing
     assert outside.seen == []
+    # The reason a send through it records (tests/dispatcher/test_cli_integrations.py).
+    assert (
+        f"integration {integration_id}: not probed: settings.url refused: host '127.0.0.2' is "
+        "a loopback address" in caplog.text
+    )
     assert fetch(Integration, integration_id).status is IntegrationStatus.ERROR
 
     settings_env(url_allowlist="127.0.0.1,127.0.0.2")
