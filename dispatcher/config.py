@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     #: Exponential backoff: base * 2**(attempt-1), capped, with full jitter; seconds.
     retry_base_delay: float = Field(default=2.0, ge=0)
     retry_max_delay: float = Field(default=300.0, ge=0)
+    #: Seconds of a provider's ``Retry-After`` a delivery waits for at most: a longer pause makes
+    #: the integration unavailable for the delivery (the next one is tried, or the delivery
+    #: waits this long).
+    retry_after_cap: float = Field(default=300.0, ge=0)
     #: A retry due sooner than this is re-enqueued with a Celery countdown; later ones are left
     #: to the outbox sweeper (no long ETAs held in worker memory).
     retry_countdown_limit: float = Field(default=30.0, ge=0)

@@ -13,7 +13,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,21 @@ def fake_provider() -> Iterator[Any]:
     server = FakeProviderServer(seed=7).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set ``DISPATCHER_*`` variables for one test; the settings are read again."""
+    from dispatcher.config import reset_settings
+
+    def apply(**values: Any) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"DISPATCHER_{name.upper()}", str(value))
+        reset_settings()
+
+    yield apply
+    monkeypatch.undo()
+    reset_settings()
 
 
 @pytest.fixture

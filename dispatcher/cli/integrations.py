@@ -7,7 +7,6 @@ prints a credential: listings leave them out and every message names fields, nev
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterable
@@ -15,30 +14,27 @@ from typing import IO, Any, NoReturn
 
 import click
 import httpx
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy import select
 
+from dispatcher.config import get_settings
 from dispatcher.errors import ActionArgumentsError, DispatcherError
 from dispatcher.producer import enqueue_action
 from dispatcher.results import Err
+from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.resources import database, ensure_ready
-from models import ChannelType, Integration, KeyRingError, Organisation
-from providers import CheckResult, ProviderError, UnknownProviderError, default_registry
+from dispatcher.sending.integrations import Candidate, Prepared, load_candidate, prepare
+from dispatcher.sending.url_guard import DestinationGuard
+from models import ChannelType, Integration, Organisation
+from providers import CheckResult, IntegrationError, ProviderError
 from providers.base import secret_values
-from providers.registry import AnyProvider
 
 CHANNELS = tuple(channel.value for channel in ChannelType)
 
 #: Seconds: a credentials check is interactive, so it gives up long before a send would.
-CHECK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-def check_client(provider_class: type[AnyProvider]) -> httpx.AsyncClient:
-    """The HTTP client ``integrations test`` hands to a provider's ``check()``."""
-    return httpx.AsyncClient(timeout=CHECK_TIMEOUT, http2=provider_class.requires_http2)
+CHECK_TIMEOUT = 10.0
 
 
 def fail(message: str) -> NoReturn:
@@ -54,13 +50,6 @@ def _json_object(option: str, text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         fail(f"{option} must be a JSON object")
     return value
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or '(object)'}: {item['msg']}"
-        for item in error.errors(include_input=False, include_url=False)
-    )
 
 
 def _arguments_error(error: ActionArgumentsError) -> str:
@@ -224,21 +213,22 @@ def list_integrations(organisation_id: uuid.UUID) -> None:
         click.echo("no integrations")
 
 
-def _load(organisation_id: uuid.UUID, integration_id: uuid.UUID) -> Integration:
+def _candidate(organisation_id: uuid.UUID, integration_id: uuid.UUID) -> Candidate:
     try:
         ensure_ready()
         with database().session() as session:
-            integration = session.scalars(
-                select(Integration).where(
-                    Integration.id == integration_id,
-                    Integration.organisation_id == organisation_id,
-                )
-            ).one_or_none()
-    except (DispatcherError, KeyRingError) as exc:
+            candidate = load_candidate(session, integration_id, organisation_id)
+    except DispatcherError as exc:
         fail(f"cannot read the integration: {exc}")
-    if integration is None:
+    if candidate is None:
         fail(f"no integration {integration_id} in organisation {organisation_id}")
-    return integration
+    return candidate
+
+
+def check_runtime() -> SendingRuntime:
+    """What ``integrations test`` calls the provider through: the worker's HTTP client factory,
+    with the short timeouts of an interactive check."""
+    return SendingRuntime(timeout=CHECK_TIMEOUT, max_connections=4)
 
 
 def _redacted(text: str, secrets: Iterable[str]) -> str:
@@ -248,11 +238,8 @@ def _redacted(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-async def _check(
-    provider: AnyProvider, provider_class: type[AnyProvider], credentials: Any, settings: Any
-) -> CheckResult | None:
-    async with check_client(provider_class) as client:
-        return await provider.check(credentials, settings, client)
+async def _check(prepared: Prepared) -> CheckResult | None:
+    return await prepared.provider.check(prepared.credentials, prepared.settings, prepared.client)
 
 
 @integrations.command("test")
@@ -261,35 +248,31 @@ async def _check(
 def check_integration(integration_id: uuid.UUID, organisation_id: uuid.UUID) -> None:
     """Check an integration's credentials.
 
-    Validates the stored credentials and settings against the provider's schema and, where
-    the provider's API has a harmless call for it, asks the provider. Exits 0 only when both
-    are fine (a provider without such a call is checked by validation alone).
+    Validates the stored credentials and settings against the provider's schema, refuses a
+    destination the worker would refuse (DISPATCHER_URL_ALLOWLIST), and, where the provider's
+    API has a harmless call for it, asks the provider. Exits 0 only when all are fine (a
+    provider without such a call is checked by validation alone).
     """
-    integration = _load(organisation_id, integration_id)
+    candidate = _candidate(organisation_id, integration_id)
+    guard = DestinationGuard(get_settings().url_allowlist)
+    runtime = check_runtime()
     try:
-        provider_class = default_registry.get(integration.provider)
-    except UnknownProviderError as exc:
-        fail(str(exc))
-    parsed: dict[str, BaseModel] = {}
-    for field, parse, raw in (
-        ("credentials", provider_class.parse_credentials, integration.credentials),
-        ("settings", provider_class.parse_settings, integration.settings),
-    ):
         try:
-            parsed[field] = parse(raw)
-        except ValidationError as exc:
-            fail(f"stored {field} do not fit provider {integration.provider!r}: {_describe(exc)}")
-    credentials, settings = parsed["credentials"], parsed["settings"]
-    secrets = list(secret_values(credentials))
-    try:
-        answer = asyncio.run(_check(provider_class(), provider_class, credentials, settings))
-    except ProviderError as exc:
-        fail(_redacted(f"not ok: {type(exc).__name__}: {exc}", secrets))
-    except httpx.HTTPError as exc:
-        fail(f"not ok: {type(exc).__name__} (the provider let an HTTP error escape)")
+            prepared = runtime.run(prepare(candidate, guard, runtime))
+        except IntegrationError as exc:
+            fail(f"not ok: {exc.reason}")
+        secrets = list(secret_values(prepared.credentials))
+        try:
+            answer = runtime.run(_check(prepared))
+        except ProviderError as exc:
+            fail(_redacted(f"not ok: {type(exc).__name__}: {exc}", secrets))
+        except httpx.HTTPError as exc:
+            fail(f"not ok: {type(exc).__name__} (the provider let an HTTP error escape)")
+    finally:
+        runtime.close()
     if answer is None:
         click.echo(
-            f"ok: credentials and settings are valid; {integration.provider} has no call to "
+            f"ok: credentials and settings are valid; {candidate.provider} has no call to "
             "check them with"
         )
         return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 
@@ -19,7 +18,12 @@ import redis
 from dispatcher.config import Settings, get_settings
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.resources import database
-from dispatcher.sending.circuit import CircuitStore, MemoryCircuitStore, RedisCircuitStore
+from dispatcher.sending.circuit import (
+    AdvisoryCircuitStore,
+    CircuitStore,
+    MemoryCircuitStore,
+    RedisCircuitStore,
+)
 from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
 from dispatcher.sending.plan import build_jobs, load
 from dispatcher.sending.rate_limit import Pacer, RateStore, RedisRateStore, local_rate_store
@@ -56,13 +60,17 @@ def renderer() -> TemplateRenderer:
 
 @lru_cache(maxsize=1)
 def circuit_store() -> CircuitStore:
+    """The process's circuit store: shared through Redis when the broker is Redis (advisory:
+    an unreachable Redis is logged, not raised)."""
     settings = get_settings()
     url = settings.resolved_broker_url
     if url.startswith(("redis://", "rediss://")):
-        return RedisCircuitStore(
-            redis.Redis.from_url(url, socket_timeout=5),
-            threshold=settings.circuit_failure_threshold,
-            cooldown=settings.circuit_cooldown,
+        return AdvisoryCircuitStore(
+            RedisCircuitStore(
+                redis.Redis.from_url(url, socket_timeout=5),
+                threshold=settings.circuit_failure_threshold,
+                cooldown=settings.circuit_cooldown,
+            )
         )
     return MemoryCircuitStore(
         threshold=settings.circuit_failure_threshold, cooldown=settings.circuit_cooldown
@@ -87,6 +95,7 @@ def policy(settings: Settings) -> Policy:
         max_attempts_per_delivery=settings.max_attempts_per_delivery,
         retry_base_delay=settings.retry_base_delay,
         retry_max_delay=settings.retry_max_delay,
+        retry_after_cap=settings.retry_after_cap,
         circuit_cooldown=settings.circuit_cooldown,
         concurrency_per_integration=settings.send_concurrency_per_integration,
         url_allowlist=tuple(settings.url_allowlist),
@@ -138,34 +147,13 @@ def process_batch(raw_ids: list[str], settings: Settings | None = None) -> Batch
 
 
 def _circuit_view(store: CircuitStore, integration_ids: set[uuid.UUID]) -> CircuitView:
-    """The breaker is advisory: if its store (Redis) is unreachable, sends go on as if every
-    circuit were closed, rather than failing a batch whose messages may already be out."""
-
-    def guarded(record: Callable[[str], bool]) -> Callable[[uuid.UUID], bool]:
-        def call(integration_id: uuid.UUID) -> bool:
-            try:
-                return record(str(integration_id))
-            except redis.RedisError as exc:
-                logger.warning("circuit store unavailable (%s)", type(exc).__name__)
-                return False
-
-        return call
-
-    try:
-        open_ids = {uuid.UUID(item) for item in store.open_many([str(i) for i in integration_ids])}
-    except redis.RedisError as exc:
-        logger.warning(
-            "circuit store unavailable (%s): circuits taken as closed", type(exc).__name__
-        )
-        open_ids = set()
-
-    def hold(integration_id: uuid.UUID, seconds: float) -> None:
-        try:
-            store.hold(str(integration_id), seconds)
-        except redis.RedisError as exc:
-            logger.warning("circuit store unavailable (%s)", type(exc).__name__)
-
-    return CircuitView(open_ids, guarded(store.record_failure), guarded(store.record_success), hold)
+    open_ids = {uuid.UUID(item) for item in store.open_many([str(i) for i in integration_ids])}
+    return CircuitView(
+        open_ids,
+        lambda integration_id: store.record_failure(str(integration_id)),
+        lambda integration_id: store.record_success(str(integration_id)),
+        lambda integration_id, seconds: store.hold(str(integration_id), seconds),
+    )
 
 
 def _parse_ids(raw_ids: list[str]) -> list[uuid.UUID]:

@@ -6,14 +6,23 @@ half-open: the next send is the probe; a success closes it, a failure opens it a
 that asks for a pause (``Retry-After``) holds the circuit open at least that long.
 
 On the embedded default (no Redis) the state is per process, which is enough for one machine.
+
+The breaker is advisory: :class:`AdvisoryCircuitStore` wraps the shared store so that, when Redis
+is unreachable, every caller (a batch, the probe) goes on as if each circuit were closed, rather
+than failing work whose messages may already be out.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from typing import Any, Protocol
+
+import redis
+
+logger = logging.getLogger(__name__)
 
 OPEN_PREFIX = "dispatcher:circuit:open:"
 FAILURES_PREFIX = "dispatcher:circuit:failures:"
@@ -126,3 +135,49 @@ class MemoryCircuitStore:
         with self._lock:
             until = time.monotonic() + seconds
             self._open_until[integration_id] = max(until, self._open_until.get(integration_id, 0.0))
+
+
+class AdvisoryCircuitStore:
+    """A circuit store whose failures are logged and taken as "closed, nothing recorded"."""
+
+    def __init__(self, store: CircuitStore) -> None:
+        self.store = store
+
+    def _unavailable(self, exc: redis.RedisError) -> None:
+        logger.warning(
+            "circuit store unavailable (%s): circuits taken as closed", type(exc).__name__
+        )
+
+    def is_open(self, integration_id: str) -> bool:
+        try:
+            return self.store.is_open(integration_id)
+        except redis.RedisError as exc:
+            self._unavailable(exc)
+            return False
+
+    def open_many(self, integration_ids: list[str]) -> set[str]:
+        try:
+            return self.store.open_many(integration_ids)
+        except redis.RedisError as exc:
+            self._unavailable(exc)
+            return set()
+
+    def record_success(self, integration_id: str) -> bool:
+        try:
+            return self.store.record_success(integration_id)
+        except redis.RedisError as exc:
+            self._unavailable(exc)
+            return False
+
+    def record_failure(self, integration_id: str) -> bool:
+        try:
+            return self.store.record_failure(integration_id)
+        except redis.RedisError as exc:
+            self._unavailable(exc)
+            return False
+
+    def hold(self, integration_id: str, seconds: float) -> None:
+        try:
+            self.store.hold(integration_id, seconds)
+        except redis.RedisError as exc:
+            self._unavailable(exc)

@@ -7,7 +7,9 @@ Per job, integrations are tried in order. A provider answer decides what happens
 * integration error (bad credentials, configuration): this integration is burned for the
   delivery and the next one is tried at once;
 * retryable error: retried later on the same integration with backoff, until it has had
-  ``max_attempts_per_integration`` attempts; then the next integration is tried at once.
+  ``max_attempts_per_integration`` attempts; then the next integration is tried at once. A
+  provider asking for a pause longer than ``retry_after_cap`` is unavailable for this delivery:
+  the next integration is tried at once, and if none is left the delivery waits the cap.
 
 Integrations whose circuit is open are passed over; if only such integrations are left, the
 delivery waits for the cool-down instead of failing.
@@ -28,22 +30,21 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pydantic import ValidationError
 
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.sending.backoff import retry_delay
+from dispatcher.sending.integrations import Candidate, Prepared, prepare
 from dispatcher.sending.limits import fitting
-from dispatcher.sending.plan import Candidate, Job
+from dispatcher.sending.plan import Job
 from dispatcher.sending.rate_limit import Deferred, Pacer, local_rate_store, send_rate
-from dispatcher.sending.url_guard import UnsafeDestinationError, check_destination_async
+from dispatcher.sending.url_guard import DestinationGuard, UnsafeDestinationError
 from models import AttemptOutcome, ChannelType, DeliveryStatus
 from models.types import utcnow
-from providers.base import Message, secret_values
+from providers.base import Message
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.registry import AnyProvider, UnknownProviderError
 
 MAX_ERROR_LENGTH = 500
 #: Seconds a provider's ``Retry-After`` may hold an integration's circuit open, at most.
@@ -85,6 +86,8 @@ class Policy:
     retry_max_delay: float
     circuit_cooldown: float
     concurrency_per_integration: int
+    #: Seconds of ``Retry-After`` a delivery waits for at most (beyond: fall back).
+    retry_after_cap: float
     url_allowlist: tuple[str, ...] = ()
     #: Seconds a batch may wait for rate-limited integrations' turns; later turns are retried.
     max_rate_wait: float = 0.0
@@ -159,10 +162,9 @@ class BatchSender:
         self._semaphores: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(policy.concurrency_per_integration)
         )
-        # Per batch: each integration is parsed and each destination checked once.
-        self._integrations: dict[uuid.UUID, asyncio.Future[tuple[AnyProvider, Any, Any]]] = {}
-        self._checked: dict[str, asyncio.Future[None]] = {}
-        self._refused: dict[str, str] = {}
+        # Per batch: each integration is prepared and each destination checked once.
+        self._integrations: dict[uuid.UUID, asyncio.Future[Prepared]] = {}
+        self.guard = DestinationGuard(policy.url_allowlist)
 
     async def send_all(self, jobs: list[Job]) -> dict[uuid.UUID, Outcome]:
         # The credentials decrypted for this batch are masked in its errors and log lines, then
@@ -178,6 +180,8 @@ class BatchSender:
         fitted, refusal = fitting(job.candidates, job.message)
         last_error = refusal or "all integrations failed"
         waited_on_circuit = unreadable = False
+        #: Seconds the delivery waits if no integration after a paused one sends it.
+        paused: float | None = None
         for candidate, message in fitted:
             used = job.attempts_by_integration.get(candidate.integration_id, 0)
             if (
@@ -222,24 +226,51 @@ class BatchSender:
                     used < self.policy.max_attempts_per_integration
                     and total < self.policy.max_attempts_per_delivery
                 ):
-                    outcome.status, outcome.reason = DeliveryStatus.RETRYING, last_error
-                    outcome.delay = retry_delay(
+                    delay = retry_delay(
                         used,
                         base=self.policy.retry_base_delay,
                         cap=self.policy.retry_max_delay,
                         retry_after=error.retry_after,
+                        retry_after_cap=self.policy.retry_after_cap,
                     )
+                    if delay is None:
+                        # Unavailable for this delivery: the next integration is tried now.
+                        paused = self.policy.retry_after_cap
+                        continue
+                    outcome.status, outcome.reason = DeliveryStatus.RETRYING, last_error
+                    outcome.delay = delay
                     return outcome
-        if (waited_on_circuit or unreadable) and total < self.policy.max_attempts_per_delivery:
-            outcome.status = DeliveryStatus.RETRYING
+        return self._unsent(
+            outcome, total=total, last_error=last_error, paused=paused,
+            waited_on_circuit=waited_on_circuit, unreadable=unreadable,
+        )  # fmt: skip
+
+    def _unsent(
+        self,
+        outcome: Outcome,
+        *,
+        total: int,
+        last_error: str,
+        paused: float | None,
+        waited_on_circuit: bool,
+        unreadable: bool,
+    ) -> Outcome:
+        """No integration sent it: while attempts are left, wait for one that may (paused,
+        open circuit, unreadable credentials); otherwise fail."""
+        outcome.status = DeliveryStatus.RETRYING
+        if total >= self.policy.max_attempts_per_delivery:
+            outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
+        elif paused is not None:
+            outcome.reason, outcome.delay = last_error, paused
+        elif waited_on_circuit or unreadable:
             outcome.reason = (
                 "every remaining integration's circuit is open"
                 if waited_on_circuit
                 else "the integration's credentials cannot be decrypted with the worker's keys"
             )
             outcome.delay = self.policy.circuit_cooldown
-            return outcome
-        outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
+        else:
+            outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
         return outcome
 
     async def _attempt(
@@ -254,20 +285,21 @@ class BatchSender:
         message_id: str | None = None
         status_code: int | None = None
         try:
-            provider, credentials, settings = await self._prepared(candidate)
+            prepared = await self._prepared(candidate)
             await self._guard_recipient(job, candidate)
-            client = self.runtime.client(http2=type(provider).requires_http2)
             async with self._semaphores[candidate.integration_id]:
                 if candidate.integration_id in self.circuit.open_ids:
                     return None
-                rate = send_rate(type(provider), settings)
+                rate = send_rate(type(prepared.provider), prepared.settings)
                 deferred = await self.pacer.turn(candidate.integration_id, rate)
                 if deferred is not None:
                     return deferred
-                result = await provider.send(message, credentials, settings, client)
+                result = await prepared.provider.send(
+                    message, prepared.credentials, prepared.settings, prepared.client
+                )
             message_id, status_code = result.provider_message_id, result.status_code
         except Exception as exc:
-            error = IntegrationError(candidate.provider, str(exc)) if _is_lookup(exc) else exc
+            error = exc
         latency = (time.perf_counter() - started) * 1000
         if error is None:
             attempt = Attempt(
@@ -287,48 +319,28 @@ class BatchSender:
             error = IntegrationError(candidate.provider, reason)
         return attempt, None, error
 
-    async def _prepared(self, candidate: Candidate) -> tuple[AnyProvider, Any, Any]:
-        """Provider, parsed credentials and settings of an integration; once per batch, and
-        only after its tenant-supplied URLs passed the destination check."""
+    async def _prepared(self, candidate: Candidate) -> Prepared:
+        """The integration ready to call; prepared once per batch."""
         key = candidate.integration_id
         if key not in self._integrations:
-            self._integrations[key] = asyncio.ensure_future(self._prepare(candidate))
-        return await self._integrations[key]
-
-    async def _prepare(self, candidate: Candidate) -> tuple[AnyProvider, Any, Any]:
-        provider = self.runtime.provider(candidate.provider)
-        credentials = provider.parse_credentials(candidate.credentials)
-        default_redactor.add(*secret_values(credentials))
-        settings = provider.parse_settings(candidate.settings)
-        for key in GUARDED_SETTINGS:
-            url = candidate.settings.get(key)
-            if isinstance(url, str) and url and not await self._destination_ok(url):
-                reason = f"settings.{key} refused: {self._refused[url]}"
-                raise IntegrationError(candidate.provider, reason)
-        return provider, credentials, settings
+            self._integrations[key] = asyncio.ensure_future(
+                prepare(candidate, self.guard, self.runtime)
+            )
+        return await asyncio.shield(self._integrations[key])
 
     async def _guard_recipient(self, job: Job, candidate: Candidate) -> None:
+        """A subscriber's own webhook URL must not reach private, loopback or metadata
+        addresses either."""
         assert job.message is not None
         url = job.message.to.webhook_url
-        if url and job.channel in GUARDED_CHANNELS and not await self._destination_ok(url):
-            raise RecipientError(candidate.provider, f"webhook URL refused: {self._refused[url]}")
-
-    async def _destination_ok(self, url: str) -> bool:
-        """Tenant-supplied URLs must not reach private, loopback or metadata addresses."""
-        if url not in self._checked:
-            self._checked[url] = asyncio.ensure_future(
-                check_destination_async(url, allow=self.policy.url_allowlist)
-            )
-        try:
-            await self._checked[url]
-        except UnsafeDestinationError as exc:
-            self._refused[url] = str(exc)
-            return False
-        return True
+        if url and job.channel in GUARDED_CHANNELS:
+            try:
+                await self.guard.check(url)
+            except UnsafeDestinationError as exc:
+                reason = f"webhook URL refused: {exc}"
+                raise RecipientError(candidate.provider, reason) from None
 
 
-#: Integration settings that name a destination URL.
-GUARDED_SETTINGS = ("url", "base_url")
 GUARDED_CHANNELS = frozenset({ChannelType.WEBHOOK, ChannelType.CHAT})
 
 
@@ -337,7 +349,3 @@ def _deferred(outcome: Outcome, candidate: Candidate, deferred: Deferred) -> Out
     outcome.status, outcome.delay = DeliveryStatus.RETRYING, deferred.delay
     outcome.reason = f"{candidate.provider}: waiting for the integration's rate limit"
     return outcome
-
-
-def _is_lookup(error: Exception) -> bool:
-    return isinstance(error, UnknownProviderError)

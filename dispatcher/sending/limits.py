@@ -15,7 +15,7 @@ the delivery fails with the refusal's reason only when none fits.
 
 from __future__ import annotations
 
-from dispatcher.sending.plan import Candidate
+from dispatcher.sending.integrations import Candidate
 from providers.base import LongBody, Message
 from providers.registry import AnyProvider, default_registry
 

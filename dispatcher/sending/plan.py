@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Text, case, func, select, type_coerce
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.sending.conditions import all_hold
+from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from models import (
     AttemptOutcome,
@@ -36,26 +37,11 @@ from models import (
     WorkflowStep,
 )
 from models.bulk import among
-from models.crypto import KeyRingError
-from models.types import EncryptedJSON
 from providers.base import Message, Recipient
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_FIELDS = ("subject", "body", "html", "title")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    integration_id: uuid.UUID
-    provider: str
-    credentials: dict[str, Any]
-    settings: dict[str, Any]
-    status: IntegrationStatus
-    #: The stored credentials could not be decrypted with this worker's keys: not tried, and
-    #: the delivery waits for it as for an open circuit (a key problem is fixed by an operator,
-    #: not by failing every delivery of the integration).
-    unreadable: bool = False
 
 
 @dataclass
@@ -241,15 +227,9 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
 def _integrations(
     session: Session, wanted: set[tuple[uuid.UUID, ChannelType]], environment: str
 ) -> dict[tuple[uuid.UUID, ChannelType], list[Candidate]]:
-    """The integrations per (organisation, channel) as candidates, in the order they are tried.
-
-    Credentials are decrypted row by row here rather than by the column type in the query: one
-    row sealed with a key this worker lacks would otherwise fail the whole batch, which spans
-    organisations.
-    """
-    sealed = type_coerce(Integration.credentials, Text).label("sealed")
-    column_type = Integration.__table__.c.credentials.type
-    assert isinstance(column_type, EncryptedJSON)
+    """The integrations per (organisation, channel) as candidates, in the order they are tried,
+    their credentials decrypted row by row into the provider's model."""
+    sealed, column_type = sealed_column()
     dialect = session.get_bind().dialect
     found: dict[tuple[uuid.UUID, ChannelType], list[Candidate]] = defaultdict(list)
     rows = session.execute(
@@ -269,19 +249,14 @@ def _integrations(
         )
     )  # fmt: skip
     for row in rows:
-        try:
-            credentials = column_type.process_result_value(row.sealed, dialect) or {}
-            unreadable = False
-        except KeyRingError:
+        candidate = candidate_from_row(row, column_type, dialect)
+        if candidate.unreadable:
             logger.error(
                 "integration %s: stored credentials cannot be decrypted with this worker's keys "
                 "(DISPATCHER_ENCRYPTION_KEYS); its deliveries wait until they can",
                 row.id,
             )
-            credentials, unreadable = {}, True
-        found[(row.organisation_id, row.channel_type)].append(
-            Candidate(row.id, row.provider, credentials, row.settings, row.status, unreadable)
-        )
+        found[(row.organisation_id, row.channel_type)].append(candidate)
     return found
 
 

@@ -242,3 +242,24 @@ async def check_destination_async(
 ) -> None:
     """:func:`check_destination` with the name resolution in a thread, off the event loop."""
     await asyncio.to_thread(check_destination, url, allow=allow, resolver=resolver)
+
+
+class DestinationGuard:
+    """The operator's allow-list applied to tenant-supplied URLs, each URL checked once.
+
+    One guard serves a unit of work (a batch, a probe run, a command): the same URL named by
+    many deliveries is resolved once, and a refusal keeps its reason.
+    """
+
+    def __init__(self, allow: Sequence[str] = (), *, resolver: Resolver = system_resolver) -> None:
+        self.allow = tuple(allow)
+        self._resolver = resolver
+        self._checks: dict[str, asyncio.Future[None]] = {}
+
+    async def check(self, url: str) -> None:
+        """Raise :class:`UnsafeDestinationError` unless ``url`` may be sent to."""
+        if url not in self._checks:
+            self._checks[url] = asyncio.ensure_future(
+                check_destination_async(url, allow=self.allow, resolver=self._resolver)
+            )
+        await asyncio.shield(self._checks[url])

@@ -1,8 +1,9 @@
 """One named Celery task per action (``action.create_agent``, ...), so Flower lists them by name.
 
 The task body never lets an exception escape as a traceback: every outcome is returned as a
-result value (``{"ok": ...}``). A lost database connection is retried with exponential backoff
-and, once the retries are spent, answered with an ``unavailable`` Err.
+result value (``{"ok": ...}``). A lost database connection is retried by Celery with exponential
+backoff (:mod:`dispatcher.tasks.retrying`) and, once the retries are spent, answered with an
+``unavailable`` Err.
 """
 
 from __future__ import annotations
@@ -16,29 +17,17 @@ from celery import Task
 from dispatcher.actions import catalogue
 from dispatcher.actions.runner import execute, run_id_for
 from dispatcher.celery_app import ACTION_TASK_PREFIX, app
-from dispatcher.config import get_settings
 from dispatcher.observability.logging import log_context
 from dispatcher.results import Err, ErrorCode, to_wire
 from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from dispatcher.runtime.resources import database
+from dispatcher.tasks.retrying import DATABASE_RETRY, DatabaseUnavailableError, retries_spent
 
 logger = logging.getLogger(__name__)
-
-#: Seconds before the first retry after a lost database connection; doubles each time, capped.
-RETRY_BASE_DELAY = 1.0
-RETRY_MAX_DELAY = 60.0
-
-
-class DatabaseUnavailableError(Exception):
-    """Raised to Celery's retry machinery; names the error class only (URLs may carry secrets)."""
 
 
 def action_task_name(action: str) -> str:
     return f"{ACTION_TASK_PREFIX}{action}"
-
-
-def retry_delay(retries: int) -> float:
-    return float(min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2.0**retries))
 
 
 def _run(task: Task[Any, Any], action: str, organisation_id: Any, arguments: Any) -> dict[str, Any]:
@@ -62,17 +51,13 @@ def _run_logged(
             )
     except DATABASE_UNAVAILABLE as exc:
         retries = task.request.retries
-        if retries >= get_settings().action_max_retries:
+        if retries_spent(task):
             logger.error("action %s: database unavailable after %d retries", action, retries)
             return to_wire(
                 Err(ErrorCode.UNAVAILABLE, f"database unavailable after {retries} retries")
             )
         logger.warning("action %s: database unavailable (%s), retrying", action, type(exc).__name__)
-        raise task.retry(
-            exc=DatabaseUnavailableError(type(exc).__name__),
-            countdown=retry_delay(retries),
-            max_retries=None,
-        ) from None
+        raise DatabaseUnavailableError(type(exc).__name__) from None
     except Exception as exc:
         # A defect, not bad input: log it for the operator and answer an Err, never a traceback.
         logger.exception("action %s failed unexpectedly", action)
@@ -94,12 +79,14 @@ def _task_body(action: str) -> Callable[..., dict[str, Any]]:
 def _register() -> dict[str, Task[Any, Any]]:
     tasks: dict[str, Task[Any, Any]] = {}
     for spec in catalogue:
-        tasks[spec.name] = app.task(
-            name=action_task_name(spec.name),
-            bind=True,
-            acks_late=True,
-            reject_on_worker_lost=True,
-        )(_task_body(spec.name))
+        options: dict[str, Any] = {
+            "name": action_task_name(spec.name),
+            "bind": True,
+            "acks_late": True,
+            "reject_on_worker_lost": True,
+            **DATABASE_RETRY,
+        }
+        tasks[spec.name] = app.task(**options)(_task_body(spec.name))
     return tasks
 
 

@@ -19,6 +19,7 @@ from dispatcher.notifications.enqueue import (
 )
 from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from dispatcher.sending.batch import process_batch
+from dispatcher.tasks.retrying import DATABASE_RETRY, DatabaseUnavailableError, retries_spent
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ PUMP_QUEUE_TARGET = 20
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
+    **DATABASE_RETRY,
 )
 def deliver(self: Task[Any, Any], delivery_ids: Any = None) -> dict[str, Any]:
     """Send a batch of deliveries (ids only: content and credentials are read by the worker)."""
@@ -43,12 +45,11 @@ def deliver(self: Task[Any, Any], delivery_ids: Any = None) -> dict[str, Any]:
         report = process_batch([str(item) for item in delivery_ids])
     except DATABASE_UNAVAILABLE as exc:
         # Claimed rows stay reserved; if retries run out the sweeper takes them after the lease.
-        retries = self.request.retries
-        if retries >= get_settings().action_max_retries:
-            logger.error("deliver: database unavailable after %d retries", retries)
+        if retries_spent(self):
+            logger.error("deliver: database unavailable after %d retries", self.request.retries)
             return {"error": "database unavailable"}
         logger.warning("deliver: database unavailable (%s), retrying", type(exc).__name__)
-        raise self.retry(countdown=min(60, 2**retries), max_retries=None, exc=None) from None
+        raise DatabaseUnavailableError(type(exc).__name__) from None
     except Exception:
         logger.exception("deliver: batch failed unexpectedly; the sweeper will take it again")
         return {"error": "unexpected failure"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from dispatcher import run_action
 from dispatcher.celery_app import app
-from dispatcher.config import get_settings, reset_settings
+from dispatcher.config import get_settings
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.notifications.scheduling import (
     DueSchedule,
@@ -33,7 +33,8 @@ from dispatcher.notifications.scheduling import (
 from dispatcher.runtime.resources import database
 from dispatcher.sending.batch import circuit_store
 from dispatcher.sending.circuit import FAILURES_PREFIX
-from dispatcher.tasks.maintenance import FIRE_TASK, probe, purge
+from dispatcher.sending.probe import probe
+from dispatcher.tasks.maintenance import FIRE_TASK, purge
 from models import (
     AttemptOutcome,
     Delivery,
@@ -62,20 +63,6 @@ from tests.dispatcher.support import count, fetch
 pytestmark = pytest.mark.usefixtures("redis_url")
 
 LONDON = ZoneInfo("Europe/London")
-
-
-@pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """Set ``DISPATCHER_*`` variables for one test; the settings are read again."""
-
-    def apply(**values: Any) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"DISPATCHER_{name.upper()}", str(value))
-        reset_settings()
-
-    yield apply
-    monkeypatch.undo()
-    reset_settings()
 
 
 # --- scheduled triggers -------------------------------------------------------------------------

@@ -1,23 +1,27 @@
-"""``dispatcher integrations``: the commands on a real worker and database, checks against respx."""
+"""``dispatcher integrations``: the commands on a real worker and database, checks against a
+local server."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import respx
 from click.testing import CliRunner, Result
 
-from dispatcher import run_action
-from dispatcher.cli.integrations import CHECK_TIMEOUT, check_client, integrations
+from dispatcher import run_action, trigger
+from dispatcher.cli.integrations import CHECK_TIMEOUT, check_runtime, integrations
+from dispatcher.notifications.status import transaction_status
 from dispatcher.organisations import create_organisation
+from dispatcher.runtime.http_client import SharedAsyncClient
 from dispatcher.runtime.resources import database, ensure_ready
 from models import Integration, IntegrationStatus
-from providers.fake import FakeHttpProvider
+from tests.conftest import free_port
 from tests.dispatcher.support import created_id, fetch
+from tests.security.support import Route, ScriptedServer, act, email_step, parked, send_parked
 
 SECRET = "SECRET-cli-key-123"
 CHECK_URL = "https://fake-provider.test/v1/messages"
@@ -27,13 +31,15 @@ def cli(*arguments: str, input_text: str | None = None) -> Result:
     return CliRunner().invoke(integrations, list(arguments), input=input_text)
 
 
-def fake_http(organisation_id: uuid.UUID, name: str = "Fake mail") -> uuid.UUID:
+def fake_http(
+    organisation_id: uuid.UUID, name: str = "Fake mail", url: str = CHECK_URL
+) -> uuid.UUID:
     """A fake_http integration made in-process, for the commands that read the database."""
     arguments = {
         "name": name,
         "provider": "fake_http",
         "credentials": {"api_key": SECRET},
-        "settings": {"url": CHECK_URL},
+        "settings": {"url": url},
     }
     return created_id(run_action("create_integration", arguments, organisation_id=organisation_id))
 
@@ -120,44 +126,87 @@ def test_list_shows_the_organisations_integrations_without_secrets(
     assert missing.exit_code == 1 and "no organisation" in missing.output
 
 
-@respx.mock(assert_all_called=True)
+def send_one_email(organisation_id: uuid.UUID) -> tuple[str, str | None]:
+    """Send one email through the organisation's only integration, in this process: its
+    status and last error."""
+    act(organisation_id, "create_subscriber", {"external_id": "ada", "email": "ada@example.com"})
+    act(
+        organisation_id, "create_workflow", {"key": "w", "name": "w", "steps": parked(email_step())}
+    )
+    trigger(organisation_id, "w", "ada", {"code": "1"}, transaction_id="tx-guard")
+    send_parked(organisation_id)
+    [view] = transaction_status(organisation_id, "tx-guard")
+    return view.status, view.last_error
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer().running() as running:
+        yield running
+
+
+def checked_at(organisation_id: uuid.UUID, url: str) -> Result:
+    return cli("test", str(fake_http(organisation_id, url=url)), "--org", str(organisation_id))
+
+
 def test_test_reports_ok_when_the_provider_accepts(
-    respx_mock: respx.MockRouter, organisation_id: uuid.UUID
+    server: ScriptedServer, organisation_id: uuid.UUID
 ) -> None:
-    route = respx_mock.get(CHECK_URL).respond(200, json={"ok": True})
-    outcome = cli("test", str(fake_http(organisation_id)), "--org", str(organisation_id))
+    outcome = checked_at(organisation_id, server.route("/check", Route(200, '{"ok": true}')))
     assert outcome.exit_code == 0, outcome.output
     assert outcome.output.strip() == "ok: HTTP 200"
-    assert route.calls.last.request.headers["authorization"] == f"Bearer {SECRET}"
+    [seen] = server.seen
+    assert (seen.method, seen.path) == ("GET", "/check")
+    headers = {name.lower(): value for name, value in seen.headers.items()}
+    assert headers["authorization"] == f"Bearer {SECRET}"
 
 
-@respx.mock(assert_all_called=True)
-def test_test_reports_not_ok_on_401(
-    respx_mock: respx.MockRouter, organisation_id: uuid.UUID
-) -> None:
-    respx_mock.get(CHECK_URL).respond(401, json={"error": "unauthorized"})
-    outcome = cli("test", str(fake_http(organisation_id)), "--org", str(organisation_id))
+def test_test_reports_not_ok_on_401(server: ScriptedServer, organisation_id: uuid.UUID) -> None:
+    url = server.route("/check", Route(401, '{"error": "unauthorized"}'))
+    outcome = checked_at(organisation_id, url)
     assert outcome.exit_code == 1
     assert "not ok: fake_http: HTTP 401" in outcome.output
     assert "unauthorized" in outcome.output
     assert SECRET not in outcome.output
 
 
-@respx.mock(assert_all_called=True)
-def test_test_names_the_class_of_a_provider_error(
-    respx_mock: respx.MockRouter, organisation_id: uuid.UUID
-) -> None:
-    respx_mock.get(CHECK_URL).mock(side_effect=httpx.ConnectTimeout("timed out"))
-    outcome = cli("test", str(fake_http(organisation_id)), "--org", str(organisation_id))
+def test_test_names_the_class_of_a_provider_error(organisation_id: uuid.UUID) -> None:
+    outcome = checked_at(organisation_id, f"http://127.0.0.1:{free_port()}/check")
     assert outcome.exit_code == 1
-    assert "not ok: RetryableError: fake_http: timeout (ConnectTimeout)" in outcome.output
+    assert "not ok: RetryableError: fake_http: " in outcome.output
 
 
-def test_check_client_has_short_timeouts() -> None:
-    client = check_client(FakeHttpProvider)
-    assert client.timeout == CHECK_TIMEOUT
+def test_test_calls_through_the_worker_client_with_short_timeouts() -> None:
+    client = check_runtime().client()
+    assert isinstance(client, SharedAsyncClient)
     assert client.timeout.connect is not None and client.timeout.connect <= 5
-    assert client.timeout.read is not None and client.timeout.read <= 10
+    assert client.timeout.read is not None and client.timeout.read <= CHECK_TIMEOUT
+
+
+def test_test_refuses_a_private_destination_outside_the_allowlist_as_sending_does(
+    organisation_id: uuid.UUID, settings_env: Callable[..., None]
+) -> None:
+    # 127.0.0.2 is loopback, and the suite's allow-list names 127.0.0.1 only.
+    with ScriptedServer(host="127.0.0.2").running() as outside:
+        url = outside.route("/check", Route(200, '{"ok": true}'))
+        row_id = fake_http(organisation_id, url=url)
+        outcome = cli("test", str(row_id), "--org", str(organisation_id))
+        assert outcome.exit_code == 1
+        assert (
+            "not ok: settings.url refused: host '127.0.0.2' is a loopback address" in outcome.output
+        )
+        assert outside.seen == []
+        # The very reason a send through it records.
+        sent = send_one_email(organisation_id)
+        assert sent == ("failed", "fake_http: settings.url refused: host '127.0.0.2' is a "
+                        "loopback address")  # fmt: skip
+        assert outside.seen == []
+
+        settings_env(url_allowlist="127.0.0.1,127.0.0.2")
+        allowed = cli("test", str(row_id), "--org", str(organisation_id))
+        assert allowed.exit_code == 0, allowed.output
+        assert allowed.output.strip() == "ok: HTTP 200"
+        assert [seen.path for seen in outside.seen] == ["/check"]
 
 
 def test_test_validates_stored_values_and_scopes_by_organisation(

@@ -238,9 +238,10 @@ def echo(method: str, path: str, headers: dict[str, str], body: str) -> str:
 
 
 class ScriptedServer:
-    """Answers each path prefix by its :class:`Route` and records every request; loopback only."""
+    """Answers each path prefix by its :class:`Route` and records every request; loopback only
+    (``host`` may name another loopback address, one outside the allow-list)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.seen: list[Seen] = []
         server = self
@@ -274,7 +275,7 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
+from pydantic import SecretStr
+
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.sending.execute import BatchSender, CircuitView, Policy
-from dispatcher.sending.plan import Candidate, Job
+from dispatcher.sending.integrations import Candidate
+from dispatcher.sending.plan import Job
 from dispatcher.sending.rate_limit import MemoryRateStore, Pacer
 from models import ChannelType, IntegrationStatus
 from providers.base import Attachment, LongBody, Message, Recipient
-from providers.fake import FakeProvider
+from providers.fake import FakeCredentials, FakeProvider
 from providers.registry import default_registry
 
 
@@ -57,6 +60,7 @@ def policy(max_rate_wait: float = 0.0) -> Policy:
         retry_max_delay=60.0,
         circuit_cooldown=30.0,
         concurrency_per_integration=10,
+        retry_after_cap=300.0,
         max_rate_wait=max_rate_wait,
     )
 
@@ -65,7 +69,7 @@ def candidate(provider: str) -> Candidate:
     return Candidate(
         integration_id=uuid.uuid4(),
         provider=provider,
-        credentials={"api_key": "fake-key-123456"},
+        credentials=FakeCredentials(api_key=SecretStr("fake-key-123456")),
         settings={},
         status=IntegrationStatus.ACTIVE,
     )

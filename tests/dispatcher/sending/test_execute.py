@@ -13,13 +13,15 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
-from dispatcher.sending.plan import Candidate, Job
+from dispatcher.sending.integrations import Candidate
+from dispatcher.sending.plan import Job
 from models import AttemptOutcome, ChannelType, DeliveryStatus, IntegrationStatus
 from providers.base import Message, Recipient
-from providers.fake import FakeProvider
+from providers.fake import FakeCredentials, FakeProvider
 
 POLICY = Policy(
     max_attempts_per_integration=3,
@@ -28,6 +30,7 @@ POLICY = Policy(
     retry_max_delay=300.0,
     circuit_cooldown=30.0,
     concurrency_per_integration=10,
+    retry_after_cap=300.0,
     url_allowlist=(),
 )
 
@@ -41,7 +44,7 @@ def candidate(name: str, script: Sequence[str] = (), *, unreadable: bool = False
     return Candidate(
         integration_id=integration_id(name),
         provider="fake",
-        credentials={"api_key": f"key-{name}"},
+        credentials=FakeCredentials(api_key=SecretStr(f"key-{name}")),
         settings={"script": list(script)},
         status=IntegrationStatus.ACTIVE,
         unreadable=unreadable,
@@ -119,7 +122,7 @@ def test_a_retryable_failure_retries_the_same_integration_later(runtime: Sending
     [outcome] = send(runtime, [job(candidate("a", ["retryable"]), candidate("b"))])
     assert outcome.status is DeliveryStatus.RETRYING
     assert outcome.integration_id == integration_id("a")
-    assert outcome.delay is not None and 1.0 <= outcome.delay <= 2.0  # base 2 s, jittered
+    assert outcome.delay is not None and 0.0 <= outcome.delay <= 2.0  # base 2 s, full jitter
     assert tried(outcome) == [(integration_id("a"), AttemptOutcome.RETRYABLE)]
 
 

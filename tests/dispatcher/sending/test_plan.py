@@ -11,8 +11,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from dispatcher.sending.plan import Candidate, Loaded, build_jobs, opted_out, recipient
+from dispatcher.sending.integrations import Candidate
+from dispatcher.sending.plan import Loaded, build_jobs, opted_out, recipient
 from dispatcher.sending.rendering import TemplateRenderer
 from models import (
     ChannelType,
@@ -23,6 +25,7 @@ from models import (
     Workflow,
     WorkflowStep,
 )
+from providers.fake import FakeCredentials
 
 ORG = uuid.uuid4()
 RENDERER = TemplateRenderer(timeout=2.0, max_length=100_000)
@@ -68,7 +71,7 @@ def candidate(name: str = "primary") -> Candidate:
     return Candidate(
         integration_id=uuid.uuid5(uuid.NAMESPACE_DNS, name),
         provider="fake",
-        credentials={"api_key": "k"},
+        credentials=FakeCredentials(api_key=SecretStr("k")),
         settings={},
         status=IntegrationStatus.ACTIVE,
     )
