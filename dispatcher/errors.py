@@ -4,6 +4,7 @@
 
     DispatcherError
     ├── ConfigurationError        settings missing or malformed; raised at start-up
+    │   └── SchemaError           the database has no schema or is not at the latest migration
     ├── UnknownActionError        no action of that name
     ├── ActionArgumentsError      arguments fail validation; ``errors`` names each field
     ├── TriggerError              a trigger was refused; ``errors`` names each field
@@ -25,6 +26,10 @@ class DispatcherError(Exception):
 
 class ConfigurationError(DispatcherError):
     pass
+
+
+class SchemaError(ConfigurationError):
+    """The database's Alembic revision is not the code's head (none at all: never migrated)."""
 
 
 class UnknownActionError(DispatcherError, LookupError):

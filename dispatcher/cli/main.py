@@ -20,13 +20,14 @@ from dispatcher.cli.integrations import integrations
 from dispatcher.cli.keys import rotate
 from dispatcher.config import get_settings
 from dispatcher.dev.demo import run_demo
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import ConfigurationError, DispatcherError
 from dispatcher.notifications.status import transaction_status
 from dispatcher.notifications.triggers import trigger
 from dispatcher.organisations import create_organisation, list_organisations
 from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Result, to_wire
 from dispatcher.runtime.db import normalise_url
+from dispatcher.runtime.resources import database
 from models import generate_key
 from models.migrate import upgrade
 
@@ -37,7 +38,17 @@ def fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
-@click.group()
+class DispatcherGroup(click.Group):
+    """Settings and schema problems end any command with their one-line fix, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=DispatcherGroup)
 def main() -> None:
     """Notification and action dispatcher."""
 
@@ -147,6 +158,8 @@ def action(
     if not isinstance(parsed, dict):
         fail("--args must be a JSON object")
     try:
+        # The worker would meet an unmigrated database too; say so here, not after a timeout.
+        database()
         if local:
             result = run_action(name, parsed, organisation_id=organisation_id)
         else:
