@@ -15,9 +15,14 @@ def embedded_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
+#: This checkout, so a child started in another directory imports this code.
+ROOT = Path(__file__).resolve().parents[3]
+
+
 def run_cli(
     env: dict[str, str], *arguments: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])}
     return subprocess.run(
         [sys.executable, "-m", "dispatcher.cli", *arguments],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
