@@ -63,8 +63,9 @@ class ActionTimeoutError(DispatcherError, TimeoutError):
 
     def __init__(self, action: str, task_id: str, timeout: float) -> None:
         super().__init__(
-            f"action {action!r} (task {task_id}) gave no result within {timeout:g}s: "
-            "is a worker consuming the actions queue?"
+            f"action {action!r} (task {task_id}) gave no result within {timeout:g}s; it may "
+            "still run, so calling it again may do it twice: wait for task "
+            f"{task_id} instead. Is a worker consuming the actions queue?"
         )
         self.action = action
         self.task_id = task_id
