@@ -1,8 +1,11 @@
 """Configuration from the environment (``DISPATCHER_`` prefix) and an optional ``.env`` file.
 
 With nothing set the dispatcher runs embedded: a SQLite database file, Celery's SQLAlchemy broker
-transport on another SQLite file, and a local encryption key file, all under ``data_dir``. With
-URLs set it uses PostgreSQL and Redis, and then encryption keys must be given explicitly.
+transport on another SQLite file, and a local encryption key file, all under ``data_dir``. The key
+file always lives beside the SQLite database it seals credentials for (also when
+``DISPATCHER_DATABASE_URL`` names a SQLite file elsewhere), so every process that opens that
+database finds the same key. With URLs set it uses PostgreSQL and Redis, and then encryption keys
+must be given explicitly.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -151,12 +155,27 @@ class Settings(BaseSettings):
         return self.resolved_broker_url.startswith("sqla+sqlite")
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The database file when the database is SQLite on disk, else ``None``."""
+        if not self.is_embedded:
+            return None
+        name = make_url(self.resolved_database_url).database
+        if not name or name == ":memory:" or name.startswith("file:"):
+            return None
+        return Path(name)
+
+    @property
     def key_file(self) -> Path:
-        return self.data_dir / "encryption.key"
+        """The embedded key file: beside the SQLite database, else in ``data_dir``."""
+        database_file = self.sqlite_file
+        directory = database_file.parent if database_file is not None else self.data_dir
+        return directory / "encryption.key"
 
     def ensure_data_dir(self) -> None:
         if self.is_embedded or self.uses_embedded_broker:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.sqlite_file is not None:
+            self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
 
 
 @lru_cache(maxsize=1)

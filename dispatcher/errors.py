@@ -4,6 +4,7 @@
 
     DispatcherError
     ├── ConfigurationError        settings missing or malformed; raised at start-up
+    │   └── SchemaError           the database has no schema or is not at the latest migration
     ├── UnknownActionError        no action of that name
     ├── ActionArgumentsError      arguments fail validation; ``errors`` names each field
     ├── TriggerError              a trigger was refused; ``errors`` names each field
@@ -25,6 +26,10 @@ class DispatcherError(Exception):
 
 class ConfigurationError(DispatcherError):
     pass
+
+
+class SchemaError(ConfigurationError):
+    """The database's Alembic revision is not the code's head (none at all: never migrated)."""
 
 
 class UnknownActionError(DispatcherError, LookupError):
@@ -58,8 +63,9 @@ class ActionTimeoutError(DispatcherError, TimeoutError):
 
     def __init__(self, action: str, task_id: str, timeout: float) -> None:
         super().__init__(
-            f"action {action!r} (task {task_id}) gave no result within {timeout:g}s: "
-            "is a worker consuming the actions queue?"
+            f"action {action!r} (task {task_id}) gave no result within {timeout:g}s; it may "
+            "still run, so calling it again may do it twice: wait for task "
+            f"{task_id} instead. Is a worker consuming the actions queue?"
         )
         self.action = action
         self.task_id = task_id

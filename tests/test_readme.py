@@ -7,7 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from providers.webhook import sign
+from tests.dispatcher.notify_support import wait_until_terminal
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -30,3 +33,14 @@ def test_the_webhook_verification_recipe_accepts_real_signatures_and_refuses_oth
     assert not verify("other-secret", timestamp, body, header)
     stale = str(int(time.time()) - 3600)
     assert not verify("whsec-123456", stale, body, sign("whsec-123456", stale, body))
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_first_run_example_sends_its_email_through_a_worker() -> None:
+    [example] = [block for block in python_blocks() if "create_organisation(" in block]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+    views = wait_until_terminal(namespace["org_id"], namespace["receipt"].transaction_id)
+    assert [(view.subscriber, view.channel, view.status) for view in views] == [
+        ("user-42", "email", "sent")
+    ]

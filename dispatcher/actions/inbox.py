@@ -2,7 +2,8 @@
 
 Pages are newest first; ``before`` is the id of the last message of the previous page (a keyset
 cursor, so messages arriving meanwhile never shift a page). A message id that is not one of this
-subscriber's messages in this organisation is ``not_found``, exactly like a missing one.
+subscriber's messages in this organisation is ``not_found``, exactly like a missing one. The
+subscriber is named by its external id, as everywhere (see :mod:`dispatcher.actions.recipients`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pydantic import AliasChoices, Field
 from sqlalchemy import ColumnElement, and_, or_, select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
+from dispatcher.actions.recipients import SubscriberKey, resolve_subscriber
 from dispatcher.results import Err, ErrorCode, Ok, Result
-from models import InboxMessage, Subscriber
+from models import InboxMessage
 from models.types import utcnow
 
 #: ``None`` lists the inbox proper: every message not archived.
@@ -27,7 +29,7 @@ MAX_MARKED = 500
 
 
 class ListInboxArgs(ActionArgs):
-    subscriber_id: Annotated[uuid.UUID, Ref(Subscriber)]
+    subscriber_id: SubscriberKey
     #: ``unseen``/``unread`` look at messages not archived; ``all`` includes archived ones.
     status: InboxStatus | None = None
     limit: int = Field(default=20, ge=1, le=100)
@@ -86,16 +88,19 @@ def _subscriber_messages(ctx: ActionContext, subscriber_id: uuid.UUID) -> Column
 @catalogue.action("list_inbox", ListInboxArgs)
 def list_inbox(ctx: ActionContext, args: ListInboxArgs) -> Result:
     """List a subscriber's in-app messages, newest first (filter by status, page with before)."""
+    subscriber_id = resolve_subscriber(ctx, "subscriber_id", args.subscriber_id)
+    if isinstance(subscriber_id, Err):
+        return subscriber_id
     query = (
         select(InboxMessage)
-        .where(_subscriber_messages(ctx, args.subscriber_id), *_status_filter(args.status))
+        .where(_subscriber_messages(ctx, subscriber_id), *_status_filter(args.status))
         .order_by(InboxMessage.created_at.desc(), InboxMessage.id.desc())
         .limit(args.limit)
     )
     if args.before is not None:
         cursor = ctx.session.scalars(
             select(InboxMessage).where(
-                _subscriber_messages(ctx, args.subscriber_id), InboxMessage.id == args.before
+                _subscriber_messages(ctx, subscriber_id), InboxMessage.id == args.before
             )
         ).one_or_none()
         if cursor is None:
@@ -110,7 +115,7 @@ def list_inbox(ctx: ActionContext, args: ListInboxArgs) -> Result:
 
 
 class MarkInboxArgs(ActionArgs):
-    subscriber_id: Annotated[uuid.UUID, Ref(Subscriber)]
+    subscriber_id: SubscriberKey
     message_ids: Annotated[list[uuid.UUID], Ref(InboxMessage)] = Field(
         min_length=1, max_length=MAX_MARKED
     )
@@ -137,10 +142,13 @@ def _apply(message: InboxMessage, mark: Mark, now: datetime) -> bool:
 @catalogue.action("mark_inbox", MarkInboxArgs)
 def mark_inbox(ctx: ActionContext, args: MarkInboxArgs) -> Result:
     """Mark a subscriber's messages seen, read (and seen), unread, archived or unarchived."""
+    subscriber_id = resolve_subscriber(ctx, "subscriber_id", args.subscriber_id)
+    if isinstance(subscriber_id, Err):
+        return subscriber_id
     wanted = list(dict.fromkeys(args.message_ids))
     messages = ctx.session.scalars(
         select(InboxMessage)
-        .where(_subscriber_messages(ctx, args.subscriber_id), InboxMessage.id.in_(wanted))
+        .where(_subscriber_messages(ctx, subscriber_id), InboxMessage.id.in_(wanted))
         .with_for_update()
     ).all()
     found = {message.id for message in messages}

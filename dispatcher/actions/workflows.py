@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
 from dispatcher.results import Ok, Result
@@ -29,6 +38,34 @@ class StepArgs(BaseModel):
     template: dict[str, str] = Field(default_factory=dict)
     conditions: list[Condition] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _template_fields_belong_in_template(
+        cls, data: Any, handler: ModelWrapValidatorHandler[StepArgs]
+    ) -> StepArgs:
+        # {"kind": "email", "subject": ...} is the commonest first guess: say where it goes.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if not any(_misplaced_template_field(item["type"], item["loc"]) for item in errors):
+                raise
+            details = [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "template_field",
+                        'put template fields under template: {"template": {"{name}": ...}}',
+                        {"name": item["loc"][-1]},
+                    ),
+                    loc=item["loc"],
+                    input=item["input"],
+                )
+                if _misplaced_template_field(item["type"], item["loc"])
+                else cast(InitErrorDetails, item)
+                for item in errors
+            ]
+            raise ValidationError.from_exception_data(exc.title, details) from None
 
     @field_validator("*", mode="after")
     @classmethod
@@ -64,6 +101,10 @@ class StepArgs(BaseModel):
         ):
             raise ValueError("template.body: a channel step needs a body template")
         return self
+
+
+def _misplaced_template_field(error_type: str, location: tuple[int | str, ...]) -> bool:
+    return error_type == "extra_forbidden" and len(location) == 1 and location[0] in TEMPLATE_FIELDS
 
 
 CHANNEL_KINDS = frozenset(StepKind(channel.value) for channel in ChannelType)

@@ -14,11 +14,11 @@ from typing import IO, Any, NoReturn
 
 import click
 import httpx
-from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy import select
 
+from dispatcher.cli.output import json_option, print_json, print_table
 from dispatcher.config import get_settings
 from dispatcher.errors import ActionArgumentsError, DispatcherError
 from dispatcher.producer import enqueue_action
@@ -158,7 +158,8 @@ def _yes(flag: bool) -> str:
 
 @integrations.command("list")
 @org_option
-def list_integrations(organisation_id: uuid.UUID) -> None:
+@json_option
+def list_integrations(organisation_id: uuid.UUID, as_json: bool) -> None:
     """List integrations (never their credentials)."""
     _require_organisation(organisation_id)
     # Only these columns: the credentials are never read, let alone decrypted.
@@ -185,6 +186,23 @@ def list_integrations(organisation_id: uuid.UUID) -> None:
                 Integration.created_at,
             )
         ).all()
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": str(row.id),
+                    "name": row.name,
+                    "provider": row.provider,
+                    "channel": row.channel_type.value,
+                    "environment": row.environment,
+                    "status": row.status.value,
+                    "is_primary": row.is_primary,
+                    "priority": row.priority,
+                }
+                for row in rows
+            ]
+        )
+        return
     # Ids are pasted into the other commands: never cut or folded, however narrow the terminal;
     # other cells fold rather than lose characters.
     headers = ("name", "provider", "channel", "environment", "status", "primary", "priority")
@@ -203,12 +221,7 @@ def list_integrations(organisation_id: uuid.UUID) -> None:
             _yes(row.is_primary),
             str(row.priority),
         )
-    console = Console()
-    if not console.is_terminal:
-        # Piped output is read by programs and people alike: no cell is cut to fit 80 columns.
-        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
-        console.width = max(console.width, natural)
-    console.print(table)
+    print_table(table)
     if not rows:
         click.echo("no integrations")
 

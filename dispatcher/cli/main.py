@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import uuid
 from dataclasses import asdict
 from typing import Any, NoReturn
 
 import click
-from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.table import Table
 
 from dispatcher.actions import catalogue
-from dispatcher.actions.base import Ref
+from dispatcher.cli.describe import describe_argument, describe_arguments
 from dispatcher.cli.integrations import integrations
 from dispatcher.cli.keys import rotate
+from dispatcher.cli.output import json_option, print_json, print_table
 from dispatcher.config import get_settings
 from dispatcher.dev.demo import run_demo
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import ActionTimeoutError, ConfigurationError, DispatcherError
 from dispatcher.notifications.status import transaction_status
 from dispatcher.notifications.triggers import trigger
 from dispatcher.organisations import create_organisation, list_organisations
-from dispatcher.producer import enqueue_action, run_action
+from dispatcher.producer import ActionHandle, enqueue_action, run_action
 from dispatcher.results import Err, Result, to_wire
 from dispatcher.runtime.db import normalise_url
+from dispatcher.runtime.resources import database
 from models import generate_key
 from models.migrate import upgrade
 
@@ -37,7 +37,17 @@ def fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
-@click.group()
+class DispatcherGroup(click.Group):
+    """Settings and schema problems end any command with their one-line fix, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=DispatcherGroup)
 def main() -> None:
     """Notification and action dispatcher."""
 
@@ -74,40 +84,44 @@ def orgs_create(name: str, slug: str | None) -> None:
 
 
 @orgs.command("list")
-def orgs_list() -> None:
+@json_option
+def orgs_list(as_json: bool) -> None:
     """List organisations."""
+    rows = [
+        {
+            "id": str(organisation.id),
+            "name": organisation.name,
+            "slug": organisation.slug,
+            "created_at": organisation.created_at.isoformat(timespec="seconds"),
+        }
+        for organisation in list_organisations()
+    ]
+    if as_json:
+        print_json(rows)
+        return
     table = Table("id", "name", "slug", "created")
-    for organisation in list_organisations():
-        table.add_row(
-            str(organisation.id),
-            organisation.name,
-            organisation.slug,
-            organisation.created_at.isoformat(timespec="seconds"),
-        )
-    console.print(table)
+    for row in rows:
+        table.add_row(row["id"], row["name"], row["slug"], row["created_at"])
+    print_table(table)
 
 
-_TYPING_NOISE = re.compile(
-    r"\b(typing|uuid|datetime|pydantic\.networks)\.|<class '|'>|Annotated\[|, [A-Z]\w*\(.*?\)\]"
-)
-
-
-def describe_field(info: FieldInfo) -> str:
-    text = _TYPING_NOISE.sub("", repr(info.annotation)).replace("NoneType", "None")
-    for marker in info.metadata:
-        if isinstance(marker, Ref):
-            text += f" -> {marker.model.__tablename__}"
-    return text if info.is_required() else f"{text} (optional)"
-
-
-def print_catalogue() -> None:
+def print_catalogue(as_json: bool) -> None:
+    entries: list[dict[str, Any]] = [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "arguments": describe_arguments(spec.args_model),
+        }
+        for spec in catalogue
+    ]
+    if as_json:
+        print_json(entries)
+        return
     table = Table("action", "arguments", "description", show_lines=True)
-    for spec in catalogue:
-        arguments = "\n".join(
-            f"{name}: {describe_field(info)}" for name, info in spec.args_model.model_fields.items()
-        )
-        table.add_row(spec.name, arguments, spec.description)
-    console.print(table)
+    for entry in entries:
+        arguments = "\n".join(describe_argument(item) for item in entry["arguments"])
+        table.add_row(entry["name"], arguments, entry["description"])
+    print_table(table)
 
 
 def print_result(result: Result) -> None:
@@ -123,6 +137,7 @@ def print_result(result: Result) -> None:
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for the result.")
 @click.option("--local", is_flag=True, help="Run in this process instead of on a worker.")
 @click.option("--list", "list_actions", is_flag=True, help="List the actions and arguments.")
+@json_option
 def action(
     *,
     name: str | None,
@@ -131,10 +146,14 @@ def action(
     timeout: float | None,
     local: bool,
     list_actions: bool,
+    as_json: bool,
 ) -> None:
-    """Enqueue action NAME for an organisation, wait for it and print its result."""
+    """Enqueue action NAME for an organisation, wait for it and print its result (JSON).
+
+    With --list, the actions and their arguments (--json: as JSON).
+    """
     if list_actions:
-        print_catalogue()
+        print_catalogue(as_json)
         return
     if not name:
         fail("give an action NAME, or --list to see them")
@@ -147,12 +166,36 @@ def action(
     if not isinstance(parsed, dict):
         fail("--args must be a JSON object")
     try:
+        # The worker would meet an unmigrated database too; say so here, not after a timeout.
+        database()
         if local:
             result = run_action(name, parsed, organisation_id=organisation_id)
         else:
             result = enqueue_action(name, parsed, organisation_id=organisation_id).get(timeout)
+    except ActionTimeoutError as exc:
+        fail(_still_running(exc))
     except DispatcherError as exc:
         fail(str(exc))
+    print_result(result)
+
+
+def _still_running(exc: ActionTimeoutError) -> str:
+    return (
+        f"action {exc.action!r} gave no result in time, but it may still run: running the "
+        f"command again may do it twice. Task id {exc.task_id}; wait for its result with "
+        f"`dispatcher result {exc.task_id}`. Is a worker consuming the actions queue?"
+    )
+
+
+@main.command("result")
+@click.argument("task_id")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the result.")
+def result_command(task_id: str, timeout: float | None) -> None:
+    """Wait for the result of an enqueued action, by the task id it was given."""
+    try:
+        result = ActionHandle("(by task id)", task_id).get(timeout)
+    except ActionTimeoutError as exc:
+        fail(f"task {exc.task_id} gave no result yet; it may still run: ask again later")
     print_result(result)
 
 
@@ -201,7 +244,8 @@ def _target(text: str) -> Any:
 @main.command("status")
 @click.argument("transaction_id")
 @click.option("--org", "organisation_id", required=True, help="Organisation id.")
-def status_command(transaction_id: str, organisation_id: str) -> None:
+@json_option
+def status_command(transaction_id: str, organisation_id: str, as_json: bool) -> None:
     """Show every delivery of a transaction: channel, integration, status, attempts, error."""
     try:
         organisation = uuid.UUID(organisation_id)
@@ -210,6 +254,9 @@ def status_command(transaction_id: str, organisation_id: str) -> None:
     views = transaction_status(organisation, transaction_id)
     if not views:
         fail(f"no transaction {transaction_id!r} in this organisation")
+    if as_json:
+        print_json([asdict(view) for view in views])
+        return
     table = Table("subscriber", "step", "channel", "integration", "provider", "status",
                   "attempts", "last error")  # fmt: skip
     for view in views:
@@ -217,7 +264,7 @@ def status_command(transaction_id: str, organisation_id: str) -> None:
             view.subscriber, str(view.step), view.channel, view.integration or "-",
             view.provider or "-", view.status, str(view.attempts), view.last_error or "",
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
 
 
 @main.group()

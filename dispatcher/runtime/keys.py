@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
-from sqlalchemy import Text, func, select, type_coerce, update
+from sqlalchemy import Text, func, inspect, select, type_coerce, update
 
 from dispatcher.config import Settings
 from dispatcher.errors import ConfigurationError
-from dispatcher.runtime.db import Database
+from dispatcher.runtime.db import Database, build_engine
 from models import Integration, KeyRingError, credential_keys, generate_key
 from models.types import utcnow
 
@@ -18,7 +19,12 @@ RotationProgress = Callable[[int, int], None]
 
 
 def load_keys(settings: Settings) -> list[str]:
-    """The configured keys; in embedded mode a local key file is created when none is set."""
+    """The configured keys; in embedded mode the key file beside the SQLite database.
+
+    The key file is generated only for a database that holds no credentials yet: a new key for a
+    database whose credentials another key sealed would decrypt none of them, and every process
+    opening that database would silently disagree.
+    """
     if settings.encryption_keys:
         return [key.get_secret_value() for key in settings.encryption_keys]
     if not settings.is_embedded:
@@ -28,11 +34,45 @@ def load_keys(settings: Settings) -> list[str]:
         )
     key_file = settings.key_file
     if not key_file.exists():
-        settings.ensure_data_dir()
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(generate_key() + "\n")
+        if _holds_credentials(settings):
+            raise ConfigurationError(
+                f"the key file {key_file} is missing, but the database "
+                f"{settings.sqlite_file} holds credentials sealed with a key: restore that file "
+                "(or set DISPATCHER_ENCRYPTION_KEYS to the key); a new key would decrypt none "
+                "of them, so none is generated"
+            )
+        _create_key_file(key_file)
     return [line.strip() for line in key_file.read_text().splitlines() if line.strip()]
+
+
+def _holds_credentials(settings: Settings) -> bool:
+    database_file = settings.sqlite_file
+    if database_file is None or not database_file.exists():
+        return False
+    engine = build_engine(settings.resolved_database_url)
+    try:
+        if not inspect(engine).has_table(Integration.__tablename__):
+            return False
+        with engine.connect() as connection:
+            stored = select(Integration.id).where(Integration.credentials.is_not(None)).limit(1)
+            return connection.execute(stored).first() is not None
+    finally:
+        engine.dispose()
+
+
+def _create_key_file(key_file: Path) -> None:
+    """Write a new key, atomically: a process starting at the same moment reads the same one."""
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    draft = key_file.with_name(f".{key_file.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(generate_key() + "\n")
+    try:
+        os.link(draft, key_file)
+    except FileExistsError:
+        pass  # another process made it first: theirs is the key
+    finally:
+        draft.unlink()
 
 
 def configure_key_ring(settings: Settings) -> None:

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dispatcher import run_action
+from dispatcher import Ok, run_action
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.notifications.status import DeliveryView, transaction_status
 from dispatcher.runtime.resources import database
 from models import DeliveryAttempt, Integration
-from tests.dispatcher.support import created_id, fetch
+from tests.dispatcher.support import created_id, fetch, subscriber_row_id
 
 TERMINAL = {"sent", "failed", "skipped"}
 
@@ -59,8 +59,12 @@ def wire(
 
 
 def subscriber(organisation_id: uuid.UUID, external_id: str, **fields: Any) -> uuid.UUID:
+    """Create a subscriber; the value is its row id, for reading rows (actions take the
+    external id, which ``create_subscriber`` answers)."""
     arguments = {"external_id": external_id, "email": f"{external_id}@example.com", **fields}
-    return act(organisation_id, "create_subscriber", arguments)
+    created = run_action("create_subscriber", arguments, organisation_id=organisation_id)
+    assert created == Ok(external_id), created
+    return subscriber_row_id(organisation_id, external_id)
 
 
 def workflow(

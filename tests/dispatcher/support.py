@@ -11,7 +11,7 @@ from dispatcher import Ok, Result, enqueue_action
 from dispatcher.results import from_wire
 from dispatcher.runtime.resources import database
 from dispatcher.tasks import action_task
-from models import Base
+from models import Base, Subscriber
 
 RowT = TypeVar("RowT", bound=Base)
 
@@ -48,3 +48,14 @@ def count(model: type[Base], **filters: Any) -> int:
         for column, value in filters.items():
             query = query.where(model.__table__.c[column] == value)
         return len(session.scalars(query).all())
+
+
+def subscriber_row_id(organisation_id: uuid.UUID, external_id: str) -> uuid.UUID:
+    """The row id of the subscriber the application calls ``external_id`` (for reading rows)."""
+    with database().session() as session:
+        return session.scalars(
+            select(Subscriber.id).where(
+                Subscriber.organisation_id == organisation_id,
+                Subscriber.external_id == external_id,
+            )
+        ).one()

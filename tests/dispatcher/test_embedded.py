@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -59,8 +60,17 @@ def test_four_actions_on_sqlite_with_the_sqlite_broker(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     organisation = created.stdout.strip()
     uuid.UUID(organisation)
+    # Before any worker runs, an action times out; it runs once a worker comes.
+    early = cli(env, "action", "create_user", "--org", organisation, "--args",
+                json.dumps({"name": "Early"}), "--timeout", "0.5")  # fmt: skip
+    assert early.returncode == 1
+    found = re.search(r"`dispatcher result ([0-9a-f-]{36})`", early.stderr)
+    assert found, early.stderr
 
     with running_worker(environment=env, log_file=tmp_path / "worker.log", concurrency=1):
+        late = cli(env, "result", found.group(1), "--timeout", "60")
+        assert late.returncode == 0, late.stdout + late.stderr
+        assert json.loads(late.stdout)["ok"] is True
         user = action(env, organisation, "create_user", {"name": "Ada"})
         agent = action(env, organisation, "create_agent",
                        {"name": "Tutor", "description": "d", "kind": "system_agent",
@@ -108,4 +118,4 @@ def test_action_list_names_every_action_and_its_arguments(tmp_path: Path) -> Non
     for name in ("create_agent", "assign_lesson", "send_agent_message", "update_flow_progress",
                  "create_integration", "create_subscriber", "create_workflow", "grant_access"):  # fmt: skip
         assert name in done.stdout
-    assert "delegates_to" in done.stdout and "-> agents" in done.stdout
+    assert "delegates_to: list of ids of agents (optional)" in done.stdout

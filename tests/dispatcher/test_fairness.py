@@ -12,7 +12,13 @@ from dispatcher import create_organisation, trigger, trigger_bulk
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
 from models import Delivery
-from tests.dispatcher.notify_support import EMAIL_STEP, act, wait_until_terminal, wire, workflow
+from tests.dispatcher.notify_support import (
+    EMAIL_STEP,
+    subscriber,
+    wait_until_terminal,
+    wire,
+    workflow,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 BLAST = 1500  # above the direct-enqueue limit: fed by the outbox pump in rounds
@@ -48,8 +54,8 @@ def test_a_blast_does_not_starve_critical_or_other_tenants(
               "channels": {}, "data": {}, "meta": {}, "created_at": datetime.now().astimezone(), "updated_at": datetime.now().astimezone()}
              for n in range(BLAST)],
         )  # fmt: skip
-    act(other, "create_subscriber", {"external_id": "o", "email": "o@example.com"})
-    act(security, "create_subscriber", {"external_id": "s", "email": "s@example.com"})
+    subscriber(other, "o")
+    subscriber(security, "s")
 
     blast = trigger_bulk(
         blaster,

@@ -17,7 +17,7 @@ from dispatcher.results import ErrorCode, Result
 from dispatcher.runtime.resources import database
 from dispatcher.tasks import action_task_name
 from models import InboxMessage
-from tests.dispatcher.support import created_id, fetch, on_worker
+from tests.dispatcher.support import fetch, on_worker, subscriber_row_id
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ITEM_KEYS = {"id", "title", "body", "data", "created_at", "seen_at", "read_at", "archived_at"}
@@ -26,7 +26,10 @@ ITEM_KEYS = {"id", "title", "body", "data", "created_at", "seen_at", "read_at", 
 @dataclass(frozen=True)
 class Inbox:
     organisation_id: uuid.UUID
+    #: The row's id, for writing messages.
     subscriber_id: uuid.UUID
+    #: How the actions are told the subscriber: its external id.
+    subscriber: str
 
     def add(self, body: str, minute: int, **fields: Any) -> uuid.UUID:
         """An inbox message created ``minute`` minutes after START."""
@@ -57,15 +60,16 @@ class Inbox:
         )
 
     def run(self, action: str, **arguments: Any) -> Result:
-        arguments = {"subscriber_id": str(self.subscriber_id), **arguments}
+        arguments = {"subscriber_id": self.subscriber, **arguments}
         return run_action(action, arguments, organisation_id=self.organisation_id)
 
 
 def new_inbox(organisation_id: uuid.UUID, external_id: str = "reader") -> Inbox:
-    subscriber = run_action(
+    created = run_action(
         "create_subscriber", {"external_id": external_id}, organisation_id=organisation_id
     )
-    return Inbox(organisation_id, created_id(subscriber))
+    assert created == Ok(external_id), created
+    return Inbox(organisation_id, subscriber_row_id(organisation_id, external_id), external_id)
 
 
 @pytest.fixture
@@ -183,11 +187,16 @@ def test_other_subscribers_and_organisations_are_refused(
     neighbour = new_inbox(inbox.organisation_id, "neighbour")
     neighbours = neighbour.add("neighbour's", 1)
 
-    # Another organisation's subscriber, or its message.
-    stranger = Inbox(inbox.organisation_id, other_organisation_inbox.subscriber_id)
-    for result in (stranger.run("list_inbox"), stranger.mark([foreign], "read")):
-        assert isinstance(result, Err) and result.code == ErrorCode.NOT_FOUND
-        assert "subscriber_id" in result.message
+    # Another organisation's subscriber (by its row id or an external id only it has), or its
+    # message.
+    foreign_row = other_organisation_inbox.subscriber_id
+    elsewhere_only = new_inbox(other_organisation_inbox.organisation_id, "elsewhere-only")
+    for key in (str(foreign_row), elsewhere_only.subscriber):
+        stranger = Inbox(inbox.organisation_id, foreign_row, key)
+        for result in (stranger.run("list_inbox"), stranger.mark([mine], "read")):
+            assert isinstance(result, Err) and result.code == ErrorCode.NOT_FOUND
+            assert "subscriber_id" in result.message
+            assert result.details["missing"] == [key]
     refused = inbox.mark([mine, foreign], "read")
     assert isinstance(refused, Err) and refused.code == ErrorCode.NOT_FOUND
     assert refused.details["missing"] == [str(foreign)]
@@ -215,7 +224,7 @@ def test_list_and_mark_on_the_worker(inbox: Inbox, other_organisation_inbox: Inb
         "the inbox actions have no Celery task: dispatcher/actions/__init__.py must import inbox"
     )
     older, newer = inbox.add("older", 1), inbox.add("newer", 2)
-    subscriber = str(inbox.subscriber_id)
+    subscriber = inbox.subscriber
     marked = on_worker(
         "mark_inbox",
         {"subscriber_id": subscriber, "message_ids": [str(older)], "as": "read"},
@@ -232,3 +241,14 @@ def test_list_and_mark_on_the_worker(inbox: Inbox, other_organisation_inbox: Inb
         inbox.organisation_id,
     )
     assert isinstance(refused, Err) and refused.code == ErrorCode.NOT_FOUND
+
+
+def test_a_subscriber_is_named_by_its_external_id_or_else_its_row_id(inbox: Inbox) -> None:
+    inbox.add("mine", 1)
+    by_row_id = Inbox(inbox.organisation_id, inbox.subscriber_id, str(inbox.subscriber_id))
+    assert by_row_id.bodies() == ["mine"]
+    # An external id spelled like another subscriber's row id names its own subscriber.
+    lookalike = new_inbox(inbox.organisation_id, str(inbox.subscriber_id))
+    lookalike.add("lookalike's", 2)
+    assert by_row_id.bodies() == ["lookalike's"]
+    assert inbox.bodies() == ["mine"]

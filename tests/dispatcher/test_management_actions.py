@@ -21,7 +21,14 @@ from models import (
     Workflow,
     WorkflowStep,
 )
-from tests.dispatcher.support import count, created_id, fetch, on_worker, raw_on_worker
+from tests.dispatcher.support import (
+    count,
+    created_id,
+    fetch,
+    on_worker,
+    raw_on_worker,
+    subscriber_row_id,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -118,15 +125,16 @@ def test_groups_users_and_membership(organisation_id: uuid.UUID) -> None:
 
 
 def test_subscribers_topics_and_preferences(organisation_id: uuid.UUID) -> None:
-    subscriber = created_id(
-        on_worker(
-            "create_subscriber",
-            {"external_id": "u-1", "email": "u1@example.com", "phone": "+447700900123",
-             "channels": {"push": {"device_tokens": ["tok"]}}, "data": {"plan": "pro"}},
-            organisation_id,
-        )
+    created = on_worker(
+        "create_subscriber",
+        {"external_id": "u-1", "email": "u1@example.com", "phone": "+447700900123",
+         "channels": {"push": {"device_tokens": ["tok"]}}, "data": {"plan": "pro"}},
+        organisation_id,
     )  # fmt: skip
-    row = fetch(Subscriber, subscriber)
+    # The subscriber is named by the application's id for it, in the answer and everywhere.
+    assert created == Ok("u-1")
+    subscriber = "u-1"
+    row = fetch(Subscriber, subscriber_row_id(organisation_id, subscriber))
     assert (row.external_id, row.phone, row.channels["push"]) == (
         "u-1",
         "+447700900123",
@@ -135,26 +143,27 @@ def test_subscribers_topics_and_preferences(organisation_id: uuid.UUID) -> None:
     topic = created_id(
         on_worker(
             "create_topic",
-            {"key": "news", "name": "News", "subscriber_ids": [str(subscriber)]},
+            {"key": "news", "name": "News", "subscriber_ids": [subscriber]},
             organisation_id,
         )
     )
     assert fetch(Topic, topic).key == "news"
     again = on_worker(
         "subscribe_to_topic",
-        {"topic_id": str(topic), "subscriber_ids": [str(subscriber)]},
+        {"topic_id": str(topic), "subscriber_ids": [subscriber, str(row.id)]},
         organisation_id,
     )
     assert again == Ok(0)
     assert count(TopicSubscription, topic_id=topic) == 1
     first = on_worker(
         "set_preference",
-        {"subscriber_id": str(subscriber), "channel_type": "sms", "enabled": False},
+        {"subscriber_id": subscriber, "channel_type": "sms", "enabled": False},
         organisation_id,
     )
     second = on_worker(
         "set_preference",
-        {"subscriber_id": str(subscriber), "channel_type": "sms", "enabled": True},
+        # The row's id names the same subscriber.
+        {"subscriber_id": str(row.id), "channel_type": "sms", "enabled": True},
         organisation_id,
     )
     assert created_id(first) == created_id(second)

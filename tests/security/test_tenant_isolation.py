@@ -28,6 +28,7 @@ from dispatcher.results import ErrorCode
 from dispatcher.runtime.resources import database
 from models import Notification, Subscriber
 from tests.dispatcher.notify_support import wait_until_terminal
+from tests.dispatcher.support import subscriber_row_id
 from tests.security.support import (
     BASE_ARGUMENTS,
     Names,
@@ -46,6 +47,12 @@ pytestmark = pytest.mark.usefixtures("postgres_url", "redis_url")
 MANUAL_ID_FIELDS = {
     ("grant_access", "resource_id"): "tools",
     ("grant_access", "grantee_id"): "agents",
+    # Subscribers are named by external id, or by row id (the one tried here from B).
+    ("create_topic", "subscriber_ids"): "subscribers",
+    ("subscribe_to_topic", "subscriber_ids"): "subscribers",
+    ("set_preference", "subscriber_id"): "subscribers",
+    ("list_inbox", "subscriber_id"): "subscribers",
+    ("mark_inbox", "subscriber_id"): "subscribers",
 }
 
 #: (type field, id field, table) of grants made in A to B's rows.
@@ -57,6 +64,12 @@ GRANT_VARIANTS = [
 
 #: Keys (not ids) taken from B: ``Err`` when A has no such key, else a row of A's own.
 KEY_ATTACKS: list[tuple[str, str, Callable[[Names], Any], bool]] = [
+    # Before create_subscriber below makes B's external id one of A's own.
+    ("set_preference", "subscriber_id", lambda n: n.subscriber_b_only, True),
+    ("list_inbox", "subscriber_id", lambda n: n.subscriber_b_only, True),
+    ("mark_inbox", "subscriber_id", lambda n: n.subscriber_b_only, True),
+    ("create_topic", "subscriber_ids", lambda n: [n.subscriber_b_only], True),
+    ("subscribe_to_topic", "subscriber_ids", lambda n: [n.subscriber_b_only], True),
     ("invoke_tool", "to", lambda n: [n.subscriber_b_only], True),
     ("invoke_tool", "to", lambda n: [{"topic": n.topic_b_only}], True),
     ("create_schedule", "workflow", lambda n: n.workflow_b_only, True),
@@ -195,8 +208,13 @@ def test_organisation_a_reaches_nothing_of_b_with_b_s_ids_and_keys(
             assert isinstance(result, Err), (action, field, result)
         else:
             assert isinstance(result, Ok), (action, field, result)
-            assert table_of(uuid.UUID(result.value)) is not None
-            assert table_of(uuid.UUID(result.value))[1] == org_a  # type: ignore[index]
+            row_id = (
+                subscriber_row_id(org_a, result.value)
+                if action == "create_subscriber"
+                else uuid.UUID(result.value)
+            )
+            assert table_of(row_id) is not None
+            assert table_of(row_id)[1] == org_a  # type: ignore[index]
 
     # Colliding keys resolve to A's own rows; B's transaction id is no duplicate in A; an inline
     # subscriber with B's external id becomes A's; B's integration named in overrides is ignored.
