@@ -7,9 +7,7 @@ prints a credential: listings leave them out and every message names fields, nev
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Iterable
 from typing import IO, Any, NoReturn
 
 import click
@@ -18,9 +16,11 @@ from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy import select
 
+from dispatcher.cli.json_input import json_object
 from dispatcher.cli.output import json_option, print_json, print_table
 from dispatcher.config import get_settings
 from dispatcher.errors import ActionArgumentsError, DispatcherError
+from dispatcher.observability.redaction import default_redactor
 from dispatcher.producer import enqueue_action
 from dispatcher.results import Err
 from dispatcher.runtime.http import SendingRuntime
@@ -39,17 +39,6 @@ CHECK_TIMEOUT = 10.0
 
 def fail(message: str) -> NoReturn:
     raise click.ClickException(message)
-
-
-def _json_object(option: str, text: str) -> dict[str, Any]:
-    try:
-        value: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # The position only: the text may be a secret.
-        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    if not isinstance(value, dict):
-        fail(f"{option} must be a JSON object")
-    return value
 
 
 def _arguments_error(error: ActionArgumentsError) -> str:
@@ -133,9 +122,9 @@ def add(
     if credentials_json is not None and credentials_file is not None:
         fail("give --credentials or --credentials-file, not both")
     if credentials_file is not None:
-        credentials = _json_object("--credentials-file", credentials_file.read())
+        credentials = json_object("--credentials-file", credentials_file.read())
     elif credentials_json is not None:
-        credentials = _json_object("--credentials", credentials_json)
+        credentials = json_object("--credentials", credentials_json)
     else:
         credentials = {}
     arguments: dict[str, Any] = {
@@ -143,7 +132,7 @@ def add(
         "provider": provider,
         "environment": environment,
         "credentials": credentials,
-        "settings": _json_object("--settings", settings_json),
+        "settings": json_object("--settings", settings_json),
         "is_primary": primary,
         "priority": priority,
     }
@@ -244,13 +233,6 @@ def check_runtime() -> SendingRuntime:
     return SendingRuntime(timeout=CHECK_TIMEOUT, max_connections=4)
 
 
-def _redacted(text: str, secrets: Iterable[str]) -> str:
-    # Provider messages never carry credentials by design; this is the belt to those braces.
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
 async def _check(prepared: Prepared) -> CheckResult | None:
     return await prepared.provider.check(prepared.credentials, prepared.settings, prepared.client)
 
@@ -274,22 +256,25 @@ def check_integration(integration_id: uuid.UUID, organisation_id: uuid.UUID) -> 
             prepared = runtime.run(prepare(candidate, guard, runtime))
         except IntegrationError as exc:
             fail(f"not ok: {exc.reason}")
-        secrets = list(secret_values(prepared.credentials))
-        try:
-            answer = runtime.run(_check(prepared))
-        except ProviderError as exc:
-            fail(_redacted(f"not ok: {type(exc).__name__}: {exc}", secrets))
-        except httpx.HTTPError as exc:
-            fail(f"not ok: {type(exc).__name__} (the provider let an HTTP error escape)")
+        # A provider may echo the request's credentials (an Authorization header, a URL with a
+        # token) in its answer: printed through the worker's redactor, which knows their forms.
+        with default_redactor.scope():
+            default_redactor.add(*secret_values(prepared.credentials))
+            try:
+                answer = runtime.run(_check(prepared))
+            except ProviderError as exc:
+                fail(default_redactor.redact_text(f"not ok: {type(exc).__name__}: {exc}"))
+            except httpx.HTTPError as exc:
+                fail(f"not ok: {type(exc).__name__} (the provider let an HTTP error escape)")
+            detail = None if answer is None else default_redactor.redact_text(answer.detail)
     finally:
         runtime.close()
-    if answer is None:
+    if answer is None or detail is None:
         click.echo(
             f"ok: credentials and settings are valid; {candidate.provider} has no call to "
             "check them with"
         )
         return
-    detail = _redacted(answer.detail, secrets)
     if not answer.ok:
         fail(f"not ok: {detail}")
     click.echo(f"ok: {detail}")

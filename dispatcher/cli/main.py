@@ -15,6 +15,7 @@ from rich.table import Table
 from dispatcher.actions import catalogue
 from dispatcher.cli.describe import describe_argument, describe_arguments
 from dispatcher.cli.integrations import integrations
+from dispatcher.cli.json_input import json_object
 from dispatcher.cli.keys import rotate
 from dispatcher.cli.output import json_option, print_json, print_table
 from dispatcher.config import get_settings
@@ -159,12 +160,7 @@ def action(
         fail("give an action NAME, or --list to see them")
     if not organisation_id:
         fail("--org is required")
-    try:
-        parsed: Any = json.loads(arguments)
-    except json.JSONDecodeError as exc:
-        fail(f"--args is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    if not isinstance(parsed, dict):
-        fail("--args must be a JSON object")
+    parsed = json_object("--args", arguments)
     try:
         # The worker would meet an unmigrated database too; say so here, not after a timeout.
         database()
@@ -219,7 +215,7 @@ def trigger_command(
     targets = [_target(item) for item in recipients]
     try:
         receipt = trigger(
-            organisation_id, workflow, targets, _json_object(payload, "--payload"),
+            organisation_id, workflow, targets, json_object("--payload", payload),
             transaction_id=transaction_id,
         )  # fmt: skip
     except DispatcherError as exc:
@@ -227,18 +223,8 @@ def trigger_command(
     click.echo(json.dumps(asdict(receipt), indent=2))
 
 
-def _json_object(text: str, option: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    if not isinstance(parsed, dict):
-        fail(f"{option} must be a JSON object")
-    return parsed
-
-
 def _target(text: str) -> Any:
-    return _json_object(text, "--to") if text.lstrip().startswith("{") else text
+    return json_object("--to", text) if text.lstrip().startswith("{") else text
 
 
 @main.command("status")

@@ -3,10 +3,12 @@ local server."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import respx
@@ -168,6 +170,30 @@ def test_test_reports_not_ok_on_401(server: ScriptedServer, organisation_id: uui
     assert "not ok: fake_http: HTTP 401" in outcome.output
     assert "unauthorized" in outcome.output
     assert SECRET not in outcome.output
+
+
+def test_test_masks_credentials_a_provider_echoes_in_derived_forms(
+    server: ScriptedServer, organisation_id: uuid.UUID
+) -> None:
+    # Mailgun, Mailjet, Twilio and Plivo authenticate with HTTP Basic; an API that echoes the
+    # request shows the credentials base64-encoded, which no literal replacement finds.
+    basic = base64.b64encode(f"api:{SECRET}".encode()).decode()
+    echoed = json.dumps(
+        {
+            "error": "unauthorized",
+            "request": {
+                "Authorization": f"Basic {basic}",
+                "url": f"https://api.example/v1?token={quote(SECRET)}",
+                "auth": f"Bearer {SECRET}",
+            },
+        }
+    )
+    outcome = checked_at(organisation_id, server.route("/check", Route(401, echoed)))
+    assert outcome.exit_code == 1
+    assert "not ok: fake_http: HTTP 401" in outcome.output
+    assert basic not in outcome.output
+    assert SECRET not in outcome.output
+    assert quote(SECRET) not in outcome.output
 
 
 def test_test_names_the_class_of_a_provider_error(organisation_id: uuid.UUID) -> None:
