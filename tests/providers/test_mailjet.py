@@ -1,15 +1,20 @@
 import base64
 import json
-from typing import Any
 
 import httpx
 import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.mailjet import MailjetProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    check,
+    delivered,
+    failure,
+)
 
 URL = "https://api.mailjet.com/v3.1/send"
 CREDENTIALS = {"api_key": "SECRET-mj-public-key", "secret_key": "SECRET-mj-private-key"}
@@ -120,32 +125,6 @@ class TestMailjet(ProviderContract):
     )
 
 
-def _send(
-    message: Message, answer: Answer, settings: dict[str, Any] | None = None
-) -> tuple[SendResult, httpx.Request]:
-    provider = MailjetProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(settings or SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
 def test_attachments_and_sandbox_mode() -> None:
     message = MESSAGE.model_copy(
         update={
@@ -155,7 +134,12 @@ def test_attachments_and_sandbox_mode() -> None:
             ),
         }
     )
-    _, request = _send(message, Answer(200, json=SUCCESS), {**SETTINGS, "sandbox_mode": True})
+    _, request = delivered(
+        TestMailjet.case,
+        Answer(200, json=SUCCESS),
+        message=message,
+        settings={**SETTINGS, "sandbox_mode": True},
+    )
     body = json.loads(request.content)
     assert body["SandboxMode"] is True
     [item] = body["Messages"]
@@ -173,15 +157,15 @@ def test_attachments_and_sandbox_mode() -> None:
 def test_message_uuid_when_no_legacy_id() -> None:
     body = json.loads(json.dumps(SUCCESS))
     del body["Messages"][0]["To"][0]["MessageID"]
-    result, _ = _send(MESSAGE, Answer(200, json=body))
+    result, _ = delivered(TestMailjet.case, Answer(200, json=body))
     assert result.provider_message_id == "cb927469-36fd-4c02-bce4-0d199929a207"
 
 
 def test_a_200_whose_message_failed_is_not_a_success() -> None:
     answer = message_error(200, "mj-0013", '"ada" is an invalid email address.', ["To[0].Email"])
-    failure = _failure(answer)
-    assert type(failure) is RecipientError
-    assert failure.provider_code == "mj-0013"
+    caught = failure(TestMailjet.case, answer)
+    assert type(caught) is RecipientError
+    assert caught.provider_code == "mj-0013"
 
 
 @pytest.mark.parametrize(
@@ -234,27 +218,14 @@ def test_a_200_whose_message_failed_is_not_a_success() -> None:
     ],
 )
 def test_error_codes(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+    caught = failure(TestMailjet.case, answer)
+    assert type(caught) is expected
+    assert caught.status_code == answer.status
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = MailjetProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.mailjet.com/v3/REST/user").mock(
-            return_value=answer.response()
-        )
-        result = run(go())
-    assert route.calls[0].request.headers["authorization"] == f"Basic {BASIC_TOKEN}"
-    assert result is not None
+    result, request = check(TestMailjet.case, answer, url="https://api.mailjet.com/v3/REST/user")
+    assert request.headers["authorization"] == f"Basic {BASIC_TOKEN}"
     return result
 
 

@@ -3,12 +3,18 @@ import json
 
 import httpx
 import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.postmark import PostmarkProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    check,
+    delivered,
+    failure,
+)
 
 URL = "https://api.postmarkapp.com/email"
 CREDENTIALS = {"server_token": "SECRET-postmark-server-token"}
@@ -91,30 +97,6 @@ class TestPostmark(ProviderContract):
     )
 
 
-def _send(message: Message, answer: Answer) -> tuple[SendResult, httpx.Request]:
-    provider = PostmarkProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
 def test_attachments_and_text_only_body() -> None:
     message = MESSAGE.model_copy(
         update={
@@ -124,7 +106,9 @@ def test_attachments_and_text_only_body() -> None:
             ),
         }
     )
-    _, request = _send(message, Answer(200, json={"ErrorCode": 0, "MessageID": "m"}))
+    _, request = delivered(
+        TestPostmark.case, Answer(200, json={"ErrorCode": 0, "MessageID": "m"}), message=message
+    )
     body = json.loads(request.content)
     assert body["TextBody"] == "Hi Ada"
     assert "HtmlBody" not in body
@@ -138,21 +122,12 @@ def test_attachments_and_text_only_body() -> None:
 
 
 def test_message_stream_setting_is_sent() -> None:
-    provider = PostmarkProvider()
-    settings = provider.parse_settings({**SETTINGS, "message_stream": "notifications"})
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                MESSAGE, provider.parse_credentials(CREDENTIALS), settings, client
-            )
-
-    with respx.mock() as router:
-        route = router.post(URL).mock(
-            return_value=httpx.Response(200, json={"ErrorCode": 0, "MessageID": "m"})
-        )
-        run(go())
-    assert json.loads(route.calls[0].request.content)["MessageStream"] == "notifications"
+    _, request = delivered(
+        TestPostmark.case,
+        Answer(200, json={"ErrorCode": 0, "MessageID": "m"}),
+        settings={**SETTINGS, "message_stream": "notifications"},
+    )
+    assert json.loads(request.content)["MessageStream"] == "notifications"
 
 
 @pytest.mark.parametrize(
@@ -189,34 +164,20 @@ def test_message_stream_setting_is_sent() -> None:
     ],
 )
 def test_error_codes(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+    caught = failure(TestPostmark.case, answer)
+    assert type(caught) is expected
+    assert caught.status_code == answer.status
 
 
 def test_error_code_is_kept() -> None:
-    failure = _failure(error(422, 406, "Inactive recipient."))
-    assert failure.provider_code == "406"
-    assert "ErrorCode 406" in str(failure)
+    caught = failure(TestPostmark.case, error(422, 406, "Inactive recipient."))
+    assert caught.provider_code == "406"
+    assert "ErrorCode 406" in str(caught)
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = PostmarkProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.postmarkapp.com/server").mock(
-            return_value=answer.response()
-        )
-        result = run(go())
-    headers = route.calls[0].request.headers
-    assert headers["x-postmark-server-token"] == "SECRET-postmark-server-token"
-    assert result is not None
+    result, request = check(TestPostmark.case, answer, url="https://api.postmarkapp.com/server")
+    assert request.headers["x-postmark-server-token"] == "SECRET-postmark-server-token"
     return result
 
 

@@ -4,12 +4,18 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.resend import ResendProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    check,
+    delivered,
+    failure,
+)
 
 URL = "https://api.resend.com/emails"
 CREDENTIALS = {"api_key": "re_SECRET_resend_key"}
@@ -82,33 +88,9 @@ class TestResend(ProviderContract):
     )
 
 
-def _send(message: Message, answer: Answer) -> tuple[SendResult, httpx.Request]:
-    provider = ResendProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
 def test_idempotency_key_is_stable_across_retries() -> None:
-    _, first = _send(MESSAGE, Answer(200, json={"id": "a"}))
-    _, second = _send(MESSAGE, Answer(200, json={"id": "a"}))
+    _, first = delivered(TestResend.case, Answer(200, json={"id": "a"}))
+    _, second = delivered(TestResend.case, Answer(200, json={"id": "a"}))
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "dlv-d-1"
 
 
@@ -121,7 +103,7 @@ def test_html_only_lets_resend_derive_text_and_attachments_are_base64() -> None:
             ),
         }
     )
-    _, request = _send(message, Answer(200, json={"id": "m"}))
+    _, request = delivered(TestResend.case, Answer(200, json={"id": "m"}), message=message)
     body = json.loads(request.content)
     assert "text" not in body
     assert body["html"] == "<p>Hi Ada</p>"
@@ -138,7 +120,7 @@ def test_display_names_with_specials_are_quoted() -> None:
     message = MESSAGE.model_copy(
         update={"to": Recipient(email="ada@example.com", name='Lovelace, Ada "A."')}
     )
-    _, request = _send(message, Answer(200, json={"id": "m"}))
+    _, request = delivered(TestResend.case, Answer(200, json={"id": "m"}), message=message)
     assert json.loads(request.content)["to"] == ['"Lovelace, Ada \\"A.\\"" <ada@example.com>']
 
 
@@ -193,25 +175,14 @@ def test_display_names_with_specials_are_quoted() -> None:
     ],
 )
 def test_error_names(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+    caught = failure(TestResend.case, answer)
+    assert type(caught) is expected
+    assert caught.status_code == answer.status
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = ResendProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.resend.com/domains").mock(return_value=answer.response())
-        result = run(go())
-    assert route.calls[0].request.headers["authorization"] == "Bearer re_SECRET_resend_key"
-    assert result is not None
+    result, request = check(TestResend.case, answer, url="https://api.resend.com/domains")
+    assert request.headers["authorization"] == "Bearer re_SECRET_resend_key"
     return result
 
 

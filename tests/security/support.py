@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from dispatcher import run_action, trigger
+from dispatcher import trigger
 from dispatcher.config import Settings
 from dispatcher.fakeserver import FakeProviderServer
 from dispatcher.runtime import database
 from dispatcher.sending.batch import BatchReport, process_batch
 from models import Base, Delivery, DeliveryStatus, InboxMessage, Notification, Organisation
 from models.types import utcnow
-from tests.dispatcher.support import created_id
+from tests.dispatcher.notify_support import act
 
 #: A delay this long parks a trigger's deliveries: nothing publishes or sweeps them during a
 #: test, so the test alone decides when (and in which process) they are sent.
@@ -34,10 +34,6 @@ def parked(*steps: dict[str, Any]) -> list[dict[str, Any]]:
 
 def email_step(body: str = "Code {{ payload.code | default('-') }}") -> dict[str, Any]:
     return {"kind": "email", "template": {"subject": "Hello", "body": body}}
-
-
-def act(organisation_id: uuid.UUID, name: str, arguments: dict[str, Any]) -> uuid.UUID:
-    return created_id(run_action(name, arguments, organisation_id=organisation_id))
 
 
 # --- in-process sending -----------------------------------------------------------------------

@@ -17,11 +17,10 @@ from dispatcher.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
 from dispatcher.sending.batch import process_batch
 from dispatcher.status import transaction_status
-from tests.dispatcher.notify_support import subscriber, wire, workflow
+from tests.dispatcher.notify_support import act, subscriber, wire, workflow
 from tests.security.support import (
     Route,
     ScriptedServer,
-    act,
     email_step,
     open_deliveries,
     parked,
