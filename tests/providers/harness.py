@@ -49,6 +49,19 @@ SERVER_ERROR = Answer(503, text="Service Unavailable")
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A documented answer refusing a send, and the error it must become."""
+
+    answer: Answer
+    error: type[ProviderError]
+    #: The error's ``provider_code``, for answers that carry a code of their own.
+    code: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.answer.status}-{self.code or 'no code'}-{self.error.__name__}"
+
+
+@dataclass(frozen=True)
 class ProviderCase:
     provider: type[Provider[Any, Any]]
     credentials: dict[str, Any]
@@ -69,6 +82,8 @@ class ProviderCase:
     extra_routes: Callable[[respx.MockRouter], None] | None = None
     #: Secrets derived from the credentials that must not leak either (a signed JWT, say).
     derived_secrets: tuple[str, ...] = ()
+    #: The provider's table of refusals: each becomes one ``test_documented_refusal``.
+    refusals: tuple[Refusal, ...] = ()
 
 
 T = TypeVar("T")
@@ -283,6 +298,17 @@ class ProviderContract:
 
     case: ProviderCase
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.case.refusals:
+            # A function of its own per class: marks accumulate on a shared one.
+            def test_documented_refusal(self: ProviderContract, refusal: Refusal) -> None:
+                _documented_refusal(self, refusal)
+
+            cls.test_documented_refusal = pytest.mark.parametrize(  # type: ignore[attr-defined]
+                "refusal", cls.case.refusals, ids=str
+            )(test_documented_refusal)
+
     def test_missing_credential_is_named(self) -> None:
         raw = dict(self.case.credentials)
         raw.pop(self.case.required_credential)
@@ -350,6 +376,18 @@ class ProviderContract:
         for text in seen:
             for secret in secrets:
                 assert secret not in text
+
+
+def _documented_refusal(self: ProviderContract, refusal: Refusal) -> None:
+    """One row of the case's ``refusals``: one request, then exactly that error."""
+    outcome = send(self.case, refusal.answer)
+    assert len(outcome.requests) == 1
+    error = outcome.value
+    assert type(error) is refusal.error
+    assert isinstance(error, ProviderError)
+    assert error.status_code == refusal.answer.status
+    if refusal.code is not None:
+        assert error.provider_code == refusal.code
 
 
 def _secret_strings(raw: Any) -> list[str]:
