@@ -4,8 +4,9 @@
 ``sender`` and ``to`` (``{"email", "name"}``), ``subject``, ``htmlContent`` (required when no
 template is used, so a text-only message gets an escaped HTML rendering of its text),
 ``textContent``, ``replyTo``, ``attachment`` (base64 ``content`` with its ``name``) and
-``headers``, where ``Idempotency-Key`` de-duplicates retried sends and ``X-Mailin-custom`` comes
-back on every webhook event. Success is ``201 {"messageId": "<...>"}``.
+``headers``, where ``idempotencyKey`` (a UUID, the API's own spelling: not ``Idempotency-Key``)
+de-duplicates retried sends and ``X-Mailin-custom`` comes back on every webhook event. Success is
+``201 {"messageId": "<...>"}``.
 
 Errors are ``{"code", "message"}`` (https://developers.brevo.com/docs/how-it-works): 400
 ``invalid_parameter``/``missing_parameter`` ("email is not valid in to" rejects the recipient),
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from typing import Any, ClassVar
 
 import httpx
@@ -46,6 +48,9 @@ DEFAULT_BASE_URL = "https://api.brevo.com"
 #: "email is not valid in to", "Invalid email address passed in cc"...
 _RECIPIENT_FIELD = re.compile(r"\bin (to|cc|bcc)\b", re.IGNORECASE)
 _RECIPIENT_CODES = frozenset({"invalid_parameter", "missing_parameter"})
+
+#: Namespace of the v5 UUIDs sent as ``idempotencyKey`` for a delivery id that is not a UUID.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("3b8f2c6e-9d41-4a57-b0e2-7c5a1f9e4d38")
 
 
 class BrevoCredentials(Credentials):
@@ -151,6 +156,15 @@ def text_as_html(text: str) -> str:
     return "<html><body>" + html.escape(text).replace("\n", "<br>\n") + "</body></html>"
 
 
+def idempotency_key(delivery_id: str) -> str:
+    """The ``idempotencyKey`` of a delivery: its id when that is a UUID (it is for deliveries the
+    dispatcher makes), else the v5 UUID named by it; the same for every retry."""
+    try:
+        return str(uuid.UUID(delivery_id))
+    except ValueError:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, delivery_id))
+
+
 def build_payload(message: Message, to_email: str, settings: BrevoSettings) -> dict[str, Any]:
     """The documented transactional email body for one recipient."""
     text, html_part = body_parts(message)
@@ -160,7 +174,7 @@ def build_payload(message: Message, to_email: str, settings: BrevoSettings) -> d
         "subject": message.subject or "",
         "htmlContent": html_part if html_part is not None else text_as_html(text or ""),
         "headers": {
-            "Idempotency-Key": message.idempotency_key,
+            "idempotencyKey": idempotency_key(message.delivery_id),
             "X-Mailin-custom": message.delivery_id,
         },
     }

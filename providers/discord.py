@@ -1,8 +1,11 @@
 """Discord webhook: https://discord.com/developers/docs/resources/webhook#execute-webhook
 
-``POST https://discord.com/api/webhooks/{webhook.id}/{webhook.token}?wait=true`` with a JSON body
-``{content, username, avatar_url, embeds, allowed_mentions, ...}``, or ``multipart/form-data``
-with ``payload_json`` and ``files[n]`` when the message has attachments. The URL is the credential
+``POST https://discord.com/api/v10/webhooks/{webhook.id}/{webhook.token}?wait=true`` with a JSON
+body ``{content, username, avatar_url, embeds, allowed_mentions, ...}``, or ``multipart/form-data``
+with ``payload_json`` and ``files[n]`` when the message has attachments (each listed in
+``attachments`` by its ``id``, a snowflake string: ``"n"``). Discord hands out webhook URLs without
+an API version, which would get its default version, not the v10 whose body this module builds:
+the post always goes to ``/api/v10/`` (:func:`versioned`). The URL is the credential
 (a ``SecretStr``); a subscriber's own webhook URL (``message.to.webhook_url``) overrides it and
 must be ``https`` on a Discord host with the ``/api/webhooks/...`` path.
 
@@ -47,6 +50,9 @@ from providers.http import json_body, send_request
 DISCORD_HOSTS = ("discord.com", "discordapp.com")
 #: ``/api[/v10]/webhooks/<snowflake id>/<token>``.
 DISCORD_WEBHOOK_PATH = re.compile(r"/api(/v\d+)?/webhooks/\d+/[A-Za-z0-9_-]+")
+#: The API version whose Execute Webhook body :func:`build_payload` builds.
+API_PREFIX = "/api/v10/"
+_ANY_API_PREFIX = re.compile(r"^/api(/v\d+)?/")
 
 #: JSON error codes saying the webhook itself no longer works.
 WEBHOOK_GONE_CODES = frozenset({10015, 50027})
@@ -121,7 +127,7 @@ class DiscordProvider(Provider[DiscordCredentials, DiscordSettings]):
         thread_id = message.options.get("thread_id")
         if thread_id:
             query["thread_id"] = str(thread_id)
-        url = with_query(destination.url, query)
+        url = with_query(versioned(destination.url), query)
         payload = build_payload(message, settings)
         if message.attachments:
             response = await send_request(
@@ -138,6 +144,12 @@ class DiscordProvider(Provider[DiscordCredentials, DiscordSettings]):
         raise _error(self.name, response, destination)
 
 
+def versioned(url: str) -> str:
+    """``url`` (a validated webhook URL) on :data:`API_PREFIX`, its query kept."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(path=_ANY_API_PREFIX.sub(API_PREFIX, parsed.path, count=1)))
+
+
 def build_payload(message: Message, settings: DiscordSettings) -> dict[str, Any]:
     """The documented Execute Webhook body (the JSON part of a multipart post)."""
     payload: dict[str, Any] = {
@@ -151,7 +163,7 @@ def build_payload(message: Message, settings: DiscordSettings) -> dict[str, Any]
     payload.update(passthrough(message.options, PASSTHROUGH_OPTIONS))
     if message.attachments:
         payload["attachments"] = [
-            {"id": index, "filename": attachment.filename}
+            {"id": str(index), "filename": attachment.filename}
             for index, attachment in enumerate(message.attachments)
         ]
     return payload

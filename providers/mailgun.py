@@ -1,10 +1,11 @@
 """Mailgun Messages API: https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/messages
 
-``POST {base}/v3/{domain}/messages`` with HTTP basic auth ``api:<api key>`` and form fields
-(``from``, ``to``, ``subject``, ``text``, ``html``, ``h:Reply-To``, ``v:<var>``, ``attachment``
-files as multipart). The base URL is ``https://api.mailgun.net`` for US domains and
-``https://api.eu.mailgun.net`` for EU ones. Success is ``{"id": "<...>", "message": "Queued. Thank
-you."}``; a 400 carries ``{"message": "..."}``, e.g. ``to parameter is not a valid address``.
+``POST {base}/v3/{domain}/messages`` with HTTP basic auth ``api:<api key>`` and a
+``multipart/form-data`` body, the one content type the operation declares: form fields (``from``,
+``to``, ``subject``, ``text``, ``html``, ``h:Reply-To``, ``v:<var>``) and ``attachment`` files.
+The base URL is ``https://api.mailgun.net`` for US domains and ``https://api.eu.mailgun.net`` for
+EU ones. Success is ``{"id": "<...>", "message": "Queued. Thank you."}``; a 400 carries
+``{"message": "..."}``, e.g. ``to parameter is not a valid address``.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
             data["html"] = html
         if settings.reply_to:
             data["h:Reply-To"] = settings.reply_to
-        # Attachments need multipart/form-data; without them the form is url-encoded.
-        files = [
+        # httpx encodes a form as multipart only when it has files, so the fields go as parts
+        # without a filename (plain form fields): the body is multipart with or without files.
+        parts: list[tuple[str, tuple[str | None, bytes] | tuple[str, bytes, str]]] = [
+            (name, (None, value.encode())) for name, value in data.items()
+        ]
+        parts += [
             ("attachment", (a.filename, a.content, a.content_type)) for a in message.attachments
         ]
         response = await send_request(
@@ -96,8 +101,7 @@ class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
             "POST",
             f"{self.base_url(settings)}/v3/{settings.domain}/messages",
             auth=_auth(credentials),
-            data=data,
-            files=files or None,
+            files=parts,
         )
         if response.is_success:
             message_id = json_body(response).get("id")

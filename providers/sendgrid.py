@@ -4,6 +4,15 @@
 in the ``X-Message-Id`` response header and no body. Every validation error is a 400 with
 ``{"errors": [{"message", "field", "help"}]}``; a ``field`` under ``personalizations.N.to`` (or cc,
 bcc) names the recipient. ``GET /v3/scopes`` lists the key's scopes without sending anything.
+
+``subject`` must not be empty (``minLength: 1``): an empty one is a 400 that would fail the
+integration over and over, so a message without a subject gets the first non-blank line of its
+text body, cut at 78 characters (RFC 5322's recommended line length), or ``(no subject)`` when it
+has no text.
+
+``custom_args`` goes on the personalization: the document types the message-level one as a string
+and the personalization's as the object we send; there is one personalization, so the two are the
+same for the event webhook, which echoes them on every event.
 """
 
 from __future__ import annotations
@@ -36,6 +45,11 @@ BASE_URLS: dict[str, str] = {
     "global": "https://api.sendgrid.com",
     "eu": "https://api.eu.sendgrid.com",
 }
+
+#: What a message without a subject or text is sent with.
+NO_SUBJECT = "(no subject)"
+#: RFC 5322's recommended line length: a subject made from the body is cut there.
+MAX_FALLBACK_SUBJECT = 78
 
 #: ``personalizations.0.to.0.email``, ``personalizations.0.to``, ``personalizations.1.cc.0``...
 _RECIPIENT_FIELD = re.compile(r"^personalizations(\.\d+)?\.(to|cc|bcc)\b")
@@ -133,6 +147,16 @@ def _address(email: str, name: str | None) -> dict[str, str]:
     return {"email": email, "name": name} if name else {"email": email}
 
 
+def subject_line(message: Message, text: str | None) -> str:
+    """``message.subject``, else the first non-blank line of ``text`` (cut), else ``NO_SUBJECT``."""
+    if message.subject and message.subject.strip():
+        return message.subject
+    first = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    if len(first) > MAX_FALLBACK_SUBJECT:
+        first = first[: MAX_FALLBACK_SUBJECT - 1].rstrip() + "…"
+    return first or NO_SUBJECT
+
+
 def build_payload(message: Message, to_email: str, settings: SendGridSettings) -> dict[str, Any]:
     """The documented Mail Send body for one recipient."""
     text, html = body_parts(message)
@@ -143,12 +167,16 @@ def build_payload(message: Message, to_email: str, settings: SendGridSettings) -
     if html is not None:
         content.append({"type": "text/html", "value": html})
     payload: dict[str, Any] = {
-        "personalizations": [{"to": [_address(to_email, message.to.name)]}],
+        "personalizations": [
+            {
+                "to": [_address(to_email, message.to.name)],
+                # Echoed on every event webhook, so events map back to the delivery.
+                "custom_args": {"delivery_id": message.delivery_id},
+            }
+        ],
         "from": _address(settings.from_email, settings.from_name),
-        "subject": message.subject or "",
+        "subject": subject_line(message, text),
         "content": content,
-        # Echoed on every event webhook, so events map back to the delivery.
-        "custom_args": {"delivery_id": message.delivery_id},
     }
     if settings.reply_to:
         payload["reply_to"] = {"email": settings.reply_to}

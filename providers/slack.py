@@ -10,6 +10,8 @@ answers HTTP 200 with ``{"ok": false, "error": "<code>"}`` for almost every fail
 * ``channel_not_found``, ``not_in_channel``, ``is_archived``...: the destination refuses the post,
   a recipient error when the channel was the subscriber's ``chat_id`` and an integration error
   when it was the integration's ``default_channel``;
+* ``msg_too_long``, ``too_many_attachments``: this message cannot be posted, whatever the
+  integration: a recipient error (permanent for the message), so it burns no fallback;
 * HTTP 429 (``"error": "ratelimited"``) with a ``Retry-After`` header, ``internal_error`` and
   ``fatal_error``: retried.
 
@@ -43,7 +45,7 @@ from providers.chat_webhook import (
     response_detail,
     url_problem,
 )
-from providers.errors import IntegrationError, ProviderError, RetryableError
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, parse_retry_after, send_request
 
 #: ``error`` codes that say the destination channel or user cannot take the message.
@@ -60,6 +62,9 @@ DESTINATION_ERRORS = frozenset(
         "restricted_action_non_threadable_channel",
     }
 )
+
+#: ``error`` codes that refuse this message itself: no other integration would post it either.
+MESSAGE_ERRORS = frozenset({"msg_too_long", "too_many_attachments"})
 
 #: ``error`` codes for a transient condition on Slack's side.
 RETRYABLE_ERRORS = frozenset(
@@ -246,6 +251,10 @@ def _checked(
         whose = "recipient's chat_id" if from_recipient else "default_channel setting"
         raise destination_error(from_recipient)(
             provider, f"Slack error {code} ({whose})", status_code=status, provider_code=code
+        )
+    if code in MESSAGE_ERRORS:
+        raise RecipientError(
+            provider, f"Slack error {code}: message refused", status_code=status, provider_code=code
         )
     reason = "the bot token was refused" if code in AUTH_ERRORS else "request refused"
     raise IntegrationError(

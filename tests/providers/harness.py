@@ -16,6 +16,8 @@ instance, for token caches).
 from __future__ import annotations
 
 import asyncio
+import email.parser
+import email.policy
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -96,6 +98,43 @@ Answers = (
     | Exception
     | Callable[[httpx.Request], httpx.Response]
 )
+
+
+@dataclass(frozen=True)
+class FormPart:
+    name: str
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+
+def form_parts(request: httpx.Request) -> list[FormPart]:
+    """The parts of a ``multipart/form-data`` request body, in order."""
+    content_type = request.headers["content-type"]
+    assert content_type.startswith("multipart/form-data; boundary="), content_type
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.content)
+    parts = []
+    for part in parsed.iter_parts():
+        payload = part.get_payload(decode=True)
+        parts.append(
+            FormPart(
+                name=str(part.get_param("name", header="content-disposition")),
+                filename=part.get_filename(),
+                content_type=part["content-type"],
+                content=payload if isinstance(payload, bytes) else b"",
+            )
+        )
+    return parts
+
+
+def form_fields(request: httpx.Request) -> dict[str, list[str]]:
+    """The fields (the parts without a filename) of a ``multipart/form-data`` body, by name."""
+    fields: dict[str, list[str]] = {}
+    for part in form_parts(request):
+        if part.filename is None:
+            fields.setdefault(part.name, []).append(part.content.decode())
+    return fields
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -1,5 +1,6 @@
 import base64
 import json
+import uuid
 
 import httpx
 import pytest
@@ -18,8 +19,10 @@ SETTINGS = {
     "reply_to": "help@example.com",
 }
 
+DELIVERY_ID = "0b9d4c1e-7f3a-4e2b-9c5d-6a8e1f2b3c4d"
+
 MESSAGE = Message(
-    delivery_id="d-1",
+    delivery_id=DELIVERY_ID,
     channel=ChannelType.EMAIL,
     to=Recipient(email="ada@example.com", name="Ada Lovelace"),
     subject="Hello",
@@ -42,7 +45,7 @@ def check_request(request: httpx.Request) -> None:
         "htmlContent": "<p>Hi Ada</p>",
         "textContent": "Hi Ada",
         "replyTo": {"email": "help@example.com"},
-        "headers": {"Idempotency-Key": "dlv-d-1", "X-Mailin-custom": "d-1"},
+        "headers": {"idempotencyKey": DELIVERY_ID, "X-Mailin-custom": DELIVERY_ID},
     }
 
 
@@ -92,6 +95,28 @@ def _failure(answer: Answer) -> ProviderError:
     with pytest.raises(ProviderError) as caught:
         _send(MESSAGE, answer)
     return caught.value
+
+
+def test_idempotency_key_is_brevos_header_with_a_uuid_stable_across_retries() -> None:
+    # Brevo de-duplicates on ``idempotencyKey`` holding a UUID; an ``Idempotency-Key`` header in
+    # the message's headers is just another mail header, so retries were sent twice.
+    _, first = _send(MESSAGE, Answer(201, json={"messageId": "<m>"}))
+    _, retry = _send(MESSAGE, Answer(201, json={"messageId": "<m>"}))
+    headers = json.loads(first.content)["headers"]
+    assert "Idempotency-Key" not in headers
+    assert headers["idempotencyKey"] == DELIVERY_ID
+    assert json.loads(retry.content)["headers"]["idempotencyKey"] == DELIVERY_ID
+
+
+def test_idempotency_key_of_a_non_uuid_delivery_id_is_a_stable_name_based_uuid() -> None:
+    def key(delivery_id: str) -> str:
+        message = MESSAGE.model_copy(update={"delivery_id": delivery_id})
+        _, request = _send(message, Answer(201, json={"messageId": "<m>"}))
+        return str(json.loads(request.content)["headers"]["idempotencyKey"])
+
+    assert uuid.UUID(key("d-1")).version == 5
+    assert key("d-1") == key("d-1")
+    assert key("d-2") != key("d-1")
 
 
 def test_text_only_message_gets_escaped_html_as_the_api_requires() -> None:

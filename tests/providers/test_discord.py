@@ -8,13 +8,17 @@ from providers.base import Attachment, ChannelType, Message, Recipient
 from providers.discord import DiscordProvider
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from tests.providers.chat_support import send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, form_parts
 
 TOKEN = "SECRET-discord-webhook-token_0123456789abcdefABCDEF"
+#: Webhook URLs as Discord hands them out, without an API version...
 HOOK = f"https://discord.com/api/webhooks/1234567890123456789/{TOKEN}"
-URL = f"{HOOK}?wait=true"
 THEIR_TOKEN = "SECRET-their-discord-token_0123456789"
 THEIR_HOOK = f"https://discord.com/api/webhooks/987654321098765432/{THEIR_TOKEN}"
+#: ...and the versioned URLs they are posted to.
+POST_HOOK = f"https://discord.com/api/v10/webhooks/1234567890123456789/{TOKEN}"
+THEIR_POST_HOOK = f"https://discord.com/api/v10/webhooks/987654321098765432/{THEIR_TOKEN}"
+URL = f"{POST_HOOK}?wait=true"
 
 MESSAGE = Message(
     delivery_id="d-1",
@@ -83,7 +87,9 @@ def test_unknown_webhook_is_the_integrations_problem_for_its_own_url() -> None:
 
 
 def test_unknown_subscriber_webhook_is_a_recipient_error() -> None:
-    outcome = send(TestDiscord.case, UNKNOWN_WEBHOOK, message=THEIRS, url=f"{THEIR_HOOK}?wait=true")
+    outcome = send(
+        TestDiscord.case, UNKNOWN_WEBHOOK, message=THEIRS, url=f"{THEIR_POST_HOOK}?wait=true"
+    )
     assert type(outcome.error) is RecipientError
     assert THEIR_TOKEN not in str(outcome.error)
 
@@ -97,7 +103,7 @@ def test_invalid_form_body_is_an_integration_error() -> None:
             "message": "Invalid Form Body",
         },
     )
-    outcome = send(TestDiscord.case, answer, message=THEIRS, url=f"{THEIR_HOOK}?wait=true")
+    outcome = send(TestDiscord.case, answer, message=THEIRS, url=f"{THEIR_POST_HOOK}?wait=true")
     assert type(outcome.error) is IntegrationError
     assert outcome.error.provider_code == "50035"
 
@@ -121,7 +127,7 @@ def test_thread_id_joins_the_query_and_thread_name_the_body() -> None:
         TestDiscord.case,
         Answer(200, json=CREATED),
         message=message,
-        url=f"{HOOK}?wait=true&thread_id=42",
+        url=f"{POST_HOOK}?wait=true&thread_id=42",
     )
     body = json.loads(outcome.request.content)
     assert body["embeds"] == [{"title": "t"}]
@@ -136,7 +142,7 @@ def test_subscriber_url_keeps_its_own_query() -> None:
         TestDiscord.case,
         Answer(200, json=CREATED),
         message=message,
-        url=f"{THEIR_HOOK}?thread_id=7&wait=true",
+        url=f"{THEIR_POST_HOOK}?thread_id=7&wait=true",
     )
     assert outcome.result is not None
 
@@ -151,17 +157,15 @@ def test_attachments_go_as_multipart_with_payload_json() -> None:
         }
     )
     outcome = send(TestDiscord.case, Answer(200, json=CREATED), message=message)
-    request = outcome.request
-    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
-    body = request.content
-    assert b'name="files[0]"; filename="log.txt"' in body
-    assert b'name="files[1]"; filename="a.png"' in body
-    assert b"trace" in body
-    part = body.split(b'name="payload_json"')[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n--")[0]
-    payload = json.loads(part)
+    parts = {part.name: part for part in form_parts(outcome.request)}
+    assert list(parts) == ["payload_json", "files[0]", "files[1]"]
+    assert (parts["files[0]"].filename, parts["files[0]"].content) == ("log.txt", b"trace")
+    assert parts["files[1]"].filename == "a.png"
+    payload = json.loads(parts["payload_json"].content)
+    # Attachment ids are snowflakes, which the API spells as strings; ``n`` names ``files[n]``.
     assert payload["attachments"] == [
-        {"id": 0, "filename": "log.txt"},
-        {"id": 1, "filename": "a.png"},
+        {"id": "0", "filename": "log.txt"},
+        {"id": "1", "filename": "a.png"},
     ]
     assert payload["content"].startswith("**Build failed**")
 
@@ -186,6 +190,30 @@ def test_configured_url_is_validated_without_echoing_it() -> None:
         DiscordProvider.parse_credentials({"webhook_url": "https://discord.com/SECRET-nothook"})
     assert "SECRET" not in str(caught.value)
     assert "webhook path" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("hook", "posted"),
+    [
+        (HOOK, URL),
+        (
+            "https://canary.discord.com/api/v9/webhooks/1234567890123456789/tok?thread_id=7",
+            "https://canary.discord.com/api/v10/webhooks/1234567890123456789/tok?thread_id=7&wait=true",
+        ),
+        (POST_HOOK, URL),
+    ],
+    ids=["unversioned", "other-version", "v10"],
+)
+def test_posts_go_to_the_v10_api_whatever_the_webhook_url_says(hook: str, posted: str) -> None:
+    # An unversioned webhook URL gets Discord's default API version, not the v10 whose body
+    # this provider builds.
+    outcome = send(
+        TestDiscord.case,
+        Answer(200, json=CREATED),
+        credentials={"webhook_url": hook},
+        url=posted,
+    )
+    assert str(outcome.request.url) == posted
 
 
 def test_canary_and_versioned_webhook_urls_are_accepted() -> None:

@@ -1,5 +1,4 @@
 import base64
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -8,7 +7,14 @@ import respx
 from providers.base import Attachment, ChannelType, Message, Recipient
 from providers.errors import IntegrationError
 from providers.mailgun import MailgunProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    form_fields,
+    form_parts,
+    run,
+)
 
 URL = "https://api.mailgun.net/v3/mg.example.com/messages"
 CREDENTIALS = {"api_key": "SECRET-mailgun-key"}
@@ -35,9 +41,10 @@ def check_request(request: httpx.Request) -> None:
     assert request.method == "POST"
     assert str(request.url) == URL
     assert request.headers["authorization"] == BASIC
-    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
-    form = dict(parse_qs(request.content.decode()))
-    assert form == {
+    # The messages operation declares multipart/form-data only, attachments or not.
+    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert all(part.filename is None for part in form_parts(request))
+    assert form_fields(request) == {
         "from": ["Example <noreply@mg.example.com>"],
         "to": ["Ada Lovelace <ada@example.com>"],
         "subject": ["Hello"],
@@ -113,12 +120,17 @@ def test_attachments_go_as_multipart_files() -> None:
         }
     )
     _, request = _send(message, Answer(200, json={"id": "<m@mg>"}), SETTINGS)
+    files = [part for part in form_parts(request) if part.filename is not None]
+    assert [(f.name, f.filename, f.content_type, f.content) for f in files] == [
+        ("attachment", "a.pdf", "application/pdf", b"%PDF-1")
+    ]
+    assert form_fields(request)["to"] == ["Ada Lovelace <ada@example.com>"]
+
+
+def test_a_message_without_attachments_is_multipart_too() -> None:
+    _, request = _send(MESSAGE, Answer(200, json={"id": "<m@mg>"}), SETTINGS)
     assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
-    body = request.content
-    assert b'name="attachment"; filename="a.pdf"' in body
-    assert b"Content-Type: application/pdf" in body
-    assert b"%PDF-1" in body
-    assert b'name="to"' in body
+    assert form_fields(request)["subject"] == ["Hello"]
 
 
 def test_invalid_from_is_integration_error() -> None:

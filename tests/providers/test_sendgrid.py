@@ -35,7 +35,10 @@ def check_request(request: httpx.Request) -> None:
     assert request.headers["content-type"] == "application/json"
     body = json.loads(request.content)
     assert body["personalizations"] == [
-        {"to": [{"email": "ada@example.com", "name": "Ada Lovelace"}]}
+        {
+            "to": [{"email": "ada@example.com", "name": "Ada Lovelace"}],
+            "custom_args": {"delivery_id": "d-1"},
+        }
     ]
     assert body["from"] == {"email": "noreply@example.com", "name": "Example"}
     assert body["reply_to"] == {"email": "help@example.com"}
@@ -44,7 +47,7 @@ def check_request(request: httpx.Request) -> None:
         {"type": "text/plain", "value": "Hi Ada"},
         {"type": "text/html", "value": "<p>Hi Ada</p>"},
     ]
-    assert body["custom_args"] == {"delivery_id": "d-1"}
+    assert "custom_args" not in body
     assert "attachments" not in body
 
 
@@ -139,6 +142,31 @@ def test_attachments_are_base64_and_text_only_message() -> None:
             "disposition": "attachment",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("update", "subject"),
+    [
+        ({"subject": None}, "Hi Ada"),
+        ({"subject": "  "}, "Hi Ada"),
+        (
+            {"subject": "", "body": "\n  Your code is 123456  \nIt expires soon"},
+            "Your code is 123456",
+        ),
+        ({"subject": None, "body": "x" * 100}, "x" * 77 + "…"),
+        ({"subject": None, "body": ""}, "(no subject)"),
+    ],
+    ids=["none", "blank", "first-text-line", "long-line-cut", "no-text"],
+)
+def test_a_message_without_subject_never_sends_an_empty_one(
+    update: dict[str, object], subject: str
+) -> None:
+    # Mail Send declares ``subject`` with minLength 1: an empty one is a 400 that would burn the
+    # integration and its fallbacks for a template that merely has no subject.
+    _, request = _send(
+        MESSAGE.model_copy(update=update), Answer(202, headers={"X-Message-Id": "m"})
+    )
+    assert json.loads(request.content)["subject"] == subject
 
 
 def test_unverified_sender_is_integration_error() -> None:

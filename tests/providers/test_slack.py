@@ -95,10 +95,22 @@ def test_transient_codes_in_a_200_are_retried(code: str) -> None:
     assert outcome.error.provider_code == code
 
 
+@pytest.mark.parametrize("code", ["msg_too_long", "too_many_attachments"])
+def test_message_refusals_fail_the_message_not_the_integration(code: str) -> None:
+    # The same message is refused by every Slack integration: trying the fallbacks only burns
+    # them, so the failure is permanent for the message, wherever the channel came from.
+    for message in (MESSAGE, FROM_DEFAULT):
+        outcome = send(
+            TestSlack.case, Answer(200, json={"ok": False, "error": code}), message=message
+        )
+        assert type(outcome.error) is RecipientError
+        assert outcome.error.provider_code == code
+
+
 def test_unknown_code_is_an_integration_error() -> None:
-    outcome = send(TestSlack.case, Answer(200, json={"ok": False, "error": "msg_too_long"}))
+    outcome = send(TestSlack.case, Answer(200, json={"ok": False, "error": "invalid_arg_name"}))
     assert type(outcome.error) is IntegrationError
-    assert outcome.error.provider_code == "msg_too_long"
+    assert outcome.error.provider_code == "invalid_arg_name"
 
 
 def test_200_without_ok_is_an_integration_error() -> None:
