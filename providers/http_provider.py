@@ -33,8 +33,9 @@ from providers.base import CredentialsT, Message, Provider, SendResult, Settings
 from providers.errors import ProviderError
 from providers.http import ErrorClass, classify_status, json_body, parse_retry_after, send_request
 
-#: ``files=`` of a multipart request: ``(field name, (file name, content, content type))``.
-RequestFiles = Sequence[tuple[str, tuple[str, bytes, str]]]
+#: ``files=`` of a multipart request: ``(name, (file name, content, content type))`` for a file,
+#: ``(name, (None, content))`` for a plain form field.
+RequestFiles = Sequence[tuple[str, tuple[str, bytes, str] | tuple[None, bytes]]]
 
 
 @dataclass(frozen=True)
