@@ -15,13 +15,16 @@ Errors (https://developer.apple.com/documentation/usernotifications/handling-not
 are ``{"reason": "..."}``: BadDeviceToken, DeviceTokenNotForTopic, Unregistered and ExpiredToken
 (410) name the recipient; the provider token, topic and certificate reasons name the integration;
 TooManyRequests, ServiceUnavailable, InternalServerError and Shutdown are retried.
+
+Not an :class:`~providers.http_provider.HttpProvider`: a send is one request per device token, and
+a refused provider token is dropped from its cache.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -129,13 +132,13 @@ class ApnsSettings(Settings):
 class ApnsProvider(Provider[ApnsCredentials, ApnsSettings]):
     """Sends through APNs, one HTTP/2 request per device token, concurrently."""
 
-    name: ClassVar[str] = "apns"
-    display_name: ClassVar[str] = "Apple Push Notification service"
-    channel: ClassVar[ChannelType] = ChannelType.PUSH
-    credentials_model: ClassVar[type[Credentials]] = ApnsCredentials
-    settings_model: ClassVar[type[Settings]] = ApnsSettings
-    returns_message_id: ClassVar[bool] = True
-    requires_http2: ClassVar[bool] = True
+    name = "apns"
+    display_name = "Apple Push Notification service"
+    channel = ChannelType.PUSH
+    credentials_model = ApnsCredentials
+    settings_model = ApnsSettings
+    returns_message_id = True
+    requires_http2 = True
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock

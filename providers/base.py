@@ -3,7 +3,8 @@
 A provider knows a third-party HTTP (or SMTP) API and nothing else: it never touches the database
 or Celery. The dispatcher reads the class attributes (limits, capabilities) and calls
 :meth:`Provider.send` with a decrypted credentials model, a settings model, and a long-lived
-pooled ``httpx.AsyncClient`` it owns.
+pooled ``httpx.AsyncClient`` it owns. A provider whose send is one HTTP request implements
+:class:`providers.http_provider.HttpProvider` instead of ``send``.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
 class Provider(ABC, Generic[CredentialsT, SettingsT]):
-    """Base class of every provider. Subclasses set the class attributes and ``send``."""
+    """Base class of every provider. Subclasses set the class attributes (typed here once, so a
+    subclass assigns them without repeating ``ClassVar``) and ``send``."""
 
     #: Registry name, stored on integrations: ``sendgrid``, ``twilio``, ...
     name: ClassVar[str]

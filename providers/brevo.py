@@ -20,28 +20,21 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
     body_parts,
     recipient_email,
 )
-from providers.errors import ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.errors import RecipientError
+from providers.http import ErrorClass, json_body, parse_retry_after, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 DEFAULT_BASE_URL = "https://api.brevo.com"
 
@@ -62,67 +55,54 @@ class BrevoSettings(EmailSenderSettings):
     base_url: str | None = None
 
 
-class BrevoProvider(Provider[BrevoCredentials, BrevoSettings]):
-    name: ClassVar[str] = "brevo"
-    display_name: ClassVar[str] = "Brevo"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = BrevoCredentials
-    settings_model: ClassVar[type[Settings]] = BrevoSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
-    supports_idempotency_key: ClassVar[bool] = True
+class BrevoProvider(HttpProvider[BrevoCredentials, BrevoSettings]):
+    name = "brevo"
+    display_name = "Brevo"
+    channel = ChannelType.EMAIL
+    credentials_model = BrevoCredentials
+    settings_model = BrevoSettings
+    returns_message_id = True
+    message_id_key = "messageId"
+    supports_html = True
+    supports_idempotency_key = True
     # The API bounds the whole message (20 MB), not the number of files; this is our cap.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
 
     @staticmethod
     def base_url(settings: BrevoSettings) -> str:
         return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: BrevoCredentials,
-        settings: BrevoSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: BrevoCredentials, settings: BrevoSettings
+    ) -> HttpRequest:
         to_email = recipient_email(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{self.base_url(settings)}/v3/smtp/email",
             headers=_headers(credentials),
             json=build_payload(message, to_email, settings),
         )
-        if response.is_success:
-            message_id = json_body(response).get("messageId")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
         body = json_body(response)
         code = str(body.get("code") or "").lower()
         detail = str(body.get("message") or "")
-        text = f"{code}: {detail}"[:300] if code else None
-        recipient = code in _RECIPIENT_CODES and _RECIPIENT_FIELD.search(detail)
+        if code:
+            return ErrorCode(code, f"{code}: {detail}"[:300], detail)
+        return ErrorCode(None, "HTTP 429: rate limited") if response.status_code == 429 else None
+
+    def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
+        recipient = code.code in _RECIPIENT_CODES and _RECIPIENT_FIELD.search(code.detail)
         if response.status_code == 400 and recipient:
-            return RecipientError(self.name, text or detail, status_code=400, provider_code=code)
-        if response.status_code == 429:
-            # Brevo states the wait in its own header; a Retry-After, if any, wins.
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if retry_after is None:
-                retry_after = parse_retry_after(response.headers.get("x-sib-ratelimit-reset"))
-            return RetryableError(
-                self.name,
-                text or "HTTP 429: rate limited",
-                status_code=429,
-                provider_code=code or None,
-                retry_after=retry_after,
-            )
-        return classify_status(self.name, response, message=text, provider_code=code or None)
+            return RecipientError
+        return super().error_class(code, response)
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        # Brevo states the wait of a 429 in its own header; a Retry-After, if any, wins.
+        retry_after = super().retry_after(response)
+        if retry_after is None and response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("x-sib-ratelimit-reset"))
+        return retry_after
 
     async def check(
         self,
@@ -138,7 +118,7 @@ class BrevoProvider(Provider[BrevoCredentials, BrevoSettings]):
             headers=_headers(credentials),
         )
         if not response.is_success:
-            return CheckResult(ok=False, detail=str(self._error(response)))
+            return CheckResult(ok=False, detail=str(self.classify(response)))
         company = json_body(response).get("companyName")
         return CheckResult(ok=True, detail=f"API key valid (account {company!r})")
 

@@ -15,6 +15,10 @@ so the URL is a ``SecretStr`` credential, and a subscriber may bring their own U
   chose it (its own webhook URL, its default channel) and the recipient's problem when the
   subscriber did (their own URL or chat id): :func:`destination_error`.
 
+:class:`ChatWebhookProvider` is the :class:`~providers.http_provider.HttpProvider` of the
+webhook providers: their request is a :class:`WebhookPost`, which keeps the :class:`Destination`
+for classifying the answer. Bot APIs post a :class:`BotPost`.
+
 Telegram's bot token travels in the URL path too, so the redaction helpers serve it as well.
 """
 
@@ -24,14 +28,15 @@ import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import Message
+from providers.base import CredentialsT, Message, SettingsT
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import MAX_ERROR_DETAIL, REDACTED, classify_status
+from providers.http_provider import HttpProvider, HttpRequest
 
 #: Shorter URL pieces (``services``, ``api``, ``webhooks``, Slack's ``T0123ABCD`` team ids) are
 #: not secret and stay readable.
@@ -48,6 +53,54 @@ class Destination:
     url: str = field(repr=False)
     #: The subscriber chose it (their own webhook URL or chat id), not the integration.
     from_recipient: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookPost(HttpRequest):
+    """A post to a chat webhook, with what its answer's classification needs."""
+
+    destination: Destination
+    #: Whether the subscriber chose the post's channel override (Mattermost's ``channel`` from
+    #: their ``chat_id``); ``None`` when the post names no channel.
+    channel_from_recipient: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BotPost(HttpRequest):
+    """A bot API call posting into a chat (Slack's ``chat.postMessage``, Telegram's
+    ``sendMessage``), with what its answer's classification needs."""
+
+    #: The chat was the subscriber's ``chat_id``, not the integration's default.
+    from_recipient: bool
+    #: The bot token, which no error may quote.
+    token: SecretStr = field(repr=False)
+
+
+class ChatWebhookProvider(HttpProvider[CredentialsT, SettingsT, WebhookPost]):
+    """A webhook provider: a refused post is classified by :func:`webhook_failure`."""
+
+    #: Codes (see :meth:`webhook_code`) saying the webhook itself is gone, whatever the status.
+    gone_codes: ClassVar[frozenset[str]] = frozenset()
+
+    def rejection(self, response: httpx.Response, request: WebhookPost) -> ProviderError | None:
+        if response.is_success:
+            return None
+        detail = response_detail(response, request.destination.url)
+        code = self.webhook_code(response, detail)
+        gone = GONE_STATUSES | {response.status_code} if code in self.gone_codes else GONE_STATUSES
+        return webhook_failure(
+            self.name,
+            response,
+            destination=request.destination,
+            detail=detail,
+            code=code,
+            retry_after=self.retry_after(response),
+            gone_statuses=gone,
+        )
+
+    def webhook_code(self, response: httpx.Response, detail: str) -> str | None:
+        """The provider's error code in a refused answer; ``detail`` is its redacted text."""
+        return None
 
 
 # -- URL checks --------------------------------------------------------------------------------

@@ -26,26 +26,23 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
+from providers.base import ChannelType, Credentials, Message, Settings
 from providers.chat_webhook import (
-    GONE_STATUSES,
-    Destination,
+    ChatWebhookProvider,
+    WebhookPost,
     compose_text,
     passthrough,
-    response_detail,
     seconds,
     webhook_destination,
-    webhook_failure,
     webhook_url_validator,
     with_query,
 )
-from providers.errors import ProviderError
-from providers.http import json_body, send_request
+from providers.http import json_body
 
 DISCORD_HOSTS = ("discord.com", "discordapp.com")
 #: ``/api[/v10]/webhooks/<snowflake id>/<token>``.
@@ -55,7 +52,7 @@ API_PREFIX = "/api/v10/"
 _ANY_API_PREFIX = re.compile(r"^/api(/v\d+)?/")
 
 #: JSON error codes saying the webhook itself no longer works.
-WEBHOOK_GONE_CODES = frozenset({10015, 50027})
+WEBHOOK_GONE_CODES = frozenset({"10015", "50027"})
 
 #: Body fields a workflow step may set through ``message.options``.
 PASSTHROUGH_OPTIONS = (
@@ -95,27 +92,25 @@ class DiscordSettings(Settings):
     allowed_webhook_hosts: tuple[str, ...] = DISCORD_HOSTS
 
 
-class DiscordProvider(Provider[DiscordCredentials, DiscordSettings]):
+class DiscordProvider(ChatWebhookProvider[DiscordCredentials, DiscordSettings]):
     """Executes a Discord webhook and keeps the created message's id."""
 
-    name: ClassVar[str] = "discord"
-    display_name: ClassVar[str] = "Discord (webhook)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = DiscordCredentials
-    settings_model: ClassVar[type[Settings]] = DiscordSettings
-    returns_message_id: ClassVar[bool] = True
+    name = "discord"
+    display_name = "Discord (webhook)"
+    channel = ChannelType.CHAT
+    credentials_model = DiscordCredentials
+    settings_model = DiscordSettings
+    returns_message_id = True
+    message_id_key = "id"
     #: ``content`` takes up to 2000 characters.
-    max_body_length: ClassVar[int | None] = 2000
+    max_body_length = 2000
     #: ``files[n]``: up to 10 files per message.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
+    gone_codes = WEBHOOK_GONE_CODES
 
-    async def send(
-        self,
-        message: Message,
-        credentials: DiscordCredentials,
-        settings: DiscordSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: DiscordCredentials, settings: DiscordSettings
+    ) -> WebhookPost:
         destination = webhook_destination(
             self.name,
             message,
@@ -130,18 +125,21 @@ class DiscordProvider(Provider[DiscordCredentials, DiscordSettings]):
         url = with_query(versioned(destination.url), query)
         payload = build_payload(message, settings)
         if message.attachments:
-            response = await send_request(
-                self.name, client, "POST", url, data=_form(payload), files=_files(message)
+            return WebhookPost(
+                "POST", url, data=_form(payload), files=_files(message), destination=destination
             )
-        else:
-            response = await send_request(self.name, client, "POST", url, json=payload)
-        if response.is_success:
-            message_id = json_body(response).get("id")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise _error(self.name, response, destination)
+        return WebhookPost("POST", url, json=payload, destination=destination)
+
+    def webhook_code(self, response: httpx.Response, detail: str) -> str | None:
+        code = json_body(response).get("code")
+        return str(code) if isinstance(code, int) and not isinstance(code, bool) else None
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        # A 429's body states the wait more precisely than its Retry-After header.
+        wait = seconds(json_body(response).get("retry_after"))
+        if response.status_code == 429 and wait is not None:
+            return wait
+        return super().retry_after(response)
 
 
 def versioned(url: str) -> str:
@@ -178,20 +176,3 @@ def _files(message: Message) -> list[tuple[str, tuple[str, bytes, str]]]:
         (f"files[{index}]", (attachment.filename, attachment.content, attachment.content_type))
         for index, attachment in enumerate(message.attachments)
     ]
-
-
-def _error(provider: str, response: httpx.Response, destination: Destination) -> ProviderError:
-    body = json_body(response)
-    raw_code = body.get("code")
-    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-    detail = response_detail(response, destination.url)
-    gone = GONE_STATUSES | {response.status_code} if code in WEBHOOK_GONE_CODES else GONE_STATUSES
-    return webhook_failure(
-        provider,
-        response,
-        destination=destination,
-        detail=detail,
-        code=str(code) if code is not None else None,
-        retry_after=seconds(body.get("retry_after")) if response.status_code == 429 else None,
-        gone_statuses=gone,
-    )

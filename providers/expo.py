@@ -10,11 +10,14 @@ InvalidCredentials and MismatchSenderId are integration errors. The tickets fold
 as the per-token push APIs do (:mod:`providers.push_fanout`); the message id is the receipt id.
 A request the service refuses as a whole answers ``{"errors": [{"code", "message"}]}`` with a 4xx
 or 5xx status.
+
+Not an :class:`~providers.http_provider.HttpProvider`: a send is one request per 100 device
+tokens, and its outcome is folded from the tickets of every token.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -26,7 +29,6 @@ from providers.base import (
     NoSettings,
     Provider,
     SendResult,
-    Settings,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, send_request
@@ -66,12 +68,12 @@ class ExpoCredentials(Credentials):
 
 
 class ExpoProvider(Provider[ExpoCredentials, NoSettings]):
-    name: ClassVar[str] = "expo"
-    display_name: ClassVar[str] = "Expo push notifications"
-    channel: ClassVar[ChannelType] = ChannelType.PUSH
-    credentials_model: ClassVar[type[Credentials]] = ExpoCredentials
-    settings_model: ClassVar[type[Settings]] = NoSettings
-    returns_message_id: ClassVar[bool] = True
+    name = "expo"
+    display_name = "Expo push notifications"
+    channel = ChannelType.PUSH
+    credentials_model = ExpoCredentials
+    settings_model = NoSettings
+    returns_message_id = True
 
     async def send(
         self,

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import ClassVar, Literal
+from types import MappingProxyType
+from typing import Literal
 
 import httpx
 from pydantic import SecretStr
@@ -26,6 +27,7 @@ from providers.base import (
 )
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 Outcome = Literal["sent", "retryable", "integration", "recipient"]
 
@@ -44,13 +46,13 @@ class FakeSettings(Settings):
 class FakeProvider(Provider[FakeCredentials, FakeSettings]):
     """Records sends in ``self.sent``; each instance keeps its own record."""
 
-    name: ClassVar[str] = "fake"
-    display_name: ClassVar[str] = "Fake (in memory)"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = FakeCredentials
-    settings_model: ClassVar[type[Settings]] = FakeSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+    name = "fake"
+    display_name = "Fake (in memory)"
+    channel = ChannelType.EMAIL
+    credentials_model = FakeCredentials
+    settings_model = FakeSettings
+    returns_message_id = True
+    supports_html = True
 
     def __init__(self) -> None:
         self.sent: list[Message] = []
@@ -83,36 +85,31 @@ class FakeHttpSettings(RateLimitSettings):
     url: str
 
 
-class FakeHttpProvider(Provider[FakeCredentials, FakeHttpSettings]):
+class FakeHttpProvider(HttpProvider[FakeCredentials, FakeHttpSettings]):
     """Posts ``{"delivery_id", "channel", "to", "subject", "body", ...}`` to ``settings.url``.
 
     The server answers ``{"id": ...}`` on success; ``{"error": "invalid_recipient"}`` with 400 is
     a recipient error; 401/403 integration errors; 429 and 5xx retryable.
     """
 
-    name: ClassVar[str] = "fake_http"
-    display_name: ClassVar[str] = "Fake (HTTP)"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = FakeCredentials
-    settings_model: ClassVar[type[Settings]] = FakeHttpSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_idempotency_key: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+    name = "fake_http"
+    display_name = "Fake (HTTP)"
+    channel = ChannelType.EMAIL
+    credentials_model = FakeCredentials
+    settings_model = FakeHttpSettings
+    returns_message_id = True
+    supports_idempotency_key = True
+    supports_html = True
+    error_codes = MappingProxyType({"invalid_recipient": RecipientError})
 
     @classmethod
     def supported_channels(cls) -> frozenset[ChannelType]:
         return ALL_CHANNELS
 
-    async def send(
-        self,
-        message: Message,
-        credentials: FakeCredentials,
-        settings: FakeHttpSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
-        response = await send_request(
-            self.name,
-            client,
+    def build_request(
+        self, message: Message, credentials: FakeCredentials, settings: FakeHttpSettings
+    ) -> HttpRequest:
+        return HttpRequest(
             "POST",
             settings.url,
             headers={
@@ -129,18 +126,15 @@ class FakeHttpProvider(Provider[FakeCredentials, FakeHttpSettings]):
                 "data": message.data,
             },
         )
-        body = json_body(response)
-        if response.is_success:
-            message_id = body.get("id")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id is not None else None,
-                status_code=response.status_code,
-            )
-        if response.status_code == 400 and body.get("error") == "invalid_recipient":
-            raise RecipientError(
-                self.name, "invalid recipient", status_code=400, provider_code="invalid_recipient"
-            )
-        raise classify_status(self.name, response)
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        message_id = json_body(response).get("id")
+        return str(message_id) if message_id is not None else None
+
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
+        if response.status_code == 400 and json_body(response).get("error") == "invalid_recipient":
+            return ErrorCode("invalid_recipient", "invalid recipient")
+        return None
 
     async def check(
         self,

@@ -14,13 +14,16 @@ Errors (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) come a
 UNREGISTERED, and INVALID_ARGUMENT about the registration token, are recipient errors;
 UNAUTHENTICATED, THIRD_PARTY_AUTH_ERROR, SENDER_ID_MISMATCH and PERMISSION_DENIED are integration
 errors; UNAVAILABLE, INTERNAL and QUOTA_EXCEEDED are retried after the ``Retry-After`` they carry.
+
+Not an :class:`~providers.http_provider.HttpProvider`: a send may exchange a token first, then
+makes one request per device token.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -34,7 +37,6 @@ from providers.base import (
     NoSettings,
     Provider,
     SendResult,
-    Settings,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, parse_retry_after, send_request
@@ -114,12 +116,12 @@ class FcmCredentials(Credentials):
 class FcmProvider(Provider[FcmCredentials, NoSettings]):
     """Sends through FCM HTTP v1, one request per device token, concurrently."""
 
-    name: ClassVar[str] = "fcm"
-    display_name: ClassVar[str] = "Firebase Cloud Messaging"
-    channel: ClassVar[ChannelType] = ChannelType.PUSH
-    credentials_model: ClassVar[type[Credentials]] = FcmCredentials
-    settings_model: ClassVar[type[Settings]] = NoSettings
-    returns_message_id: ClassVar[bool] = True
+    name = "fcm"
+    display_name = "Firebase Cloud Messaging"
+    channel = ChannelType.PUSH
+    credentials_model = FcmCredentials
+    settings_model = NoSettings
+    returns_message_id = True
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock

@@ -21,22 +21,22 @@ Errors are Google API errors ``{"error": {"code", "message", "status"}}``: 400
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
+from providers.base import ChannelType, Credentials, Message, Settings
 from providers.chat_webhook import (
+    ChatWebhookProvider,
+    WebhookPost,
     compose_text,
     passthrough,
-    response_detail,
     webhook_destination,
-    webhook_failure,
     webhook_url_validator,
     with_query,
 )
-from providers.http import json_body, send_request
+from providers.http import json_body
 
 GOOGLE_CHAT_HOSTS = ("chat.googleapis.com",)
 GOOGLE_CHAT_WEBHOOK_PATH = re.compile(r"/v1/spaces/[A-Za-z0-9_-]+/messages")
@@ -63,24 +63,21 @@ class GoogleChatSettings(Settings):
     allowed_webhook_hosts: tuple[str, ...] = GOOGLE_CHAT_HOSTS
 
 
-class GoogleChatProvider(Provider[GoogleChatCredentials, GoogleChatSettings]):
+class GoogleChatProvider(ChatWebhookProvider[GoogleChatCredentials, GoogleChatSettings]):
     """Posts a message to a Google Chat space through its incoming webhook."""
 
-    name: ClassVar[str] = "google_chat"
-    display_name: ClassVar[str] = "Google Chat (webhook)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = GoogleChatCredentials
-    settings_model: ClassVar[type[Settings]] = GoogleChatSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_idempotency_key: ClassVar[bool] = True
+    name = "google_chat"
+    display_name = "Google Chat (webhook)"
+    channel = ChannelType.CHAT
+    credentials_model = GoogleChatCredentials
+    settings_model = GoogleChatSettings
+    returns_message_id = True
+    message_id_key = "name"
+    supports_idempotency_key = True
 
-    async def send(
-        self,
-        message: Message,
-        credentials: GoogleChatCredentials,
-        settings: GoogleChatSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: GoogleChatCredentials, settings: GoogleChatSettings
+    ) -> WebhookPost:
         destination = webhook_destination(
             self.name,
             message,
@@ -91,28 +88,17 @@ class GoogleChatProvider(Provider[GoogleChatCredentials, GoogleChatSettings]):
         query = {"requestId": message.idempotency_key}
         if message.options.get("thread_key"):
             query["messageReplyOption"] = REPLY_OPTION
-        response = await send_request(
-            self.name,
-            client,
+        return WebhookPost(
             "POST",
             with_query(destination.url, query),
             json=build_payload(message),
-        )
-        body = json_body(response)
-        if response.is_success:
-            name = body.get("name")
-            return SendResult(
-                provider_message_id=str(name) if name else None, status_code=response.status_code
-            )
-        error = body.get("error")
-        status = error.get("status") if isinstance(error, dict) else None
-        raise webhook_failure(
-            self.name,
-            response,
             destination=destination,
-            detail=response_detail(response, destination.url),
-            code=str(status) if status else None,
         )
+
+    def webhook_code(self, response: httpx.Response, detail: str) -> str | None:
+        error = json_body(response).get("error")
+        status = error.get("status") if isinstance(error, dict) else None
+        return str(status) if status else None
 
 
 def build_payload(message: Message) -> dict[str, Any]:

@@ -83,8 +83,10 @@ def classify_status(
     table: Mapping[int, ErrorClass] | None = None,
     message: str | None = None,
     provider_code: str | None = None,
+    retry_after: float | None = None,
 ) -> ProviderError:
-    """Map a non-success response to its error class (5xx retry, 429 honours Retry-After)."""
+    """Map a non-success response to its error class (5xx retry, 429 honours Retry-After, or
+    ``retry_after`` when the provider read the wait elsewhere)."""
     status = response.status_code
     merged: dict[int, ErrorClass] = dict(DEFAULT_STATUS_TABLE)
     if table:
@@ -97,12 +99,10 @@ def classify_status(
         error_class = IntegrationError
     text = message if message is not None else f"HTTP {status}: {error_detail(response)}".strip()
     if error_class is RetryableError:
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
         return RetryableError(
-            provider,
-            text,
-            status_code=status,
-            provider_code=provider_code,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            provider, text, status_code=status, provider_code=provider_code, retry_after=retry_after
         )
     return error_class(provider, text, status_code=status, provider_code=provider_code)
 

@@ -11,23 +11,17 @@ EU ones. Success is ``{"id": "<...>", "message": "Queued. Thank you."}``; a 400 
 from __future__ import annotations
 
 import email.utils
-from typing import ClassVar, Literal
+from types import MappingProxyType
+from typing import Literal
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import EmailSenderSettings, body_parts, recipient_email
-from providers.errors import ProviderError, RecipientError
+from providers.errors import RecipientError
 from providers.http import classify_status, json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest, RequestFiles
 
 BASE_URLS: dict[str, str] = {
     "us": "https://api.mailgun.net",
@@ -50,75 +44,40 @@ class MailgunSettings(EmailSenderSettings):
     base_url: str | None = None
 
 
-class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
-    name: ClassVar[str] = "mailgun"
-    display_name: ClassVar[str] = "Mailgun"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = MailgunCredentials
-    settings_model: ClassVar[type[Settings]] = MailgunSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+class MailgunProvider(HttpProvider[MailgunCredentials, MailgunSettings]):
+    name = "mailgun"
+    display_name = "Mailgun"
+    channel = ChannelType.EMAIL
+    credentials_model = MailgunCredentials
+    settings_model = MailgunSettings
+    returns_message_id = True
+    message_id_key = "id"
+    supports_html = True
     # The API bounds the whole message (25 MB), not the number of files; this is our cap.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
+    error_codes = MappingProxyType({"invalid_recipient": RecipientError})
 
     @staticmethod
     def base_url(settings: MailgunSettings) -> str:
         return (settings.base_url or BASE_URLS[settings.region]).rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: MailgunCredentials,
-        settings: MailgunSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: MailgunCredentials, settings: MailgunSettings
+    ) -> HttpRequest:
         to_email = recipient_email(self.name, message)
-        data: dict[str, str] = {
-            "from": email.utils.formataddr((settings.from_name or "", settings.from_email)),
-            "to": email.utils.formataddr((message.to.name or "", to_email)),
-            "subject": message.subject or "",
-            # User variables come back on every event webhook.
-            "v:delivery_id": message.delivery_id,
-        }
-        text, html = body_parts(message)
-        if text is not None:
-            data["text"] = text
-        if html is not None:
-            data["html"] = html
-        if settings.reply_to:
-            data["h:Reply-To"] = settings.reply_to
-        # httpx encodes a form as multipart only when it has files, so the fields go as parts
-        # without a filename (plain form fields): the body is multipart with or without files.
-        parts: list[tuple[str, tuple[str | None, bytes] | tuple[str, bytes, str]]] = [
-            (name, (None, value.encode())) for name, value in data.items()
-        ]
-        parts += [
-            ("attachment", (a.filename, a.content, a.content_type)) for a in message.attachments
-        ]
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{self.base_url(settings)}/v3/{settings.domain}/messages",
             auth=_auth(credentials),
-            files=parts,
+            files=build_form(message, to_email, settings),
         )
-        if response.is_success:
-            message_id = json_body(response).get("id")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> ProviderError:
-        if response.status_code == 400:
-            detail = str(json_body(response).get("message") or "")
-            if _names_recipient(detail):
-                return RecipientError(
-                    self.name, detail[:300], status_code=400, provider_code="invalid_recipient"
-                )
-        return classify_status(self.name, response)
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
+        """A 400 whose message names a recipient parameter; other errors go by status."""
+        detail = str(json_body(response).get("message") or "")
+        if response.status_code == 400 and _names_recipient(detail):
+            return ErrorCode("invalid_recipient", detail[:300])
+        return None
 
     async def check(
         self,
@@ -139,6 +98,31 @@ class MailgunProvider(Provider[MailgunCredentials, MailgunSettings]):
             state = domain.get("state") if isinstance(domain, dict) else None
             return CheckResult(ok=True, detail=f"domain {settings.domain} state: {state}")
         return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
+
+
+def build_form(message: Message, to_email: str, settings: MailgunSettings) -> RequestFiles:
+    """The documented form for one recipient, as multipart parts."""
+    data: dict[str, str] = {
+        "from": email.utils.formataddr((settings.from_name or "", settings.from_email)),
+        "to": email.utils.formataddr((message.to.name or "", to_email)),
+        "subject": message.subject or "",
+        # User variables come back on every event webhook.
+        "v:delivery_id": message.delivery_id,
+    }
+    text, html = body_parts(message)
+    if text is not None:
+        data["text"] = text
+    if html is not None:
+        data["html"] = html
+    if settings.reply_to:
+        data["h:Reply-To"] = settings.reply_to
+    # httpx encodes a form as multipart only when it has files, so the fields go as parts
+    # without a filename (plain form fields): the body is multipart with or without files.
+    parts: list[tuple[str, tuple[str, bytes, str] | tuple[None, bytes]]] = [
+        (name, (None, value.encode())) for name, value in data.items()
+    ]
+    parts += [("attachment", (a.filename, a.content, a.content_type)) for a in message.attachments]
+    return parts
 
 
 def _auth(credentials: MailgunCredentials) -> httpx.BasicAuth:

@@ -20,20 +20,12 @@ checks the key pair without sending anything.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -41,7 +33,8 @@ from providers.email_common import (
     recipient_email,
 )
 from providers.errors import ProviderError, RecipientError
-from providers.http import classify_status, json_body, send_request
+from providers.http import json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 DEFAULT_BASE_URL = "https://api.mailjet.com"
 
@@ -65,69 +58,56 @@ class MailjetSettings(EmailSenderSettings):
     base_url: str | None = None
 
 
-class MailjetProvider(Provider[MailjetCredentials, MailjetSettings]):
-    name: ClassVar[str] = "mailjet"
-    display_name: ClassVar[str] = "Mailjet"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = MailjetCredentials
-    settings_model: ClassVar[type[Settings]] = MailjetSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+class MailjetProvider(HttpProvider[MailjetCredentials, MailjetSettings]):
+    name = "mailjet"
+    display_name = "Mailjet"
+    channel = ChannelType.EMAIL
+    credentials_model = MailjetCredentials
+    settings_model = MailjetSettings
+    returns_message_id = True
+    supports_html = True
     # The API bounds the attachments' total size (15 MB), not their number; this is our cap.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
 
     @staticmethod
     def base_url(settings: MailjetSettings) -> str:
         return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: MailjetCredentials,
-        settings: MailjetSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: MailjetCredentials, settings: MailjetSettings
+    ) -> HttpRequest:
         to_email = recipient_email(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{self.base_url(settings)}/v3.1/send",
             auth=_auth(credentials),
             json=build_payload(message, to_email, settings),
         )
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        return _message_id(_first_message(json_body(response)))
+
+    def rejection(self, response: httpx.Response, request: HttpRequest) -> ProviderError | None:
+        """A 2xx accepts only when the message's own ``Status`` is ``success``."""
+        if response.is_success and _first_message(json_body(response)).get("Status") == "success":
+            return None
+        return self.classify(response)
+
+    def classify(self, response: httpx.Response) -> ProviderError:
         body = json_body(response)
         result = _first_message(body)
-        if response.is_success and result.get("Status") == "success":
-            return SendResult(
-                provider_message_id=_message_id(result), status_code=response.status_code
-            )
-        raise self._error(response, body, result)
-
-    def _error(
-        self, response: httpx.Response, body: dict[str, Any], result: dict[str, Any]
-    ) -> ProviderError:
         errors = [error for error in result.get("Errors") or [] if isinstance(error, dict)]
         if not errors and body.get("ErrorCode"):
             errors = [body]  # a global error: authentication, malformed JSON
         if not errors:
-            return classify_status(self.name, response)
-        first = errors[0]
-        code = str(first.get("ErrorCode") or "")
-        text = f"{code}: {first.get('ErrorMessage') or ''}"[:300]
+            return self.coded_error(response, None)
         for error in errors:
             related = [str(field) for field in error.get("ErrorRelatedTo") or []]
             if error.get("ErrorCode") in _ADDRESS_CODES and any(
                 _RECIPIENT_FIELD.match(field) for field in related
             ):
-                detail = f"{error.get('ErrorCode')}: {error.get('ErrorMessage') or ''}"[:300]
-                return RecipientError(
-                    self.name,
-                    detail,
-                    status_code=response.status_code,
-                    provider_code=str(error.get("ErrorCode")),
-                )
-        return classify_status(self.name, response, message=text, provider_code=code or None)
+                return self.coded_error(response, _error_code(error), RecipientError)
+        return self.coded_error(response, _error_code(errors[0]))
 
     async def check(
         self,
@@ -144,8 +124,12 @@ class MailjetProvider(Provider[MailjetCredentials, MailjetSettings]):
         )
         if response.is_success:
             return CheckResult(ok=True, detail="API key pair valid")
-        body = json_body(response)
-        return CheckResult(ok=False, detail=str(self._error(response, body, {})))
+        return CheckResult(ok=False, detail=str(self.classify(response)))
+
+
+def _error_code(error: dict[str, Any]) -> ErrorCode:
+    code = str(error.get("ErrorCode") or "")
+    return ErrorCode(code or None, f"{code}: {error.get('ErrorMessage') or ''}"[:300])
 
 
 def _auth(credentials: MailjetCredentials) -> httpx.BasicAuth:

@@ -21,33 +21,24 @@ integration error when the integration did.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import (
-    ChannelType,
-    Credentials,
-    LongBody,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, Credentials, LongBody, Message, Settings
 from providers.chat_webhook import (
-    GONE_STATUSES,
-    Destination,
+    ChatWebhookProvider,
+    WebhookPost,
     compose_text,
     destination_error,
     passthrough,
     response_detail,
     webhook_destination,
-    webhook_failure,
     webhook_url_validator,
 )
 from providers.errors import ProviderError
-from providers.http import json_body, send_request
+from providers.http import json_body
 
 #: ``[/<subpath>]/hooks/<26-character key>`` (a server may live under a subpath).
 MATTERMOST_WEBHOOK_PATH = re.compile(r"(/[^?#]*)?/hooks/[A-Za-z0-9]+")
@@ -92,25 +83,23 @@ class MattermostSettings(Settings):
     allowed_webhook_hosts: tuple[str, ...] = ()
 
 
-class MattermostProvider(Provider[MattermostCredentials, MattermostSettings]):
+class MattermostProvider(ChatWebhookProvider[MattermostCredentials, MattermostSettings]):
     """Posts to a Mattermost incoming webhook."""
 
-    name: ClassVar[str] = "mattermost"
-    display_name: ClassVar[str] = "Mattermost (incoming webhook)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = MattermostCredentials
-    settings_model: ClassVar[type[Settings]] = MattermostSettings
+    name = "mattermost"
+    display_name = "Mattermost (incoming webhook)"
+    channel = ChannelType.CHAT
+    credentials_model = MattermostCredentials
+    settings_model = MattermostSettings
     #: Posts take up to 16383 characters; longer text is split into several posts.
-    max_body_length: ClassVar[int | None] = 16_383
-    long_body: ClassVar[LongBody] = LongBody.SPLIT
+    max_body_length = 16_383
+    long_body = LongBody.SPLIT
+    # Without a channel override a channel error is about the webhook's own channel.
+    gone_codes = WEBHOOK_ERRORS | CHANNEL_ERRORS
 
-    async def send(
-        self,
-        message: Message,
-        credentials: MattermostCredentials,
-        settings: MattermostSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: MattermostCredentials, settings: MattermostSettings
+    ) -> WebhookPost:
         own_host = httpx.URL(credentials.webhook_url.get_secret_value()).host
         destination = webhook_destination(
             self.name,
@@ -120,21 +109,34 @@ class MattermostProvider(Provider[MattermostCredentials, MattermostSettings]):
             path=MATTERMOST_WEBHOOK_PATH,
         )
         channel = message.to.chat_id or settings.channel
-        response = await send_request(
-            self.name,
-            client,
+        return WebhookPost(
             "POST",
             destination.url,
             json=build_payload(message, settings, channel),
-        )
-        if response.is_success:
-            return SendResult(provider_message_id=None, status_code=response.status_code)
-        raise _error(
-            self.name,
-            response,
-            destination,
+            destination=destination,
             channel_from_recipient=bool(message.to.chat_id) if channel else None,
         )
+
+    def rejection(self, response: httpx.Response, request: WebhookPost) -> ProviderError | None:
+        from_recipient = request.channel_from_recipient
+        code = None if response.is_success else _app_error_id(response)
+        if code in CHANNEL_ERRORS and from_recipient is not None:
+            whose = "recipient's chat_id" if from_recipient else "channel setting"
+            detail = response_detail(response, request.destination.url)
+            return destination_error(from_recipient)(
+                self.name,
+                f"HTTP {response.status_code}: {detail} ({whose})",
+                status_code=response.status_code,
+                provider_code=code,
+            )
+        return super().rejection(response, request)
+
+    def webhook_code(self, response: httpx.Response, detail: str) -> str | None:
+        return _app_error_id(response)
+
+
+def _app_error_id(response: httpx.Response) -> str | None:
+    return str(json_body(response).get("id") or "") or None
 
 
 def build_payload(
@@ -149,31 +151,3 @@ def build_payload(
         payload["icon_url"] = settings.icon_url
     payload.update(passthrough(message.options, PASSTHROUGH_OPTIONS))
     return payload
-
-
-def _error(
-    provider: str,
-    response: httpx.Response,
-    destination: Destination,
-    *,
-    channel_from_recipient: bool | None,
-) -> ProviderError:
-    code = str(json_body(response).get("id") or "") or None
-    detail = response_detail(response, destination.url)
-    status = response.status_code
-    if code in CHANNEL_ERRORS and channel_from_recipient is not None:
-        whose = "recipient's chat_id" if channel_from_recipient else "channel setting"
-        return destination_error(channel_from_recipient)(
-            provider, f"HTTP {status}: {detail} ({whose})", status_code=status, provider_code=code
-        )
-    return webhook_failure(
-        provider,
-        response,
-        destination=destination,
-        detail=detail,
-        code=code,
-        # Without a channel override a channel error is about the webhook's own channel.
-        gone_statuses=GONE_STATUSES | {status}
-        if code in WEBHOOK_ERRORS or code in CHANNEL_ERRORS
-        else GONE_STATUSES,
-    )

@@ -14,22 +14,15 @@ access key, HTTP 401), 9 missing params, 10 invalid params, 20 not found, 21 bad
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, send_request
+from providers.http import json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 from providers.sms_common import (
     CodeTable,
     code_error,
@@ -68,37 +61,24 @@ class MessageBirdSettings(Settings):
     base_url: str = DEFAULT_BASE_URL
 
 
-class MessageBirdProvider(Provider[MessageBirdCredentials, MessageBirdSettings]):
-    name: ClassVar[str] = "messagebird"
-    display_name: ClassVar[str] = "MessageBird SMS"
-    channel: ClassVar[ChannelType] = ChannelType.SMS
-    credentials_model: ClassVar[type[Credentials]] = MessageBirdCredentials
-    settings_model: ClassVar[type[Settings]] = MessageBirdSettings
-    returns_message_id: ClassVar[bool] = True
+class MessageBirdProvider(HttpProvider[MessageBirdCredentials, MessageBirdSettings]):
+    name = "messagebird"
+    display_name = "MessageBird SMS"
+    channel = ChannelType.SMS
+    credentials_model = MessageBirdCredentials
+    settings_model = MessageBirdSettings
+    returns_message_id = True
+    message_id_key = "id"
 
-    async def send(
-        self,
-        message: Message,
-        credentials: MessageBirdCredentials,
-        settings: MessageBirdSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
-        response = await send_request(
-            self.name,
-            client,
+    def build_request(
+        self, message: Message, credentials: MessageBirdCredentials, settings: MessageBirdSettings
+    ) -> HttpRequest:
+        return HttpRequest(
             "POST",
             f"{settings.base_url.rstrip('/')}/messages",
             headers=_auth(credentials),
             json=build_payload(message, recipient_number(self.name, message), settings),
         )
-        body = json_body(response)
-        if response.is_success:
-            message_id = body.get("id")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response, body)
 
     async def check(
         self,
@@ -113,21 +93,21 @@ class MessageBirdProvider(Provider[MessageBirdCredentials, MessageBirdSettings])
             f"{settings.base_url.rstrip('/')}/balance",
             headers=_auth(credentials),
         )
-        body = json_body(response)
         if not response.is_success:
-            return CheckResult(ok=False, detail=str(self._error(response, body)))
+            return CheckResult(ok=False, detail=str(self.classify(response)))
+        body = json_body(response)
         balance = f"{body.get('amount')} {body.get('type') or ''}".strip()
         return CheckResult(ok=True, detail=f"access key valid; balance: {balance}")
 
-    def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
-        errors = body.get("errors")
+    def classify(self, response: httpx.Response) -> ProviderError:
+        errors = json_body(response).get("errors")
         entries = (
             [entry for entry in errors if isinstance(entry, dict)]
             if isinstance(errors, list)
             else []
         )
         if not entries:
-            return classify_status(self.name, response)
+            return self.coded_error(response, None)
         summary = one_line(
             "; ".join(
                 f"{entry.get('code')} {entry.get('description') or ''} ({entry.get('parameter')})"
@@ -147,12 +127,8 @@ class MessageBirdProvider(Provider[MessageBirdCredentials, MessageBirdSettings])
             known = code_error(self.name, RECIPIENT_CODES, first_code, summary, response)
             if known is not None:
                 return known
-        return classify_status(
-            self.name,
-            response,
-            message=f"HTTP {response.status_code}: {summary}",
-            provider_code=first_code,
-        )
+        text = f"HTTP {response.status_code}: {summary}"
+        return self.coded_error(response, ErrorCode(first_code, text))
 
 
 def build_payload(message: Message, to: str, settings: MessageBirdSettings) -> dict[str, Any]:

@@ -20,23 +20,15 @@ name-based (v3) UUID of :attr:`Message.idempotency_key`, the same for every retr
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    NoSettings,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message, NoSettings
 from providers.errors import IntegrationError, ProviderError, RecipientError
 from providers.http import classify_status, json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 API_URL = "https://api.onesignal.com"
 #: Namespace of the v3 UUIDs sent as ``idempotency_key``.
@@ -70,43 +62,40 @@ class OneSignalCredentials(Credentials):
     api_key: SecretStr
 
 
-class OneSignalProvider(Provider[OneSignalCredentials, NoSettings]):
-    name: ClassVar[str] = "onesignal"
-    display_name: ClassVar[str] = "OneSignal"
-    channel: ClassVar[ChannelType] = ChannelType.PUSH
-    credentials_model: ClassVar[type[Credentials]] = OneSignalCredentials
-    settings_model: ClassVar[type[Settings]] = NoSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_idempotency_key: ClassVar[bool] = True
+class OneSignalProvider(HttpProvider[OneSignalCredentials, NoSettings]):
+    name = "onesignal"
+    display_name = "OneSignal"
+    channel = ChannelType.PUSH
+    credentials_model = OneSignalCredentials
+    settings_model = NoSettings
+    returns_message_id = True
+    supports_idempotency_key = True
 
-    async def send(
-        self,
-        message: Message,
-        credentials: OneSignalCredentials,
-        settings: NoSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
-        response = await send_request(
-            self.name,
-            client,
+    def build_request(
+        self, message: Message, credentials: OneSignalCredentials, settings: NoSettings
+    ) -> HttpRequest:
+        return HttpRequest(
             "POST",
             f"{API_URL}/notifications",
             headers=_auth_headers(credentials),
             json=build_payload(message, credentials.app_id, _target(self.name, message)),
         )
-        body = json_body(response)
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        notification_id = json_body(response).get("id")
+        return notification_id if isinstance(notification_id, str) and notification_id else None
+
+    def rejection(self, response: httpx.Response, request: HttpRequest) -> ProviderError | None:
+        """A 2xx without a notification id created nothing; its ``errors`` say why."""
+        errors = json_body(response).get("errors")
         if response.is_success:
-            notification_id = body.get("id")
-            if isinstance(notification_id, str) and notification_id:
-                return SendResult(
-                    provider_message_id=notification_id, status_code=response.status_code
-                )
-            raise self._not_created(response, body.get("errors"))
-        if response.status_code == 400 and _names_recipient(body.get("errors")):
-            raise self._not_created(response, body.get("errors"))
-        raise classify_status(
-            self.name, response, message=f"HTTP {response.status_code}: {_summary(body)}"
-        )
+            return None if self.message_id(response) else self._not_created(response, errors)
+        if response.status_code == 400 and _names_recipient(errors):
+            return self._not_created(response, errors)
+        return self.classify(response)
+
+    def error_code(self, response: httpx.Response) -> ErrorCode:
+        return ErrorCode(None, f"HTTP {response.status_code}: {_summary(json_body(response))}")
 
     def _not_created(self, response: httpx.Response, errors: Any) -> ProviderError:
         summary = _summary({"errors": errors})

@@ -13,22 +13,15 @@ missing or invalid, 401 authentication failed, 429 rate limited
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
 from providers.errors import ProviderError, RecipientError
-from providers.http import classify_status, json_body, send_request
+from providers.http import json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 from providers.sms_common import message_text, msisdn, one_line, recipient_number
 
 DEFAULT_BASE_URL = "https://api.plivo.com"
@@ -56,47 +49,43 @@ class PlivoSettings(Settings):
         return self
 
 
-class PlivoProvider(Provider[PlivoCredentials, PlivoSettings]):
-    name: ClassVar[str] = "plivo"
-    display_name: ClassVar[str] = "Plivo SMS"
-    channel: ClassVar[ChannelType] = ChannelType.SMS
-    credentials_model: ClassVar[type[Credentials]] = PlivoCredentials
-    settings_model: ClassVar[type[Settings]] = PlivoSettings
-    returns_message_id: ClassVar[bool] = True
+class PlivoProvider(HttpProvider[PlivoCredentials, PlivoSettings]):
+    name = "plivo"
+    display_name = "Plivo SMS"
+    channel = ChannelType.SMS
+    credentials_model = PlivoCredentials
+    settings_model = PlivoSettings
+    returns_message_id = True
     #: "Messages containing only GSM03.38 7 bit characters have a maximum limit of 1600
     #: characters" (737 with unicode characters).
-    max_body_length: ClassVar[int | None] = 1600
+    max_body_length = 1600
 
-    async def send(
-        self,
-        message: Message,
-        credentials: PlivoCredentials,
-        settings: PlivoSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
-        dst = recipient_number(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+    def build_request(
+        self, message: Message, credentials: PlivoCredentials, settings: PlivoSettings
+    ) -> HttpRequest:
+        return HttpRequest(
             "POST",
             f"{_account_url(credentials, settings)}/Message/",
             auth=_auth(credentials),
-            json=build_payload(message, dst, settings),
+            json=build_payload(message, recipient_number(self.name, message), settings),
         )
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        uuids = json_body(response).get("message_uuid")
+        return str(uuids[0]) if isinstance(uuids, list) and uuids else None
+
+    def rejection(self, response: httpx.Response, request: HttpRequest) -> ProviderError | None:
         body = json_body(response)
         if not response.is_success:
-            raise self._error(response, body, dst)
-        uuids = body.get("message_uuid")
-        if isinstance(uuids, list) and uuids:
-            return SendResult(provider_message_id=str(uuids[0]), status_code=response.status_code)
-        if body.get("invalid_number"):
-            raise RecipientError(
+            return self._error(response, body, dst=request.json["dst"])
+        if self.message_id(response) is None and body.get("invalid_number"):
+            return RecipientError(
                 self.name,
                 "invalid destination number",
                 status_code=response.status_code,
                 provider_code="invalid_number",
             )
-        return SendResult(provider_message_id=None, status_code=response.status_code)
+        return None
 
     async def check(
         self,
@@ -115,12 +104,12 @@ class PlivoProvider(Provider[PlivoCredentials, PlivoSettings]):
             body = json_body(response)
             kind = body.get("account_type") or "unknown"
             return CheckResult(ok=True, detail=f"credentials valid; account type: {kind}")
-        return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
+        return CheckResult(ok=False, detail=str(self.classify(response)))
 
     def _error(self, response: httpx.Response, body: dict[str, Any], dst: str) -> ProviderError:
         error = one_line(body.get("error") or "")
         if not error:
-            return classify_status(self.name, response)
+            return self.classify(response)
         if response.status_code == 400 and _is_destination_error(error, dst):
             return RecipientError(
                 self.name,
@@ -128,7 +117,7 @@ class PlivoProvider(Provider[PlivoCredentials, PlivoSettings]):
                 status_code=400,
                 provider_code="invalid_dst",
             )
-        return classify_status(self.name, response, message=f"HTTP {response.status_code}: {error}")
+        return self.coded_error(response, ErrorCode(None, f"HTTP {response.status_code}: {error}"))
 
 
 def build_payload(message: Message, dst: str, settings: PlivoSettings) -> dict[str, Any]:

@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -34,22 +27,26 @@ from providers.email_common import (
     recipient_email,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import ErrorClass, classify_status, json_body, send_request
+from providers.http import ErrorClass, json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 DEFAULT_BASE_URL = "https://api.postmarkapp.com"
 
-#: Postmark API error codes that settle the outcome whatever the HTTP status.
-ERROR_CODES: Mapping[int, ErrorClass] = {
-    10: IntegrationError,  # Bad or missing API token
-    100: RetryableError,  # Maintenance
-    400: IntegrationError,  # Sender signature not found
-    401: IntegrationError,  # Sender signature not confirmed
-    405: IntegrationError,  # Not allowed to send (account out of credits)
-    406: RecipientError,  # Inactive recipient (hard bounce, spam complaint, suppression)
-    412: IntegrationError,  # Account is pending
-    413: IntegrationError,  # Account may not send
-    429: RetryableError,  # Rate limit exceeded
-}
+#: Postmark API error codes that settle the outcome whatever the HTTP status (but 429 and 5xx,
+#: which are retried whatever the code).
+ERROR_CODES: Mapping[str, ErrorClass] = MappingProxyType(
+    {
+        "10": IntegrationError,  # Bad or missing API token
+        "100": RetryableError,  # Maintenance
+        "400": IntegrationError,  # Sender signature not found
+        "401": IntegrationError,  # Sender signature not confirmed
+        "405": IntegrationError,  # Not allowed to send (account out of credits)
+        "406": RecipientError,  # Inactive recipient (hard bounce, spam complaint, suppression)
+        "412": IntegrationError,  # Account is pending
+        "413": IntegrationError,  # Account may not send
+        "429": RetryableError,  # Rate limit exceeded
+    }
+)
 
 #: Code 300 "Invalid email request" covers any malformed field; the message names the field:
 #: "Error parsing 'To': Illegal email address 'ada'..." or "Invalid 'To' address: ...".
@@ -66,75 +63,54 @@ class PostmarkSettings(EmailSenderSettings):
     base_url: str | None = None
 
 
-class PostmarkProvider(Provider[PostmarkCredentials, PostmarkSettings]):
-    name: ClassVar[str] = "postmark"
-    display_name: ClassVar[str] = "Postmark"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = PostmarkCredentials
-    settings_model: ClassVar[type[Settings]] = PostmarkSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+class PostmarkProvider(HttpProvider[PostmarkCredentials, PostmarkSettings]):
+    name = "postmark"
+    display_name = "Postmark"
+    channel = ChannelType.EMAIL
+    credentials_model = PostmarkCredentials
+    settings_model = PostmarkSettings
+    returns_message_id = True
+    message_id_key = "MessageID"
+    supports_html = True
     # The API bounds the whole message (10 MB), not the number of files; this is our cap.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
+    error_codes = ERROR_CODES
 
     @staticmethod
     def base_url(settings: PostmarkSettings) -> str:
         return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: PostmarkCredentials,
-        settings: PostmarkSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: PostmarkCredentials, settings: PostmarkSettings
+    ) -> HttpRequest:
         to_email = recipient_email(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{self.base_url(settings)}/email",
             headers=_headers(credentials),
             json=build_payload(message, to_email, settings),
         )
-        body = json_body(response)
-        if response.is_success and body.get("ErrorCode", 0) == 0:
-            message_id = body.get("MessageID")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response, body)
 
-    def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
+    def rejection(self, response: httpx.Response, request: HttpRequest) -> ProviderError | None:
+        if response.is_success and json_body(response).get("ErrorCode", 0) == 0:
+            return None
+        return self.classify(response)
+
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
         status = response.status_code
         if status == 429 or status >= 500:
-            return classify_status(self.name, response)
+            return None
+        body = json_body(response)
         code = body.get("ErrorCode")
-        detail = str(body.get("Message") or "")
         if not isinstance(code, int):
-            return classify_status(self.name, response)
-        text = f"ErrorCode {code}: {detail}"[:300]
-        error_class: ErrorClass | None = ERROR_CODES.get(code)
-        if code == 300:
-            error_class = RecipientError if _RECIPIENT_FIELD.search(detail) else IntegrationError
-        if error_class is None:
-            return classify_status(
-                self.name,
-                response,
-                table={422: IntegrationError},
-                message=text,
-                provider_code=str(code),
-            )
-        if error_class is RetryableError:
-            return classify_status(
-                self.name,
-                response,
-                table={status: RetryableError},
-                message=text,
-                provider_code=str(code),
-            )
-        return error_class(self.name, text, status_code=status, provider_code=str(code))
+            return None
+        detail = str(body.get("Message") or "")
+        return ErrorCode(str(code), f"ErrorCode {code}: {detail}"[:300], detail)
+
+    def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
+        if code.code == "300":
+            return RecipientError if _RECIPIENT_FIELD.search(code.detail) else IntegrationError
+        return super().error_class(code, response)
 
     async def check(
         self,
@@ -152,7 +128,7 @@ class PostmarkProvider(Provider[PostmarkCredentials, PostmarkSettings]):
         if response.is_success:
             server = json_body(response).get("Name")
             return CheckResult(ok=True, detail=f"server token valid (server {server!r})")
-        return CheckResult(ok=False, detail=str(self._error(response, json_body(response))))
+        return CheckResult(ok=False, detail=str(self.classify(response)))
 
 
 def _headers(credentials: PostmarkCredentials) -> dict[str, str]:

@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -44,27 +37,30 @@ from providers.email_common import (
     recipient_email,
     tag_value,
 )
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import ErrorClass, classify_status, json_body, send_request
+from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.http import ErrorClass, json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 DEFAULT_BASE_URL = "https://api.resend.com"
 
 #: Error names that settle the outcome whatever the HTTP status.
-ERROR_NAMES: Mapping[str, ErrorClass] = {
-    "missing_api_key": IntegrationError,
-    "restricted_api_key": IntegrationError,
-    "invalid_api_key": IntegrationError,
-    "invalid_from_address": IntegrationError,
-    "invalid_idempotency_key": IntegrationError,
-    "invalid_idempotent_request": IntegrationError,
-    "concurrent_idempotent_requests": RetryableError,
-    "daily_quota_exceeded": IntegrationError,
-    "monthly_quota_exceeded": IntegrationError,
-    "rate_limit_exceeded": RetryableError,
-    "security_error": IntegrationError,
-    "application_error": RetryableError,
-    "internal_server_error": RetryableError,
-}
+ERROR_NAMES: Mapping[str, ErrorClass] = MappingProxyType(
+    {
+        "missing_api_key": IntegrationError,
+        "restricted_api_key": IntegrationError,
+        "invalid_api_key": IntegrationError,
+        "invalid_from_address": IntegrationError,
+        "invalid_idempotency_key": IntegrationError,
+        "invalid_idempotent_request": IntegrationError,
+        "concurrent_idempotent_requests": RetryableError,
+        "daily_quota_exceeded": IntegrationError,
+        "monthly_quota_exceeded": IntegrationError,
+        "rate_limit_exceeded": RetryableError,
+        "security_error": IntegrationError,
+        "application_error": RetryableError,
+        "internal_server_error": RetryableError,
+    }
+)
 
 #: "Invalid `to` field. The email address needs to follow the `email@example.com` or
 #: `Name <email@example.com>` format.", "The `to` field must be...", "`cc`...".
@@ -80,35 +76,31 @@ class ResendSettings(EmailSenderSettings):
     base_url: str | None = None
 
 
-class ResendProvider(Provider[ResendCredentials, ResendSettings]):
-    name: ClassVar[str] = "resend"
-    display_name: ClassVar[str] = "Resend"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = ResendCredentials
-    settings_model: ClassVar[type[Settings]] = ResendSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
-    supports_idempotency_key: ClassVar[bool] = True
+class ResendProvider(HttpProvider[ResendCredentials, ResendSettings]):
+    name = "resend"
+    display_name = "Resend"
+    channel = ChannelType.EMAIL
+    credentials_model = ResendCredentials
+    settings_model = ResendSettings
+    returns_message_id = True
+    message_id_key = "id"
+    supports_html = True
+    supports_idempotency_key = True
     # The API bounds the whole message (40 MB after base64), not the number of files.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
     #: Resend's default limit per team is 2 requests per second.
-    rate_limit_per_second: ClassVar[float | None] = 2.0
+    rate_limit_per_second = 2.0
+    error_codes = ERROR_NAMES
 
     @staticmethod
     def base_url(settings: ResendSettings) -> str:
         return (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: ResendCredentials,
-        settings: ResendSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: ResendCredentials, settings: ResendSettings
+    ) -> HttpRequest:
         to_email = recipient_email(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{self.base_url(settings)}/emails",
             headers={
@@ -117,30 +109,17 @@ class ResendProvider(Provider[ResendCredentials, ResendSettings]):
             },
             json=build_payload(message, to_email, settings),
         )
-        if response.is_success:
-            message_id = json_body(response).get("id")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
         body = json_body(response)
         name = str(body.get("name") or "")
         detail = str(body.get("message") or "")
-        if not name:
-            return classify_status(self.name, response)
-        text = f"{name}: {detail}"[:300]
-        error_class: ErrorClass | None = ERROR_NAMES.get(name)
-        if name == "validation_error" and response.status_code in (400, 422):
-            error_class = RecipientError if _RECIPIENT_FIELD.search(detail) else IntegrationError
-        if error_class is None or error_class is RetryableError:
-            table = {response.status_code: RetryableError} if error_class else None
-            return classify_status(
-                self.name, response, table=table, message=text, provider_code=name
-            )
-        return error_class(self.name, text, status_code=response.status_code, provider_code=name)
+        return ErrorCode(name, f"{name}: {detail}"[:300], detail) if name else None
+
+    def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
+        if code.code == "validation_error" and response.status_code in (400, 422):
+            return RecipientError if _RECIPIENT_FIELD.search(code.detail) else IntegrationError
+        return super().error_class(code, response)
 
     async def check(
         self,
@@ -158,7 +137,7 @@ class ResendProvider(Provider[ResendCredentials, ResendSettings]):
         if json_body(response).get("name") == "restricted_api_key":
             return CheckResult(ok=True, detail="API key valid (sending access only)")
         if not response.is_success:
-            return CheckResult(ok=False, detail=str(self._error(response)))
+            return CheckResult(ok=False, detail=str(self.classify(response)))
         domain = settings.from_email.rpartition("@")[2].lower()
         for entry in json_body(response).get("data") or []:
             if isinstance(entry, dict) and str(entry.get("name", "")).lower() == domain:

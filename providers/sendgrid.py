@@ -18,28 +18,21 @@ same for the event webhook, which echoes them on every event.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
     body_parts,
     recipient_email,
 )
-from providers.errors import ProviderError, RecipientError
-from providers.http import classify_status, json_body, send_request
+from providers.errors import RecipientError
+from providers.http import ErrorClass, classify_status, json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 BASE_URLS: dict[str, str] = {
     "global": "https://api.sendgrid.com",
@@ -66,57 +59,49 @@ class SendGridSettings(EmailSenderSettings):
     base_url: str | None = None
 
 
-class SendGridProvider(Provider[SendGridCredentials, SendGridSettings]):
-    name: ClassVar[str] = "sendgrid"
-    display_name: ClassVar[str] = "Twilio SendGrid"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = SendGridCredentials
-    settings_model: ClassVar[type[Settings]] = SendGridSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+class SendGridProvider(HttpProvider[SendGridCredentials, SendGridSettings]):
+    name = "sendgrid"
+    display_name = "Twilio SendGrid"
+    channel = ChannelType.EMAIL
+    credentials_model = SendGridCredentials
+    settings_model = SendGridSettings
+    returns_message_id = True
+    supports_html = True
     # The API bounds the whole message (30 MB), not the number of files; this is our cap.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
 
     @staticmethod
     def base_url(settings: SendGridSettings) -> str:
         return (settings.base_url or BASE_URLS[settings.region]).rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: SendGridCredentials,
-        settings: SendGridSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: SendGridCredentials, settings: SendGridSettings
+    ) -> HttpRequest:
         to_email = recipient_email(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{self.base_url(settings)}/v3/mail/send",
             headers=_auth_headers(credentials),
             json=build_payload(message, to_email, settings),
         )
-        if response.is_success:
-            message_id = response.headers.get("x-message-id")
-            return SendResult(provider_message_id=message_id, status_code=response.status_code)
-        raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> ProviderError:
-        if response.status_code == 400:
-            for error in json_body(response).get("errors") or []:
-                if not isinstance(error, dict):
-                    continue
-                field = str(error.get("field") or "")
-                if _RECIPIENT_FIELD.match(field):
-                    detail = str(error.get("message") or "invalid recipient")
-                    return RecipientError(
-                        self.name,
-                        f"{field}: {detail}"[:300],
-                        status_code=400,
-                        provider_code=field,
-                    )
-        return classify_status(self.name, response)
+    def message_id(self, response: httpx.Response) -> str | None:
+        message_id: str | None = response.headers.get("x-message-id")
+        return message_id
+
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
+        """The first field of a 400 that names a recipient; other errors go by status."""
+        if response.status_code != 400:
+            return None
+        for error in json_body(response).get("errors") or []:
+            field = str(error.get("field") or "") if isinstance(error, dict) else ""
+            if _RECIPIENT_FIELD.match(field):
+                detail = str(error.get("message") or "invalid recipient")
+                return ErrorCode(field, f"{field}: {detail}"[:300])
+        return None
+
+    def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
+        return RecipientError if _RECIPIENT_FIELD.match(code.code or "") else None
 
     async def check(
         self,

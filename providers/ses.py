@@ -31,21 +31,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import httpx
 from pydantic import SecretStr, field_validator
 
 from providers.aws_sigv4 import AwsCredentials, signed_headers_for
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -53,8 +46,9 @@ from providers.email_common import (
     recipient_email,
     tag_value,
 )
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import ErrorClass, classify_status, error_detail, json_body, send_request
+from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.http import ErrorClass, error_detail, json_body
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
 SERVICE = "ses"
 SEND_PATH = "/v2/email/outbound-emails"
@@ -63,23 +57,25 @@ ACCOUNT_PATH = "/v2/email/account"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 #: Error types that settle the outcome whatever the HTTP status.
-ERROR_TYPES: Mapping[str, ErrorClass] = {
-    "AccountSuspendedException": IntegrationError,
-    "SendingPausedException": IntegrationError,
-    "MailFromDomainNotVerifiedException": IntegrationError,
-    "NotFoundException": IntegrationError,
-    "LimitExceededException": IntegrationError,
-    "TooManyRequestsException": RetryableError,
-    "ThrottlingException": RetryableError,
-    "UnrecognizedClientException": IntegrationError,
-    "InvalidSignatureException": IntegrationError,
-    "SignatureDoesNotMatch": IntegrationError,
-    "InvalidClientTokenId": IntegrationError,
-    "IncompleteSignature": IntegrationError,
-    "MissingAuthenticationToken": IntegrationError,
-    "ExpiredTokenException": IntegrationError,
-    "AccessDeniedException": IntegrationError,
-}
+ERROR_TYPES: Mapping[str, ErrorClass] = MappingProxyType(
+    {
+        "AccountSuspendedException": IntegrationError,
+        "SendingPausedException": IntegrationError,
+        "MailFromDomainNotVerifiedException": IntegrationError,
+        "NotFoundException": IntegrationError,
+        "LimitExceededException": IntegrationError,
+        "TooManyRequestsException": RetryableError,
+        "ThrottlingException": RetryableError,
+        "UnrecognizedClientException": IntegrationError,
+        "InvalidSignatureException": IntegrationError,
+        "SignatureDoesNotMatch": IntegrationError,
+        "InvalidClientTokenId": IntegrationError,
+        "IncompleteSignature": IntegrationError,
+        "MissingAuthenticationToken": IntegrationError,
+        "ExpiredTokenException": IntegrationError,
+        "AccessDeniedException": IntegrationError,
+    }
+)
 
 #: SES's address parser messages ("Missing final '@domain'", "Illegal address", "Domain contains
 #: illegal character", "Local address contains control or whitespace"...).
@@ -121,16 +117,18 @@ class SesSettings(EmailSenderSettings):
         return value
 
 
-class SesProvider(Provider[SesCredentials, SesSettings]):
-    name: ClassVar[str] = "ses"
-    display_name: ClassVar[str] = "Amazon SES"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = SesCredentials
-    settings_model: ClassVar[type[Settings]] = SesSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+class SesProvider(HttpProvider[SesCredentials, SesSettings]):
+    name = "ses"
+    display_name = "Amazon SES"
+    channel = ChannelType.EMAIL
+    credentials_model = SesCredentials
+    settings_model = SesSettings
+    returns_message_id = True
+    message_id_key = "MessageId"
+    supports_html = True
     # The API bounds the whole message (40 MB), not the number of files; this is our cap.
-    max_attachments: ClassVar[int] = 10
+    max_attachments = 10
+    error_codes = ERROR_TYPES
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         #: The signing time; tests pin it.
@@ -140,32 +138,16 @@ class SesProvider(Provider[SesCredentials, SesSettings]):
     def base_url(settings: SesSettings) -> str:
         return (settings.base_url or f"https://email.{settings.region}.amazonaws.com").rstrip("/")
 
-    async def send(
-        self,
-        message: Message,
-        credentials: SesCredentials,
-        settings: SesSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: SesCredentials, settings: SesSettings
+    ) -> HttpRequest:
         to_email = ses_address(self.name, recipient_email(self.name, message))
         body = json.dumps(
             build_payload(message, to_email, settings), separators=(",", ":")
         ).encode()
-        response = await self._request(
-            client,
-            "POST",
-            url=f"{self.base_url(settings)}{SEND_PATH}",
-            body=body,
-            credentials=credentials,
-            settings=settings,
+        return self._signed(
+            "POST", f"{self.base_url(settings)}{SEND_PATH}", body, credentials, settings
         )
-        if response.is_success:
-            message_id = json_body(response).get("MessageId")
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response)
 
     async def check(
         self,
@@ -173,16 +155,12 @@ class SesProvider(Provider[SesCredentials, SesSettings]):
         settings: SesSettings,
         client: httpx.AsyncClient,
     ) -> CheckResult | None:
-        response = await self._request(
-            client,
-            "GET",
-            url=f"{self.base_url(settings)}{ACCOUNT_PATH}",
-            body=b"",
-            credentials=credentials,
-            settings=settings,
+        request = self._signed(
+            "GET", f"{self.base_url(settings)}{ACCOUNT_PATH}", b"", credentials, settings
         )
+        response = await self.exchange(client, request)
         if not response.is_success:
-            return CheckResult(ok=False, detail=str(self._error(response)))
+            return CheckResult(ok=False, detail=str(self.classify(response)))
         account = json_body(response)
         if not account.get("SendingEnabled", False):
             return CheckResult(ok=False, detail="sending is disabled for this SES account")
@@ -191,16 +169,14 @@ class SesProvider(Provider[SesCredentials, SesSettings]):
         )
         return CheckResult(ok=True, detail=f"credentials valid in {settings.region}{sandbox}")
 
-    async def _request(
+    def _signed(
         self,
-        client: httpx.AsyncClient,
         method: str,
-        *,
         url: str,
         body: bytes,
         credentials: SesCredentials,
         settings: SesSettings,
-    ) -> httpx.Response:
+    ) -> HttpRequest:
         headers = {"Content-Type": "application/json"} if body else {}
         signed = signed_headers_for(
             method,
@@ -213,32 +189,30 @@ class SesProvider(Provider[SesCredentials, SesSettings]):
             now=self.clock(),
         )
         # The exact bytes that were signed go on the wire.
-        return await send_request(self.name, client, method, url, headers=signed, content=body)
+        return HttpRequest(method, url, headers=signed, content=body)
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def error_code(self, response: httpx.Response) -> ErrorCode:
         body = json_body(response)
         error_type = aws_error_type(response, body)
         detail = str(body.get("message") or body.get("Message") or error_detail(response))
         text = f"{error_type or 'HTTP ' + str(response.status_code)}: {detail}"[:300]
-        code = error_type or None
-        error_class: ErrorClass | None = ERROR_TYPES.get(error_type)
-        if error_type == "MessageRejected":
+        return ErrorCode(error_type or None, text, detail)
+
+    def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
+        detail = code.detail
+        error_class = super().error_class(code, response)
+        if code.code == "MessageRejected":
             # "Email address is not verified. The following identities failed the check...":
             # the sandbox or an unverified sender; anything else rejects this message's content.
             verified = "not verified" in detail.lower()
             error_class = IntegrationError if verified else RecipientError
-        elif error_type == "BadRequestException":
+        elif code.code == "BadRequestException":
             address = _ADDRESS_SYNTAX.search(detail) and not _SENDER_FIELD.search(detail)
             error_class = RecipientError if address else IntegrationError
         if error_class is RetryableError and "quota" in detail.lower():
             # "Daily message quota exceeded.": nothing leaves this account before the window ends.
             error_class = IntegrationError
-        if error_class is None or error_class is RetryableError:
-            table = {response.status_code: RetryableError} if error_class else None
-            return classify_status(
-                self.name, response, table=table, message=text, provider_code=code
-            )
-        return error_class(self.name, text, status_code=response.status_code, provider_code=code)
+        return error_class
 
 
 def aws_error_type(response: httpx.Response, body: Mapping[str, Any]) -> str:

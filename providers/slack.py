@@ -22,22 +22,16 @@ The answer's ``ts`` is the message id (unique within its channel; ``chat.update`
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    LongBody,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, LongBody, Message, Settings
 from providers.chat_webhook import (
+    BotPost,
     chat_destination,
     compose_text,
     destination_error,
@@ -47,7 +41,8 @@ from providers.chat_webhook import (
     url_problem,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.http import ErrorClass, classify_status, json_body, parse_retry_after, send_request
+from providers.http_provider import HttpProvider
 
 #: ``error`` codes that say the destination channel or user cannot take the message.
 DESTINATION_ERRORS = frozenset(
@@ -113,6 +108,15 @@ PASSTHROUGH_OPTIONS = (
     "username",
 )
 
+#: What the ``error`` of an ``ok: false`` answer means when it names no destination problem;
+#: any other code is an integration error too ("request refused").
+REFUSALS: Mapping[str, tuple[ErrorClass, str]] = MappingProxyType(
+    {
+        **dict.fromkeys(MESSAGE_ERRORS, (RecipientError, "message refused")),
+        **dict.fromkeys(AUTH_ERRORS, (IntegrationError, "the bot token was refused")),
+    }
+)
+
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
@@ -138,42 +142,37 @@ class SlackSettings(Settings):
         return value.rstrip("/")
 
 
-class SlackProvider(Provider[SlackCredentials, SlackSettings]):
+class SlackProvider(HttpProvider[SlackCredentials, SlackSettings, BotPost]):
     """Posts a message with ``chat.postMessage`` as the app's bot user."""
 
-    name: ClassVar[str] = "slack"
-    display_name: ClassVar[str] = "Slack (bot token)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = SlackCredentials
-    settings_model: ClassVar[type[Settings]] = SlackSettings
-    returns_message_id: ClassVar[bool] = True
+    name = "slack"
+    display_name = "Slack (bot token)"
+    channel = ChannelType.CHAT
+    credentials_model = SlackCredentials
+    settings_model = SlackSettings
+    returns_message_id = True
+    message_id_key = "ts"
     #: "Provide no more than 40,000 characters or risk truncation."
-    max_body_length: ClassVar[int | None] = 40_000
-    long_body: ClassVar[LongBody] = LongBody.TRUNCATE
+    max_body_length = 40_000
+    long_body = LongBody.TRUNCATE
 
-    async def send(
-        self,
-        message: Message,
-        credentials: SlackCredentials,
-        settings: SlackSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: SlackCredentials, settings: SlackSettings
+    ) -> BotPost:
         channel, from_recipient = chat_destination(
             self.name, message, settings.default_channel, "default_channel"
         )
-        response = await send_request(
-            self.name,
-            client,
+        return BotPost(
             "POST",
             f"{settings.base_url}/chat.postMessage",
             headers=_headers(credentials),
             json=build_payload(message, channel),
+            from_recipient=from_recipient,
+            token=credentials.bot_token,
         )
-        body = _checked(self.name, response, credentials, from_recipient=from_recipient)
-        ts = body.get("ts")
-        return SendResult(
-            provider_message_id=str(ts) if ts else None, status_code=response.status_code
-        )
+
+    def rejection(self, response: httpx.Response, request: BotPost) -> ProviderError | None:
+        return _refusal(self.name, response, request.token, from_recipient=request.from_recipient)
 
     async def check(
         self,
@@ -182,16 +181,16 @@ class SlackProvider(Provider[SlackCredentials, SlackSettings]):
         client: httpx.AsyncClient,
     ) -> CheckResult | None:
         try:
+            url = f"{settings.base_url}/auth.test"
             response = await send_request(
-                self.name,
-                client,
-                "POST",
-                f"{settings.base_url}/auth.test",
-                headers=_headers(credentials),
+                self.name, client, "POST", url, headers=_headers(credentials)
             )
-            body = _checked(self.name, response, credentials, from_recipient=False)
         except ProviderError as error:
             return CheckResult(ok=False, detail=error.reason)
+        refusal = _refusal(self.name, response, credentials.bot_token, from_recipient=False)
+        if refusal is not None:
+            return CheckResult(ok=False, detail=refusal.reason)
+        body = json_body(response)
         return CheckResult(
             ok=True,
             detail=f"team {body.get('team')!s} ({body.get('team_id')!s}), "
@@ -219,19 +218,20 @@ def _headers(credentials: SlackCredentials) -> dict[str, str]:
     }
 
 
-def _checked(
+def _refusal(
     provider: str,
     response: httpx.Response,
-    credentials: SlackCredentials,
+    bot_token: SecretStr,
     *,
     from_recipient: bool,
-) -> dict[str, Any]:
-    """The body of an ``ok: true`` answer, or the classified error."""
+) -> ProviderError | None:
+    """The classified error of an answer, ``None`` for an ``ok: true`` one."""
     body = json_body(response)
-    code = redact(str(body.get("error") or ""), secrets=[credentials.bot_token.get_secret_value()])
+    token = bot_token.get_secret_value()
+    code = redact(str(body.get("error") or ""), secrets=[token])
     status = response.status_code
     if status == 429 or code in RETRYABLE_ERRORS:
-        raise RetryableError(
+        return RetryableError(
             provider,
             f"Slack error {code or 'ratelimited'}",
             status_code=status,
@@ -239,26 +239,20 @@ def _checked(
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     if not response.is_success:
-        detail = code or response_detail(
-            response, secrets=[credentials.bot_token.get_secret_value()]
-        )
-        raise classify_status(
+        detail = code or response_detail(response, secrets=[token])
+        return classify_status(
             provider, response, message=f"HTTP {status}: {detail}", provider_code=code or None
         )
     if body.get("ok") is True:
-        return body
+        return None
     if not code:
-        raise IntegrationError(provider, "Slack answered without ok: true", status_code=status)
+        return IntegrationError(provider, "Slack answered without ok: true", status_code=status)
     if code in DESTINATION_ERRORS:
         whose = "recipient's chat_id" if from_recipient else "default_channel setting"
-        raise destination_error(from_recipient)(
+        return destination_error(from_recipient)(
             provider, f"Slack error {code} ({whose})", status_code=status, provider_code=code
         )
-    if code in MESSAGE_ERRORS:
-        raise RecipientError(
-            provider, f"Slack error {code}: message refused", status_code=status, provider_code=code
-        )
-    reason = "the bot token was refused" if code in AUTH_ERRORS else "request refused"
-    raise IntegrationError(
+    error_class, reason = REFUSALS.get(code, (IntegrationError, "request refused"))
+    return error_class(
         provider, f"Slack error {code}: {reason}", status_code=status, provider_code=code
     )

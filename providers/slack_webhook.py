@@ -18,29 +18,20 @@ error for a subscriber's URL.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import (
-    ChannelType,
-    Credentials,
-    LongBody,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, Credentials, LongBody, Message, Settings
 from providers.chat_webhook import (
+    ChatWebhookProvider,
+    WebhookPost,
     compose_text,
     passthrough,
-    response_detail,
     webhook_destination,
-    webhook_failure,
     webhook_url_validator,
 )
-from providers.http import send_request
 
 SLACK_WEBHOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 #: ``/services/<team id>/<bot id>/<token>``.
@@ -76,27 +67,26 @@ class SlackWebhookSettings(Settings):
     allowed_webhook_hosts: tuple[str, ...] = SLACK_WEBHOOK_HOSTS
 
 
-class SlackWebhookProvider(Provider[SlackWebhookCredentials, SlackWebhookSettings]):
+class SlackWebhookProvider(ChatWebhookProvider[SlackWebhookCredentials, SlackWebhookSettings]):
     """Posts ``{"text", "blocks"}`` to an incoming webhook; Slack returns no message id."""
 
-    name: ClassVar[str] = "slack_webhook"
-    display_name: ClassVar[str] = "Slack (incoming webhook)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = SlackWebhookCredentials
-    settings_model: ClassVar[type[Settings]] = SlackWebhookSettings
+    name = "slack_webhook"
+    display_name = "Slack (incoming webhook)"
+    channel = ChannelType.CHAT
+    credentials_model = SlackWebhookCredentials
+    settings_model = SlackWebhookSettings
     #: Like chat.postMessage: "no more than 40,000 characters or risk truncation".
-    max_body_length: ClassVar[int | None] = 40_000
-    long_body: ClassVar[LongBody] = LongBody.TRUNCATE
+    max_body_length = 40_000
+    long_body = LongBody.TRUNCATE
     #: "Incoming webhooks ... allow 1 message per second" (rate limits page).
-    rate_limit_per_second: ClassVar[float | None] = 1.0
+    rate_limit_per_second = 1.0
 
-    async def send(
+    def build_request(
         self,
         message: Message,
         credentials: SlackWebhookCredentials,
         settings: SlackWebhookSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    ) -> WebhookPost:
         destination = webhook_destination(
             self.name,
             message,
@@ -104,20 +94,13 @@ class SlackWebhookProvider(Provider[SlackWebhookCredentials, SlackWebhookSetting
             settings.allowed_webhook_hosts,
             path=SLACK_WEBHOOK_PATH,
         )
-        response = await send_request(
-            self.name, client, "POST", destination.url, json=build_payload(message)
+        return WebhookPost(
+            "POST", destination.url, json=build_payload(message), destination=destination
         )
-        if response.is_success:
-            return SendResult(provider_message_id=None, status_code=response.status_code)
-        detail = response_detail(response, destination.url)
-        raise webhook_failure(
-            self.name,
-            response,
-            destination=destination,
-            detail=detail,
-            # The body is a bare error code (``channel_is_archived``) or an HTML error page.
-            code=detail if re.fullmatch(r"[a-z_]+", detail) else None,
-        )
+
+    def webhook_code(self, response: httpx.Response, detail: str) -> str | None:
+        # The body is a bare error code (``channel_is_archived``) or an HTML error page.
+        return detail if re.fullmatch(r"[a-z_]+", detail) else None
 
 
 def build_payload(message: Message) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 import httpx
 
 from providers.base import Message
-from providers.errors import ProviderError, RecipientError, RetryableError
-from providers.http import ErrorClass, parse_retry_after
+from providers.errors import ProviderError, RecipientError
+from providers.http import ErrorClass, classify_status
 
 #: E.164 as the dispatcher stores it: ``+``, a non-zero country code digit, 7 to 15 digits.
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -97,12 +97,5 @@ def code_error(
         return None
     error_class, meaning = entry
     text = f"{meaning} ({code}: {one_line(detail)})" if detail else f"{meaning} ({code})"
-    if error_class is RetryableError:
-        return RetryableError(
-            provider,
-            text,
-            status_code=response.status_code,
-            provider_code=code,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
-    return error_class(provider, text, status_code=response.status_code, provider_code=code)
+    table_entry = {response.status_code: error_class}
+    return classify_status(provider, response, table=table_entry, message=text, provider_code=code)

@@ -20,7 +20,7 @@ import re
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
-from typing import ClassVar, Literal
+from typing import Literal
 
 import aiosmtplib
 import httpx
@@ -33,7 +33,6 @@ from providers.base import (
     Message,
     Provider,
     SendResult,
-    Settings,
     secret_values,
 )
 from providers.email_common import EmailSenderSettings, recipient_email
@@ -86,15 +85,15 @@ class SmtpSettings(EmailSenderSettings):
 
 
 class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
-    name: ClassVar[str] = "smtp"
-    display_name: ClassVar[str] = "SMTP"
-    channel: ClassVar[ChannelType] = ChannelType.EMAIL
-    credentials_model: ClassVar[type[Credentials]] = SmtpCredentials
-    settings_model: ClassVar[type[Settings]] = SmtpSettings
-    returns_message_id: ClassVar[bool] = True
-    supports_html: ClassVar[bool] = True
+    name = "smtp"
+    display_name = "SMTP"
+    channel = ChannelType.EMAIL
+    credentials_model = SmtpCredentials
+    settings_model = SmtpSettings
+    returns_message_id = True
+    supports_html = True
     #: SMTP has no attachment count limit; servers limit the total size (SIZE extension).
-    max_attachments: ClassVar[int] = 100
+    max_attachments = 100
 
     async def send(
         self,

@@ -22,24 +22,25 @@ Workflows errors carry ``{"error": {"code", "message"}}``; 400 is a rejected car
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
+from providers.base import ChannelType, Credentials, Message, Settings
 from providers.chat_webhook import (
     GONE_STATUSES,
+    ChatWebhookProvider,
     Destination,
+    WebhookPost,
     destination_error,
     heading,
     response_detail,
     webhook_destination,
-    webhook_failure,
     webhook_url_validator,
 )
 from providers.errors import IntegrationError, ProviderError, RetryableError
-from providers.http import json_body, parse_retry_after, send_request
+from providers.http import json_body, parse_retry_after
 
 #: Hosts of Teams incoming webhooks: legacy connectors, Logic Apps and Power Automate flows.
 TEAMS_WEBHOOK_HOSTS = (
@@ -78,44 +79,41 @@ class TeamsSettings(Settings):
     allowed_webhook_hosts: tuple[str, ...] = TEAMS_WEBHOOK_HOSTS
 
 
-class TeamsProvider(Provider[TeamsCredentials, TeamsSettings]):
+class TeamsProvider(ChatWebhookProvider[TeamsCredentials, TeamsSettings]):
     """Posts one card to a Teams Workflows or connector webhook."""
 
-    name: ClassVar[str] = "teams"
-    display_name: ClassVar[str] = "Microsoft Teams (webhook)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = TeamsCredentials
-    settings_model: ClassVar[type[Settings]] = TeamsSettings
+    name = "teams"
+    display_name = "Microsoft Teams (webhook)"
+    channel = ChannelType.CHAT
+    credentials_model = TeamsCredentials
+    settings_model = TeamsSettings
     #: Connector webhooks: at most 4 requests per second.
-    rate_limit_per_second: ClassVar[float | None] = 4.0
+    rate_limit_per_second = 4.0
 
-    async def send(
-        self,
-        message: Message,
-        credentials: TeamsCredentials,
-        settings: TeamsSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: TeamsCredentials, settings: TeamsSettings
+    ) -> WebhookPost:
         destination = webhook_destination(
             self.name, message, credentials.webhook_url, settings.allowed_webhook_hosts
         )
-        response = await send_request(
-            self.name, client, "POST", destination.url, json=build_payload(message, settings)
+        return WebhookPost(
+            "POST",
+            destination.url,
+            json=build_payload(message, settings),
+            destination=destination,
         )
-        if response.is_success:
-            embedded = _EMBEDDED_STATUS.search(response.text)
-            if embedded:
-                raise _embedded_failure(self.name, response, int(embedded.group(1)), destination)
-            return SendResult(provider_message_id=None, status_code=response.status_code)
+
+    def rejection(self, response: httpx.Response, request: WebhookPost) -> ProviderError | None:
+        embedded = _EMBEDDED_STATUS.search(response.text) if response.is_success else None
+        if embedded:
+            status = int(embedded.group(1))
+            return _embedded_failure(self.name, response, status, request.destination)
+        return super().rejection(response, request)
+
+    def webhook_code(self, response: httpx.Response, detail: str) -> str | None:
         error = json_body(response).get("error")
         code = error.get("code") if isinstance(error, dict) else None
-        raise webhook_failure(
-            self.name,
-            response,
-            destination=destination,
-            detail=response_detail(response, destination.url),
-            code=str(code) if code else None,
-        )
+        return str(code) if code else None
 
 
 def build_payload(message: Message, settings: TeamsSettings) -> dict[str, Any]:

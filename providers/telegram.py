@@ -21,21 +21,15 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any, ClassVar, Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 import httpx
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
 from providers.chat_webhook import (
+    BotPost,
     chat_destination,
     destination_error,
     heading,
@@ -47,6 +41,7 @@ from providers.chat_webhook import (
 )
 from providers.errors import IntegrationError, ProviderError, RetryableError
 from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.http_provider import HttpProvider
 
 #: ``<bot id>:<secret>``, as BotFather issues it; anything else could alter the URL path.
 TOKEN_PATTERN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,}")
@@ -114,45 +109,51 @@ class TelegramSettings(Settings):
         return value.rstrip("/")
 
 
-class TelegramProvider(Provider[TelegramCredentials, TelegramSettings]):
+class TelegramProvider(HttpProvider[TelegramCredentials, TelegramSettings, BotPost]):
     """Sends a text message as a Telegram bot."""
 
-    name: ClassVar[str] = "telegram"
-    display_name: ClassVar[str] = "Telegram (bot)"
-    channel: ClassVar[ChannelType] = ChannelType.CHAT
-    credentials_model: ClassVar[type[Credentials]] = TelegramCredentials
-    settings_model: ClassVar[type[Settings]] = TelegramSettings
-    returns_message_id: ClassVar[bool] = True
+    name = "telegram"
+    display_name = "Telegram (bot)"
+    channel = ChannelType.CHAT
+    credentials_model = TelegramCredentials
+    settings_model = TelegramSettings
+    returns_message_id = True
     #: "1-4096 characters after entities parsing".
-    max_body_length: ClassVar[int | None] = 4096
+    max_body_length = 4096
     #: "no more than 30 messages per second" across chats (bots FAQ).
-    rate_limit_per_second: ClassVar[float | None] = 30.0
+    rate_limit_per_second = 30.0
 
-    async def send(
-        self,
-        message: Message,
-        credentials: TelegramCredentials,
-        settings: TelegramSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: TelegramCredentials, settings: TelegramSettings
+    ) -> BotPost:
         chat_id, from_recipient = chat_destination(
             self.name, message, settings.default_chat_id, "default_chat_id"
         )
-        payload = build_payload(message, settings, chat_id)
-        response = await self._call(credentials, settings, client, "sendMessage", payload)
+        return BotPost(
+            "POST",
+            _method_url(credentials, settings, "sendMessage"),
+            json=build_payload(message, settings, chat_id),
+            from_recipient=from_recipient,
+            token=credentials.bot_token,
+        )
+
+    async def exchange(self, client: httpx.AsyncClient, request: BotPost) -> httpx.Response:
+        response = await super().exchange(client, request)
         body = json_body(response)
         migrate_to = _parameters(body).get("migrate_to_chat_id")
         if body.get("ok") is not True and isinstance(migrate_to, int | str) and migrate_to:
             # The group became a supergroup: same chat, new id; Telegram says to use it.
-            payload["chat_id"] = str(migrate_to)
-            response = await self._call(credentials, settings, client, "sendMessage", payload)
-            body = json_body(response)
-        result = _checked(self.name, response, body, credentials, from_recipient=from_recipient)
+            moved = replace(request, json={**request.json, "chat_id": str(migrate_to)})
+            response = await super().exchange(client, moved)
+        return response
+
+    def rejection(self, response: httpx.Response, request: BotPost) -> ProviderError | None:
+        return _refusal(self.name, response, request.token, from_recipient=request.from_recipient)
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        result = json_body(response).get("result")
         message_id = result.get("message_id") if isinstance(result, dict) else None
-        return SendResult(
-            provider_message_id=str(message_id) if message_id is not None else None,
-            status_code=response.status_code,
-        )
+        return str(message_id) if message_id is not None else None
 
     async def check(
         self,
@@ -161,27 +162,20 @@ class TelegramProvider(Provider[TelegramCredentials, TelegramSettings]):
         client: httpx.AsyncClient,
     ) -> CheckResult | None:
         try:
-            response = await self._call(credentials, settings, client, "getMe", None)
-            result = _checked(
-                self.name, response, json_body(response), credentials, from_recipient=False
-            )
+            url = _method_url(credentials, settings, "getMe")
+            response = await send_request(self.name, client, "POST", url)
         except ProviderError as error:
             return CheckResult(ok=False, detail=error.reason)
+        refusal = _refusal(self.name, response, credentials.bot_token, from_recipient=False)
+        if refusal is not None:
+            return CheckResult(ok=False, detail=refusal.reason)
+        result = json_body(response).get("result")
         username = result.get("username") if isinstance(result, dict) else None
         return CheckResult(ok=True, detail=f"bot @{username!s}")
 
-    async def _call(
-        self,
-        credentials: TelegramCredentials,
-        settings: TelegramSettings,
-        client: httpx.AsyncClient,
-        method: str,
-        payload: dict[str, Any] | None,
-    ) -> httpx.Response:
-        url = f"{settings.base_url}/bot{credentials.bot_token.get_secret_value()}/{method}"
-        if payload is None:
-            return await send_request(self.name, client, "POST", url)
-        return await send_request(self.name, client, "POST", url, json=payload)
+
+def _method_url(credentials: TelegramCredentials, settings: TelegramSettings, method: str) -> str:
+    return f"{settings.base_url}/bot{credentials.bot_token.get_secret_value()}/{method}"
 
 
 def build_payload(message: Message, settings: TelegramSettings, chat_id: str) -> dict[str, Any]:
@@ -222,18 +216,18 @@ def _parameters(body: dict[str, Any]) -> dict[str, Any]:
     return parameters if isinstance(parameters, dict) else {}
 
 
-def _checked(
+def _refusal(
     provider: str,
     response: httpx.Response,
-    body: dict[str, Any],
-    credentials: TelegramCredentials,
+    bot_token: SecretStr,
     *,
     from_recipient: bool,
-) -> Any:
-    """``result`` of an ``ok: true`` answer, or the classified error."""
+) -> ProviderError | None:
+    """The classified error of an answer, ``None`` for an ``ok: true`` one."""
+    body = json_body(response)
     if response.is_success and body.get("ok") is True:
-        return body.get("result")
-    token = credentials.bot_token.get_secret_value()
+        return None
+    token = bot_token.get_secret_value()
     raw_code = body.get("error_code")
     status = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
     status = status or response.status_code
@@ -245,7 +239,7 @@ def _checked(
         retry_after = seconds(_parameters(body).get("retry_after"))
         if retry_after is None:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise RetryableError(
+        return RetryableError(
             provider,
             text,
             status_code=response.status_code,
@@ -253,7 +247,7 @@ def _checked(
             retry_after=retry_after,
         )
     if status in (401, 404):
-        raise IntegrationError(
+        return IntegrationError(
             provider,
             f"{text} (the bot token was refused)",
             status_code=response.status_code,
@@ -262,9 +256,11 @@ def _checked(
     lowered = description.lower()
     if status == 403 or (status == 400 and any(part in lowered for part in CHAT_ERRORS)):
         whose = "recipient's chat_id" if from_recipient else "default_chat_id setting"
-        raise destination_error(from_recipient)(
+        return destination_error(from_recipient)(
             provider, f"{text} ({whose})", status_code=response.status_code, provider_code=code
         )
     if response.is_success or status < 500:
-        raise IntegrationError(provider, text, status_code=response.status_code, provider_code=code)
-    raise classify_status(provider, response, message=text, provider_code=code)
+        return IntegrationError(
+            provider, text, status_code=response.status_code, provider_code=code
+        )
+    return classify_status(provider, response, message=text, provider_code=code)

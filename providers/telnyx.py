@@ -16,22 +16,15 @@ STOP and 40310 invalid 'to' address. The send endpoint declares no idempotency k
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr, model_validator
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, send_request
+from providers.http import json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 from providers.sms_common import (
     CodeTable,
     code_error,
@@ -78,38 +71,24 @@ class TelnyxSettings(Settings):
         return self
 
 
-class TelnyxProvider(Provider[TelnyxCredentials, TelnyxSettings]):
-    name: ClassVar[str] = "telnyx"
-    display_name: ClassVar[str] = "Telnyx SMS"
-    channel: ClassVar[ChannelType] = ChannelType.SMS
-    credentials_model: ClassVar[type[Credentials]] = TelnyxCredentials
-    settings_model: ClassVar[type[Settings]] = TelnyxSettings
-    returns_message_id: ClassVar[bool] = True
+class TelnyxProvider(HttpProvider[TelnyxCredentials, TelnyxSettings]):
+    name = "telnyx"
+    display_name = "Telnyx SMS"
+    channel = ChannelType.SMS
+    credentials_model = TelnyxCredentials
+    settings_model = TelnyxSettings
+    returns_message_id = True
+    message_id_key = "data.id"
 
-    async def send(
-        self,
-        message: Message,
-        credentials: TelnyxCredentials,
-        settings: TelnyxSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
-        response = await send_request(
-            self.name,
-            client,
+    def build_request(
+        self, message: Message, credentials: TelnyxCredentials, settings: TelnyxSettings
+    ) -> HttpRequest:
+        return HttpRequest(
             "POST",
             f"{settings.base_url.rstrip('/')}/v2/messages",
             headers=_auth(credentials),
             json=build_payload(message, recipient_number(self.name, message), settings),
         )
-        body = json_body(response)
-        if response.is_success:
-            data = body.get("data")
-            message_id = data.get("id") if isinstance(data, dict) else None
-            return SendResult(
-                provider_message_id=str(message_id) if message_id else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response, body)
 
     async def check(
         self,
@@ -124,19 +103,17 @@ class TelnyxProvider(Provider[TelnyxCredentials, TelnyxSettings]):
             f"{settings.base_url.rstrip('/')}/v2/balance",
             headers=_auth(credentials),
         )
-        body = json_body(response)
         if not response.is_success:
-            return CheckResult(ok=False, detail=str(self._error(response, body)))
-        data = body.get("data")
+            return CheckResult(ok=False, detail=str(self.classify(response)))
+        data = json_body(response).get("data")
         fields = data if isinstance(data, dict) else {}
         balance = f"{fields.get('balance')} {fields.get('currency') or ''}".strip()
         return CheckResult(ok=True, detail=f"API key valid; balance: {balance}")
 
-    def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
-        errors = body.get("errors")
-        first = errors[0] if isinstance(errors, list) and errors else None
-        if not isinstance(first, dict):
-            return classify_status(self.name, response)
+    def classify(self, response: httpx.Response) -> ProviderError:
+        first = _first_error(response)
+        if first is None:
+            return self.coded_error(response, None)
         code = str(first.get("code") or "")
         detail = one_line(f"{first.get('title') or ''}: {first.get('detail') or ''}".strip(": "))
         source = first.get("source")
@@ -144,14 +121,14 @@ class TelnyxProvider(Provider[TelnyxCredentials, TelnyxSettings]):
         known = code_error(self.name, ERROR_CODES, code, detail, response)
         if known is None and pointer == "/to":
             known = code_error(self.name, PHONE_NUMBER_CODES, code, detail, response)
-        if known is not None:
-            return known
-        return classify_status(
-            self.name,
-            response,
-            message=f"HTTP {response.status_code}: {code} {detail}".strip(),
-            provider_code=code or None,
-        )
+        text = f"HTTP {response.status_code}: {code} {detail}".strip()
+        return known or self.coded_error(response, ErrorCode(code or None, text))
+
+
+def _first_error(response: httpx.Response) -> dict[str, Any] | None:
+    errors = json_body(response).get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else None
+    return first if isinstance(first, dict) else None
 
 
 def build_payload(message: Message, to: str, settings: TelnyxSettings) -> dict[str, Any]:

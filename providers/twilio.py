@@ -13,8 +13,6 @@ API takes no idempotency key. ``GET /2010-04-01/Accounts/{AccountSid}.json`` rea
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
@@ -23,13 +21,11 @@ from providers.base import (
     CheckResult,
     Credentials,
     Message,
-    Provider,
     RateLimitSettings,
-    SendResult,
-    Settings,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, send_request
+from providers.http import json_body, send_request
+from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 from providers.sms_common import (
     CodeTable,
     code_error,
@@ -82,39 +78,26 @@ class TwilioSettings(RateLimitSettings):
         return self
 
 
-class TwilioProvider(Provider[TwilioCredentials, TwilioSettings]):
-    name: ClassVar[str] = "twilio"
-    display_name: ClassVar[str] = "Twilio SMS"
-    channel: ClassVar[ChannelType] = ChannelType.SMS
-    credentials_model: ClassVar[type[Credentials]] = TwilioCredentials
-    settings_model: ClassVar[type[Settings]] = TwilioSettings
-    returns_message_id: ClassVar[bool] = True
+class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
+    name = "twilio"
+    display_name = "Twilio SMS"
+    channel = ChannelType.SMS
+    credentials_model = TwilioCredentials
+    settings_model = TwilioSettings
+    returns_message_id = True
+    message_id_key = "sid"
     #: "Body ... can be up to 1,600 characters in length."
-    max_body_length: ClassVar[int | None] = 1600
+    max_body_length = 1600
 
-    async def send(
-        self,
-        message: Message,
-        credentials: TwilioCredentials,
-        settings: TwilioSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
-        response = await send_request(
-            self.name,
-            client,
+    def build_request(
+        self, message: Message, credentials: TwilioCredentials, settings: TwilioSettings
+    ) -> HttpRequest:
+        return HttpRequest(
             "POST",
             f"{_account_url(credentials, settings)}/Messages.json",
             auth=_auth(credentials),
             data=build_form(message, recipient_number(self.name, message), settings),
         )
-        body = json_body(response)
-        if response.is_success:
-            sid = body.get("sid")
-            return SendResult(
-                provider_message_id=str(sid) if sid else None,
-                status_code=response.status_code,
-            )
-        raise self._error(response, body)
 
     async def check(
         self,
@@ -129,28 +112,24 @@ class TwilioProvider(Provider[TwilioCredentials, TwilioSettings]):
             f"{_account_url(credentials, settings)}.json",
             auth=_auth(credentials),
         )
-        body = json_body(response)
         if not response.is_success:
-            return CheckResult(ok=False, detail=str(self._error(response, body)))
-        status = str(body.get("status") or "unknown")
+            return CheckResult(ok=False, detail=str(self.classify(response)))
+        status = str(json_body(response).get("status") or "unknown")
         if status != "active":
             return CheckResult(ok=False, detail=f"account status is {status}, not active")
         return CheckResult(ok=True, detail="account active")
 
-    def _error(self, response: httpx.Response, body: dict[str, Any]) -> ProviderError:
-        code = body.get("code")
-        if code is None:
-            return classify_status(self.name, response)
-        detail = one_line(body.get("message") or "")
-        known = code_error(self.name, ERROR_CODES, str(code), detail, response)
-        if known is not None:
-            return known
-        return classify_status(
-            self.name,
-            response,
-            message=f"HTTP {response.status_code}: {code}: {detail}",
-            provider_code=str(code),
-        )
+    def classify(self, response: httpx.Response) -> ProviderError:
+        code = self.error_code(response)
+        known = code and code_error(self.name, ERROR_CODES, str(code.code), code.detail, response)
+        return known or self.coded_error(response, code)
+
+    def error_code(self, response: httpx.Response) -> ErrorCode | None:
+        body = json_body(response)
+        if body.get("code") is None:
+            return None
+        code, detail = str(body["code"]), one_line(body.get("message") or "")
+        return ErrorCode(code, f"HTTP {response.status_code}: {code}: {detail}", detail)
 
 
 def build_form(message: Message, to: str, settings: TwilioSettings) -> dict[str, str]:

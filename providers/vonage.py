@@ -15,27 +15,15 @@ https://developer.vonage.com/en/api-errors/sms. The API takes no idempotency key
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.base import (
-    ChannelType,
-    CheckResult,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
-from providers.errors import (
-    IntegrationError,
-    ProviderError,
-    RecipientError,
-    RetryableError,
-)
-from providers.http import classify_status, json_body, send_request
+from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
+from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.http import json_body, send_request
+from providers.http_provider import HttpProvider, HttpRequest
 from providers.sms_common import (
     CodeTable,
     code_error,
@@ -90,34 +78,47 @@ class VonageSettings(Settings):
     base_url: str = DEFAULT_BASE_URL
 
 
-class VonageProvider(Provider[VonageCredentials, VonageSettings]):
-    name: ClassVar[str] = "vonage"
-    display_name: ClassVar[str] = "Vonage SMS"
-    channel: ClassVar[ChannelType] = ChannelType.SMS
-    credentials_model: ClassVar[type[Credentials]] = VonageCredentials
-    settings_model: ClassVar[type[Settings]] = VonageSettings
-    returns_message_id: ClassVar[bool] = True
+class VonageProvider(HttpProvider[VonageCredentials, VonageSettings]):
+    name = "vonage"
+    display_name = "Vonage SMS"
+    channel = ChannelType.SMS
+    credentials_model = VonageCredentials
+    settings_model = VonageSettings
+    returns_message_id = True
     #: "The SMS API has a default throughput limit of 30 API requests per second."
-    rate_limit_per_second: ClassVar[float | None] = 30.0
+    rate_limit_per_second = 30.0
 
-    async def send(
-        self,
-        message: Message,
-        credentials: VonageCredentials,
-        settings: VonageSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: VonageCredentials, settings: VonageSettings
+    ) -> HttpRequest:
         to = recipient_number(self.name, message)
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             f"{settings.base_url.rstrip('/')}/sms/json",
             data=build_form(message, to, credentials, settings),
         )
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        # A long text is split into several parts; the first part's id names the send.
+        first = next(iter(_parts(response)), None)
+        message_id = first.get("message-id") if isinstance(first, dict) else None
+        return str(message_id) if message_id else None
+
+    def rejection(self, response: httpx.Response, request: HttpRequest) -> ProviderError | None:
+        """A 200 lists every part's ``status``: any part not ``"0"`` refuses the message."""
         if not response.is_success:
-            raise classify_status(self.name, response)
-        return self._result(response, json_body(response))
+            return self.classify(response)
+        parts = _parts(response)
+        if not parts:
+            return RetryableError(
+                self.name, "answer without messages", status_code=response.status_code
+            )
+        for part in parts:
+            fields = part if isinstance(part, dict) else {}
+            status = str(fields.get("status", ""))
+            if status != "0":
+                return self._status_error(response, status, str(fields.get("error-text") or ""))
+        return None
 
     async def check(
         self,
@@ -135,26 +136,7 @@ class VonageProvider(Provider[VonageCredentials, VonageSettings]):
         if response.is_success:
             value = json_body(response).get("value")
             return CheckResult(ok=True, detail=f"credentials valid; balance: {value} EUR")
-        return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
-
-    def _result(self, response: httpx.Response, body: dict[str, Any]) -> SendResult:
-        parts = body.get("messages")
-        if not isinstance(parts, list) or not parts:
-            raise RetryableError(
-                self.name, "answer without messages", status_code=response.status_code
-            )
-        for part in parts:
-            fields = part if isinstance(part, dict) else {}
-            status = str(fields.get("status", ""))
-            if status != "0":
-                raise self._status_error(response, status, str(fields.get("error-text") or ""))
-        # A long text is split into several parts; the first part's id names the send.
-        first = parts[0]
-        message_id = first.get("message-id") if isinstance(first, dict) else None
-        return SendResult(
-            provider_message_id=str(message_id) if message_id else None,
-            status_code=response.status_code,
-        )
+        return CheckResult(ok=False, detail=str(self.classify(response)))
 
     def _status_error(
         self, response: httpx.Response, status: str, error_text: str
@@ -171,6 +153,12 @@ class VonageProvider(Provider[VonageCredentials, VonageSettings]):
             status_code=response.status_code,
             provider_code=status or None,
         )
+
+
+def _parts(response: httpx.Response) -> list[Any]:
+    """``messages`` of an answer: one entry per part of the text."""
+    parts = json_body(response).get("messages")
+    return parts if isinstance(parts, list) else []
 
 
 def build_form(

@@ -23,27 +23,22 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import httpx
 from pydantic import SecretStr, field_validator
 
-from providers.base import (
-    ChannelType,
-    Credentials,
-    Message,
-    Provider,
-    SendResult,
-    Settings,
-)
+from providers.base import ChannelType, Credentials, Message, Settings
 from providers.errors import IntegrationError, RecipientError
-from providers.http import classify_status, json_body, send_request
+from providers.http import json_body
+from providers.http_provider import HttpProvider, HttpRequest
 
 TIMESTAMP_HEADER = "X-Dispatcher-Timestamp"
 SIGNATURE_HEADER = "X-Dispatcher-Signature"
 SIGNATURE_VERSION = "v1"
 
-STATUS_TABLE = {410: RecipientError, 401: IntegrationError, 403: IntegrationError}
+STATUS_TABLE = MappingProxyType({410: RecipientError, 401: IntegrationError, 403: IntegrationError})
 
 
 class WebhookCredentials(Credentials):
@@ -112,34 +107,29 @@ def verify_signature(
     return matched
 
 
-class WebhookProvider(Provider[WebhookCredentials, WebhookSettings]):
-    name: ClassVar[str] = "webhook"
-    display_name: ClassVar[str] = "Webhook (signed JSON POST)"
-    channel: ClassVar[ChannelType] = ChannelType.WEBHOOK
-    credentials_model: ClassVar[type[Credentials]] = WebhookCredentials
-    settings_model: ClassVar[type[Settings]] = WebhookSettings
-    supports_idempotency_key: ClassVar[bool] = True
+class WebhookProvider(HttpProvider[WebhookCredentials, WebhookSettings]):
+    name = "webhook"
+    display_name = "Webhook (signed JSON POST)"
+    channel = ChannelType.WEBHOOK
+    credentials_model = WebhookCredentials
+    settings_model = WebhookSettings
+    supports_idempotency_key = True
     #: ``html`` travels in the posted document beside ``body``.
-    supports_html: ClassVar[bool] = True
+    supports_html = True
+    status_errors = STATUS_TABLE
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
 
-    async def send(
-        self,
-        message: Message,
-        credentials: WebhookCredentials,
-        settings: WebhookSettings,
-        client: httpx.AsyncClient,
-    ) -> SendResult:
+    def build_request(
+        self, message: Message, credentials: WebhookCredentials, settings: WebhookSettings
+    ) -> HttpRequest:
         url = self._destination(message, settings)
         timestamp = str(int(self._clock()))
         raw_body = json.dumps(
             payload(message, timestamp=int(timestamp)), separators=(",", ":"), ensure_ascii=False
         ).encode("utf-8")
-        response = await send_request(
-            self.name,
-            client,
+        return HttpRequest(
             "POST",
             url,
             content=raw_body,
@@ -152,13 +142,10 @@ class WebhookProvider(Provider[WebhookCredentials, WebhookSettings]):
                 "Idempotency-Key": message.idempotency_key,
             },
         )
-        if response.is_success:
-            message_id = json_body(response).get("id")
-            return SendResult(
-                provider_message_id=str(message_id) if isinstance(message_id, str | int) else None,
-                status_code=response.status_code,
-            )
-        raise classify_status(self.name, response, table=STATUS_TABLE)
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        message_id = json_body(response).get("id")
+        return str(message_id) if isinstance(message_id, str | int) else None
 
     def _destination(self, message: Message, settings: WebhookSettings) -> str:
         if message.to.webhook_url:

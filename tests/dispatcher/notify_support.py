@@ -27,7 +27,13 @@ class Wiring:
 
 
 def act(organisation_id: uuid.UUID, name: str, arguments: dict[str, Any]) -> uuid.UUID:
-    return created_id(run_action(name, arguments, organisation_id=organisation_id))
+    """Run an action; the value is the created row's id (a subscriber's is looked up by the
+    external id ``create_subscriber`` answers)."""
+    result = run_action(name, arguments, organisation_id=organisation_id)
+    if name == "create_subscriber":
+        assert result == Ok(arguments["external_id"]), result
+        return subscriber_row_id(organisation_id, arguments["external_id"])
+    return created_id(result)
 
 
 def wire(

@@ -5,6 +5,12 @@ request it must build, and the documented answers for each class of outcome) and
 :class:`ProviderContract`; pytest runs the same table of tests for every provider:
 validation, success with message id, bad credentials, invalid recipient, 429 with Retry-After,
 5xx, timeout, and redaction of every secret from errors and logs.
+
+A module's own tests drive the same case through the same helpers, changing only what the test
+is about (the answer, the message, the settings): :func:`send` (an :class:`Outcome`),
+:func:`delivered` (a send that must succeed), :func:`failure` (one that must fail),
+:func:`check` (a credentials check) and :func:`send_all` (several sends through one provider
+instance, for token caches).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import asyncio
 import email.parser
 import email.policy
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,7 +29,7 @@ import pytest
 import respx
 from pydantic import ValidationError
 
-from providers.base import Message, Provider, SendResult
+from providers.base import CheckResult, Message, Provider, SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 
 
@@ -41,6 +48,19 @@ class Answer:
 
 RATE_LIMITED = Answer(429, json={"error": "rate limited"}, headers={"Retry-After": "7"})
 SERVER_ERROR = Answer(503, text="Service Unavailable")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A documented answer refusing a send, and the error it must become."""
+
+    answer: Answer
+    error: type[ProviderError]
+    #: The error's ``provider_code``, for answers that carry a code of their own.
+    code: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.answer.status}-{self.code or 'no code'}-{self.error.__name__}"
 
 
 @dataclass(frozen=True)
@@ -64,9 +84,20 @@ class ProviderCase:
     extra_routes: Callable[[respx.MockRouter], None] | None = None
     #: Secrets derived from the credentials that must not leak either (a signed JWT, say).
     derived_secrets: tuple[str, ...] = ()
+    #: The provider's table of refusals: each becomes one ``test_documented_refusal``.
+    refusals: tuple[Refusal, ...] = ()
 
 
 T = TypeVar("T")
+
+#: What a mocked route answers: one answer, answers in turn, a transport error, or a handler.
+Answers = (
+    Answer
+    | httpx.Response
+    | Sequence[Answer | httpx.Response]
+    | Exception
+    | Callable[[httpx.Request], httpx.Response]
+)
 
 
 @dataclass(frozen=True)
@@ -110,40 +141,212 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
+def answer_with(route: respx.Route, answers: Answers) -> respx.Route:
+    """Make ``route`` answer ``answers``."""
+    if isinstance(answers, Answer):
+        route.return_value = answers.response()
+    elif isinstance(answers, httpx.Response):
+        route.return_value = answers
+    elif isinstance(answers, Exception) or callable(answers):
+        route.side_effect = answers
+    else:
+        route.side_effect = [
+            item.response() if isinstance(item, Answer) else item for item in answers
+        ]
+    return route
+
+
+@dataclass
+class Outcome:
+    """One send: its result or its error, and the requests the case's route received."""
+
+    result: SendResult | None = None
+    error: ProviderError | None = None
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    @property
+    def value(self) -> SendResult | ProviderError:
+        """The result, or the error."""
+        return self.error if self.error is not None else self.sent
+
+    @property
+    def sent(self) -> SendResult:
+        """The result; the error is raised, as the provider raised it."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    @property
+    def request(self) -> httpx.Request:
+        assert len(self.requests) == 1, f"expected one request, got {len(self.requests)}"
+        return self.requests[0]
+
+
+def send(
+    case: ProviderCase,
+    answers: Answers,
+    *,
+    message: Message | None = None,
+    settings: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+    url: str | None = None,
+    method: str | None = None,
+    provider: Provider[Any, Any] | None = None,
+) -> Outcome:
+    """Send ``message`` (default: the case's) with ``answers`` at ``url`` (default: the case's).
+
+    ``provider`` replaces ``case.provider()`` (a provider with a pinned clock, say).
+    """
+    provider = provider or case.provider()
+    parsed_credentials = provider.parse_credentials(
+        case.credentials if credentials is None else credentials
+    )
+    parsed_settings = provider.parse_settings(case.settings if settings is None else settings)
+
+    async def go() -> SendResult:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return await provider.send(
+                message or case.message, parsed_credentials, parsed_settings, client
+            )
+
+    outcome = Outcome()
+    with respx.mock(assert_all_called=False) as router:
+        if case.extra_routes is not None:
+            case.extra_routes(router)
+        route = answer_with(
+            router.route(method=method or case.method, url=url or case.url), answers
+        )
+        try:
+            outcome.result = run(go())
+        except ProviderError as error:
+            outcome.error = error
+        finally:
+            outcome.requests = [call.request for call in route.calls]
+    return outcome
+
+
+def delivered(
+    case: ProviderCase, answers: Answers, **overrides: Any
+) -> tuple[SendResult, httpx.Request]:
+    """A send that must succeed: its result and its one request (the error is raised)."""
+    outcome = send(case, answers, **overrides)
+    return outcome.sent, outcome.request
+
+
+def failure(case: ProviderCase, answers: Answers, **overrides: Any) -> ProviderError:
+    """The error a send answered with ``answers`` must fail with, after calling the endpoint."""
+    outcome = send(case, answers, **overrides)
+    assert outcome.requests, "the provider never called its documented endpoint"
+    assert outcome.error is not None, f"the send succeeded: {outcome.result}"
+    return outcome.error
+
+
+def check(
+    case: ProviderCase,
+    answers: Answers,
+    *,
+    url: str,
+    method: str = "GET",
+    settings: dict[str, Any] | None = None,
+) -> tuple[CheckResult, httpx.Request]:
+    """Run the provider's ``check`` with ``answers`` at ``url``: its result and its one request."""
+    provider = case.provider()
+
+    async def go() -> CheckResult | None:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return await provider.check(
+                provider.parse_credentials(case.credentials),
+                provider.parse_settings(case.settings if settings is None else settings),
+                client,
+            )
+
+    with respx.mock(assert_all_called=False) as router:
+        if case.extra_routes is not None:
+            case.extra_routes(router)
+        route = answer_with(router.route(method=method, url=url), answers)
+        result = run(go())
+    assert result is not None, f"{case.provider.name} has no check"
+    assert len(route.calls) == 1, f"expected one request, got {len(route.calls)}"
+    return result, route.calls[0].request
+
+
+class FakeClock:
+    """A clock a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Runs:
+    """Several sends through one provider instance: outcomes in order, and the routes."""
+
+    outcomes: list[SendResult | ProviderError]
+    route: respx.Route
+    routes: dict[str, respx.Route]
+
+
+def send_all(
+    case: ProviderCase,
+    messages: Sequence[Message],
+    answers: Answers,
+    *,
+    provider: Provider[Any, Any],
+    routes: Mapping[str, Answers] | None = None,
+    settings: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+    url: str | None = None,
+    clock: FakeClock | None = None,
+    advance: float = 0.0,
+) -> Runs:
+    """Send each message in turn (one event loop per send, as a worker does) with ``answers``
+    at the case's URL and ``routes`` (URL to answers) beside it; move ``clock`` on by
+    ``advance`` seconds after each send."""
+    parsed_credentials = provider.parse_credentials(
+        case.credentials if credentials is None else credentials
+    )
+    parsed_settings = provider.parse_settings(case.settings if settings is None else settings)
+    outcomes: list[SendResult | ProviderError] = []
+
+    async def go(message: Message) -> SendResult:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return await provider.send(message, parsed_credentials, parsed_settings, client)
+
+    with respx.mock(assert_all_called=False) as router:
+        extra = {
+            extra_url: answer_with(router.route(method="POST", url=extra_url), extra_answers)
+            for extra_url, extra_answers in (routes or {}).items()
+        }
+        route = answer_with(router.route(method=case.method, url=url or case.url), answers)
+        for message in messages:
+            try:
+                outcomes.append(run(go(message)))
+            except ProviderError as error:
+                outcomes.append(error)
+            if clock is not None:
+                clock.now += advance
+    return Runs(outcomes, route, extra)
+
+
 class ProviderContract:
     """Subclass with ``case = ProviderCase(...)``; the tests below run against it."""
 
     case: ProviderCase
 
-    def _send(self, answer: Answer | Exception) -> tuple[SendResult, list[httpx.Request]]:
-        case = self.case
-        provider = case.provider()
-        credentials = provider.parse_credentials(case.credentials)
-        settings = provider.parse_settings(case.settings)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.case.refusals:
+            # A function of its own per class: marks accumulate on a shared one.
+            def test_documented_refusal(self: ProviderContract, refusal: Refusal) -> None:
+                _documented_refusal(self, refusal)
 
-        async def go() -> SendResult:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                return await provider.send(case.message, credentials, settings, client)
-
-        with respx.mock(assert_all_called=False) as router:
-            if case.extra_routes is not None:
-                case.extra_routes(router)
-            route = router.route(method=case.method, url=case.url)
-            if isinstance(answer, Exception):
-                route.side_effect = answer
-            else:
-                route.return_value = answer.response()
-            try:
-                result = run(go())
-            finally:
-                self._requests = [call.request for call in route.calls]
-        return result, self._requests
-
-    def _failure(self, answer: Answer | Exception) -> ProviderError:
-        with pytest.raises(ProviderError) as caught:
-            self._send(answer)
-        assert self._requests, "the provider never called its documented endpoint"
-        return caught.value
+            cls.test_documented_refusal = pytest.mark.parametrize(  # type: ignore[attr-defined]
+                "refusal", cls.case.refusals, ids=str
+            )(test_documented_refusal)
 
     def test_missing_credential_is_named(self) -> None:
         raw = dict(self.case.credentials)
@@ -153,39 +356,40 @@ class ProviderContract:
         assert self.case.required_credential in str(caught.value)
 
     def test_success_builds_documented_request(self) -> None:
-        result, requests = self._send(self.case.success)
-        assert len(requests) == 1
-        self.case.check_request(requests[0])
+        outcome = send(self.case, self.case.success)
+        result = outcome.sent
+        assert len(outcome.requests) == 1
+        self.case.check_request(outcome.requests[0])
         assert result.provider_message_id == self.case.expected_message_id
 
     def test_bad_credentials_is_integration_error(self) -> None:
-        error = self._failure(self.case.bad_credentials)
+        error = failure(self.case, self.case.bad_credentials)
         assert type(error) is IntegrationError
         assert error.status_code == self.case.bad_credentials.status
 
     def test_invalid_recipient_is_recipient_error(self) -> None:
         if self.case.invalid_recipient is None:
             pytest.skip(f"{self.case.provider.name}'s API reports no distinct recipient error")
-        error = self._failure(self.case.invalid_recipient)
+        error = failure(self.case, self.case.invalid_recipient)
         assert type(error) is RecipientError
 
     def test_rate_limited_is_retryable_with_retry_after(self) -> None:
-        error = self._failure(self.case.rate_limited)
+        error = failure(self.case, self.case.rate_limited)
         assert isinstance(error, RetryableError)
         assert error.retry_after == 7.0
 
     def test_server_error_is_retryable(self) -> None:
-        error = self._failure(self.case.server_error)
+        error = failure(self.case, self.case.server_error)
         assert isinstance(error, RetryableError)
         assert error.status_code == self.case.server_error.status
 
     def test_timeout_is_retryable(self) -> None:
-        error = self._failure(httpx.ReadTimeout("timed out"))
+        error = failure(self.case, httpx.ReadTimeout("timed out"))
         assert isinstance(error, RetryableError)
         assert error.status_code is None
 
     def test_connection_error_is_retryable(self) -> None:
-        error = self._failure(httpx.ConnectError("refused"))
+        error = failure(self.case, httpx.ConnectError("refused"))
         assert isinstance(error, RetryableError)
 
     def test_no_secret_in_errors_reprs_or_logs(self, caplog: pytest.LogCaptureFixture) -> None:
@@ -205,12 +409,24 @@ class ProviderContract:
         if self.case.invalid_recipient is not None:
             answers.append(self.case.invalid_recipient)
         for answer in answers:
-            error = self._failure(answer)
+            error = failure(self.case, answer)
             seen += [str(error), repr(error), repr(error.__cause__), repr(error.__context__)]
         seen += [record.getMessage() for record in caplog.records]
         for text in seen:
             for secret in secrets:
                 assert secret not in text
+
+
+def _documented_refusal(self: ProviderContract, refusal: Refusal) -> None:
+    """One row of the case's ``refusals``: one request, then exactly that error."""
+    outcome = send(self.case, refusal.answer)
+    assert len(outcome.requests) == 1
+    error = outcome.value
+    assert type(error) is refusal.error
+    assert isinstance(error, ProviderError)
+    assert error.status_code == refusal.answer.status
+    if refusal.code is not None:
+        assert error.provider_code == refusal.code
 
 
 def _secret_strings(raw: Any) -> list[str]:

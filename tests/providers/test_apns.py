@@ -1,12 +1,10 @@
 import json
 import time
 import uuid
-from typing import Any
 
 import httpx
 import jwt
 import pytest
-import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
@@ -14,7 +12,13 @@ from pydantic import ValidationError
 from providers.apns import ApnsProvider
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    FakeClock,
+    ProviderCase,
+    ProviderContract,
+    send_all,
+)
 
 TEAM_ID = "DEF123GHIJ"
 KEY_ID = "ABC123DEFG"
@@ -95,44 +99,6 @@ class TestApns(ProviderContract):
     )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _send_all(
-    provider: ApnsProvider,
-    messages: list[Message],
-    answers: list[httpx.Response],
-    settings: dict[str, Any] | None = None,
-    url: str = URL,
-    clock: FakeClock | None = None,
-    advance: float = 0.0,
-) -> tuple[list[SendResult | ProviderError], respx.Route]:
-    credentials = provider.parse_credentials(CREDENTIALS)
-    parsed = provider.parse_settings(settings or SETTINGS)
-    outcomes: list[SendResult | ProviderError] = []
-
-    async def go(message: Message) -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(message, credentials, parsed, client)
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(url)
-        route.side_effect = answers
-        for message in messages:
-            try:
-                outcomes.append(run(go(message)))
-            except ProviderError as exc:
-                outcomes.append(exc)
-            if clock is not None:
-                clock.now += advance
-    return outcomes, route
-
-
 def _ok(apns_id: str = APNS_ID) -> httpx.Response:
     return httpx.Response(200, headers={"apns-id": apns_id})
 
@@ -142,7 +108,7 @@ def test_provider_requires_http2() -> None:
 
 
 def test_provider_token_is_signed_with_the_p256_key() -> None:
-    _, route = _send_all(ApnsProvider(), [MESSAGE], [_ok()])
+    route = send_all(TestApns.case, [MESSAGE], [_ok()], provider=ApnsProvider()).route
     token = provider_token(route.calls[0].request)
     jwt.decode(token, PUBLIC_KEY, algorithms=["ES256"])
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -154,7 +120,10 @@ def test_provider_token_is_reused_for_less_than_an_hour() -> None:
     clock = FakeClock()
     provider = ApnsProvider(clock=clock)
     # Four sends 20 minutes apart: the fourth comes an hour after the first token was made.
-    outcomes, route = _send_all(provider, [MESSAGE] * 4, [_ok()] * 4, clock=clock, advance=20 * 60)
+    runs = send_all(
+        TestApns.case, [MESSAGE] * 4, [_ok()] * 4, provider=provider, clock=clock, advance=20 * 60
+    )
+    outcomes, route = runs.outcomes, runs.route
     assert all(isinstance(outcome, SendResult) for outcome in outcomes)
     tokens = [provider_token(call.request) for call in route.calls]
     assert tokens[0] == tokens[1] == tokens[2]
@@ -168,9 +137,15 @@ def test_provider_token_is_reused_for_less_than_an_hour() -> None:
 def test_refused_provider_token_is_made_again(reason: str) -> None:
     refused = httpx.Response(403, json={"reason": reason})
     clock = FakeClock()
-    outcomes, route = _send_all(
-        ApnsProvider(clock=clock), [MESSAGE, MESSAGE], [refused, _ok()], clock=clock, advance=1
+    runs = send_all(
+        TestApns.case,
+        [MESSAGE, MESSAGE],
+        [refused, _ok()],
+        provider=ApnsProvider(clock=clock),
+        clock=clock,
+        advance=1,
     )
+    outcomes, route = runs.outcomes, runs.route
     assert type(outcomes[0]) is IntegrationError
     assert outcomes[0].provider_code == reason
     assert isinstance(outcomes[1], SendResult)
@@ -201,9 +176,12 @@ def test_refused_provider_token_is_made_again(reason: str) -> None:
     ],
 )
 def test_reasons(status: int, reason: str, expected: type[ProviderError]) -> None:
-    outcomes, _ = _send_all(
-        ApnsProvider(), [MESSAGE], [httpx.Response(status, json={"reason": reason})]
-    )
+    outcomes = send_all(
+        TestApns.case,
+        [MESSAGE],
+        [httpx.Response(status, json={"reason": reason})],
+        provider=ApnsProvider(),
+    ).outcomes
     error = outcomes[0]
     assert type(error) is expected
     assert isinstance(error, ProviderError)
@@ -213,20 +191,22 @@ def test_reasons(status: int, reason: str, expected: type[ProviderError]) -> Non
 
 
 def test_sandbox_environment_uses_the_sandbox_host() -> None:
-    outcomes, route = _send_all(
-        ApnsProvider(),
+    runs = send_all(
+        TestApns.case,
         [MESSAGE],
         [_ok()],
+        provider=ApnsProvider(),
         settings={**SETTINGS, "environment": "sandbox"},
         url=SANDBOX_URL,
     )
+    outcomes, route = runs.outcomes, runs.route
     assert isinstance(outcomes[0], SendResult)
     assert route.calls[0].request.url.host == "api.sandbox.push.apple.com"
 
 
 def test_message_without_text_is_a_background_push() -> None:
     message = MESSAGE.model_copy(update={"title": None, "body": ""})
-    _, route = _send_all(ApnsProvider(), [message], [_ok()])
+    route = send_all(TestApns.case, [message], [_ok()], provider=ApnsProvider()).route
     request = route.calls[0].request
     assert request.headers["apns-push-type"] == "background"
     assert request.headers["apns-priority"] == "5"
@@ -243,7 +223,7 @@ def test_options_set_aps_fields_and_apns_headers() -> None:
             }
         }
     )
-    _, route = _send_all(ApnsProvider(), [message], [_ok()])
+    route = send_all(TestApns.case, [message], [_ok()], provider=ApnsProvider()).route
     request = route.calls[0].request
     assert request.headers["apns-collapse-id"] == "order-42"
     assert request.headers["apns-expiration"] == "0"
@@ -255,14 +235,17 @@ def test_options_set_aps_fields_and_apns_headers() -> None:
 
 def test_apns_id_is_stable_per_delivery_and_device() -> None:
     other_delivery = MESSAGE.model_copy(update={"delivery_id": "d-2"})
-    _, route = _send_all(ApnsProvider(), [MESSAGE, MESSAGE, other_delivery], [_ok()] * 3)
+    route = send_all(
+        TestApns.case, [MESSAGE, MESSAGE, other_delivery], [_ok()] * 3, provider=ApnsProvider()
+    ).route
     ids = [call.request.headers["apns-id"] for call in route.calls]
     assert ids[0] == ids[1]
     assert ids[2] != ids[0]
 
 
 def test_missing_apns_id_header_falls_back_to_the_id_sent() -> None:
-    outcomes, route = _send_all(ApnsProvider(), [MESSAGE], [httpx.Response(200)])
+    runs = send_all(TestApns.case, [MESSAGE], [httpx.Response(200)], provider=ApnsProvider())
+    outcomes, route = runs.outcomes, runs.route
     result = outcomes[0]
     assert isinstance(result, SendResult)
     assert result.provider_message_id == route.calls[0].request.headers["apns-id"]
@@ -271,18 +254,17 @@ def test_missing_apns_id_header_falls_back_to_the_id_sent() -> None:
 def test_several_devices_fold_into_one_result() -> None:
     other = "f" * 64
     message = MESSAGE.model_copy(update={"to": Recipient(device_tokens=(DEVICE_TOKEN, other))})
-    provider = ApnsProvider()
-    credentials = provider.parse_credentials(CREDENTIALS)
-    settings = provider.parse_settings(SETTINGS)
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(message, credentials, settings, client)
-
-    with respx.mock() as router:
-        router.post(URL).mock(return_value=httpx.Response(410, json={"reason": "Unregistered"}))
-        router.post(f"https://api.push.apple.com/3/device/{other}").mock(return_value=_ok("id-2"))
-        result = run(go())
+    other_url = f"https://api.push.apple.com/3/device/{other}"
+    runs = send_all(
+        TestApns.case,
+        [message],
+        httpx.Response(410, json={"reason": "Unregistered"}),
+        provider=ApnsProvider(),
+        routes={other_url: _ok("id-2")},
+    )
+    [result] = runs.outcomes
+    assert runs.route.call_count == runs.routes[other_url].call_count == 1
+    assert isinstance(result, SendResult)
     assert result.provider_message_id == "id-2"
 
 

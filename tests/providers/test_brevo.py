@@ -3,13 +3,19 @@ import json
 import uuid
 
 import httpx
-import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
 from providers.brevo import BrevoProvider
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from providers.errors import IntegrationError, RecipientError, RetryableError
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    Refusal,
+    check,
+    delivered,
+    failure,
+)
 
 URL = "https://api.brevo.com/v3/smtp/email"
 CREDENTIALS = {"api_key": "xkeysib-SECRET-brevo-key"}
@@ -49,123 +55,10 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
-class TestBrevo(ProviderContract):
-    case = ProviderCase(
-        provider=BrevoProvider,
-        credentials=CREDENTIALS,
-        settings=SETTINGS,
-        message=MESSAGE,
-        method="POST",
-        url=URL,
-        success=Answer(201, json={"messageId": "<202405170930.12345678901@smtp-relay.mailin.fr>"}),
-        expected_message_id="<202405170930.12345678901@smtp-relay.mailin.fr>",
-        check_request=check_request,
-        bad_credentials=Answer(401, json={"code": "unauthorized", "message": "Key not found"}),
-        invalid_recipient=Answer(
-            400, json={"code": "invalid_parameter", "message": "email is not valid in to"}
-        ),
-        required_credential="api_key",
-        rate_limited=Answer(
-            429,
-            json={"code": "too_many_requests", "message": "Too many requests"},
-            headers={"Retry-After": "7", "x-sib-ratelimit-reset": "30"},
-        ),
-    )
-
-
-def _send(message: Message, answer: Answer) -> tuple[SendResult, httpx.Request]:
-    provider = BrevoProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
-def test_idempotency_key_is_brevos_header_with_a_uuid_stable_across_retries() -> None:
-    # Brevo de-duplicates on ``idempotencyKey`` holding a UUID; an ``Idempotency-Key`` header in
-    # the message's headers is just another mail header, so retries were sent twice.
-    _, first = _send(MESSAGE, Answer(201, json={"messageId": "<m>"}))
-    _, retry = _send(MESSAGE, Answer(201, json={"messageId": "<m>"}))
-    headers = json.loads(first.content)["headers"]
-    assert "Idempotency-Key" not in headers
-    assert headers["idempotencyKey"] == DELIVERY_ID
-    assert json.loads(retry.content)["headers"]["idempotencyKey"] == DELIVERY_ID
-
-
-def test_idempotency_key_of_a_non_uuid_delivery_id_is_a_stable_name_based_uuid() -> None:
-    def key(delivery_id: str) -> str:
-        message = MESSAGE.model_copy(update={"delivery_id": delivery_id})
-        _, request = _send(message, Answer(201, json={"messageId": "<m>"}))
-        return str(json.loads(request.content)["headers"]["idempotencyKey"])
-
-    assert uuid.UUID(key("d-1")).version == 5
-    assert key("d-1") == key("d-1")
-    assert key("d-2") != key("d-1")
-
-
-def test_text_only_message_gets_escaped_html_as_the_api_requires() -> None:
-    message = MESSAGE.model_copy(update={"html": None, "body": "Tom & Jerry\n<b>hi</b>"})
-    _, request = _send(message, Answer(201, json={"messageId": "<m>"}))
-    body = json.loads(request.content)
-    assert body["textContent"] == "Tom & Jerry\n<b>hi</b>"
-    assert body["htmlContent"] == (
-        "<html><body>Tom &amp; Jerry<br>\n&lt;b&gt;hi&lt;/b&gt;</body></html>"
-    )
-
-
-def test_html_only_message_sends_no_text_content() -> None:
-    _, request = _send(
-        MESSAGE.model_copy(update={"body": ""}), Answer(201, json={"messageId": "m"})
-    )
-    body = json.loads(request.content)
-    assert body["htmlContent"] == "<p>Hi Ada</p>"
-    assert "textContent" not in body
-
-
-def test_attachments_are_base64_with_names() -> None:
-    message = MESSAGE.model_copy(
-        update={
-            "attachments": (
-                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
-            )
-        }
-    )
-    _, request = _send(message, Answer(201, json={"messageId": "<m>"}))
-    assert json.loads(request.content)["attachment"] == [
-        {"content": base64.b64encode(b"%PDF").decode(), "name": "a.pdf"}
-    ]
-
-
-def test_rate_limit_reset_header_is_used_without_retry_after() -> None:
-    answer = Answer(
-        429,
-        json={"code": "too_many_requests", "message": "Too many requests"},
-        headers={"x-sib-ratelimit-limit": "1000", "x-sib-ratelimit-reset": "12"},
-    )
-    failure = _failure(answer)
-    assert isinstance(failure, RetryableError)
-    assert failure.retry_after == 12.0
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
+#: Brevo's documented refusals and the error each must become.
+REFUSALS = tuple(
+    Refusal(answer, expected)
+    for answer, expected in [
         (
             Answer(400, json={"code": "INVALID_PARAMETER", "message": "email is not valid in cc"}),
             RecipientError,
@@ -201,28 +94,108 @@ def test_rate_limit_reset_header_is_used_without_retry_after() -> None:
             IntegrationError,
         ),
         (Answer(500, json={"code": "internal_error", "message": "Internal error"}), RetryableError),
-    ],
+    ]
 )
-def test_error_codes(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+
+
+class TestBrevo(ProviderContract):
+    case = ProviderCase(
+        provider=BrevoProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=Answer(201, json={"messageId": "<202405170930.12345678901@smtp-relay.mailin.fr>"}),
+        expected_message_id="<202405170930.12345678901@smtp-relay.mailin.fr>",
+        check_request=check_request,
+        bad_credentials=Answer(401, json={"code": "unauthorized", "message": "Key not found"}),
+        invalid_recipient=Answer(
+            400, json={"code": "invalid_parameter", "message": "email is not valid in to"}
+        ),
+        required_credential="api_key",
+        rate_limited=Answer(
+            429,
+            json={"code": "too_many_requests", "message": "Too many requests"},
+            headers={"Retry-After": "7", "x-sib-ratelimit-reset": "30"},
+        ),
+        refusals=REFUSALS,
+    )
+
+
+def test_idempotency_key_is_brevos_header_with_a_uuid_stable_across_retries() -> None:
+    # Brevo de-duplicates on ``idempotencyKey`` holding a UUID; an ``Idempotency-Key`` header in
+    # the message's headers is just another mail header, so retries were sent twice.
+    _, first = delivered(TestBrevo.case, Answer(201, json={"messageId": "<m>"}))
+    _, retry = delivered(TestBrevo.case, Answer(201, json={"messageId": "<m>"}))
+    headers = json.loads(first.content)["headers"]
+    assert "Idempotency-Key" not in headers
+    assert headers["idempotencyKey"] == DELIVERY_ID
+    assert json.loads(retry.content)["headers"]["idempotencyKey"] == DELIVERY_ID
+
+
+def test_idempotency_key_of_a_non_uuid_delivery_id_is_a_stable_name_based_uuid() -> None:
+    def key(delivery_id: str) -> str:
+        message = MESSAGE.model_copy(update={"delivery_id": delivery_id})
+        _, request = delivered(
+            TestBrevo.case, Answer(201, json={"messageId": "<m>"}), message=message
+        )
+        return str(json.loads(request.content)["headers"]["idempotencyKey"])
+
+    assert uuid.UUID(key("d-1")).version == 5
+    assert key("d-1") == key("d-1")
+    assert key("d-2") != key("d-1")
+
+
+def test_text_only_message_gets_escaped_html_as_the_api_requires() -> None:
+    message = MESSAGE.model_copy(update={"html": None, "body": "Tom & Jerry\n<b>hi</b>"})
+    _, request = delivered(TestBrevo.case, Answer(201, json={"messageId": "<m>"}), message=message)
+    body = json.loads(request.content)
+    assert body["textContent"] == "Tom & Jerry\n<b>hi</b>"
+    assert body["htmlContent"] == (
+        "<html><body>Tom &amp; Jerry<br>\n&lt;b&gt;hi&lt;/b&gt;</body></html>"
+    )
+
+
+def test_html_only_message_sends_no_text_content() -> None:
+    _, request = delivered(
+        TestBrevo.case,
+        Answer(201, json={"messageId": "m"}),
+        message=MESSAGE.model_copy(update={"body": ""}),
+    )
+    body = json.loads(request.content)
+    assert body["htmlContent"] == "<p>Hi Ada</p>"
+    assert "textContent" not in body
+
+
+def test_attachments_are_base64_with_names() -> None:
+    message = MESSAGE.model_copy(
+        update={
+            "attachments": (
+                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
+            )
+        }
+    )
+    _, request = delivered(TestBrevo.case, Answer(201, json={"messageId": "<m>"}), message=message)
+    assert json.loads(request.content)["attachment"] == [
+        {"content": base64.b64encode(b"%PDF").decode(), "name": "a.pdf"}
+    ]
+
+
+def test_rate_limit_reset_header_is_used_without_retry_after() -> None:
+    answer = Answer(
+        429,
+        json={"code": "too_many_requests", "message": "Too many requests"},
+        headers={"x-sib-ratelimit-limit": "1000", "x-sib-ratelimit-reset": "12"},
+    )
+    caught = failure(TestBrevo.case, answer)
+    assert isinstance(caught, RetryableError)
+    assert caught.retry_after == 12.0
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = BrevoProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.brevo.com/v3/account").mock(return_value=answer.response())
-        result = run(go())
-    assert route.calls[0].request.headers["api-key"] == "xkeysib-SECRET-brevo-key"
-    assert result is not None
+    result, request = check(TestBrevo.case, answer, url="https://api.brevo.com/v3/account")
+    assert request.headers["api-key"] == "xkeysib-SECRET-brevo-key"
     return result
 
 

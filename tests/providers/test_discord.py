@@ -7,8 +7,7 @@ from pydantic import ValidationError
 from providers.base import Attachment, ChannelType, Message, Recipient
 from providers.discord import DiscordProvider
 from providers.errors import IntegrationError, RecipientError, RetryableError
-from tests.providers.chat_support import send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, form_parts
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, form_parts, send
 
 TOKEN = "SECRET-discord-webhook-token_0123456789abcdefABCDEF"
 #: Webhook URLs as Discord hands them out, without an API version...

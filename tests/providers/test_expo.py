@@ -3,12 +3,11 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.expo import ExpoProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, delivered, send
 
 URL = "https://exp.host/--/api/v2/push/send"
 CREDENTIALS = {"access_token": "SECRET-expo-access-token"}
@@ -79,46 +78,14 @@ class TestExpo(ProviderContract):
     def test_missing_credential_is_named(self) -> None:
         # The access token is optional (only projects with push security need one): without it
         # the request goes out with no Authorization header.
-        provider = ExpoProvider()
-        credentials = provider.parse_credentials({})
+        credentials = ExpoProvider.parse_credentials({})
         assert credentials.access_token is None
-
-        async def go() -> SendResult:
-            async with httpx.AsyncClient() as client:
-                return await provider.send(
-                    MESSAGE, credentials, provider.parse_settings(None), client
-                )
-
-        with respx.mock() as router:
-            route = router.post(URL).mock(
-                return_value=httpx.Response(200, json={"data": [{"status": "ok", "id": "t"}]})
-            )
-            run(go())
-        assert "authorization" not in route.calls[0].request.headers
-
-
-def _send(
-    message: Message, answers: list[httpx.Response]
-) -> tuple[SendResult | ProviderError, respx.Route]:
-    provider = ExpoProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(None),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL)
-        route.side_effect = answers
-        try:
-            outcome: SendResult | ProviderError = run(go())
-        except ProviderError as exc:
-            outcome = exc
-    return outcome, route
+        _, request = delivered(
+            self.case,
+            httpx.Response(200, json={"data": [{"status": "ok", "id": "t"}]}),
+            credentials={},
+        )
+        assert "authorization" not in request.headers
 
 
 def _tickets(*tickets: dict[str, Any]) -> httpx.Response:
@@ -137,7 +104,7 @@ def _tickets(*tickets: dict[str, Any]) -> httpx.Response:
     ],
 )
 def test_ticket_errors(code: str, expected: type[ProviderError]) -> None:
-    outcome, _ = _send(MESSAGE, [_tickets(error_ticket(code, "details here"))])
+    outcome = send(TestExpo.case, [_tickets(error_ticket(code, "details here"))]).value
     assert type(outcome) is expected
     assert isinstance(outcome, ProviderError)
     assert outcome.provider_code == code
@@ -147,8 +114,8 @@ def test_ticket_errors(code: str, expected: type[ProviderError]) -> None:
 def test_several_tokens_go_in_one_request_and_fold() -> None:
     tokens = ("ExponentPushToken[a]", "ExponentPushToken[b]", "ExponentPushToken[c]")
     message = MESSAGE.model_copy(update={"to": Recipient(device_tokens=(*tokens, tokens[0]))})
-    outcome, route = _send(
-        message,
+    attempt = send(
+        TestExpo.case,
         [
             _tickets(
                 {"status": "ok", "id": "ticket-a"},
@@ -156,9 +123,11 @@ def test_several_tokens_go_in_one_request_and_fold() -> None:
                 {"status": "ok", "id": "ticket-c"},
             )
         ],
+        message=message,
     )
-    assert route.call_count == 1
-    sent = json.loads(route.calls[0].request.content)
+    outcome = attempt.value
+    assert len(attempt.requests) == 1
+    sent = json.loads(attempt.requests[0].content)
     assert [item["to"] for item in sent] == list(tokens)
     assert outcome == SendResult(provider_message_id="ticket-a,ticket-c", status_code=200)
 
@@ -167,10 +136,11 @@ def test_all_tokens_unregistered_is_a_recipient_error() -> None:
     message = MESSAGE.model_copy(
         update={"to": Recipient(device_tokens=("ExponentPushToken[a]", "ExponentPushToken[b]"))}
     )
-    outcome, _ = _send(
-        message,
+    outcome = send(
+        TestExpo.case,
         [_tickets(error_ticket("DeviceNotRegistered"), error_ticket("DeviceNotRegistered"))],
-    )
+        message=message,
+    ).value
     assert type(outcome) is RecipientError
     assert "all 2 device tokens" in str(outcome)
 
@@ -178,20 +148,22 @@ def test_all_tokens_unregistered_is_a_recipient_error() -> None:
 def test_more_than_100_tokens_are_sent_in_chunks() -> None:
     tokens = tuple(f"ExponentPushToken[{index}]" for index in range(150))
     message = MESSAGE.model_copy(update={"to": Recipient(device_tokens=tokens)})
-    outcome, route = _send(
-        message,
+    attempt = send(
+        TestExpo.case,
         [
             _tickets(*({"status": "ok", "id": f"t{index}"} for index in range(100))),
             _tickets(*({"status": "ok", "id": f"t{index}"} for index in range(100, 150))),
         ],
+        message=message,
     )
-    assert [len(json.loads(call.request.content)) for call in route.calls] == [100, 50]
+    outcome = attempt.value
+    assert [len(json.loads(request.content)) for request in attempt.requests] == [100, 50]
     assert isinstance(outcome, SendResult)
     assert outcome.provider_message_id == ",".join(f"t{index}" for index in range(150))
 
 
 def test_wrong_number_of_tickets_is_retryable() -> None:
-    outcome, _ = _send(MESSAGE, [_tickets()])
+    outcome = send(TestExpo.case, [_tickets()]).value
     assert type(outcome) is RetryableError
 
 
@@ -200,7 +172,7 @@ def test_request_validation_error_is_an_integration_error_with_its_code() -> Non
         400,
         json={"errors": [{"code": "VALIDATION_ERROR", "message": '"[0].ttl" must be a number'}]},
     )
-    outcome, _ = _send(MESSAGE, [answer])
+    outcome = send(TestExpo.case, [answer]).value
     assert type(outcome) is IntegrationError
     assert "VALIDATION_ERROR" in str(outcome)
     assert outcome.status_code == 400
@@ -218,12 +190,15 @@ def test_errors_in_a_200_answer_are_an_integration_error() -> None:
             ]
         },
     )
-    outcome, _ = _send(MESSAGE, [answer])
+    outcome = send(TestExpo.case, [answer]).value
     assert type(outcome) is IntegrationError
     assert "PUSH_TOO_MANY_EXPERIENCE_IDS" in str(outcome)
 
 
 def test_recipient_without_push_token_fails_before_any_request() -> None:
-    outcome, route = _send(MESSAGE.model_copy(update={"to": Recipient(subscriber_id="s")}), [])
+    attempt = send(
+        TestExpo.case, [], message=MESSAGE.model_copy(update={"to": Recipient(subscriber_id="s")})
+    )
+    outcome = attempt.value
     assert type(outcome) is RecipientError
-    assert route.call_count == 0
+    assert len(attempt.requests) == 0

@@ -1,6 +1,5 @@
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,7 +14,14 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.fcm import FCM_SCOPE, FcmProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    FakeClock,
+    ProviderCase,
+    ProviderContract,
+    check,
+    send_all,
+)
 
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 URL = "https://fcm.googleapis.com/v1/projects/demo-project/messages:send"
@@ -132,55 +138,19 @@ class TestFcm(ProviderContract):
     )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _send_all(
-    provider: FcmProvider,
-    messages: list[Message],
-    send_answers: list[httpx.Response] | Callable[[httpx.Request], httpx.Response],
-    token_answers: list[httpx.Response] | None = None,
-    credentials: dict[str, Any] | None = None,
-    clock: FakeClock | None = None,
-    advance: float = 0.0,
-) -> tuple[list[SendResult | ProviderError], respx.Route, respx.Route]:
-    """Send each message in turn (one event loop per send, as a worker does); advance the clock
-    by ``advance`` seconds after each one."""
-    parsed = provider.parse_credentials(credentials or CREDENTIALS)
-    settings = provider.parse_settings(None)
-    outcomes: list[SendResult | ProviderError] = []
-
-    async def go(message: Message) -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(message, parsed, settings, client)
-
-    with respx.mock(assert_all_called=False) as router:
-        tokens = router.post(TOKEN_URI)
-        tokens.side_effect = token_answers or [token_answer()]
-        sends = router.post(URL)
-        sends.side_effect = send_answers
-        for message in messages:
-            try:
-                outcomes.append(run(go(message)))
-            except ProviderError as exc:
-                outcomes.append(exc)
-            if clock is not None:
-                clock.now += advance
-    return outcomes, tokens, sends
-
-
 def _ok(name: str = MESSAGE_NAME) -> httpx.Response:
     return httpx.Response(200, json={"name": name})
 
 
 def test_assertion_is_an_rs256_jwt_signed_by_the_service_account_key() -> None:
     before = int(time.time())
-    _, tokens, _ = _send_all(FcmProvider(), [MESSAGE], [_ok()])
+    tokens = send_all(
+        TestFcm.case,
+        [MESSAGE],
+        [_ok()],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer()]},
+    ).routes[TOKEN_URI]
     request = tokens.calls[0].request
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     form = parse_qs(request.content.decode())
@@ -210,14 +180,16 @@ def test_access_token_is_cached_across_sends_and_refreshed_after_expiry() -> Non
 
     # Two sends ten minutes apart share the first token; 50 minutes later (five minutes before
     # it expires) the third send exchanges a new one.
-    outcomes, tokens, sends = _send_all(
-        provider,
+    runs = send_all(
+        TestFcm.case,
         [MESSAGE, MESSAGE],
         [_ok(), _ok()],
-        token_answers=[first, second],
+        provider=provider,
+        routes={TOKEN_URI: [first, second]},
         clock=clock,
         advance=600,
     )
+    outcomes, tokens, sends = runs.outcomes, runs.routes[TOKEN_URI], runs.route
     assert all(isinstance(outcome, SendResult) for outcome in outcomes)
     assert tokens.call_count == 1
     assert [call.request.headers["authorization"] for call in sends.calls] == [
@@ -226,9 +198,15 @@ def test_access_token_is_cached_across_sends_and_refreshed_after_expiry() -> Non
     ]
 
     clock.now += 3600 - 300 - 1200 + 1
-    outcomes, tokens, sends = _send_all(
-        provider, [MESSAGE], [_ok()], token_answers=[second], clock=clock
+    runs = send_all(
+        TestFcm.case,
+        [MESSAGE],
+        [_ok()],
+        provider=provider,
+        routes={TOKEN_URI: [second]},
+        clock=clock,
     )
+    outcomes, tokens, sends = runs.outcomes, runs.routes[TOKEN_URI], runs.route
     assert isinstance(outcomes[0], SendResult)
     assert tokens.call_count == 1
     assert sends.calls[0].request.headers["authorization"] == "Bearer ya29.second"
@@ -238,11 +216,14 @@ def test_concurrent_sends_to_several_tokens_exchange_one_access_token() -> None:
     message = MESSAGE.model_copy(
         update={"to": Recipient(device_tokens=("device-a", "device-b", "device-c"))}
     )
-    outcomes, tokens, sends = _send_all(
-        FcmProvider(),
+    runs = send_all(
+        TestFcm.case,
         [message],
         [_ok("projects/p/messages/a"), _ok("projects/p/messages/b"), _ok("projects/p/messages/c")],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer()]},
     )
+    outcomes, tokens, sends = runs.outcomes, runs.routes[TOKEN_URI], runs.route
     assert tokens.call_count == 1
     assert sends.call_count == 3
     result = outcomes[0]
@@ -259,12 +240,14 @@ def test_rejected_access_token_is_exchanged_again_on_the_next_send() -> None:
     unauthenticated = httpx.Response(
         401, json=fcm_error(401, "UNAUTHENTICATED", "Request had invalid authentication.")
     )
-    outcomes, tokens, sends = _send_all(
-        FcmProvider(),
+    runs = send_all(
+        TestFcm.case,
         [MESSAGE, MESSAGE],
         [unauthenticated, _ok()],
-        token_answers=[token_answer("ya29.revoked"), token_answer("ya29.fresh")],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer("ya29.revoked"), token_answer("ya29.fresh")]},
     )
+    outcomes, tokens, sends = runs.outcomes, runs.routes[TOKEN_URI], runs.route
     assert type(outcomes[0]) is IntegrationError
     assert isinstance(outcomes[1], SendResult)
     assert tokens.call_count == 2
@@ -370,9 +353,13 @@ def test_error_codes(
     expected: type[ProviderError],
     retry_after: float | None,
 ) -> None:
-    outcomes, _, _ = _send_all(
-        FcmProvider(), [MESSAGE], [httpx.Response(status, json=body, headers=headers)]
-    )
+    outcomes = send_all(
+        TestFcm.case,
+        [MESSAGE],
+        [httpx.Response(status, json=body, headers=headers)],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer()]},
+    ).outcomes
     error = outcomes[0]
     assert type(error) is expected
     assert isinstance(error, ProviderError)
@@ -391,7 +378,14 @@ def test_one_unregistered_token_among_several_still_sends() -> None:
             )
         return _ok("projects/demo-project/messages/fresh")
 
-    outcomes, _, sends = _send_all(FcmProvider(), [message], answer)
+    runs = send_all(
+        TestFcm.case,
+        [message],
+        answer,
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer()]},
+    )
+    outcomes, sends = runs.outcomes, runs.route
     assert sends.call_count == 2
     assert outcomes[0] == SendResult(
         provider_message_id="projects/demo-project/messages/fresh", status_code=200
@@ -402,7 +396,10 @@ def test_token_exchange_refused_is_an_integration_error_and_nothing_is_sent() ->
     refused = httpx.Response(
         400, json={"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
     )
-    outcomes, _, sends = _send_all(FcmProvider(), [MESSAGE], [_ok()], token_answers=[refused])
+    runs = send_all(
+        TestFcm.case, [MESSAGE], [_ok()], provider=FcmProvider(), routes={TOKEN_URI: [refused]}
+    )
+    outcomes, sends = runs.outcomes, runs.route
     error = outcomes[0]
     assert type(error) is IntegrationError
     assert error.provider_code == "invalid_grant"
@@ -411,12 +408,14 @@ def test_token_exchange_refused_is_an_integration_error_and_nothing_is_sent() ->
 
 
 def test_token_endpoint_outage_is_retryable() -> None:
-    outcomes, _, sends = _send_all(
-        FcmProvider(),
+    runs = send_all(
+        TestFcm.case,
         [MESSAGE],
         [_ok()],
-        token_answers=[httpx.Response(503, text="unavailable", headers={"Retry-After": "5"})],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [httpx.Response(503, text="unavailable", headers={"Retry-After": "5"})]},
     )
+    outcomes, sends = runs.outcomes, runs.route
     error = outcomes[0]
     assert isinstance(error, RetryableError)
     assert error.retry_after == 5.0
@@ -425,7 +424,14 @@ def test_token_endpoint_outage_is_retryable() -> None:
 
 def test_recipient_without_device_token_fails_before_any_request() -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(subscriber_id="sub-1")})
-    outcomes, tokens, sends = _send_all(FcmProvider(), [message], [_ok()])
+    runs = send_all(
+        TestFcm.case,
+        [message],
+        [_ok()],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer()]},
+    )
+    outcomes, tokens, sends = runs.outcomes, runs.routes[TOKEN_URI], runs.route
     assert type(outcomes[0]) is RecipientError
     assert tokens.call_count == 0
     assert sends.call_count == 0
@@ -433,7 +439,15 @@ def test_recipient_without_device_token_fails_before_any_request() -> None:
 
 def test_key_with_escaped_newlines_is_accepted() -> None:
     escaped = {**CREDENTIALS, "private_key": PRIVATE_PEM.replace("\n", "\\n")}
-    outcomes, tokens, _ = _send_all(FcmProvider(), [MESSAGE], [_ok()], credentials=escaped)
+    runs = send_all(
+        TestFcm.case,
+        [MESSAGE],
+        [_ok()],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: [token_answer()]},
+        credentials=escaped,
+    )
+    outcomes, tokens = runs.outcomes, runs.routes[TOKEN_URI]
     assert isinstance(outcomes[0], SendResult)
     assertion = parse_qs(tokens.calls[0].request.content.decode())["assertion"][0]
     jwt.decode(assertion, PUBLIC_PEM, algorithms=["RS256"], audience=TOKEN_URI)
@@ -482,20 +496,10 @@ def test_token_uri_must_be_https() -> None:
     ],
 )
 def test_check_validates_a_send_without_delivering(answer: httpx.Response, ok: bool) -> None:
-    provider = FcmProvider()
-
-    async def go() -> Any:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(None), client
-            )
-
-    with respx.mock() as router:
-        router.post(TOKEN_URI).mock(return_value=token_answer())
-        route = router.post(URL).mock(return_value=answer)
-        result = run(go())
+    # The case's token route answers the exchange.
+    result, request = check(TestFcm.case, answer, url=URL, method="POST")
     assert result.ok is ok
-    body = json.loads(route.calls[0].request.content)
+    body = json.loads(request.content)
     assert body["validate_only"] is True
     assert "token" not in body["message"]
     assert ACCESS_TOKEN not in result.detail

@@ -7,8 +7,7 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.google_chat import GoogleChatProvider
-from tests.providers.chat_support import send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, send
 
 KEY = "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"
 TOKEN = "SECRET-gchat-token_0123456789abcdefghijklmn"

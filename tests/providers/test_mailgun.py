@@ -2,7 +2,6 @@ import base64
 
 import httpx
 import pytest
-import respx
 
 from providers.base import Attachment, ChannelType, Message, Recipient
 from providers.errors import IntegrationError
@@ -11,9 +10,10 @@ from tests.providers.harness import (
     Answer,
     ProviderCase,
     ProviderContract,
+    check,
+    delivered,
     form_fields,
     form_parts,
-    run,
 )
 
 URL = "https://api.mailgun.net/v3/mg.example.com/messages"
@@ -82,29 +82,11 @@ class TestMailgun(ProviderContract):
     )
 
 
-def _send(message: Message, answer: Answer, settings: dict[str, object], url: str = URL):
-    provider = MailgunProvider()
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(settings),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(url).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
 def test_eu_region_uses_eu_host() -> None:
-    result, request = _send(
-        MESSAGE,
+    result, request = delivered(
+        TestMailgun.case,
         Answer(200, json={"id": "<eu@mg>", "message": "Queued. Thank you."}),
-        {**SETTINGS, "region": "eu"},
+        settings={**SETTINGS, "region": "eu"},
         url="https://api.eu.mailgun.net/v3/mg.example.com/messages",
     )
     assert request.url.host == "api.eu.mailgun.net"
@@ -119,7 +101,7 @@ def test_attachments_go_as_multipart_files() -> None:
             )
         }
     )
-    _, request = _send(message, Answer(200, json={"id": "<m@mg>"}), SETTINGS)
+    _, request = delivered(TestMailgun.case, Answer(200, json={"id": "<m@mg>"}), message=message)
     files = [part for part in form_parts(request) if part.filename is not None]
     assert [(f.name, f.filename, f.content_type, f.content) for f in files] == [
         ("attachment", "a.pdf", "application/pdf", b"%PDF-1")
@@ -128,7 +110,7 @@ def test_attachments_go_as_multipart_files() -> None:
 
 
 def test_a_message_without_attachments_is_multipart_too() -> None:
-    _, request = _send(MESSAGE, Answer(200, json={"id": "<m@mg>"}), SETTINGS)
+    _, request = delivered(TestMailgun.case, Answer(200, json={"id": "<m@mg>"}))
     assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert form_fields(request)["subject"] == ["Hello"]
 
@@ -138,13 +120,13 @@ def test_invalid_from_is_integration_error() -> None:
         400, json={"message": "from parameter is not a valid address. please check documentation"}
     )
     with pytest.raises(IntegrationError):
-        _send(MESSAGE, answer, SETTINGS)
+        delivered(TestMailgun.case, answer)
 
 
 def test_unknown_domain_is_integration_error() -> None:
     answer = Answer(404, json={"message": "Domain not found: mg.example.com"})
     with pytest.raises(IntegrationError):
-        _send(MESSAGE, answer, SETTINGS)
+        delivered(TestMailgun.case, answer)
 
 
 @pytest.mark.parametrize(
@@ -155,20 +137,9 @@ def test_unknown_domain_is_integration_error() -> None:
     ],
 )
 def test_check_reads_the_domain(answer: Answer, ok: bool) -> None:
-    provider = MailgunProvider()
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.mailgun.net/v4/domains/mg.example.com").mock(
-            return_value=answer.response()
-        )
-        result = run(go())
-    assert result is not None
+    result, request = check(
+        TestMailgun.case, answer, url="https://api.mailgun.net/v4/domains/mg.example.com"
+    )
     assert result.ok is ok
-    assert route.calls[0].request.headers["authorization"] == BASIC
+    assert request.headers["authorization"] == BASIC
     assert "SECRET" not in result.detail

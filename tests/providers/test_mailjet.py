@@ -1,15 +1,20 @@
 import base64
 import json
-from typing import Any
 
 import httpx
-import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
+from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.mailjet import MailjetProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    Refusal,
+    check,
+    delivered,
+    failure,
+)
 
 URL = "https://api.mailjet.com/v3.1/send"
 CREDENTIALS = {"api_key": "SECRET-mj-public-key", "secret_key": "SECRET-mj-private-key"}
@@ -92,101 +97,10 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
-class TestMailjet(ProviderContract):
-    case = ProviderCase(
-        provider=MailjetProvider,
-        credentials=CREDENTIALS,
-        settings=SETTINGS,
-        message=MESSAGE,
-        method="POST",
-        url=URL,
-        success=Answer(200, json=SUCCESS),
-        expected_message_id="70650219165027410",
-        check_request=check_request,
-        bad_credentials=Answer(
-            401,
-            json={
-                "ErrorIdentifier": "06df1144-c6f3-4ca7-8885-7ec5d4344113",
-                "ErrorCode": "mj-0015",
-                "ErrorMessage": "API key authentication/authorization failure.",
-                "StatusCode": 401,
-            },
-        ),
-        invalid_recipient=message_error(
-            400, "mj-0013", '"ada" is an invalid email address.', ["To[0].Email"]
-        ),
-        required_credential="secret_key",
-        derived_secrets=(BASIC_TOKEN,),
-    )
-
-
-def _send(
-    message: Message, answer: Answer, settings: dict[str, Any] | None = None
-) -> tuple[SendResult, httpx.Request]:
-    provider = MailjetProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(settings or SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
-def test_attachments_and_sandbox_mode() -> None:
-    message = MESSAGE.model_copy(
-        update={
-            "html": None,
-            "attachments": (
-                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
-            ),
-        }
-    )
-    _, request = _send(message, Answer(200, json=SUCCESS), {**SETTINGS, "sandbox_mode": True})
-    body = json.loads(request.content)
-    assert body["SandboxMode"] is True
-    [item] = body["Messages"]
-    assert item["TextPart"] == "Hi Ada"
-    assert "HTMLPart" not in item
-    assert item["Attachments"] == [
-        {
-            "ContentType": "application/pdf",
-            "Filename": "a.pdf",
-            "Base64Content": base64.b64encode(b"%PDF").decode(),
-        }
-    ]
-
-
-def test_message_uuid_when_no_legacy_id() -> None:
-    body = json.loads(json.dumps(SUCCESS))
-    del body["Messages"][0]["To"][0]["MessageID"]
-    result, _ = _send(MESSAGE, Answer(200, json=body))
-    assert result.provider_message_id == "cb927469-36fd-4c02-bce4-0d199929a207"
-
-
-def test_a_200_whose_message_failed_is_not_a_success() -> None:
-    answer = message_error(200, "mj-0013", '"ada" is an invalid email address.', ["To[0].Email"])
-    failure = _failure(answer)
-    assert type(failure) is RecipientError
-    assert failure.provider_code == "mj-0013"
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
+#: Mailjet's documented refusals and the error each must become.
+REFUSALS = tuple(
+    Refusal(answer, expected)
+    for answer, expected in [
         (
             message_error(
                 403,
@@ -231,30 +145,85 @@ def test_a_200_whose_message_failed_is_not_a_success() -> None:
             ),
             RetryableError,
         ),
-    ],
+    ]
 )
-def test_error_codes(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+
+
+class TestMailjet(ProviderContract):
+    case = ProviderCase(
+        provider=MailjetProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=Answer(200, json=SUCCESS),
+        expected_message_id="70650219165027410",
+        check_request=check_request,
+        bad_credentials=Answer(
+            401,
+            json={
+                "ErrorIdentifier": "06df1144-c6f3-4ca7-8885-7ec5d4344113",
+                "ErrorCode": "mj-0015",
+                "ErrorMessage": "API key authentication/authorization failure.",
+                "StatusCode": 401,
+            },
+        ),
+        invalid_recipient=message_error(
+            400, "mj-0013", '"ada" is an invalid email address.', ["To[0].Email"]
+        ),
+        required_credential="secret_key",
+        derived_secrets=(BASIC_TOKEN,),
+        refusals=REFUSALS,
+    )
+
+
+def test_attachments_and_sandbox_mode() -> None:
+    message = MESSAGE.model_copy(
+        update={
+            "html": None,
+            "attachments": (
+                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
+            ),
+        }
+    )
+    _, request = delivered(
+        TestMailjet.case,
+        Answer(200, json=SUCCESS),
+        message=message,
+        settings={**SETTINGS, "sandbox_mode": True},
+    )
+    body = json.loads(request.content)
+    assert body["SandboxMode"] is True
+    [item] = body["Messages"]
+    assert item["TextPart"] == "Hi Ada"
+    assert "HTMLPart" not in item
+    assert item["Attachments"] == [
+        {
+            "ContentType": "application/pdf",
+            "Filename": "a.pdf",
+            "Base64Content": base64.b64encode(b"%PDF").decode(),
+        }
+    ]
+
+
+def test_message_uuid_when_no_legacy_id() -> None:
+    body = json.loads(json.dumps(SUCCESS))
+    del body["Messages"][0]["To"][0]["MessageID"]
+    result, _ = delivered(TestMailjet.case, Answer(200, json=body))
+    assert result.provider_message_id == "cb927469-36fd-4c02-bce4-0d199929a207"
+
+
+def test_a_200_whose_message_failed_is_not_a_success() -> None:
+    answer = message_error(200, "mj-0013", '"ada" is an invalid email address.', ["To[0].Email"])
+    caught = failure(TestMailjet.case, answer)
+    assert type(caught) is RecipientError
+    assert caught.provider_code == "mj-0013"
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = MailjetProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.mailjet.com/v3/REST/user").mock(
-            return_value=answer.response()
-        )
-        result = run(go())
-    assert route.calls[0].request.headers["authorization"] == f"Basic {BASIC_TOKEN}"
-    assert result is not None
+    result, request = check(TestMailjet.case, answer, url="https://api.mailjet.com/v3/REST/user")
+    assert request.headers["authorization"] == f"Basic {BASIC_TOKEN}"
     return result
 
 

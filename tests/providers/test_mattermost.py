@@ -7,8 +7,7 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.mattermost import MattermostProvider
-from tests.providers.chat_support import send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, send
 
 KEY = "SECRETxgenkey0123456789ab"
 URL = f"https://chat.example.com/hooks/{KEY}"

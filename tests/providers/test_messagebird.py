@@ -6,8 +6,7 @@ import pytest
 from providers.base import ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.messagebird import MessageBirdProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
-from tests.providers.sms_support import check_once, send_once
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, check, send
 
 URL = "https://rest.messagebird.com/messages"
 CREDENTIALS = {"access_key": "SECRET-messagebird-key"}
@@ -86,10 +85,6 @@ class TestMessageBird(ProviderContract):
     )
 
 
-def _send(answer: Answer, message: Message = MESSAGE):
-    return send_once(MessageBirdProvider, CREDENTIALS, SETTINGS, message, URL, answer)
-
-
 @pytest.mark.parametrize(
     ("answer", "expected", "code"),
     [
@@ -107,7 +102,8 @@ def _send(answer: Answer, message: Message = MESSAGE):
     ],
 )
 def test_error_code_table(answer: Answer, expected: type, code: str) -> None:
-    outcome, requests = _send(answer)
+    sent = send(TestMessageBird.case, answer)
+    outcome, requests = sent.value, sent.requests
     assert len(requests) == 1
     assert type(outcome) is expected
     assert outcome.provider_code == code
@@ -120,7 +116,7 @@ def test_recipient_and_originator_errors_together_blame_the_integration() -> Non
         (9, "no (correct) recipients found", "recipients"),
         (10, "originator is invalid", "originator"),
     )
-    outcome, _ = _send(answer)
+    outcome = send(TestMessageBird.case, answer).value
     assert type(outcome) is IntegrationError
     assert "originator is invalid" in str(outcome)
 
@@ -131,14 +127,14 @@ def test_access_key_error_wins_over_other_entries() -> None:
         (9, "no (correct) recipients found", "recipients"),
         (2, "Request not allowed (incorrect access_key)", "access_key"),
     )
-    outcome, _ = _send(answer)
+    outcome = send(TestMessageBird.case, answer).value
     assert type(outcome) is IntegrationError
     assert outcome.provider_code == "2"
 
 
 def test_unicode_text_uses_unicode_datacoding() -> None:
     message = MESSAGE.model_copy(update={"body": "Je code: 123456 🎉"})
-    _, requests = _send(Answer(201, json={"id": "m-u"}), message=message)
+    requests = send(TestMessageBird.case, Answer(201, json={"id": "m-u"}), message=message).requests
     body = json.loads(requests[0].content)
     assert body["datacoding"] == "unicode"
     assert body["body"] == "Je code: 123456 🎉"
@@ -146,7 +142,8 @@ def test_unicode_text_uses_unicode_datacoding() -> None:
 
 def test_bad_number_fails_before_sending() -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(email="ada@example.com")})
-    outcome, requests = _send(Answer(201, json={"id": "m"}), message=message)
+    sent = send(TestMessageBird.case, Answer(201, json={"id": "m"}), message=message)
+    outcome, requests = sent.value, sent.requests
     assert type(outcome) is RecipientError
     assert requests == []
 
@@ -159,8 +156,8 @@ def test_bad_number_fails_before_sending() -> None:
     ],
 )
 def test_check_reads_the_balance(answer: Answer, ok: bool) -> None:
-    result, request = check_once(
-        MessageBirdProvider, CREDENTIALS, SETTINGS, "https://rest.messagebird.com/balance", answer
+    result, request = check(
+        TestMessageBird.case, answer, url="https://rest.messagebird.com/balance"
     )
     assert result.ok is ok
     assert request.headers["authorization"] == "AccessKey SECRET-messagebird-key"

@@ -4,12 +4,18 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
 from providers.base import ChannelType, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError
+from providers.errors import IntegrationError, RecipientError
 from providers.onesignal import OneSignalProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    check,
+    delivered,
+    send,
+)
 
 URL = "https://api.onesignal.com/notifications"
 APP_ID = "5eb5a37e-b458-11e3-ac11-000c2940e62c"
@@ -79,58 +85,36 @@ class TestOneSignal(ProviderContract):
     )
 
 
-def _send(
-    message: Message, answers: list[httpx.Response]
-) -> tuple[SendResult | ProviderError, respx.Route]:
-    provider = OneSignalProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(None),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL)
-        route.side_effect = answers
-        try:
-            outcome: SendResult | ProviderError = run(go())
-        except ProviderError as exc:
-            outcome = exc
-    return outcome, route
-
-
 def _created() -> httpx.Response:
     return httpx.Response(200, json={"id": NOTIFICATION_ID})
 
 
 def test_without_subscription_ids_targets_the_subscriber_external_id() -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(subscriber_id="user-42")})
-    outcome, route = _send(message, [_created()])
-    assert isinstance(outcome, SendResult)
-    body = json.loads(route.calls[0].request.content)
+    attempt = send(TestOneSignal.case, [_created()], message=message)
+    assert isinstance(attempt.value, SendResult)
+    body = json.loads(attempt.requests[0].content)
     assert body["include_aliases"] == {"external_id": ["user-42"]}
     assert "include_subscription_ids" not in body
     assert body["target_channel"] == "push"
 
 
 def test_recipient_without_any_target_fails_before_sending() -> None:
-    outcome, route = _send(MESSAGE.model_copy(update={"to": Recipient(email="a@b.c")}), [])
-    assert type(outcome) is RecipientError
-    assert route.call_count == 0
+    attempt = send(
+        TestOneSignal.case, [], message=MESSAGE.model_copy(update={"to": Recipient(email="a@b.c")})
+    )
+    assert type(attempt.value) is RecipientError
+    assert len(attempt.requests) == 0
 
 
 def test_idempotency_key_is_stable_per_delivery() -> None:
     other = MESSAGE.model_copy(update={"delivery_id": "d-2"})
-    _, route = _send(MESSAGE, [_created()])
-    _, again = _send(MESSAGE, [_created()])
-    _, different = _send(other, [_created()])
-    first = idempotency_key(route.calls[0].request)
-    assert first == idempotency_key(again.calls[0].request)
-    assert first != idempotency_key(different.calls[0].request)
+    _, request = delivered(TestOneSignal.case, [_created()])
+    _, again = delivered(TestOneSignal.case, [_created()])
+    _, different = delivered(TestOneSignal.case, [_created()], message=other)
+    first = idempotency_key(request)
+    assert first == idempotency_key(again)
+    assert first != idempotency_key(different)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +132,7 @@ def test_idempotency_key_is_stable_per_delivery() -> None:
 def test_unknown_or_unsubscribed_targets_are_recipient_errors(
     body: dict[str, Any], code: str
 ) -> None:
-    outcome, _ = _send(MESSAGE, [httpx.Response(200, json=body)])
+    outcome = send(TestOneSignal.case, [httpx.Response(200, json=body)]).value
     assert type(outcome) is RecipientError
     assert outcome.provider_code == code
 
@@ -158,13 +142,13 @@ def test_some_invalid_targets_with_a_notification_id_is_a_success() -> None:
         200,
         json={"id": NOTIFICATION_ID, "errors": {"invalid_player_ids": ["stale-subscription"]}},
     )
-    outcome, _ = _send(MESSAGE, [answer])
+    outcome = send(TestOneSignal.case, [answer]).value
     assert outcome == SendResult(provider_message_id=NOTIFICATION_ID, status_code=200)
 
 
 def test_no_notification_without_recipient_reason_is_an_integration_error() -> None:
     answer = httpx.Response(200, json={"id": "", "errors": ["Something unexpected"]})
-    outcome, _ = _send(MESSAGE, [answer])
+    outcome = send(TestOneSignal.case, [answer]).value
     assert type(outcome) is IntegrationError
     assert "Something unexpected" in str(outcome)
 
@@ -173,7 +157,7 @@ def test_bad_request_is_an_integration_error_with_its_text() -> None:
     answer = httpx.Response(
         400, json={"errors": ["Message Notifications must have English language content"]}
     )
-    outcome, _ = _send(MESSAGE, [answer])
+    outcome = send(TestOneSignal.case, [answer]).value
     assert type(outcome) is IntegrationError
     assert outcome.status_code == 400
     assert "English language content" in str(outcome)
@@ -193,8 +177,8 @@ def test_options_cannot_change_app_target_or_idempotency_key() -> None:
             }
         }
     )
-    _, route = _send(message, [_created()])
-    body = json.loads(route.calls[0].request.content)
+    _, request = delivered(TestOneSignal.case, [_created()], message=message)
+    body = json.loads(request.content)
     assert body["app_id"] == APP_ID
     assert "included_segments" not in body
     assert body["idempotency_key"] != "fixed"
@@ -210,19 +194,8 @@ def test_options_cannot_change_app_target_or_idempotency_key() -> None:
     ],
 )
 def test_check_lists_one_message_of_the_app(answer: httpx.Response, ok: bool) -> None:
-    provider = OneSignalProvider()
-
-    async def go() -> Any:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(None), client
-            )
-
-    with respx.mock() as router:
-        route = router.get(URL).mock(return_value=answer)
-        result = run(go())
+    result, request = check(TestOneSignal.case, answer, url=URL)
     assert result.ok is ok
-    request = route.calls[0].request
     assert request.url.params["app_id"] == APP_ID
     assert request.url.params["limit"] == "1"
     assert request.headers["authorization"] == "Key SECRET-onesignal-app-api-key"

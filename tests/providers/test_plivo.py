@@ -8,8 +8,7 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, RecipientError
 from providers.plivo import PlivoProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
-from tests.providers.sms_support import check_once, send_once
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, check, send
 
 AUTH_ID = "MAXXXXXXXXXXXXXXXXXX"
 ACCOUNT_URL = f"https://api.plivo.com/v1/Account/{AUTH_ID}"
@@ -74,10 +73,6 @@ class TestPlivo(ProviderContract):
     )
 
 
-def _send(answer: Answer, settings: dict[str, object] | None = None, message: Message = MESSAGE):
-    return send_once(PlivoProvider, CREDENTIALS, settings or SETTINGS, message, URL, answer)
-
-
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
@@ -90,7 +85,8 @@ def _send(answer: Answer, settings: dict[str, object] | None = None, message: Me
     ],
 )
 def test_400_blames_the_destination_only_when_it_names_it(error: str, expected: type) -> None:
-    outcome, requests = _send(plivo_error(400, error))
+    sent = send(TestPlivo.case, plivo_error(400, error))
+    outcome, requests = sent.value, sent.requests
     assert len(requests) == 1
     assert type(outcome) is expected
     assert error in str(outcome)
@@ -106,20 +102,21 @@ def test_accepted_with_only_invalid_numbers_is_a_recipient_error() -> None:
             "invalid_number": ["14155550100"],
         },
     )
-    outcome, _ = _send(answer)
+    outcome = send(TestPlivo.case, answer).value
     assert type(outcome) is RecipientError
     assert outcome.provider_code == "invalid_number"
 
 
 def test_not_found_account_is_integration_error() -> None:
-    outcome, _ = _send(plivo_error(404, "not found"))
+    outcome = send(TestPlivo.case, plivo_error(404, "not found")).value
     assert type(outcome) is IntegrationError
     assert outcome.status_code == 404
 
 
 def test_powerpack_replaces_src() -> None:
     settings = {"powerpack_uuid": "d35f2e82-d387-427f-8594-6fa07703b2a2"}
-    outcome, requests = _send(Answer(202, json={"message_uuid": ["m-2"]}), settings=settings)
+    sent = send(TestPlivo.case, Answer(202, json={"message_uuid": ["m-2"]}), settings=settings)
+    outcome, requests = sent.value, sent.requests
     assert isinstance(outcome, SendResult)
     assert outcome.provider_message_id == "m-2"
     body = json.loads(requests[0].content)
@@ -144,7 +141,8 @@ def test_auth_id_cannot_alter_the_path() -> None:
 
 def test_several_destinations_in_one_value_are_refused_before_sending() -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(phone="+14155550100<14155550122")})
-    outcome, requests = _send(Answer(202, json={"message_uuid": ["m"]}), message=message)
+    sent = send(TestPlivo.case, Answer(202, json={"message_uuid": ["m"]}), message=message)
+    outcome, requests = sent.value, sent.requests
     assert type(outcome) is RecipientError
     assert requests == []
 
@@ -168,7 +166,7 @@ def test_several_destinations_in_one_value_are_refused_before_sending() -> None:
     ],
 )
 def test_check_reads_the_account(answer: Answer, ok: bool) -> None:
-    result, request = check_once(PlivoProvider, CREDENTIALS, SETTINGS, f"{ACCOUNT_URL}/", answer)
+    result, request = check(TestPlivo.case, answer, url=f"{ACCOUNT_URL}/")
     assert result.ok is ok
     assert request.headers["authorization"] == f"Basic {BASIC_TOKEN}"
     assert "SECRET" not in result.detail

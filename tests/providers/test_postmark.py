@@ -2,13 +2,19 @@ import base64
 import json
 
 import httpx
-import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
+from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.postmark import PostmarkProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    Refusal,
+    check,
+    delivered,
+    failure,
+)
 
 URL = "https://api.postmarkapp.com/email"
 CREDENTIALS = {"server_token": "SECRET-postmark-server-token"}
@@ -51,6 +57,42 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
+#: Postmark's documented refusals and the error each must become.
+REFUSALS = tuple(
+    Refusal(answer, expected)
+    for answer, expected in [
+        (
+            error(
+                422,
+                406,
+                "You tried to send to recipient(s) that have been marked as inactive. "
+                "Found inactive addresses: ada@example.com.",
+            ),
+            RecipientError,
+        ),
+        (error(422, 300, "Invalid 'Cc' address: 'nope'."), RecipientError),
+        (error(422, 300, "Invalid 'From' address: 'noreply'."), IntegrationError),
+        (
+            error(
+                422,
+                400,
+                "The 'From' address you supplied (noreply@example.com) is not a Sender Signature "
+                "on your account.",
+            ),
+            IntegrationError,
+        ),
+        (error(422, 401, "Sender signature not confirmed."), IntegrationError),
+        (error(422, 405, "Not allowed to send: you have run out of credits."), IntegrationError),
+        (error(422, 412, "Your account is pending approval."), IntegrationError),
+        (error(422, 411, "Forbidden attachment type: a.exe."), IntegrationError),
+        (error(422, 100, "Maintenance."), RetryableError),
+        (Answer(503, text="Service Unavailable"), RetryableError),
+        # A 200 whose body reports an error is not a success.
+        (error(200, 406, "Inactive recipient."), RecipientError),
+    ]
+)
+
+
 class TestPostmark(ProviderContract):
     case = ProviderCase(
         provider=PostmarkProvider,
@@ -88,31 +130,8 @@ class TestPostmark(ProviderContract):
             json={"ErrorCode": 429, "Message": "Rate limit exceeded."},
             headers={"Retry-After": "7"},
         ),
+        refusals=REFUSALS,
     )
-
-
-def _send(message: Message, answer: Answer) -> tuple[SendResult, httpx.Request]:
-    provider = PostmarkProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
 
 
 def test_attachments_and_text_only_body() -> None:
@@ -124,7 +143,9 @@ def test_attachments_and_text_only_body() -> None:
             ),
         }
     )
-    _, request = _send(message, Answer(200, json={"ErrorCode": 0, "MessageID": "m"}))
+    _, request = delivered(
+        TestPostmark.case, Answer(200, json={"ErrorCode": 0, "MessageID": "m"}), message=message
+    )
     body = json.loads(request.content)
     assert body["TextBody"] == "Hi Ada"
     assert "HtmlBody" not in body
@@ -138,85 +159,23 @@ def test_attachments_and_text_only_body() -> None:
 
 
 def test_message_stream_setting_is_sent() -> None:
-    provider = PostmarkProvider()
-    settings = provider.parse_settings({**SETTINGS, "message_stream": "notifications"})
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                MESSAGE, provider.parse_credentials(CREDENTIALS), settings, client
-            )
-
-    with respx.mock() as router:
-        route = router.post(URL).mock(
-            return_value=httpx.Response(200, json={"ErrorCode": 0, "MessageID": "m"})
-        )
-        run(go())
-    assert json.loads(route.calls[0].request.content)["MessageStream"] == "notifications"
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
-        (
-            error(
-                422,
-                406,
-                "You tried to send to recipient(s) that have been marked as inactive. "
-                "Found inactive addresses: ada@example.com.",
-            ),
-            RecipientError,
-        ),
-        (error(422, 300, "Invalid 'Cc' address: 'nope'."), RecipientError),
-        (error(422, 300, "Invalid 'From' address: 'noreply'."), IntegrationError),
-        (
-            error(
-                422,
-                400,
-                "The 'From' address you supplied (noreply@example.com) is not a Sender Signature "
-                "on your account.",
-            ),
-            IntegrationError,
-        ),
-        (error(422, 401, "Sender signature not confirmed."), IntegrationError),
-        (error(422, 405, "Not allowed to send: you have run out of credits."), IntegrationError),
-        (error(422, 412, "Your account is pending approval."), IntegrationError),
-        (error(422, 411, "Forbidden attachment type: a.exe."), IntegrationError),
-        (error(422, 100, "Maintenance."), RetryableError),
-        (Answer(503, text="Service Unavailable"), RetryableError),
-        # A 200 whose body reports an error is not a success.
-        (error(200, 406, "Inactive recipient."), RecipientError),
-    ],
-)
-def test_error_codes(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+    _, request = delivered(
+        TestPostmark.case,
+        Answer(200, json={"ErrorCode": 0, "MessageID": "m"}),
+        settings={**SETTINGS, "message_stream": "notifications"},
+    )
+    assert json.loads(request.content)["MessageStream"] == "notifications"
 
 
 def test_error_code_is_kept() -> None:
-    failure = _failure(error(422, 406, "Inactive recipient."))
-    assert failure.provider_code == "406"
-    assert "ErrorCode 406" in str(failure)
+    caught = failure(TestPostmark.case, error(422, 406, "Inactive recipient."))
+    assert caught.provider_code == "406"
+    assert "ErrorCode 406" in str(caught)
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = PostmarkProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.postmarkapp.com/server").mock(
-            return_value=answer.response()
-        )
-        result = run(go())
-    headers = route.calls[0].request.headers
-    assert headers["x-postmark-server-token"] == "SECRET-postmark-server-token"
-    assert result is not None
+    result, request = check(TestPostmark.case, answer, url="https://api.postmarkapp.com/server")
+    assert request.headers["x-postmark-server-token"] == "SECRET-postmark-server-token"
     return result
 
 

@@ -4,12 +4,18 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient
+from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.resend import ResendProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    Refusal,
+    check,
+    delivered,
+)
 
 URL = "https://api.resend.com/emails"
 CREDENTIALS = {"api_key": "re_SECRET_resend_key"}
@@ -53,98 +59,10 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
-class TestResend(ProviderContract):
-    case = ProviderCase(
-        provider=ResendProvider,
-        credentials=CREDENTIALS,
-        settings=SETTINGS,
-        message=MESSAGE,
-        method="POST",
-        url=URL,
-        success=Answer(200, json={"id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}),
-        expected_message_id="49a3999c-0ce1-4ea6-ab68-afcd6dc2e794",
-        check_request=check_request,
-        bad_credentials=error(403, "invalid_api_key", "API key is invalid"),
-        invalid_recipient=error(
-            422,
-            "validation_error",
-            "Invalid `to` field. The email address needs to follow the `email@example.com` "
-            "or `Name <email@example.com>` format.",
-        ),
-        required_credential="api_key",
-        rate_limited=error(
-            429,
-            "rate_limit_exceeded",
-            "Too many requests. You can only make 2 requests per second.",
-            **{"retry-after": "7"},
-        ),
-        server_error=error(500, "internal_server_error", "An unexpected error occurred."),
-    )
-
-
-def _send(message: Message, answer: Answer) -> tuple[SendResult, httpx.Request]:
-    provider = ResendProvider()
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(URL).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
-def test_idempotency_key_is_stable_across_retries() -> None:
-    _, first = _send(MESSAGE, Answer(200, json={"id": "a"}))
-    _, second = _send(MESSAGE, Answer(200, json={"id": "a"}))
-    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "dlv-d-1"
-
-
-def test_html_only_lets_resend_derive_text_and_attachments_are_base64() -> None:
-    message = MESSAGE.model_copy(
-        update={
-            "body": "",
-            "attachments": (
-                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
-            ),
-        }
-    )
-    _, request = _send(message, Answer(200, json={"id": "m"}))
-    body = json.loads(request.content)
-    assert "text" not in body
-    assert body["html"] == "<p>Hi Ada</p>"
-    assert body["attachments"] == [
-        {
-            "filename": "a.pdf",
-            "content": base64.b64encode(b"%PDF").decode(),
-            "content_type": "application/pdf",
-        }
-    ]
-
-
-def test_display_names_with_specials_are_quoted() -> None:
-    message = MESSAGE.model_copy(
-        update={"to": Recipient(email="ada@example.com", name='Lovelace, Ada "A."')}
-    )
-    _, request = _send(message, Answer(200, json={"id": "m"}))
-    assert json.loads(request.content)["to"] == ['"Lovelace, Ada \\"A.\\"" <ada@example.com>']
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
+#: Resend's documented error names and the error each must become.
+REFUSALS = tuple(
+    Refusal(answer, expected)
+    for answer, expected in [
         (
             error(401, "missing_api_key", "Missing API key in the authorization header."),
             IntegrationError,
@@ -190,28 +108,79 @@ def test_display_names_with_specials_are_quoted() -> None:
         ),
         (error(500, "application_error", "An unexpected error occurred."), RetryableError),
         (Answer(502, text="Bad Gateway"), RetryableError),
-    ],
+    ]
 )
-def test_error_names(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
+
+
+class TestResend(ProviderContract):
+    case = ProviderCase(
+        provider=ResendProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=Answer(200, json={"id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}),
+        expected_message_id="49a3999c-0ce1-4ea6-ab68-afcd6dc2e794",
+        check_request=check_request,
+        bad_credentials=error(403, "invalid_api_key", "API key is invalid"),
+        invalid_recipient=error(
+            422,
+            "validation_error",
+            "Invalid `to` field. The email address needs to follow the `email@example.com` "
+            "or `Name <email@example.com>` format.",
+        ),
+        required_credential="api_key",
+        rate_limited=error(
+            429,
+            "rate_limit_exceeded",
+            "Too many requests. You can only make 2 requests per second.",
+            **{"retry-after": "7"},
+        ),
+        server_error=error(500, "internal_server_error", "An unexpected error occurred."),
+        refusals=REFUSALS,
+    )
+
+
+def test_idempotency_key_is_stable_across_retries() -> None:
+    _, first = delivered(TestResend.case, Answer(200, json={"id": "a"}))
+    _, second = delivered(TestResend.case, Answer(200, json={"id": "a"}))
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "dlv-d-1"
+
+
+def test_html_only_lets_resend_derive_text_and_attachments_are_base64() -> None:
+    message = MESSAGE.model_copy(
+        update={
+            "body": "",
+            "attachments": (
+                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF"),
+            ),
+        }
+    )
+    _, request = delivered(TestResend.case, Answer(200, json={"id": "m"}), message=message)
+    body = json.loads(request.content)
+    assert "text" not in body
+    assert body["html"] == "<p>Hi Ada</p>"
+    assert body["attachments"] == [
+        {
+            "filename": "a.pdf",
+            "content": base64.b64encode(b"%PDF").decode(),
+            "content_type": "application/pdf",
+        }
+    ]
+
+
+def test_display_names_with_specials_are_quoted() -> None:
+    message = MESSAGE.model_copy(
+        update={"to": Recipient(email="ada@example.com", name='Lovelace, Ada "A."')}
+    )
+    _, request = delivered(TestResend.case, Answer(200, json={"id": "m"}), message=message)
+    assert json.loads(request.content)["to"] == ['"Lovelace, Ada \\"A.\\"" <ada@example.com>']
 
 
 def _check(answer: Answer) -> CheckResult:
-    provider = ResendProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.resend.com/domains").mock(return_value=answer.response())
-        result = run(go())
-    assert route.calls[0].request.headers["authorization"] == "Bearer re_SECRET_resend_key"
-    assert result is not None
+    result, request = check(TestResend.case, answer, url="https://api.resend.com/domains")
+    assert request.headers["authorization"] == "Bearer re_SECRET_resend_key"
     return result
 
 

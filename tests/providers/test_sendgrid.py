@@ -3,12 +3,18 @@ import json
 
 import httpx
 import pytest
-import respx
 
 from providers.base import Attachment, ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError
 from providers.sendgrid import SendGridProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    check,
+    delivered,
+    send,
+)
 
 URL = "https://api.sendgrid.com/v3/mail/send"
 CREDENTIALS = {"api_key": "SECRET-sendgrid-key"}
@@ -96,27 +102,12 @@ class TestSendGrid(ProviderContract):
     )
 
 
-def _send(message: Message, answer: Answer, settings: dict[str, object] | None = None):
-    provider = SendGridProvider()
-    credentials = provider.parse_credentials(CREDENTIALS)
-    parsed = provider.parse_settings(settings or SETTINGS)
-    url = URL
-    if parsed.region == "eu":
-        url = "https://api.eu.sendgrid.com/v3/mail/send"
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            return await provider.send(message, credentials, parsed, client)
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(url).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
 def test_eu_region_uses_eu_host() -> None:
-    result, request = _send(
-        MESSAGE, Answer(202, headers={"X-Message-Id": "eu-1"}), {**SETTINGS, "region": "eu"}
+    result, request = delivered(
+        TestSendGrid.case,
+        Answer(202, headers={"X-Message-Id": "eu-1"}),
+        settings={**SETTINGS, "region": "eu"},
+        url="https://api.eu.sendgrid.com/v3/mail/send",
     )
     assert request.url.host == "api.eu.sendgrid.com"
     assert result.provider_message_id == "eu-1"
@@ -131,7 +122,9 @@ def test_attachments_are_base64_and_text_only_message() -> None:
             ),
         }
     )
-    _, request = _send(message, Answer(202, headers={"X-Message-Id": "m"}))
+    _, request = delivered(
+        TestSendGrid.case, Answer(202, headers={"X-Message-Id": "m"}), message=message
+    )
     body = json.loads(request.content)
     assert body["content"] == [{"type": "text/plain", "value": "Hi Ada"}]
     assert body["attachments"] == [
@@ -163,8 +156,10 @@ def test_a_message_without_subject_never_sends_an_empty_one(
 ) -> None:
     # Mail Send declares ``subject`` with minLength 1: an empty one is a 400 that would burn the
     # integration and its fallbacks for a template that merely has no subject.
-    _, request = _send(
-        MESSAGE.model_copy(update=update), Answer(202, headers={"X-Message-Id": "m"})
+    _, request = delivered(
+        TestSendGrid.case,
+        Answer(202, headers={"X-Message-Id": "m"}),
+        message=MESSAGE.model_copy(update=update),
     )
     assert json.loads(request.content)["subject"] == subject
 
@@ -183,7 +178,7 @@ def test_unverified_sender_is_integration_error() -> None:
         },
     )
     with pytest.raises(IntegrationError):
-        _send(MESSAGE, answer)
+        delivered(TestSendGrid.case, answer)
 
 
 def test_invalid_from_field_is_not_a_recipient_error() -> None:
@@ -192,25 +187,14 @@ def test_invalid_from_field_is_not_a_recipient_error() -> None:
         json={"errors": [{"message": "Does not contain a valid address.", "field": "from.email"}]},
     )
     with pytest.raises(IntegrationError):
-        _send(MESSAGE, answer)
+        delivered(TestSendGrid.case, answer)
 
 
 def test_recipient_without_email_fails_before_sending() -> None:
-    provider = SendGridProvider()
     message = MESSAGE.model_copy(update={"to": Recipient(phone="+15550000000")})
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock() as router, pytest.raises(RecipientError):
-        run(go())
-    assert not router.calls
+    outcome = send(TestSendGrid.case, Answer(202), message=message)
+    assert isinstance(outcome.error, RecipientError)
+    assert not outcome.requests
 
 
 @pytest.mark.parametrize(
@@ -225,20 +209,7 @@ def test_recipient_without_email_fails_before_sending() -> None:
     ],
 )
 def test_check_reads_scopes(answer: Answer, ok: bool) -> None:
-    provider = SendGridProvider()
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get("https://api.sendgrid.com/v3/scopes").mock(
-            return_value=answer.response()
-        )
-        result = run(go())
-    assert result is not None
+    result, request = check(TestSendGrid.case, answer, url="https://api.sendgrid.com/v3/scopes")
     assert result.ok is ok
-    assert route.calls[0].request.headers["authorization"] == "Bearer SECRET-sendgrid-key"
+    assert request.headers["authorization"] == "Bearer SECRET-sendgrid-key"
     assert "SECRET" not in result.detail

@@ -1,18 +1,25 @@
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
-import respx
 from pydantic import ValidationError
 
 from providers.aws_sigv4 import AwsCredentials, sign
-from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.base import Attachment, ChannelType, Message, Recipient
+from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.ses import SesProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import (
+    Answer,
+    ProviderCase,
+    ProviderContract,
+    Refusal,
+    check,
+    delivered,
+    failure,
+    send,
+)
 
 URL = "https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails"
 ACCOUNT_URL = "https://email.eu-west-1.amazonaws.com/v2/email/account"
@@ -112,131 +119,10 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
-class TestSes(ProviderContract):
-    case = ProviderCase(
-        provider=SesProvider,
-        credentials=CREDENTIALS,
-        settings=SETTINGS,
-        message=MESSAGE,
-        method="POST",
-        url=URL,
-        success=Answer(200, json={"MessageId": "0102018f8a7c1d2e-6f1b0a3c-EXAMPLE-000000"}),
-        expected_message_id="0102018f8a7c1d2e-6f1b0a3c-EXAMPLE-000000",
-        check_request=check_request,
-        bad_credentials=error(
-            403,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        ),
-        invalid_recipient=error(400, "BadRequestException", "Missing final '@domain'"),
-        required_credential="secret_access_key",
-        # SES sends no Retry-After of its own; the harness checks that one is honoured.
-        rate_limited=error(
-            429,
-            "TooManyRequestsException",
-            "Maximum sending rate exceeded.",
-            **{"Retry-After": "7"},
-        ),
-        server_error=error(500, "InternalFailure", "We encountered an internal error."),
-    )
-
-
-def _send(
-    message: Message,
-    answer: Answer,
-    settings: dict[str, Any] | None = None,
-    url: str = URL,
-) -> tuple[SendResult, httpx.Request]:
-    provider = SesProvider(clock=lambda: FIXED)
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(settings or SETTINGS),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(url).mock(return_value=answer.response())
-        result = run(go())
-    return result, route.calls[0].request
-
-
-def _failure(answer: Answer) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        _send(MESSAGE, answer)
-    return caught.value
-
-
-def test_signing_time_comes_from_the_clock() -> None:
-    _, request = _send(MESSAGE, Answer(200, json={"MessageId": "m"}))
-    assert request.headers["x-amz-date"] == "20240517T093000Z"
-    assert (
-        "Credential=AKIDEXAMPLE/20240517/eu-west-1/ses/aws4_request"
-        in (request.headers["authorization"])
-    )
-
-
-def test_attachments_and_text_only_body() -> None:
-    message = MESSAGE.model_copy(
-        update={
-            "html": None,
-            "attachments": (
-                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF-1"),
-            ),
-        }
-    )
-    _, request = _send(message, Answer(200, json={"MessageId": "m"}))
-    simple = json.loads(request.content)["Content"]["Simple"]
-    assert simple["Body"] == {"Text": {"Data": "Hi Ada", "Charset": "UTF-8"}}
-    assert simple["Attachments"] == [
-        {
-            "FileName": "a.pdf",
-            "RawContent": base64.b64encode(b"%PDF-1").decode(),
-            "ContentType": "application/pdf",
-            "ContentDisposition": "ATTACHMENT",
-        }
-    ]
-
-
-def test_non_ascii_name_is_encoded_and_idn_domain_is_punycode() -> None:
-    message = MESSAGE.model_copy(update={"to": Recipient(email="ada@bücher.example", name="Adá")})
-    _, request = _send(message, Answer(200, json={"MessageId": "m"}))
-    [to] = json.loads(request.content)["Destination"]["ToAddresses"]
-    assert to == "=?utf-8?q?Ad=C3=A1?= <ada@xn--bcher-kva.example>"
-
-
-def test_non_ascii_local_part_fails_before_sending() -> None:
-    provider = SesProvider()
-    message = MESSAGE.model_copy(update={"to": Recipient(email="adá@example.com")})
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS),
-                client,
-            )
-
-    with respx.mock() as router, pytest.raises(RecipientError):
-        run(go())
-    assert not router.calls
-
-
-def test_delivery_id_is_made_a_valid_tag_value() -> None:
-    message = MESSAGE.model_copy(update={"delivery_id": "org:42/d 7"})
-    _, request = _send(message, Answer(200, json={"MessageId": "m"}))
-    assert json.loads(request.content)["EmailTags"] == [
-        {"Name": "delivery_id", "Value": "org_42_d_7"}
-    ]
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
+#: SendEmail's documented error types and the error each must become.
+REFUSALS = tuple(
+    Refusal(answer, expected, answer.headers["x-amzn-ErrorType"].split(":")[0])
+    for answer, expected in [
         (
             error(
                 400,
@@ -271,26 +157,120 @@ def test_delivery_id_is_made_a_valid_tag_value() -> None:
             error(403, "InvalidSignatureException", "Signature expired: 20240517T093000Z"),
             IntegrationError,
         ),
-    ],
+    ]
 )
-def test_error_types(answer: Answer, expected: type[ProviderError]) -> None:
-    failure = _failure(answer)
-    assert type(failure) is expected
-    assert failure.status_code == answer.status
-    assert failure.provider_code == answer.headers["x-amzn-ErrorType"].split(":")[0]
+
+
+class TestSes(ProviderContract):
+    case = ProviderCase(
+        provider=SesProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=Answer(200, json={"MessageId": "0102018f8a7c1d2e-6f1b0a3c-EXAMPLE-000000"}),
+        expected_message_id="0102018f8a7c1d2e-6f1b0a3c-EXAMPLE-000000",
+        check_request=check_request,
+        bad_credentials=error(
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+        invalid_recipient=error(400, "BadRequestException", "Missing final '@domain'"),
+        required_credential="secret_access_key",
+        # SES sends no Retry-After of its own; the harness checks that one is honoured.
+        rate_limited=error(
+            429,
+            "TooManyRequestsException",
+            "Maximum sending rate exceeded.",
+            **{"Retry-After": "7"},
+        ),
+        server_error=error(500, "InternalFailure", "We encountered an internal error."),
+        refusals=REFUSALS,
+    )
+
+
+#: Signs at a fixed time, so signatures and dates are known.
+PINNED = SesProvider(clock=lambda: FIXED)
+
+
+def test_signing_time_comes_from_the_clock() -> None:
+    _, request = delivered(TestSes.case, Answer(200, json={"MessageId": "m"}), provider=PINNED)
+    assert request.headers["x-amz-date"] == "20240517T093000Z"
+    assert (
+        "Credential=AKIDEXAMPLE/20240517/eu-west-1/ses/aws4_request"
+        in (request.headers["authorization"])
+    )
+
+
+def test_attachments_and_text_only_body() -> None:
+    message = MESSAGE.model_copy(
+        update={
+            "html": None,
+            "attachments": (
+                Attachment(filename="a.pdf", content_type="application/pdf", content=b"%PDF-1"),
+            ),
+        }
+    )
+    _, request = delivered(
+        TestSes.case, Answer(200, json={"MessageId": "m"}), message=message, provider=PINNED
+    )
+    simple = json.loads(request.content)["Content"]["Simple"]
+    assert simple["Body"] == {"Text": {"Data": "Hi Ada", "Charset": "UTF-8"}}
+    assert simple["Attachments"] == [
+        {
+            "FileName": "a.pdf",
+            "RawContent": base64.b64encode(b"%PDF-1").decode(),
+            "ContentType": "application/pdf",
+            "ContentDisposition": "ATTACHMENT",
+        }
+    ]
+
+
+def test_non_ascii_name_is_encoded_and_idn_domain_is_punycode() -> None:
+    message = MESSAGE.model_copy(update={"to": Recipient(email="ada@bücher.example", name="Adá")})
+    _, request = delivered(
+        TestSes.case, Answer(200, json={"MessageId": "m"}), message=message, provider=PINNED
+    )
+    [to] = json.loads(request.content)["Destination"]["ToAddresses"]
+    assert to == "=?utf-8?q?Ad=C3=A1?= <ada@xn--bcher-kva.example>"
+
+
+def test_non_ascii_local_part_fails_before_sending() -> None:
+    message = MESSAGE.model_copy(update={"to": Recipient(email="adá@example.com")})
+    outcome = send(TestSes.case, Answer(200, json={"MessageId": "m"}), message=message)
+    assert type(outcome.error) is RecipientError
+    assert not outcome.requests
+
+
+def test_delivery_id_is_made_a_valid_tag_value() -> None:
+    message = MESSAGE.model_copy(update={"delivery_id": "org:42/d 7"})
+    _, request = delivered(
+        TestSes.case, Answer(200, json={"MessageId": "m"}), message=message, provider=PINNED
+    )
+    assert json.loads(request.content)["EmailTags"] == [
+        {"Name": "delivery_id", "Value": "org_42_d_7"}
+    ]
 
 
 def test_error_type_from_the_body_when_the_header_is_missing() -> None:
     answer = Answer(400, json={"__type": "com.amazonaws.sesv2#AccountSuspendedException"})
-    failure = _failure(answer)
-    assert type(failure) is IntegrationError
-    assert failure.provider_code == "AccountSuspendedException"
+    caught = failure(TestSes.case, answer, provider=PINNED)
+    assert type(caught) is IntegrationError
+    assert caught.provider_code == "AccountSuspendedException"
 
 
 def test_base_url_override_is_signed_for_its_host() -> None:
     settings = {**SETTINGS, "base_url": "https://vpce-0abc.email.eu-west-1.vpce.amazonaws.com"}
     url = "https://vpce-0abc.email.eu-west-1.vpce.amazonaws.com/v2/email/outbound-emails"
-    _, request = _send(MESSAGE, Answer(200, json={"MessageId": "m"}), settings, url=url)
+    _, request = delivered(
+        TestSes.case,
+        Answer(200, json={"MessageId": "m"}),
+        settings=settings,
+        url=url,
+        provider=PINNED,
+    )
     assert request.headers["host"] == "vpce-0abc.email.eu-west-1.vpce.amazonaws.com"
     assert_signature_matches_the_wire(request, service_path="/v2/email/outbound-emails")
 
@@ -299,22 +279,6 @@ def test_base_url_override_is_signed_for_its_host() -> None:
 def test_region_is_validated(region: str) -> None:
     with pytest.raises(ValidationError, match="region"):
         SesProvider.parse_settings({**SETTINGS, "region": region})
-
-
-def _check(answer: Answer) -> tuple[CheckResult, httpx.Request]:
-    provider = SesProvider()
-
-    async def go() -> CheckResult | None:
-        async with httpx.AsyncClient() as client:
-            return await provider.check(
-                provider.parse_credentials(CREDENTIALS), provider.parse_settings(SETTINGS), client
-            )
-
-    with respx.mock() as router:
-        route = router.get(ACCOUNT_URL).mock(return_value=answer.response())
-        result = run(go())
-    assert result is not None
-    return result, route.calls[0].request
 
 
 @pytest.mark.parametrize(
@@ -339,7 +303,7 @@ def _check(answer: Answer) -> tuple[CheckResult, httpx.Request]:
     ],
 )
 def test_check_reads_the_account(answer: Answer, ok: bool, detail: str) -> None:
-    result, request = _check(answer)
+    result, request = check(TestSes.case, answer, url=ACCOUNT_URL)
     assert result.ok is ok
     assert detail in result.detail
     assert "SECRET" not in result.detail

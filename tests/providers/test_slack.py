@@ -6,8 +6,7 @@ import pytest
 from providers.base import ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.slack import SlackProvider
-from tests.providers.chat_support import check, send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, check, send
 
 URL = "https://slack.com/api/chat.postMessage"
 TOKEN = "xoxb-SECRET-slack-bot-token"
@@ -178,10 +177,11 @@ def test_base_url_must_be_https() -> None:
     ],
 )
 def test_check_calls_auth_test(answer: Answer, ok: bool) -> None:
-    result, requests = check(TestSlack.case, "https://slack.com/api/auth.test", answer)
-    assert result is not None
+    result, request = check(
+        TestSlack.case, answer, url="https://slack.com/api/auth.test", method="POST"
+    )
     assert result.ok is ok
-    assert requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert "SECRET" not in result.detail
     if ok:
         assert "Acme" in result.detail

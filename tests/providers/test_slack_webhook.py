@@ -7,8 +7,7 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.slack_webhook import SlackWebhookProvider
-from tests.providers.chat_support import send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, send
 
 TOKEN = "SECRETslackhooktoken000001"
 URL = f"https://hooks.slack.com/services/T00000000/B00000000/{TOKEN}"

@@ -6,8 +6,7 @@ import pytest
 from providers.base import ChannelType, Message, Recipient
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.teams import TeamsProvider
-from tests.providers.chat_support import send
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, send
 
 SIG = "SECRETworkflowsignature0123456789abcdefABCDEF"
 URL = (

@@ -7,8 +7,7 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.telnyx import TelnyxProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
-from tests.providers.sms_support import check_once, send_once
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, Refusal, check, send
 
 URL = "https://api.telnyx.com/v2/messages"
 CREDENTIALS = {"api_key": "SECRET-telnyx-key"}
@@ -58,6 +57,27 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
+#: Telnyx's error codes (and the field they point at) and the error each must become.
+REFUSALS = tuple(
+    Refusal(telnyx_error(status, code, "refused", pointer=pointer), expected, code)
+    for status, code, pointer, expected in [
+        (401, "10009", None, IntegrationError),
+        (403, "10010", None, IntegrationError),
+        (429, "10011", None, RetryableError),
+        (400, "40300", "/to", RecipientError),
+        (400, "40310", "/to", RecipientError),
+        (422, "10001", "/to", RecipientError),
+        (422, "10002", "/to", RecipientError),
+        (422, "10016", "/to", RecipientError),
+        # The same number codes about the sender are the integration's fault.
+        (422, "10002", "/from", IntegrationError),
+        (422, "10016", "/from", IntegrationError),
+        (422, "10004", "/text", IntegrationError),
+        (500, "10007", None, RetryableError),
+    ]
+)
+
+
 class TestTelnyx(ProviderContract):
     case = ProviderCase(
         provider=TelnyxProvider,
@@ -90,49 +110,23 @@ class TestTelnyx(ProviderContract):
         invalid_recipient=telnyx_error(400, "40310", "Invalid 'to' address", pointer="/to"),
         required_credential="api_key",
         rate_limited=telnyx_error(429, "10011", "Too many requests", **{"Retry-After": "7"}),
+        refusals=REFUSALS,
     )
 
 
-def _send(answer: Answer, settings: dict[str, object] | None = None):
-    return send_once(TelnyxProvider, CREDENTIALS, settings or SETTINGS, MESSAGE, URL, answer)
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "pointer", "expected"),
-    [
-        (401, "10009", None, IntegrationError),
-        (403, "10010", None, IntegrationError),
-        (429, "10011", None, RetryableError),
-        (400, "40300", "/to", RecipientError),
-        (400, "40310", "/to", RecipientError),
-        (422, "10001", "/to", RecipientError),
-        (422, "10002", "/to", RecipientError),
-        (422, "10016", "/to", RecipientError),
-        # The same number codes about the sender are the integration's fault.
-        (422, "10002", "/from", IntegrationError),
-        (422, "10016", "/from", IntegrationError),
-        (422, "10004", "/text", IntegrationError),
-        (500, "10007", None, RetryableError),
-    ],
-)
-def test_error_code_table(status: int, code: str, pointer: str | None, expected: type) -> None:
-    outcome, requests = _send(telnyx_error(status, code, "refused", pointer=pointer))
-    assert len(requests) == 1
-    assert type(outcome) is expected
-    assert outcome.provider_code == code
-    assert outcome.status_code == status
-
-
 def test_stop_is_a_recipient_error_even_without_pointer() -> None:
-    outcome, _ = _send(telnyx_error(400, "40300", "Blocked due to STOP message"))
+    outcome = send(TestTelnyx.case, telnyx_error(400, "40300", "Blocked due to STOP message")).value
     assert type(outcome) is RecipientError
     assert "STOP" in str(outcome)
 
 
 def test_number_pool_sends_without_from() -> None:
-    outcome, requests = _send(
-        Answer(200, json={"data": {"id": "m-pool"}}), settings={"messaging_profile_id": PROFILE_ID}
+    sent = send(
+        TestTelnyx.case,
+        Answer(200, json={"data": {"id": "m-pool"}}),
+        settings={"messaging_profile_id": PROFILE_ID},
     )
+    outcome, requests = sent.value, sent.requests
     assert isinstance(outcome, SendResult)
     assert outcome.provider_message_id == "m-pool"
     body = json.loads(requests[0].content)
@@ -146,14 +140,12 @@ def test_settings_need_a_sender() -> None:
 
 
 def test_bad_number_fails_before_sending() -> None:
-    outcome, requests = send_once(
-        TelnyxProvider,
-        CREDENTIALS,
-        SETTINGS,
-        MESSAGE.model_copy(update={"to": Recipient(phone="8665550001")}),
-        URL,
+    sent = send(
+        TestTelnyx.case,
         Answer(200, json={"data": {"id": "x"}}),
+        message=MESSAGE.model_copy(update={"to": Recipient(phone="8665550001")}),
     )
+    outcome, requests = sent.value, sent.requests
     assert type(outcome) is RecipientError
     assert requests == []
 
@@ -180,9 +172,7 @@ def test_bad_number_fails_before_sending() -> None:
     ],
 )
 def test_check_reads_the_balance(answer: Answer, ok: bool) -> None:
-    result, request = check_once(
-        TelnyxProvider, CREDENTIALS, SETTINGS, "https://api.telnyx.com/v2/balance", answer
-    )
+    result, request = check(TestTelnyx.case, answer, url="https://api.telnyx.com/v2/balance")
     assert result.ok is ok
     assert request.headers["authorization"] == "Bearer SECRET-telnyx-key"
     assert "SECRET" not in result.detail

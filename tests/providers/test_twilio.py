@@ -8,8 +8,7 @@ from pydantic import ValidationError
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.twilio import TwilioProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
-from tests.providers.sms_support import check_once, send_once
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, Refusal, check, send
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 SERVICE_SID = "MG0123456789abcdef0123456789abcdef"
@@ -55,6 +54,25 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
+#: Twilio's documented error codes and the error each must become.
+REFUSALS = tuple(
+    Refusal(twilio_error(status, code, "refused"), expected, str(code))
+    for status, code, expected in [
+        (401, 20003, IntegrationError),
+        (429, 20429, RetryableError),
+        (400, 21211, RecipientError),
+        (400, 21408, IntegrationError),
+        (400, 21606, IntegrationError),
+        (400, 21608, IntegrationError),
+        (400, 21610, RecipientError),
+        (400, 21611, RetryableError),
+        (400, 21612, RecipientError),
+        (400, 21614, RecipientError),
+        (400, 21617, RecipientError),
+    ]
+)
+
+
 class TestTwilio(ProviderContract):
     case = ProviderCase(
         provider=TwilioProvider,
@@ -94,44 +112,17 @@ class TestTwilio(ProviderContract):
             headers={"Retry-After": "7"},
         ),
         derived_secrets=(BASIC_TOKEN,),
+        refusals=REFUSALS,
     )
 
 
-def _send(answer: Answer, message: Message = MESSAGE, settings: dict[str, object] | None = None):
-    return send_once(TwilioProvider, CREDENTIALS, settings or SETTINGS, message, URL, answer)
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "expected"),
-    [
-        (401, 20003, IntegrationError),
-        (429, 20429, RetryableError),
-        (400, 21211, RecipientError),
-        (400, 21408, IntegrationError),
-        (400, 21606, IntegrationError),
-        (400, 21608, IntegrationError),
-        (400, 21610, RecipientError),
-        (400, 21611, RetryableError),
-        (400, 21612, RecipientError),
-        (400, 21614, RecipientError),
-        (400, 21617, RecipientError),
-    ],
-)
-def test_error_code_table(status: int, code: int, expected: type) -> None:
-    outcome, requests = _send(twilio_error(status, code, "refused"))
-    assert len(requests) == 1
-    assert type(outcome) is expected
-    assert outcome.provider_code == str(code)
-    assert outcome.status_code == status
-
-
 def test_unknown_code_falls_back_to_http_status() -> None:
-    outcome, _ = _send(twilio_error(400, 21999, "Something new"))
+    outcome = send(TestTwilio.case, twilio_error(400, 21999, "Something new")).value
     assert type(outcome) is IntegrationError
     assert outcome.provider_code == "21999"
     assert "Something new" in str(outcome)
 
-    outcome, _ = _send(twilio_error(500, 20500, "Internal Server Error"))
+    outcome = send(TestTwilio.case, twilio_error(500, 20500, "Internal Server Error")).value
     assert type(outcome) is RetryableError
     assert outcome.provider_code == "20500"
 
@@ -139,17 +130,19 @@ def test_unknown_code_falls_back_to_http_status() -> None:
 def test_queue_overflow_honours_retry_after() -> None:
     answer = twilio_error(400, 21611, "queue full")
     answer = Answer(answer.status, json=answer.json, headers={"Retry-After": "30"})
-    outcome, _ = _send(answer)
+    outcome = send(TestTwilio.case, answer).value
     assert isinstance(outcome, RetryableError)
     assert outcome.retry_after == 30.0
 
 
 def test_messaging_service_without_from_number() -> None:
-    outcome, requests = _send(
-        Answer(201, json={"sid": "SM1"}), settings={"messaging_service_sid": SERVICE_SID}
+    sent = send(
+        TestTwilio.case,
+        Answer(201, json={"sid": "SM1"}),
+        settings={"messaging_service_sid": SERVICE_SID},
     )
-    assert isinstance(outcome, SendResult)
-    form = parse_qs(requests[0].content.decode())
+    assert isinstance(sent.value, SendResult)
+    form = parse_qs(sent.requests[0].content.decode())
     assert form["MessagingServiceSid"] == [SERVICE_SID]
     assert "From" not in form
     assert "StatusCallback" not in form
@@ -157,39 +150,40 @@ def test_messaging_service_without_from_number() -> None:
 
 def test_edge_base_url() -> None:
     url = f"https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-    outcome, requests = send_once(
-        TwilioProvider,
-        CREDENTIALS,
-        {**SETTINGS, "base_url": "https://api.dublin.ie1.twilio.com/"},
-        MESSAGE,
-        url,
+    sent = send(
+        TestTwilio.case,
         Answer(201, json={"sid": "SM2"}),
+        settings={**SETTINGS, "base_url": "https://api.dublin.ie1.twilio.com/"},
+        url=url,
     )
+    outcome = sent.value
     assert isinstance(outcome, SendResult)
     assert outcome.provider_message_id == "SM2"
-    assert requests[0].url.host == "api.dublin.ie1.twilio.com"
+    assert sent.requests[0].url.host == "api.dublin.ie1.twilio.com"
 
 
 def test_number_with_separators_is_sent_as_e164() -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(phone="+1 (415) 555-0100")})
-    _, requests = _send(Answer(201, json={"sid": "SM3"}), message=message)
-    assert parse_qs(requests[0].content.decode())["To"] == ["+14155550100"]
+    sent = send(TestTwilio.case, Answer(201, json={"sid": "SM3"}), message=message)
+    assert parse_qs(sent.requests[0].content.decode())["To"] == ["+14155550100"]
 
 
 @pytest.mark.parametrize("phone", [None, "", "4155550100", "+1415<+1416555", "+0123456789"])
 def test_bad_number_fails_before_sending(phone: str | None) -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(phone=phone)})
-    outcome, requests = _send(Answer(201, json={"sid": "SM4"}), message=message)
-    assert type(outcome) is RecipientError
-    assert requests == []
+    sent = send(TestTwilio.case, Answer(201, json={"sid": "SM4"}), message=message)
+    assert type(sent.value) is RecipientError
+    assert sent.requests == []
 
 
 def test_empty_body_fails_before_sending() -> None:
-    outcome, requests = _send(
-        Answer(201, json={"sid": "SM5"}), message=MESSAGE.model_copy(update={"body": "  "})
+    sent = send(
+        TestTwilio.case,
+        Answer(201, json={"sid": "SM5"}),
+        message=MESSAGE.model_copy(update={"body": "  "}),
     )
-    assert type(outcome) is RecipientError
-    assert requests == []
+    assert type(sent.value) is RecipientError
+    assert sent.requests == []
 
 
 def test_settings_need_a_sender() -> None:
@@ -212,9 +206,7 @@ def test_account_sid_is_validated(sid: str) -> None:
     ],
 )
 def test_check_reads_the_account(answer: Answer, ok: bool) -> None:
-    result, request = check_once(
-        TwilioProvider, CREDENTIALS, SETTINGS, f"{ACCOUNT_URL}.json", answer
-    )
+    result, request = check(TestTwilio.case, answer, url=f"{ACCOUNT_URL}.json")
     assert result.ok is ok
     assert request.headers["authorization"] == f"Basic {BASIC_TOKEN}"
     assert "SECRET" not in result.detail

@@ -7,8 +7,7 @@ import pytest
 from providers.base import ChannelType, Message, Recipient, SendResult
 from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.vonage import STATUS_TABLE, VonageProvider
-from tests.providers.harness import Answer, ProviderCase, ProviderContract
-from tests.providers.sms_support import check_once, send_once
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, Refusal, check, send
 
 URL = "https://rest.nexmo.com/sms/json"
 CREDENTIALS = {"api_key": "abcd1234", "api_secret": "SECRET-vonage-secret"}
@@ -60,32 +59,10 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
-class TestVonage(ProviderContract):
-    case = ProviderCase(
-        provider=VonageProvider,
-        credentials=CREDENTIALS,
-        settings=SETTINGS,
-        message=MESSAGE,
-        method="POST",
-        url=URL,
-        success=parts(accepted("0C000000217B7F02")),
-        expected_message_id="0C000000217B7F02",
-        check_request=check_request,
-        # Refusals come back as HTTP 200 with a non-zero status.
-        bad_credentials=refused("4", "Bad Credentials"),
-        invalid_recipient=refused("6", "Unroutable message - rejected"),
-        required_credential="api_secret",
-        derived_secrets=(BASIC_TOKEN,),
-    )
-
-
-def _send(answer: Answer, message: Message = MESSAGE):
-    return send_once(VonageProvider, CREDENTIALS, SETTINGS, message, URL, answer)
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
+#: Vonage's ``messages[].status`` codes (in a 200) and the error each must become.
+REFUSALS = tuple(
+    Refusal(refused(status, "refused"), expected, status)
+    for status, expected in [
         ("1", RetryableError),
         ("2", IntegrationError),
         ("3", IntegrationError),
@@ -106,14 +83,28 @@ def _send(answer: Answer, message: Message = MESSAGE):
         ("32", IntegrationError),
         ("33", RecipientError),
         ("42", IntegrationError),
-    ],
+    ]
 )
-def test_status_table(status: str, expected: type) -> None:
-    outcome, requests = _send(refused(status, "refused"))
-    assert len(requests) == 1
-    assert type(outcome) is expected
-    assert outcome.provider_code == status
-    assert outcome.status_code == 200
+
+
+class TestVonage(ProviderContract):
+    case = ProviderCase(
+        provider=VonageProvider,
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
+        message=MESSAGE,
+        method="POST",
+        url=URL,
+        success=parts(accepted("0C000000217B7F02")),
+        expected_message_id="0C000000217B7F02",
+        check_request=check_request,
+        # Refusals come back as HTTP 200 with a non-zero status.
+        bad_credentials=refused("4", "Bad Credentials"),
+        invalid_recipient=refused("6", "Unroutable message - rejected"),
+        required_credential="api_secret",
+        derived_secrets=(BASIC_TOKEN,),
+        refusals=REFUSALS,
+    )
 
 
 def test_table_covers_every_documented_status() -> None:
@@ -123,7 +114,9 @@ def test_table_covers_every_documented_status() -> None:
 
 
 def test_throttled_is_retryable() -> None:
-    outcome, _ = _send(refused("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry"))
+    outcome = send(
+        TestVonage.case, refused("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry")
+    ).value
     assert isinstance(outcome, RetryableError)
     assert "throttled" in str(outcome)
 
@@ -139,30 +132,34 @@ def test_throttled_is_retryable() -> None:
     ],
 )
 def test_invalid_parameters_blame_the_named_parameter(error_text: str, expected: type) -> None:
-    outcome, _ = _send(refused("3", error_text))
+    outcome = send(TestVonage.case, refused("3", error_text)).value
     assert type(outcome) is expected
 
 
 def test_long_text_parts_use_the_first_message_id() -> None:
-    outcome, _ = _send(parts(accepted("0C00000000000001"), accepted("0C00000000000002")))
+    outcome = send(
+        TestVonage.case, parts(accepted("0C00000000000001"), accepted("0C00000000000002"))
+    ).value
     assert isinstance(outcome, SendResult)
     assert outcome.provider_message_id == "0C00000000000001"
 
 
 def test_a_refused_later_part_fails_the_send() -> None:
-    outcome, _ = _send(parts(accepted("0C00000000000001"), {"status": "9", "error-text": "Quota"}))
+    outcome = send(
+        TestVonage.case, parts(accepted("0C00000000000001"), {"status": "9", "error-text": "Quota"})
+    ).value
     assert type(outcome) is IntegrationError
     assert outcome.provider_code == "9"
 
 
 def test_answer_without_messages_is_retryable() -> None:
-    outcome, _ = _send(Answer(200, json={"message-count": "0", "messages": []}))
+    outcome = send(TestVonage.case, Answer(200, json={"message-count": "0", "messages": []})).value
     assert type(outcome) is RetryableError
 
 
 def test_unicode_text_is_sent_as_unicode() -> None:
     message = MESSAGE.model_copy(update={"body": "Ваш код 123456 ✅"})
-    _, requests = _send(parts(accepted("0C01")), message=message)
+    requests = send(TestVonage.case, parts(accepted("0C01")), message=message).requests
     form = parse_qs(requests[0].content.decode())
     assert form["type"] == ["unicode"]
     assert form["text"] == ["Ваш код 123456 ✅"]
@@ -170,13 +167,14 @@ def test_unicode_text_is_sent_as_unicode() -> None:
 
 def test_gsm_text_with_accents_stays_plain() -> None:
     message = MESSAGE.model_copy(update={"body": "Café à 10€ {ok}"})
-    _, requests = _send(parts(accepted("0C02")), message=message)
+    requests = send(TestVonage.case, parts(accepted("0C02")), message=message).requests
     assert "type" not in parse_qs(requests[0].content.decode())
 
 
 def test_bad_number_fails_before_sending() -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(phone="07700 900000")})
-    outcome, requests = _send(parts(accepted("0C03")), message=message)
+    sent = send(TestVonage.case, parts(accepted("0C03")), message=message)
+    outcome, requests = sent.value, sent.requests
     assert type(outcome) is RecipientError
     assert requests == []
 
@@ -192,8 +190,8 @@ def test_bad_number_fails_before_sending() -> None:
     ],
 )
 def test_check_reads_the_balance_with_basic_auth(answer: Answer, ok: bool) -> None:
-    result, request = check_once(
-        VonageProvider, CREDENTIALS, SETTINGS, "https://rest.nexmo.com/account/get-balance", answer
+    result, request = check(
+        TestVonage.case, answer, url="https://rest.nexmo.com/account/get-balance"
     )
     assert result.ok is ok
     assert request.headers["authorization"] == f"Basic {BASIC_TOKEN}"

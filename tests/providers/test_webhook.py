@@ -3,11 +3,10 @@ import time
 
 import httpx
 import pytest
-import respx
 from pydantic import ValidationError
 
 from providers.base import ChannelType, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import IntegrationError, RecipientError, RetryableError
 from providers.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -15,7 +14,7 @@ from providers.webhook import (
     sign,
     verify_signature,
 )
-from tests.providers.harness import Answer, ProviderCase, ProviderContract, run
+from tests.providers.harness import Answer, ProviderCase, ProviderContract, Refusal, send
 
 URL = "https://hooks.example.com/dispatcher"
 SECRET = "whsec-SECRET-signing-key"
@@ -56,6 +55,19 @@ def check_request(request: httpx.Request) -> None:
     }
 
 
+#: Receivers' statuses and the error each must become.
+REFUSALS = tuple(
+    Refusal(Answer(status), expected)
+    for status, expected in [
+        (404, IntegrationError),
+        (403, IntegrationError),
+        (408, RetryableError),
+        (502, RetryableError),
+        (410, RecipientError),
+    ]
+)
+
+
 class TestWebhook(ProviderContract):
     case = ProviderCase(
         provider=WebhookProvider,
@@ -71,39 +83,19 @@ class TestWebhook(ProviderContract):
         # The receiver retired the endpoint.
         invalid_recipient=Answer(410, text="Gone"),
         required_credential="signing_secret",
+        refusals=REFUSALS,
     )
 
 
-def _send(
-    message: Message,
-    settings: dict[str, object] | None = None,
-    url: str = URL,
-    answer: httpx.Response | None = None,
-) -> tuple[SendResult | ProviderError, respx.Route]:
-    provider = WebhookProvider(clock=lambda: NOW)
-
-    async def go() -> SendResult:
-        async with httpx.AsyncClient() as client:
-            return await provider.send(
-                message,
-                provider.parse_credentials(CREDENTIALS),
-                provider.parse_settings(SETTINGS if settings is None else settings),
-                client,
-            )
-
-    with respx.mock(assert_all_called=False) as router:
-        route = router.post(url).mock(return_value=answer or httpx.Response(204))
-        try:
-            outcome: SendResult | ProviderError = run(go())
-        except ProviderError as exc:
-            outcome = exc
-    return outcome, route
+#: Signs at ``NOW``.
+PINNED = WebhookProvider(clock=lambda: NOW)
+NO_CONTENT = Answer(204)
 
 
 def _signed_request() -> httpx.Request:
-    outcome, route = _send(MESSAGE)
-    assert outcome == SendResult(provider_message_id=None, status_code=204)
-    return route.calls[0].request
+    outcome = send(TestWebhook.case, NO_CONTENT, provider=PINNED)
+    assert outcome.value == SendResult(provider_message_id=None, status_code=204)
+    return outcome.request
 
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
@@ -162,45 +154,30 @@ def test_verify_signature_accepts_any_of_several_signatures_while_rotating() -> 
 def test_recipient_webhook_url_wins_and_stays_out_of_the_body() -> None:
     own = "https://receiver.example.org/hook?token=abc"
     message = MESSAGE.model_copy(update={"to": Recipient(subscriber_id="sub-1", webhook_url=own)})
-    outcome, route = _send(message, url=own)
-    assert isinstance(outcome, SendResult)
-    body = json.loads(route.calls[0].request.content)
+    sent = send(TestWebhook.case, NO_CONTENT, message=message, url=own, provider=PINNED)
+    assert isinstance(sent.value, SendResult)
+    body = json.loads(sent.requests[0].content)
     assert body["to"] == {"subscriber_id": "sub-1"}
-    assert "token=abc" not in route.calls[0].request.content.decode()
+    assert "token=abc" not in sent.requests[0].content.decode()
 
 
 @pytest.mark.parametrize("bad_url", ["ftp://receiver.example.org/hook", "not a url", "https://"])
 def test_recipient_webhook_url_must_be_http_and_is_not_echoed(bad_url: str) -> None:
     message = MESSAGE.model_copy(update={"to": Recipient(webhook_url=bad_url)})
-    outcome, route = _send(message)
+    sent = send(TestWebhook.case, NO_CONTENT, message=message, provider=PINNED)
+    outcome = sent.value
     assert type(outcome) is RecipientError
     assert bad_url not in str(outcome)
-    assert route.call_count == 0
+    assert len(sent.requests) == 0
 
 
 def test_no_url_anywhere_is_an_integration_error() -> None:
-    outcome, route = _send(MESSAGE, settings={})
-    assert type(outcome) is IntegrationError
-    assert route.call_count == 0
+    sent = send(TestWebhook.case, NO_CONTENT, settings={}, provider=PINNED)
+    assert type(sent.value) is IntegrationError
+    assert len(sent.requests) == 0
 
 
 def test_settings_url_must_be_an_http_url() -> None:
     with pytest.raises(ValidationError) as caught:
         WebhookProvider.parse_settings({"url": "file:///etc/passwd"})
     assert "url" in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (404, IntegrationError),
-        (403, IntegrationError),
-        (408, RetryableError),
-        (502, RetryableError),
-        (410, RecipientError),
-    ],
-)
-def test_status_table(status: int, expected: type[ProviderError]) -> None:
-    outcome, route = _send(MESSAGE, answer=httpx.Response(status))
-    assert type(outcome) is expected
-    assert route.call_count == 1

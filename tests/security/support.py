@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from dispatcher import Ok, run_action, trigger
+from dispatcher import trigger
 from dispatcher.config import Settings
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
@@ -22,7 +22,7 @@ from dispatcher.sending.batch import process_batch
 from dispatcher.sending.store import BatchReport
 from models import Base, Delivery, DeliveryStatus, InboxMessage, Notification, Organisation
 from models.types import utcnow
-from tests.dispatcher.support import created_id, subscriber_row_id
+from tests.dispatcher.notify_support import act
 
 #: A delay this long parks a trigger's deliveries: nothing publishes or sweeps them during a
 #: test, so the test alone decides when (and in which process) they are sent.
@@ -35,16 +35,6 @@ def parked(*steps: dict[str, Any]) -> list[dict[str, Any]]:
 
 def email_step(body: str = "Code {{ payload.code | default('-') }}") -> dict[str, Any]:
     return {"kind": "email", "template": {"subject": "Hello", "body": body}}
-
-
-def act(organisation_id: uuid.UUID, name: str, arguments: dict[str, Any]) -> uuid.UUID:
-    """Run an action; the value is the created row's id (a subscriber's is looked up by the
-    external id ``create_subscriber`` answers)."""
-    result = run_action(name, arguments, organisation_id=organisation_id)
-    if name == "create_subscriber":
-        assert result == Ok(arguments["external_id"]), result
-        return subscriber_row_id(organisation_id, arguments["external_id"])
-    return created_id(result)
 
 
 # --- in-process sending -----------------------------------------------------------------------

@@ -17,11 +17,10 @@ from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.notifications.status import transaction_status
 from dispatcher.organisations import create_organisation
 from dispatcher.sending.batch import process_batch
-from tests.dispatcher.notify_support import subscriber, wire, workflow
+from tests.dispatcher.notify_support import act, subscriber, wire, workflow
 from tests.security.support import (
     Route,
     ScriptedServer,
-    act,
     email_step,
     open_deliveries,
     parked,

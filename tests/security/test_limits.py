@@ -17,12 +17,11 @@ from dispatcher.notifications.status import transaction_status
 from dispatcher.organisations import create_organisation
 from dispatcher.results import ErrorCode
 from models import Notification
-from tests.dispatcher.notify_support import attempts, subscriber, wire, workflow
+from tests.dispatcher.notify_support import act, attempts, subscriber, wire, workflow
 from tests.dispatcher.support import count, raw_on_worker
 from tests.security.support import (
     BASE_ARGUMENTS,
     Names,
-    act,
     build_world,
     email_step,
     parked,

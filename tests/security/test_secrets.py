@@ -25,11 +25,10 @@ from dispatcher.cli.main import main as cli
 from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
 from models import Delivery, DeliveryAttempt
-from tests.dispatcher.notify_support import wait_until_terminal
+from tests.dispatcher.notify_support import act, wait_until_terminal
 from tests.security.support import (
     Route,
     ScriptedServer,
-    act,
     echo,
     parked,
     send_parked,
