@@ -6,9 +6,9 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
+from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
 from dispatcher.results import Ok, Result
 from dispatcher.sending.conditions import Condition
 from dispatcher.validation import Key, LongText, Name, storable
@@ -21,7 +21,7 @@ _syntax = SandboxedEnvironment()
 
 
 class StepArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ARGUMENTS_CONFIG
 
     kind: StepKind
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates (rendered sandboxed).
