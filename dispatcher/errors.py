@@ -38,11 +38,16 @@ class UnknownActionError(DispatcherError, LookupError):
         self.name = name
 
 
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``("delegates_to", 1)`` as ``"delegates_to.1"``; the empty location is the whole input."""
+    return ".".join(str(part) for part in loc) or "(arguments)"
+
+
 def field_errors(error: ValidationError) -> list[dict[str, Any]]:
     """``[{"field": "delegates_to.1", "message": "..."}]``, input values left out (secrets)."""
     return [
         {
-            "field": ".".join(str(part) for part in item["loc"]) or "(arguments)",
+            "field": field_path(item["loc"]),
             "message": item["msg"],
             "type": item["type"],
         }

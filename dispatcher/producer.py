@@ -10,11 +10,12 @@ from celery.result import AsyncResult
 from pydantic import BaseModel, ValidationError
 
 from dispatcher.actions import catalogue
+from dispatcher.actions.base import argument_errors
 from dispatcher.actions.runner import execute
 from dispatcher.actions.sealing import seal
 from dispatcher.celery_app import app
 from dispatcher.config import get_settings
-from dispatcher.errors import ActionArgumentsError, ActionTimeoutError, field_errors
+from dispatcher.errors import ActionArgumentsError, ActionTimeoutError
 from dispatcher.results import Err, ErrorCode, Result, from_wire
 from dispatcher.runtime.resources import database, ensure_ready
 from dispatcher.tasks import action_task
@@ -57,8 +58,9 @@ def validate_action(
     try:
         validated = spec.args_model.model_validate(raw)
     except ValidationError as exc:
-        raise ActionArgumentsError(name, field_errors(exc)) from None
-    return organisation, validated.model_dump(mode="json", exclude_unset=True)
+        raise ActionArgumentsError(name, argument_errors(exc)) from None
+    # Under the caller's spelling, so that what the worker reports names fields as they were sent.
+    return organisation, validated.as_sent()
 
 
 def enqueue_action(

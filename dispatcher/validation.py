@@ -1,22 +1,30 @@
-"""Field types and value checks shared by action arguments and trigger events (a leaf module)."""
+"""Field types and value checks shared by action arguments and trigger events (a leaf module).
+
+Names and keys are trimmed of surrounding whitespace (they are looked up and compared); every
+other text type is stored exactly as sent, indentation and trailing newlines included.
+"""
 
 from __future__ import annotations
 
 import datetime
 import decimal
 import enum
+import json
 import math
 import uuid
 from typing import Annotated, Any
 
 from pydantic import BaseModel, StringConstraints
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 #: Names stored in narrower columns (roles, environments, tool actions).
-Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50)]
-Name100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Name50 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Name100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Key = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$"
+    ),
 ]
 LongText = Annotated[str, StringConstraints(max_length=100_000)]
 Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")]
@@ -31,6 +39,9 @@ PYDANTIC_JSON_TYPES: tuple[type, ...] = (
 )
 #: JSON nested deeper than this is refused before it reaches the database or a serializer.
 MAX_JSON_DEPTH = 64
+#: ``meta`` is a label set, not a document: this many keys at its top level, this deep at most.
+MAX_META_KEYS = 100
+MAX_META_DEPTH = 8
 
 
 def storable_problem(  # noqa: PLR0911, PLR0912 - one branch per kind of value
@@ -82,3 +93,36 @@ def storable(value: Any, *, lenient: tuple[type, ...] = PYDANTIC_JSON_TYPES) -> 
     if problem is not None:
         raise ValueError(problem)
     return value
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what the size limits on stored JSON count."""
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+def oversize_problem(name: str, value: Any, limit: int) -> str | None:
+    """``"payload is 70000 bytes; the limit is 65536"``, or ``None`` within the limit."""
+    size = json_size(value)
+    return f"{name} is {size} bytes; the limit is {limit}" if size > limit else None
+
+
+def json_depth(value: Any) -> int:
+    """Levels of objects and arrays in ``value`` (a scalar is 0, ``{"a": 1}`` is 1)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, depth + 1)
+            entries = item.values() if isinstance(item, dict) else item
+            stack.extend((entry, depth + 1) for entry in entries)
+    return deepest
+
+
+def meta_problem(meta: dict[str, Any], *, max_bytes: int) -> str | None:
+    """Why ``meta`` is too large (keys, nesting, bytes), or ``None``."""
+    if len(meta) > MAX_META_KEYS:
+        return f"meta has {len(meta)} keys; the limit is {MAX_META_KEYS}"
+    if json_depth(meta) > MAX_META_DEPTH:
+        return f"meta is nested deeper than {MAX_META_DEPTH} levels"
+    return oversize_problem("meta", meta, max_bytes)

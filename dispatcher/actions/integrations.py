@@ -83,17 +83,25 @@ class CreateIntegrationArgs(ActionArgs):
     def _settings_fit(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         return _check_settings(info.data.get("provider"), value)
 
-    @model_validator(mode="after")
-    def _channel_fits(self) -> CreateIntegrationArgs:
-        provider_class = default_registry.get(self.provider)
-        supported = sorted(channel.value for channel in provider_class.supported_channels())
-        if self.channel_type is None:
-            self.channel_type = ChannelType(provider_class.channel.value)
-        elif self.channel_type.value not in supported:
+    @field_validator("channel_type")
+    @classmethod
+    def _channel_fits(cls, value: ChannelType | None, info: ValidationInfo) -> ChannelType | None:
+        provider = info.data.get("provider")
+        if value is None or provider is None:
+            return value
+        supported = sorted(
+            channel.value for channel in default_registry.get(provider).supported_channels()
+        )
+        if value.value not in supported:
             raise ValueError(
-                f"channel_type: provider {self.provider!r} serves {', '.join(supported)}, "
-                f"not {self.channel_type.value!r}"
+                f"provider {provider!r} serves {', '.join(supported)}, not {value.value!r}"
             )
+        return value
+
+    @model_validator(mode="after")
+    def _channel_defaults_to_the_providers(self) -> CreateIntegrationArgs:
+        if self.channel_type is None:
+            self.channel_type = ChannelType(default_registry.get(self.provider).channel.value)
         return self
 
 

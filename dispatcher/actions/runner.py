@@ -15,9 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatcher.actions.base import ActionContext, ActionSpec, catalogue, not_found
+from dispatcher.actions.base import (
+    ActionArgs,
+    ActionContext,
+    ActionSpec,
+    argument_errors,
+    catalogue,
+    not_found,
+)
 from dispatcher.actions.sealing import unseal
-from dispatcher.errors import UnknownActionError, field_errors
+from dispatcher.errors import UnknownActionError
 from dispatcher.results import Err, ErrorCode, Ok, Result, from_wire, to_wire
 from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from models import ActionRun, KeyRingError, Organisation
@@ -29,7 +36,7 @@ class _Rollback(Exception):  # noqa: N818 - control flow, never escapes this mod
 
 
 def invalid_args(error: ValidationError) -> Err:
-    errors = field_errors(error)
+    errors = argument_errors(error)
     listed = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
     return Err(ErrorCode.INVALID_ARGS, f"invalid arguments: {listed}", {"errors": errors})
 
@@ -52,8 +59,9 @@ def run_id_for(task_id: str) -> uuid.UUID:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"celery-task:{task_id}")
 
 
-def check_references(ctx: ActionContext, spec: ActionSpec[Any], args: Any) -> Err | None:
-    """Every ``Ref`` field names rows of its table in this organisation."""
+def check_references(ctx: ActionContext, spec: ActionSpec[Any], args: ActionArgs) -> Err | None:
+    """Every ``Ref`` field names rows of its table in this organisation (the error names the
+    field as the caller spelled it)."""
     for field, model in spec.references():
         value = getattr(args, field)
         ids: list[uuid.UUID] = (
@@ -71,7 +79,7 @@ def check_references(ctx: ActionContext, spec: ActionSpec[Any], args: Any) -> Er
         )
         missing = [item for item in ids if item not in found]
         if missing:
-            return not_found(field, model, missing)
+            return not_found(args.spelled(field), model, missing)
     return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from dispatcher.config import get_settings
 from dispatcher.notifications.events import Target
 from dispatcher.notifications.scheduling import first_fire_time, parse_cron, parse_timezone
 from dispatcher.results import Err, ErrorCode, Ok, Result
-from dispatcher.validation import Key
+from dispatcher.validation import Key, oversize_problem
 from models import Schedule, Workflow
 from models.types import utcnow
 
@@ -63,10 +62,8 @@ def create_schedule(ctx: ActionContext, args: CreateScheduleArgs) -> Result:
             f"workflow: no workflow {args.workflow!r} in this organisation",
             {"field": "workflow"},
         )
-    limit = get_settings().max_payload_bytes
-    size = len(json.dumps(args.payload, separators=(",", ":"), default=str).encode("utf-8"))
-    if size > limit:
-        message = f"payload is {size} bytes; the limit is {limit}"
+    message = oversize_problem("payload", args.payload, get_settings().max_payload_bytes)
+    if message is not None:
         return Err(
             ErrorCode.INVALID_ARGS,
             f"invalid arguments: payload: {message}",

@@ -17,7 +17,7 @@ SEALED_MARKER = "$sealed"
 
 def seal(spec: ActionSpec[Any], arguments: dict[str, Any]) -> dict[str, Any]:
     sealed = dict(arguments)
-    for field in spec.sealed_fields():
+    for field in spec.sealed_keys():
         value = sealed.get(field)
         if value is not None and not is_sealed(value):
             token = credential_keys.encrypt(json.dumps(value).encode("utf-8"))
@@ -27,7 +27,7 @@ def seal(spec: ActionSpec[Any], arguments: dict[str, Any]) -> dict[str, Any]:
 
 def unseal(spec: ActionSpec[Any], arguments: dict[str, Any]) -> dict[str, Any]:
     opened = dict(arguments)
-    for field in spec.sealed_fields():
+    for field in spec.sealed_keys():
         value = opened.get(field)
         if isinstance(value, dict) and is_sealed(value):
             opened[field] = json.loads(credential_keys.decrypt(str(value[SEALED_MARKER])))

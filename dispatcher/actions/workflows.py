@@ -8,7 +8,6 @@ from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
@@ -17,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from dispatcher.actions.base import ActionArgs, ActionContext, catalogue
+from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
 from dispatcher.results import Ok, Result
 from dispatcher.sending.conditions import Condition
 from dispatcher.sending.rendering import compile_template
@@ -31,7 +30,7 @@ _syntax = SandboxedEnvironment()
 
 
 class StepArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ARGUMENTS_CONFIG
 
     kind: StepKind
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates (rendered sandboxed).

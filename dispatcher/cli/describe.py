@@ -54,25 +54,29 @@ def _describe_typed(schema: dict[str, Any], definitions: dict[str, Any], table: 
     return _TYPES.get(kind, str(kind)) if isinstance(kind, str) else "any JSON"
 
 
-def _schema_name(name: str, info: FieldInfo, properties: dict[str, Any]) -> str:
-    candidates = [info.alias, name]
+def _public_name(name: str, info: FieldInfo) -> str:
+    """The name an argument is documented under: the snake_case field name (camelCase aliases
+    are generated for every field), unless the field declares a name of its own (``as``)."""
+    if (info.alias_priority or 0) < 2:
+        return name  # the alias, if any, is the generated camelCase one
     if isinstance(info.validation_alias, AliasChoices):
-        candidates[:0] = [item for item in info.validation_alias.choices if isinstance(item, str)]
-    elif isinstance(info.validation_alias, str):
-        candidates.insert(0, info.validation_alias)
-    return next((item for item in candidates if item and item in properties), name)
+        declared = [item for item in info.validation_alias.choices if isinstance(item, str)]
+        return declared[0] if declared else name
+    if isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return name
 
 
 def describe_arguments(model: type[BaseModel]) -> list[dict[str, Any]]:
     """``[{"name", "type", "required"}]`` for every argument, in declaration order."""
-    schema = model.model_json_schema()
+    schema = model.model_json_schema(by_alias=False)
     properties: dict[str, Any] = schema.get("properties", {})
     definitions: dict[str, Any] = schema.get("$defs", {})
     described = []
     for name, info in model.model_fields.items():
-        public = _schema_name(name, info, properties)
+        public = _public_name(name, info)
         tables = [marker.model.__tablename__ for marker in info.metadata if isinstance(marker, Ref)]
-        text = describe_schema(properties.get(public, {}), definitions, next(iter(tables), None))
+        text = describe_schema(properties.get(name, {}), definitions, next(iter(tables), None))
         described.append({"name": public, "type": text, "required": info.is_required()})
     return described
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from dispatcher.notifications.events import InlineSubscriber, TopicTarget, Trigg
 from dispatcher.notifications.outbox import DueBatch
 from dispatcher.runtime.resources import database
 from dispatcher.sending.rendering import required_payload_keys
+from dispatcher.validation import oversize_problem
 from models import (
     ChannelType,
     Delivery,
@@ -167,10 +167,9 @@ def _check_sizes(event: TriggerEvent, settings: Settings, prefix: str) -> None:
           if isinstance(t, InlineSubscriber)),
     ]  # fmt: skip
     for name, value in parts:
-        size = len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8"))
-        if size > limit:
-            message = f"{name} is {size} bytes; the limit is {limit}"
-            raise TriggerError([{"field": f"{prefix}{name}", "message": message}])
+        problem = oversize_problem(name, value, limit)
+        if problem is not None:
+            raise TriggerError([{"field": f"{prefix}{name}", "message": problem}])
 
 
 def _too_many_recipients(prefix: str, settings: Settings) -> dict[str, Any]:
