@@ -70,6 +70,9 @@ class Notification(Row, Mutable, Tenant, Base):
     )
     #: A digest leader collects the events of later notifications until ``digest_until``.
     digest_until: Mapped[datetime | None]
+    #: When a sender took the digest's events; no event joins it afterwards (a later one starts
+    #: a new digest), so what was read is what the digest sends, retries included.
+    digest_closed_at: Mapped[datetime | None]
     #: Set on a notification whose event was collected into another one's digest.
     digest_leader_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("notifications.id", ondelete="SET NULL"), index=True

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -471,20 +471,31 @@ def _open_digests(
     subscribers: list[uuid.UUID],
     now: datetime,
 ) -> dict[uuid.UUID, uuid.UUID]:
-    """Subscriber -> the notification whose digest window is still open for them."""
+    """Subscriber -> the notification whose digest is still open for them, held until commit.
+
+    Joining writes the leader row (an ``UPDATE`` that returns it) instead of reading it: on
+    PostgreSQL the row lock serialises joining with a sender closing the digest
+    (:mod:`dispatcher.sending.digests`) and, under READ COMMITTED, the conditions are checked
+    again on the row as the sender left it, so a digest closed meanwhile is not joined; on
+    SQLite, where a plain read runs outside the write transaction, the write is what makes the
+    check and the join one step under the database's single writer lock.
+    """
     leaders: dict[uuid.UUID, uuid.UUID] = {}
     for chunk_start in range(0, len(subscribers), 1000):
         chunk = subscribers[chunk_start : chunk_start + 1000]
         rows = session.execute(
-            select(Notification.subscriber_id, Notification.id)
+            update(Notification)
             .where(
                 Notification.organisation_id == organisation,
                 Notification.workflow_id == workflow.id,
                 Notification.subscriber_id.in_(chunk),
                 Notification.digest_leader_id.is_(None),
                 Notification.digest_until > now,
+                Notification.digest_closed_at.is_(None),
             )
-            .with_for_update()
+            .values(updated_at=now)
+            .returning(Notification.subscriber_id, Notification.id)
+            .execution_options(synchronize_session=False)
         ).all()
         leaders.update({row[0]: row[1] for row in rows})
     return leaders

@@ -20,6 +20,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.sending.conditions import all_hold
+from dispatcher.sending.digests import close_open_digests
 from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from models import (
@@ -266,6 +267,8 @@ def _digest_events(
     leaders = [n.id for n in notifications.values() if n.digest_until is not None]
     if not leaders:
         return {}
+    # Closed first, read after: once closed, the events a digest has are all it will have.
+    close_open_digests(session, leaders)
     events: dict[uuid.UUID, list[dict[str, Any]]] = {
         leader: [notifications[leader].payload] for leader in leaders
     }
