@@ -20,7 +20,7 @@ from celery.signals import (
 from celery.utils.dispatch import Signal
 from kombu import Exchange, Queue
 
-from dispatcher.config import Settings, get_settings
+from dispatcher.config import REDIS_SCHEMES, Settings, get_settings
 from dispatcher.observability.logging import (
     bind_task_context,
     configure_logging,
@@ -53,12 +53,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_extended": True,
         "result_expires": 24 * 3600,
-        # Each queue on its own direct exchange and routing key: a Queue given only a name would
-        # be bound with the default routing key, and every message would land in all of them.
-        "task_queues": tuple(
-            Queue(name, Exchange(name, type="direct"), routing_key=name)
-            for name in (settings.action_queue, settings.delivery_queue, settings.critical_queue)
-        ),
+        "task_queues": task_queues(settings),
         "task_default_queue": settings.action_queue,
         "task_default_exchange": settings.action_queue,
         "task_default_routing_key": settings.action_queue,
@@ -97,16 +92,56 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "broker_connection_retry_on_startup": True,
+        # A broker outage of any length is waited out (the default gives up after 100 tries,
+        # and the worker exits); the outbox keeps what producers trigger meanwhile.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        # A batch running when the broker connection drops finishes its sends: its deliveries
+        # end terminal, so a redelivered message skips them. Cancelling it would leave its sends
+        # in flight to be repeated after the send lease (50 duplicates per killed batch, measured).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
     }
     if settings.uses_embedded_broker:
         config["broker_transport_options"] = {
             "polling_interval": settings.embedded_polling_interval
         }
-    if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
-        # A message not acknowledged within an hour goes back to the queue (acks_late).
-        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    if settings.resolved_broker_url.startswith(REDIS_SCHEMES):
+        config["broker_transport_options"] = {
+            # A message not acknowledged within an hour goes back to the queue (acks_late).
+            "visibility_timeout": 3600,
+            # A connection the broker dropped (restart, failover) is found and replaced before
+            # it is used, not when a command on it fails.
+            "health_check_interval": 10,
+            "retry_on_timeout": True,
+        }
+    if settings.uses_amqp_broker:
+        # Quorum queues need publisher confirms; Celery then uses per-consumer prefetch.
+        config["broker_transport_options"] = {"confirm_publish": True}
+        config["worker_detect_quorum_queues"] = True
     return config
+
+
+def task_queues(settings: Settings) -> tuple[Queue, ...]:
+    """Each queue on its own exchange, bound by its own name as routing key: a Queue given only
+    a name would be bound with the default routing key, and every message would land in all.
+
+    On RabbitMQ the queues are quorum queues (replicated, durable; acks_late redelivery) on topic
+    exchanges, which Celery's native delayed delivery needs for countdowns: a direct exchange
+    would make a worker hold each countdown task in memory until it is due.
+    """
+    names = (settings.action_queue, settings.delivery_queue, settings.critical_queue)
+    if settings.uses_amqp_broker:
+        return tuple(
+            Queue(
+                name,
+                Exchange(name, type="topic"),
+                routing_key=name,
+                queue_arguments={"x-queue-type": "quorum"},
+            )
+            for name in names
+        )
+    return tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names)
 
 
 def create_app(settings: Settings | None = None) -> Celery:

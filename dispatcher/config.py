@@ -5,7 +5,9 @@ transport on another SQLite file, and a local encryption key file, all under ``d
 file always lives beside the SQLite database it seals credentials for (also when
 ``DISPATCHER_DATABASE_URL`` names a SQLite file elsewhere), so every process that opens that
 database finds the same key. With URLs set it uses PostgreSQL and Redis, and then encryption keys
-must be given explicitly.
+must be given explicitly. The broker may be Redis or RabbitMQ (``amqp://``); circuits, rate limits
+and results always live in Redis: ``DISPATCHER_REDIS_URL``, by default the broker's URL when that
+is Redis.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+REDIS_SCHEMES = ("redis://", "rediss://")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
 class Settings(BaseSettings):
@@ -28,6 +33,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = None
     broker_url: str | None = None
+    #: Redis of the circuit breaker, the rate limits and (by default) results. Defaults to the
+    #: broker's URL when the broker is Redis; required for both with a RabbitMQ broker.
+    redis_url: str | None = None
     result_backend: str | None = None
     #: Fernet keys, comma-separated: the first encrypts, all decrypt (rotation).
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -115,6 +123,22 @@ class Settings(BaseSettings):
     template_render_timeout: float = Field(default=1.0, gt=0)
     max_rendered_length: int = Field(default=200_000, ge=1)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(REDIS_SCHEMES):
+            raise ValueError("DISPATCHER_REDIS_URL must be a redis:// or rediss:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_beside_amqp(self) -> Settings:
+        if self.uses_amqp_broker and self.redis_url is None:
+            raise ValueError(
+                "DISPATCHER_REDIS_URL is required with a RabbitMQ broker: circuits, rate limits "
+                "and results are kept in Redis"
+            )
+        return self
+
     @field_validator("url_allowlist", mode="before")
     @classmethod
     def _split_allowlist(cls, value: object) -> object:
@@ -138,13 +162,22 @@ class Settings(BaseSettings):
         return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.sqlite3'}"
 
     @property
+    def resolved_redis_url(self) -> str | None:
+        """The Redis of circuits and rate limits; ``None``: kept per process (embedded)."""
+        if self.redis_url:
+            return self.redis_url
+        broker = self.resolved_broker_url
+        return broker if broker.startswith(REDIS_SCHEMES) else None
+
+    @property
+    def uses_amqp_broker(self) -> bool:
+        return self.resolved_broker_url.startswith(AMQP_SCHEMES)
+
+    @property
     def resolved_result_backend(self) -> str:
         if self.result_backend:
             return self.result_backend
-        broker = self.resolved_broker_url
-        if broker.startswith(("redis://", "rediss://")):
-            return broker
-        return f"db+sqlite:///{self.data_dir / 'results.sqlite3'}"
+        return self.resolved_redis_url or f"db+sqlite:///{self.data_dir / 'results.sqlite3'}"
 
     @property
     def is_embedded(self) -> bool:

@@ -1,4 +1,5 @@
-"""Real-service fixtures: PostgreSQL and Redis on loopback, and a real Celery worker process.
+"""Real-service fixtures: PostgreSQL, Redis and RabbitMQ on loopback, and a real Celery worker
+process.
 
 Locally a missing service skips the tests that need it; under CI (``CI=true``) it fails them, so
 a green CI run always means those tests ran. The producer side of the tests (this process) and the
@@ -11,9 +12,12 @@ import atexit
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 POSTGRES_TEST_DATABASE = f"dispatcher_test_{os.getpid()}"
 REDIS_URL = os.environ.get("DISPATCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: RabbitMQ without a vhost: each test that uses it adds a vhost of its own and deletes it after.
+RABBITMQ_URL = os.environ.get("DISPATCHER_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 TEST_KEY = Fernet.generate_key().decode("ascii")
 DATA_DIR = Path(tempfile.mkdtemp(prefix="dispatcher-tests-"))
 if not os.environ.get("DISPATCHER_TEST_KEEP_DATA"):
@@ -119,6 +125,62 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """RabbitMQ's URL without a vhost, once it answers (see :func:`rabbitmq_vhost`)."""
+    from kombu import Connection
+
+    connection = Connection(f"{RABBITMQ_URL}/", connect_timeout=2)
+    try:
+        connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        service_missing("RabbitMQ", exc)
+    finally:
+        connection.release()
+    if shutil.which("rabbitmqctl") is None:
+        service_missing("rabbitmqctl", FileNotFoundError("rabbitmqctl is not on PATH"))
+    return RABBITMQ_URL
+
+
+@contextmanager
+def rabbitmq_vhost(base_url: str) -> Iterator[RabbitVhost]:
+    """A RabbitMQ vhost of this test only (queues, exchanges and connections), deleted after."""
+    vhost = RabbitVhost(f"dispatcher-test-{os.getpid()}-{uuid.uuid4().hex[:8]}", base_url)
+    vhost.create()
+    try:
+        yield vhost
+    finally:
+        vhost.delete()
+
+
+@dataclass(frozen=True)
+class RabbitVhost:
+    name: str
+    base_url: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/{self.name}"
+
+    def create(self) -> None:
+        _rabbitmqctl("add_vhost", self.name)
+        _rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+
+    def delete(self) -> None:
+        """Like a broker restarted empty, for this vhost alone: every connection to it is closed
+        and its queues and messages are gone."""
+        _rabbitmqctl("delete_vhost", self.name)
+
+
+def _rabbitmqctl(*arguments: str) -> None:
+    subprocess.run(
+        ["rabbitmqctl", "-q", *arguments],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -60,11 +60,11 @@ def renderer() -> TemplateRenderer:
 
 @lru_cache(maxsize=1)
 def circuit_store() -> CircuitStore:
-    """The process's circuit store: shared through Redis when the broker is Redis (advisory:
-    an unreachable Redis is logged, not raised)."""
+    """The process's circuit store: shared through Redis when there is one (advisory: an
+    unreachable Redis is logged, not raised)."""
     settings = get_settings()
-    url = settings.resolved_broker_url
-    if url.startswith(("redis://", "rediss://")):
+    url = settings.resolved_redis_url
+    if url is not None:
         return AdvisoryCircuitStore(
             RedisCircuitStore(
                 redis.Redis.from_url(url, socket_timeout=5),
@@ -79,8 +79,8 @@ def circuit_store() -> CircuitStore:
 
 @lru_cache(maxsize=1)
 def rate_store() -> RateStore:
-    url = get_settings().resolved_broker_url
-    if url.startswith(("redis://", "rediss://")):
+    url = get_settings().resolved_redis_url
+    if url is not None:
         return RedisRateStore(redis.Redis.from_url(url, socket_timeout=5))
     return local_rate_store()
 

@@ -356,6 +356,12 @@ def _switch(environment: Mapping[str, str]) -> None:
         amqp._producer_pool = None
     app._pool = None
     app.conf.update(celery_config(get_settings()))
+    if amqp is not None:
+        # The queues (and the router holding them) are built once from the configuration: a
+        # RabbitMQ stack's queues are declared otherwise (quorum, topic exchanges) than Redis's.
+        for cached in ("queues", "default_queue", "router", "default_exchange"):
+            amqp.__dict__.pop(cached, None)
+        amqp._rtable = None
 
 
 @contextmanager
@@ -365,11 +371,14 @@ def chaos_stack(
     *,
     concurrency: int = 2,
     proxied: bool = True,
+    broker_url: str | None = None,
 ) -> Iterator[Stack]:
     """Everything started (beat and one worker included) and torn down again.
 
     ``proxied=False``: workers and producer talk to the services directly (a long run without
-    faults need not pay for the proxies' hops).
+    faults need not pay for the proxies' hops). ``broker_url``: a Redis server or RabbitMQ vhost
+    of the test's own, used directly (the test kills or empties it itself); Redis stays the
+    store of circuits and rate limits.
     """
     with ExitStack() as stack:
         database_url = stack.enter_context(own_database())
@@ -390,6 +399,11 @@ def chaos_stack(
             )
         else:
             broker, database = CHAOS_REDIS_URL, database_url
+        redis_url = CHAOS_REDIS_URL
+        if broker_url is not None:
+            broker = broker_url
+            if broker_url.startswith("redis://"):
+                redis_url = broker_url
         environment = {
             key: value for key, value in os.environ.items() if not key.startswith("DISPATCHER_")
         }
@@ -398,7 +412,8 @@ def chaos_stack(
                 **BASE_SETTINGS,
                 "DISPATCHER_DATABASE_URL": database,
                 "DISPATCHER_BROKER_URL": broker,
-                "DISPATCHER_RESULT_BACKEND": broker,
+                "DISPATCHER_RESULT_BACKEND": redis_url if broker_url else broker,
+                "DISPATCHER_REDIS_URL": redis_url if broker_url else broker,
                 "DISPATCHER_ENCRYPTION_KEYS": os.environ["DISPATCHER_ENCRYPTION_KEYS"],
                 "DISPATCHER_DATA_DIR": str(workdir),
                 "DISPATCHER_ACTION_QUEUE": f"chaos-{os.getpid()}-{run}-actions",
@@ -411,7 +426,7 @@ def chaos_stack(
             workdir=workdir,
             environment=environment,
             database_url=database_url,
-            redis_url=CHAOS_REDIS_URL,
+            redis_url=redis_url,
             pg_proxy=pg_proxy,
             redis_proxy=redis_proxy,
             fake=fake,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 from tests.chaos.accounting import count
 from tests.chaos.scenario import tenant, trigger_all
 from tests.chaos.stack import Stack, chaos_stack
+from tests.conftest import rabbitmq_vhost
 
-DELIVERIES = 10_000
+#: Per broker: RabbitMQ's run is shorter (the suite's time), long enough to catch sends in flight.
+DELIVERIES = {"redis": 10_000, "rabbitmq": 3_000}
 
 pytestmark = [
     pytest.mark.slow,
@@ -23,31 +26,43 @@ pytestmark = [
 ]
 
 
-def requests_in_flight(stack: Stack, organisation_id: uuid.UUID) -> bool:
+@contextmanager
+def broker_url(kind: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """``None``: the stack's own Redis broker; else a RabbitMQ vhost of this test only."""
+    if kind == "redis":
+        yield None
+    else:
+        with rabbitmq_vhost(request.getfixturevalue("rabbitmq_url")) as vhost:
+            yield vhost.url
+
+
+def requests_in_flight(stack: Stack, organisation_id: uuid.UUID, deliveries: int) -> bool:
     """Past 30% of the run, the provider holds requests for deliveries still being sent."""
     with stack.engine.connect() as connection:
         rows = connection.execute(
             sa.text("SELECT id, status FROM deliveries WHERE organisation_id = :org"),
             {"org": organisation_id},
         ).all()
-    if sum(1 for row in rows if row.status == "sent") < DELIVERIES * 0.3:
+    if sum(1 for row in rows if row.status == "sent") < deliveries * 0.3:
         return False
     sending = {str(row.id) for row in rows if row.status == "sending"}
     return any(item.delivery_id in sending for item in stack.fake.state.requests[-200:])
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", ["redis", "rabbitmq"])
 def test_a_worker_killed_mid_run_loses_nothing_and_repeats_only_its_sends_in_flight(
-    tmp_path: Path, say: Callable[[str], None]
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, say: Callable[[str], None]
 ) -> None:
-    with chaos_stack(tmp_path) as stack:
+    deliveries = DELIVERIES[kind]
+    with broker_url(kind, request) as url, chaos_stack(tmp_path, broker_url=url) as stack:
         # The provider answers after 200 ms, so a batch spends most of its time in flight.
         org = tenant(
-            stack, DELIVERIES, names=("primary",), behaviours={"primary": {"latency_ms": 200}}
+            stack, deliveries, names=("primary",), behaviours={"primary": {"latency_ms": 200}}
         )
         trigger_all(org, per_event=500, events_per_call=4)
         deadline = time.monotonic() + 300
-        while not requests_in_flight(stack, org.organisation_id):
+        while not requests_in_flight(stack, org.organisation_id, deliveries):
             assert time.monotonic() < deadline, "no sends to kill the worker in the middle of"
             time.sleep(0.02)
         killed = stack.kill_worker()
@@ -59,12 +74,12 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_only_its_sends_in_fli
             f"SIGKILL to {killed} worker processes; at the kill: {at_kill}; sends in flight: {in_flight}"
         )
         stack.start_worker()
-        stack.wait_until_terminal(org.organisation_id, DELIVERIES, timeout=180)
+        stack.wait_until_terminal(org.organisation_id, deliveries, timeout=180)
         figures = count(stack.engine, [org.organisation_id], stack.fake.state.requests)
         say(f"worker kill: {figures.line()}")
         recovered = stack.worker.log()
     assert killed >= 3  # the main process and its two pool children
-    assert figures.deliveries == DELIVERIES
+    assert figures.deliveries == deliveries
     assert figures.unfinished == 0
     assert figures.lost == 0
     assert figures.failed_but_accepted == 0
