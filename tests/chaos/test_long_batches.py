@@ -2,62 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.chaos.accounting import count
-from tests.chaos.scenario import WORKFLOW, tenant, trigger_all
-from tests.chaos.stack import Stack, chaos_stack
+from tests.chaos.scenario import tenant, trigger_all
+from tests.chaos.stack import chaos_stack
 
 DELIVERIES = 50
 #: A lease far shorter than the batch: without renewal the sweeper takes the batch mid-way.
 SHORT_LEASE = {"DISPATCHER_SEND_LEASE": "2", "DISPATCHER_SEND_TIMEOUT": "10"}
-#: About 0.3 s per render here (9,000 loop turns of string filters), under the 1 s render limit.
-SLOW_BODY = (
-    '{% for i in range(9000) %}{% set s = (i ~ "abcdefgh") | upper | replace("A", "b")'
-    ' | reverse | join("") %}{% endfor %}Code {{ payload.code }}'
-)
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.worker,
     pytest.mark.usefixtures("postgres_url", "redis_url"),
 ]
-
-
-def slow_template(stack: Stack, organisation_id: object) -> None:
-    with stack.engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "UPDATE workflow_steps SET template = CAST(:template AS jsonb) WHERE workflow_id IN "
-                "(SELECT id FROM workflows WHERE organisation_id = :org AND key = :key)"
-            ),
-            {
-                "template": json.dumps({"subject": "Hi", "body": SLOW_BODY}),
-                "org": organisation_id,
-                "key": WORKFLOW,
-            },
-        )
-
-
-@pytest.mark.timeout(240)
-def test_a_slow_template_outliving_the_lease_sends_each_delivery_once(
-    tmp_path: Path, say: Callable[[str], None]
-) -> None:
-    with chaos_stack(tmp_path, SHORT_LEASE) as stack:
-        org = tenant(stack, DELIVERIES, names=("primary",))
-        slow_template(stack, org.organisation_id)
-        trigger_all(org, per_event=DELIVERIES)
-        stack.wait_until_terminal(org.organisation_id, DELIVERIES, timeout=150)
-        figures = count(stack.engine, [org.organisation_id], stack.fake.state.requests)
-        say(f"slow template: {figures.line()}")
-    assert figures.lost == 0
-    assert figures.duplicates == 0
-    assert figures.failed_but_accepted == 0
 
 
 @pytest.mark.timeout(240)
