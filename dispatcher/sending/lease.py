@@ -33,10 +33,9 @@ from models.types import utcnow
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two writes of finished outcomes. Measured on a 500-delivery batch against a
-#: provider answering in 200 ms: a flush of about 100 outcomes took 6-9 ms of this thread, so at
-#: this pace the write-back costs a few percent of one core and a kill repeats at most a quarter
-#: of a second of finished sends besides those in flight.
+#: Seconds between two writes of finished outcomes: a kill repeats at most this much of the
+#: batch's finished sends besides those in flight (the cost of the extra statements per batch is
+#: not measured yet).
 FLUSH_INTERVAL = 0.25
 #: Longest pause between two tries while the database is unreachable.
 MAX_RETRY_DELAY = 2.0
