@@ -63,8 +63,13 @@ class Settings(BaseSettings):
     delivery_batch_size: int = Field(default=200, ge=1, le=5000)
     #: Sends in flight at once per integration inside one worker process.
     send_concurrency_per_integration: int = Field(default=100, ge=1)
-    #: Seconds one provider request may take (connect + read).
+    #: Seconds one provider request may take, from connecting to the answer's last byte.
     send_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds a batch may spend rendering, and then starting sends; what is not rendered or
+    #: sent by then is retried (no attempt counted), so a slow tenant's batch cannot hold the
+    #: worker process, and the other tenants' batches queued behind it, for long.
+    batch_render_deadline: float = Field(default=5.0, gt=0)
+    batch_send_deadline: float = Field(default=10.0, gt=0)
     #: Attempts on one integration before falling back to the next (retryable failures).
     max_attempts_per_integration: int = Field(default=3, ge=1, le=20)
     #: Attempts on one delivery over all integrations before it fails.
@@ -82,8 +87,8 @@ class Settings(BaseSettings):
     #: Seconds a delivery handed to the broker stays reserved before the sweeper may re-enqueue
     #: it (a lost broker message is recovered after this).
     enqueue_lease: float = Field(default=120.0, gt=0)
-    #: Seconds a delivery being sent stays reserved (a worker killed mid-send is recovered
-    #: after this).
+    #: Seconds a delivery being sent stays reserved; the worker sending it renews the reservation
+    #: every third of this, so it bounds only how long a worker killed mid-send holds it.
     send_lease: float = Field(default=120.0, gt=0)
     #: Consecutive failures that open an integration's circuit, and how long it stays open.
     circuit_failure_threshold: int = Field(default=5, ge=1)

@@ -106,6 +106,9 @@ class Delivery(Row, Mutable, Tenant, Base):
     )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
+    #: Set anew at every claim: only the holder of this token may renew the send lease or write
+    #: the outcome (a worker whose lease ran out and was taken over can do neither).
+    claim_token: Mapped[uuid.UUID | None]
     integration_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("integrations.id", ondelete="SET NULL")
     )

@@ -4,11 +4,13 @@ Each integration posts to its own path (``/primary``, ``/secondary``); each path
 to answer through ``POST /_control/<path>`` with a JSON behaviour::
 
     {"default": "ok", "script": ["500", "429", "ok"], "latency_ms": 100,
-     "fail_ratio": 0.1, "retry_after": 1}
+     "fail_ratio": 0.1, "retry_after": 1, "trickle_ms": 0}
 
 Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After), ``401``,
 ``invalid`` (400, invalid recipient), ``timeout`` (no answer for a minute). ``script`` answers
 are used first, in order; then ``fail_ratio`` of requests answer 500 at random; then ``default``.
+``trickle_ms`` writes the answer one byte at a time, that many milliseconds apart (a provider
+that never stops answering quite long enough for a per-read timeout to fire).
 Every request is recorded by delivery id: ``GET /_stats`` counts them, ``GET /_requests`` lists
 them, ``DELETE /_requests`` forgets them. Used by the end-to-end tests, the demo and the
 benchmarks; it listens on loopback only.
@@ -42,6 +44,7 @@ class Behaviour:
     latency_ms: float = 0.0
     fail_ratio: float = 0.0
     retry_after: float = 1.0
+    trickle_ms: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Behaviour:
@@ -51,6 +54,7 @@ class Behaviour:
             latency_ms=float(data.get("latency_ms", 0.0)),
             fail_ratio=float(data.get("fail_ratio", 0.0)),
             retry_after=float(data.get("retry_after", 1.0)),
+            trickle_ms=float(data.get("trickle_ms", 0.0)),
         )
 
 
@@ -141,7 +145,15 @@ class FakeProviderServer:
                 status, reason, payload, headers, delay = self._handle(method, path, body)
                 if delay:
                     await asyncio.sleep(delay)
-                _write_response(writer, status, reason, payload, headers)
+                behaviour = self.state.behaviours.get(path.split("?", 1)[0].strip("/"))
+                answer = _response(status, reason, payload, headers)
+                if behaviour is not None and behaviour.trickle_ms:
+                    for index in range(len(answer)):
+                        writer.write(answer[index : index + 1])
+                        await writer.drain()
+                        await asyncio.sleep(behaviour.trickle_ms / 1000)
+                else:
+                    writer.write(answer)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
             pass
@@ -206,13 +218,11 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] 
     return method, path, body
 
 
-def _write_response(
-    writer: asyncio.StreamWriter, status: int, reason: str, payload: bytes, headers: dict[str, str]
-) -> None:
+def _response(status: int, reason: str, payload: bytes, headers: dict[str, str]) -> bytes:
     head = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
             f"Content-Length: {len(payload)}", "Connection: keep-alive"]  # fmt: skip
     head += [f"{name}: {value}" for name, value in headers.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ what the metrics read (on the ``batch_finished`` signal), so nothing here record
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import timedelta
 from functools import lru_cache
 
 import redis
@@ -25,16 +25,11 @@ from dispatcher.sending.circuit import (
     RedisCircuitStore,
 )
 from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
-from dispatcher.sending.plan import build_jobs, load
+from dispatcher.sending.lease import BatchLease
+from dispatcher.sending.plan import Job, build_jobs, load
 from dispatcher.sending.rate_limit import Pacer, RateStore, RedisRateStore, local_rate_store
 from dispatcher.sending.rendering import TemplateRenderer
-from dispatcher.sending.store import (
-    BatchReport,
-    claim,
-    due_times,
-    log_unknown,
-    write_back_while_leased,
-)
+from dispatcher.sending.store import BatchReport, claim, due_times, log_unknown
 from models import ChannelType, DeliveryStatus
 from models.types import utcnow
 
@@ -85,10 +80,6 @@ def rate_store() -> RateStore:
     return local_rate_store()
 
 
-#: Seconds of the send lease kept free of rate-limit waits, for the requests and the write-back.
-LEASE_MARGIN = 5.0
-
-
 def policy(settings: Settings) -> Policy:
     return Policy(
         max_attempts_per_integration=settings.max_attempts_per_integration,
@@ -99,51 +90,62 @@ def policy(settings: Settings) -> Policy:
         circuit_cooldown=settings.circuit_cooldown,
         concurrency_per_integration=settings.send_concurrency_per_integration,
         url_allowlist=tuple(settings.url_allowlist),
-        max_rate_wait=min(
-            settings.rate_limit_max_wait,
-            max(0.0, settings.send_lease - settings.send_timeout - LEASE_MARGIN),
-        ),
+        # A turn after the send deadline could not be taken anyway.
+        max_rate_wait=min(settings.rate_limit_max_wait, settings.batch_send_deadline),
+        request_timeout=settings.send_timeout,
     )
 
 
 def process_batch(raw_ids: list[str], settings: Settings | None = None) -> BatchReport:
     settings = settings or get_settings()
     ids = _parse_ids(raw_ids)
-    report = BatchReport()
     now = utcnow()
+    token = uuid.uuid4()
     db = database()
     with db.transaction() as session:
         due = due_times(session, ids, settings.enqueue_lease)
-        claimed = claim(session, ids, settings, now)
-    report.claimed = len(claimed)
+        claimed = claim(session, ids, settings, now, token)
     if len(claimed) < len(ids):
         log_unknown(ids, claimed)
     if not claimed:
-        return report
-    with db.session() as session:
+        return BatchReport()
+    with BatchLease(token, claimed, settings, now) as lease:
+        jobs, outcomes, circuit = _work(claimed, settings, lease)
+    report = lease.finish(circuit)
+    report.jobs, report.outcomes, report.claimed_at, report.due = jobs, outcomes, now, due
+    return report
+
+
+def _work(
+    claimed: list[uuid.UUID], settings: Settings, lease: BatchLease
+) -> tuple[list[Job], dict[uuid.UUID, Outcome], CircuitView]:
+    """Render, then send, within the batch's deadlines; each outcome goes to the lease as soon
+    as it is known."""
+    render_deadline = time.monotonic() + settings.batch_render_deadline
+    with database().session() as session:
         loaded = load(session, claimed, settings.environment)
-        jobs = build_jobs(loaded, renderer())
-    to_send = [job for job in jobs if job.decided is None and job.channel is not ChannelType.IN_APP]
-    circuit = _circuit_view(
-        circuit_store(), {c.integration_id for j in to_send for c in j.candidates}
-    )
-    runtime = sending_runtime()
+    jobs = build_jobs(loaded, renderer(), deadline=render_deadline)
     outcomes: dict[uuid.UUID, Outcome] = {}
-    if to_send:
-        rules = policy(settings)
-        sender = BatchSender(
-            runtime, rules, circuit, Pacer(rate_store(), max_wait=rules.max_rate_wait)
-        )
-        outcomes = runtime.run(sender.send_all(to_send))
     for job in jobs:
         if job.decided is not None:
             outcomes[job.delivery_id] = Outcome(status=job.decided[0], reason=job.decided[1])
         elif job.channel is ChannelType.IN_APP:
             outcomes[job.delivery_id] = Outcome(status=DeliveryStatus.SENT, provider="inbox")
-    lease_end = now + timedelta(seconds=settings.send_lease)
-    report = write_back_while_leased(jobs, outcomes, circuit, report.claimed, settings, lease_end)
-    report.jobs, report.outcomes, report.claimed_at, report.due = jobs, outcomes, now, due
-    return report
+        else:
+            continue
+        lease.finished(job, outcomes[job.delivery_id])
+    to_send = [job for job in jobs if job.delivery_id not in outcomes]
+    circuit = _circuit_view(
+        circuit_store(), {c.integration_id for j in to_send for c in j.candidates}
+    )
+    if to_send:
+        rules = policy(settings)
+        sender = BatchSender(
+            sending_runtime(), rules, circuit, Pacer(rate_store(), max_wait=rules.max_rate_wait),
+            held=lease.holds, send_deadline=time.monotonic() + settings.batch_send_deadline,
+        )  # fmt: skip
+        outcomes |= sending_runtime().run(sender.send_all(to_send, lease.finished))
+    return jobs, outcomes, circuit
 
 
 def _circuit_view(store: CircuitStore, integration_ids: set[uuid.UUID]) -> CircuitView:

@@ -19,6 +19,12 @@ Before any request, the message is fitted to the provider's declared limits
 delivery fails with the reason only when none fits. A send to a rate-limited integration takes
 its turn (:mod:`~dispatcher.sending.rate_limit`); when the turn is beyond the batch, the delivery
 is retried then, with no attempt counted.
+
+Right before each request the batch checks that the delivery is still its own (the send lease may
+have been taken over) and that its send deadline has not passed: a delivery lost is not sent, one
+past the deadline is retried, with no attempt counted. A request has ``request_timeout`` seconds
+for its whole answer (an answer trickled byte by byte does not reset it); beyond, it counts as a
+timeout, retryable.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,7 +50,7 @@ from dispatcher.sending.rate_limit import Deferred, Pacer, local_rate_store, sen
 from dispatcher.sending.url_guard import DestinationGuard, UnsafeDestinationError
 from models import AttemptOutcome, ChannelType, DeliveryStatus
 from models.types import utcnow
-from providers.base import Message
+from providers.base import Message, SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 
 MAX_ERROR_LENGTH = 500
@@ -91,6 +98,8 @@ class Policy:
     url_allowlist: tuple[str, ...] = ()
     #: Seconds a batch may wait for rate-limited integrations' turns; later turns are retried.
     max_rate_wait: float = 0.0
+    #: Seconds one provider request may take, answer included; None: no bound of ours.
+    request_timeout: float | None = None
 
 
 class CircuitView:
@@ -154,7 +163,12 @@ class BatchSender:
         policy: Policy,
         circuit: CircuitView,
         pacer: Pacer | None = None,
+        *,
+        held: Callable[[uuid.UUID], bool] = lambda _id: True,
+        send_deadline: float | None = None,
     ) -> None:
+        """``held``: whether a delivery is still this batch's to send; ``send_deadline``: the
+        ``time.monotonic()`` after which no request starts."""
         self.runtime = runtime
         self.policy = policy
         self.circuit = circuit
@@ -165,13 +179,26 @@ class BatchSender:
         # Per batch: each integration is prepared and each destination checked once.
         self._integrations: dict[uuid.UUID, asyncio.Future[Prepared]] = {}
         self.guard = DestinationGuard(policy.url_allowlist)
+        self.held = held
+        self.send_deadline = send_deadline
 
-    async def send_all(self, jobs: list[Job]) -> dict[uuid.UUID, Outcome]:
+    async def send_all(
+        self, jobs: list[Job], on_outcome: Callable[[Job, Outcome], None] | None = None
+    ) -> dict[uuid.UUID, Outcome]:
+        """``on_outcome`` is told of each outcome as soon as it is known."""
         # The credentials decrypted for this batch are masked in its errors and log lines, then
         # forgotten (but for the last few): a long-lived worker meets every tenant's secrets.
         with default_redactor.scope():
-            outcomes = await asyncio.gather(*(self.send_one(job) for job in jobs))
+            outcomes = await asyncio.gather(*(self._reported(job, on_outcome) for job in jobs))
         return {job.delivery_id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
+
+    async def _reported(
+        self, job: Job, on_outcome: Callable[[Job, Outcome], None] | None
+    ) -> Outcome:
+        outcome = await self.send_one(job)
+        if on_outcome is not None:
+            on_outcome(job, outcome)
+        return outcome
 
     async def send_one(self, job: Job) -> Outcome:  # noqa: PLR0912 - the docstring's table
         assert job.message is not None
@@ -204,6 +231,11 @@ class BatchSender:
                 continue
             if isinstance(tried, Deferred):
                 return _deferred(outcome, candidate, tried)
+            if isinstance(tried, Withheld):
+                outcome.status, outcome.reason, outcome.delay = (
+                    DeliveryStatus.RETRYING, tried.reason, 0.0,
+                )  # fmt: skip
+                return outcome
             attempt, result, error = tried
             total += 1
             outcome.attempts.append(attempt)
@@ -275,10 +307,11 @@ class BatchSender:
 
     async def _attempt(
         self, job: Job, candidate: Candidate, message: Message
-    ) -> tuple[Attempt, str | None, Exception | None] | Deferred | None:
+    ) -> tuple[Attempt, str | None, Exception | None] | Deferred | Withheld | None:
         """The attempt, its message id and its error; None when the integration's circuit
         opened while this send waited for its turn, Deferred when its rate limit has no turn
-        for it in this batch (nothing was sent either way)."""
+        for it in this batch, Withheld when the delivery is no longer the batch's or its send
+        deadline passed (nothing was sent in these three cases)."""
         started = time.perf_counter()
         started_at = utcnow()
         error: Exception | None = None
@@ -294,8 +327,13 @@ class BatchSender:
                 deferred = await self.pacer.turn(candidate.integration_id, rate)
                 if deferred is not None:
                     return deferred
-                result = await prepared.provider.send(
-                    message, prepared.credentials, prepared.settings, prepared.client
+                if (withheld := self._withheld(job)) is not None:
+                    return withheld
+                result = await self._within_timeout(
+                    candidate,
+                    prepared.provider.send(
+                        message, prepared.credentials, prepared.settings, prepared.client
+                    ),
                 )
             message_id, status_code = result.provider_message_id, result.status_code
         except Exception as exc:
@@ -318,6 +356,27 @@ class BatchSender:
         if outcome is AttemptOutcome.INTEGRATION_ERROR and not isinstance(error, ProviderError):
             error = IntegrationError(candidate.provider, reason)
         return attempt, None, error
+
+    def _withheld(self, job: Job) -> Withheld | None:
+        if not self.held(job.delivery_id):
+            return Withheld("the send lease was taken over by another worker")
+        if self.send_deadline is not None and time.monotonic() >= self.send_deadline:
+            return Withheld("the batch's send deadline passed before this send")
+        return None
+
+    async def _within_timeout(
+        self, candidate: Candidate, request: Coroutine[Any, Any, SendResult]
+    ) -> SendResult:
+        timeout = self.policy.request_timeout
+        if timeout is None:
+            return await request
+        try:
+            async with asyncio.timeout(timeout):
+                return await request
+        except TimeoutError:
+            raise RetryableError(
+                candidate.provider, f"timeout (no complete answer within {timeout:g}s)"
+            ) from None
 
     async def _prepared(self, candidate: Candidate) -> Prepared:
         """The integration ready to call; prepared once per batch."""
@@ -342,6 +401,13 @@ class BatchSender:
 
 
 GUARDED_CHANNELS = frozenset({ChannelType.WEBHOOK, ChannelType.CHAT})
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """Not sent, no attempt counted: retried later (by whoever holds the delivery then)."""
+
+    reason: str
 
 
 def _deferred(outcome: Outcome, candidate: Candidate, deferred: Deferred) -> Outcome:

@@ -9,6 +9,7 @@ burned. The result is a :class:`Job` to send, or a final outcome reached without
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -338,7 +339,11 @@ MISSING_ADDRESS = {
 }
 
 
-def build_jobs(loaded: Loaded, renderer: TemplateRenderer) -> list[Job]:
+def build_jobs(
+    loaded: Loaded, renderer: TemplateRenderer, deadline: float | None = None
+) -> list[Job]:
+    """One job per delivery; past ``deadline`` (a ``time.monotonic()``), the rest are not
+    rendered but retried, with no attempt counted: slow templates cannot hold the batch."""
     jobs: list[Job] = []
     for delivery in loaded.deliveries:
         notification = loaded.notifications[delivery.notification_id]
@@ -352,6 +357,9 @@ def build_jobs(loaded: Loaded, renderer: TemplateRenderer) -> list[Job]:
             subscriber_id=notification.subscriber_id,
         )
         jobs.append(job)
+        if deadline is not None and time.monotonic() >= deadline:
+            job.decided = (DeliveryStatus.RETRYING, "the batch's render deadline passed first")
+            continue
         _decide(job, delivery, notification, loaded, renderer)
     return jobs
 

@@ -6,18 +6,16 @@ Everything here is database work; :mod:`dispatcher.sending.batch` decides what t
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings
-from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from dispatcher.runtime.resources import database
 from dispatcher.sending.execute import Attempt, CircuitView, Outcome
 from dispatcher.sending.plan import Job
@@ -45,6 +43,9 @@ class BatchReport:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    #: Claimed but not written by this batch: taken over by the sweeper or another worker first
+    #: (or, after a lost connection hid a commit, written already).
+    lost: int = 0
     #: (delivery id, seconds until the retry, critical)
     retrying: list[tuple[uuid.UUID, float, bool]] = field(default_factory=list)
     #: What was planned and how it ended, for the metrics (not part of the task's result).
@@ -56,14 +57,20 @@ class BatchReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "claimed": self.claimed, "sent": self.sent, "failed": self.failed,
-            "skipped": self.skipped, "retrying": len(self.retrying),
+            "skipped": self.skipped, "retrying": len(self.retrying), "lost": self.lost,
         }  # fmt: skip
 
 
 def claim(
-    session: Session, ids: list[uuid.UUID], settings: Settings, now: datetime
+    session: Session,
+    ids: list[uuid.UUID],
+    settings: Settings,
+    now: datetime,
+    token: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """Take the deliveries no one else is sending; terminal ones are left alone."""
+    """Take the deliveries no one else is sending; terminal ones are left alone. The rows carry
+    ``token`` (a fresh one if none is given) until the next claim: :func:`renew` and
+    :func:`write_outcomes` act only on rows that still carry it."""
     reserved = now + timedelta(seconds=settings.enqueue_lease)
     claimable = or_(
         and_(
@@ -79,6 +86,7 @@ def claim(
             .values(
                 status=DeliveryStatus.SENDING,
                 next_attempt_at=now + timedelta(seconds=settings.send_lease),
+                claim_token=token or uuid.uuid4(),
                 updated_at=now,
             )
             .returning(Delivery.id)
@@ -86,45 +94,59 @@ def claim(
     )
 
 
-def write_back_while_leased(  # noqa: PLR0917 - private helper of one caller
-    jobs: list[Job],
-    outcomes: dict[uuid.UUID, Outcome],
-    circuit: CircuitView,
-    claimed: int,
+def _ours(session: Session, ids: Collection[uuid.UUID], token: uuid.UUID) -> ColumnElement[bool]:
+    """Rows of ``ids`` still held under ``token``: claimed with it and neither written back nor
+    taken by the sweeper (which sets them ``retrying``) since."""
+    return and_(
+        among(session, Delivery.id, ids),
+        Delivery.claim_token == token,
+        Delivery.status == DeliveryStatus.SENDING,
+    )
+
+
+def renew(
+    session: Session, ids: Collection[uuid.UUID], token: uuid.UUID, lease: float, now: datetime
+) -> set[uuid.UUID]:
+    """Extend the send lease of the rows still held under ``token``; answers which those are
+    (a row missing was taken over and must not be sent)."""
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            update(Delivery)
+            .where(_ours(session, ids, token))
+            .values(next_attempt_at=now + timedelta(seconds=lease))
+            .returning(Delivery.id)
+        )
+    )
+
+
+def write_outcomes(  # noqa: PLR0917 - private helper of the batch's lease
+    session: Session,
+    finished: list[tuple[Job, Outcome]],
+    token: uuid.UUID,
+    now: datetime,
+    report: BatchReport,
     settings: Settings,
-    lease_end: datetime,
-) -> BatchReport:
-    """Write the outcomes, waiting out a database outage while the send lease holds: these
-    messages are out, and outcomes not written would be sent again once the lease passes."""
-    db = database()
-    delay, retried = 0.5, False
-    while True:
-        report = BatchReport(claimed=claimed)
-        try:
-            with db.transaction() as session:
-                if retried and _written(session, jobs):
-                    # The lost connection hid a commit that went through; the retries it
-                    # scheduled are left to the sweeper.
-                    return report
-                _write_back(session, jobs, outcomes, utcnow(), report, settings)
-                _mark_circuits(session, circuit)
-            return report
-        except DATABASE_UNAVAILABLE as exc:
-            if utcnow() + timedelta(seconds=delay) >= lease_end:
-                raise
-            logger.warning(
-                "deliver: database unavailable (%s) writing %d outcomes; retrying in %gs",
-                type(exc).__name__, len(jobs), delay,
-            )  # fmt: skip
-            time.sleep(delay)
-            delay, retried = min(delay * 2, 2.0), True
+) -> set[uuid.UUID]:
+    """Write the outcomes of the rows still held under ``token`` (locked first, so neither the
+    sweeper nor a new claim can take them meanwhile); the others belong to someone else now and
+    are counted as ``lost``. Outcomes written once are not written again (nor their attempts).
+    Answers the ids written."""
+    ids = [job.delivery_id for job, _ in finished]
+    held = set(
+        session.scalars(select(Delivery.id).where(_ours(session, ids, token)).with_for_update())
+    )
+    report.lost += len(ids) - len(held)
+    _write_back(
+        session, [item for item in finished if item[0].delivery_id in held], now, report, settings
+    )
+    return held
 
 
-def _written(session: Session, jobs: list[Job]) -> bool:
-    """Our claimed rows stay ``sending`` until the write-back commits, and nobody else may touch
-    them before the lease ends."""
-    status = session.scalar(select(Delivery.status).where(Delivery.id == jobs[0].delivery_id))
-    return status is not DeliveryStatus.SENDING
+def mark_circuits(circuit: CircuitView) -> None:
+    with database().transaction() as session:
+        _mark_circuits(session, circuit)
 
 
 def log_unknown(ids: list[uuid.UUID], claimed: list[uuid.UUID]) -> None:
@@ -139,19 +161,19 @@ def log_unknown(ids: list[uuid.UUID], claimed: list[uuid.UUID]) -> None:
         logger.warning("deliver: ignoring %d delivery ids that name no delivery", unknown)
 
 
-def _write_back(  # noqa: PLR0917 - one branch per outcome; private helper
+def _write_back(
     session: Session,
-    jobs: list[Job],
-    outcomes: dict[uuid.UUID, Outcome],
+    finished: list[tuple[Job, Outcome]],
     now: datetime,
     report: BatchReport,
     settings: Settings,
 ) -> None:
+    if not finished:
+        return
     updates: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     inbox: list[dict[str, Any]] = []
-    for job in jobs:
-        outcome = outcomes[job.delivery_id]
+    for job, outcome in finished:
         row: dict[str, Any] = {
             "id": job.delivery_id,
             "status": outcome.status,
@@ -193,7 +215,7 @@ def _write_back(  # noqa: PLR0917 - one branch per outcome; private helper
     insert_many(session, DeliveryAttempt, attempts)
     if inbox:
         session.execute(insert(InboxMessage), inbox)
-    _update_notifications(session, {job.notification_id for job in jobs}, now)
+    _update_notifications(session, {job.notification_id for job, _ in finished}, now)
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:

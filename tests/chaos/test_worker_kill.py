@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +16,7 @@ import sqlalchemy as sa
 
 from tests.chaos.accounting import count
 from tests.chaos.scenario import tenant, trigger_all
-from tests.chaos.stack import Stack, chaos_stack
+from tests.chaos.stack import Stack, chaos_stack, descendants
 from tests.conftest import rabbitmq_vhost
 
 #: Per broker: RabbitMQ's run is shorter (the suite's time), long enough to catch sends in flight.
@@ -86,3 +89,54 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_only_its_sends_in_fli
     assert in_flight > 0, at_kill  # the kill is meant to catch sends in flight
     assert figures.duplicates <= in_flight
     assert "deliveries were being sent by a worker that stopped" in recovered
+
+
+ROLLING = 2_000
+
+
+@pytest.mark.timeout(240)
+def test_rolling_kills_of_a_pool_process_repeat_only_sends_in_flight(
+    tmp_path: Path, say: Callable[[str], None]
+) -> None:
+    with chaos_stack(tmp_path) as stack:
+        org = tenant(
+            stack, ROLLING, names=("primary",), behaviours={"primary": {"latency_ms": 200}}
+        )
+        trigger_all(org, per_event=500, events_per_call=4)
+        kills: list[set[str]] = []
+        while len(kills) < 4:
+            time.sleep(3)
+            children = descendants(stack.worker.process.pid)
+            if not children:
+                continue
+            os.kill(children[0], signal.SIGKILL)
+            requested = {item.delivery_id for item in list(stack.fake.state.requests)}
+            # Sending now and already requested: in flight at the kill, in either pool process.
+            with stack.engine.connect() as connection:
+                sending = {
+                    str(row[0])
+                    for row in connection.execute(
+                        sa.text(
+                            "SELECT id FROM deliveries WHERE organisation_id = :org "
+                            "AND status = 'sending'"
+                        ),
+                        {"org": org.organisation_id},
+                    )
+                }
+            kills.append(sending & requested)
+        stack.wait_until_terminal(org.organisation_id, ROLLING, timeout=150)
+        figures = count(stack.engine, [org.organisation_id], stack.fake.state.requests)
+        accepted = Counter(
+            item.delivery_id for item in stack.fake.state.requests if item.answer == "ok"
+        )
+    repeated = {key for key, number in accepted.items() if number > 1}
+    for number, in_flight in enumerate(kills, 1):
+        say(
+            f"kill {number}: sends in flight {len(in_flight)}, "
+            f"duplicates among them {len(repeated & in_flight)}"
+        )
+    say(f"rolling kills: {figures.line()}")
+    assert figures.lost == 0
+    assert figures.failed_but_accepted == 0
+    assert repeated <= set().union(*kills)
+    assert figures.duplicates <= sum(len(in_flight) for in_flight in kills)

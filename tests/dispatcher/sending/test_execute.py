@@ -7,6 +7,7 @@ open circuits and burned or exhausted integrations, give up at the delivery's bu
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
 from dispatcher.sending.integrations import Candidate
@@ -232,3 +234,61 @@ def test_failures_open_the_circuit_for_the_rest_of_the_batch(runtime: SendingRun
     )
     assert tried_a == 3
     assert circuit.view.opened == {integration_id("a")}
+
+
+def test_a_delivery_no_longer_held_is_not_sent(runtime: SendingRuntime) -> None:
+    lost, kept = job(candidate("a")), job(candidate("a"))
+    sender = BatchSender(
+        runtime, POLICY, Circuit().view, held=lambda delivery_id: delivery_id != lost.delivery_id
+    )
+    outcomes = runtime.run(sender.send_all([lost, kept]))
+    assert outcomes[kept.delivery_id].status is DeliveryStatus.SENT
+    assert outcomes[lost.delivery_id].status is DeliveryStatus.RETRYING
+    assert outcomes[lost.delivery_id].attempts == []
+    provider = runtime.provider("fake")
+    assert isinstance(provider, FakeProvider)
+    assert [message.delivery_id for message in provider.sent] == [str(kept.delivery_id)]
+
+
+def test_past_the_send_deadline_nothing_is_sent_and_no_attempt_counted(
+    runtime: SendingRuntime,
+) -> None:
+    late = job(candidate("a"))
+    sender = BatchSender(runtime, POLICY, Circuit().view, send_deadline=time.monotonic())
+    outcome = runtime.run(sender.send_all([late]))[late.delivery_id]
+    assert outcome.status is DeliveryStatus.RETRYING
+    assert outcome.delay == 0.0 and outcome.attempts == []
+    assert outcome.reason is not None and "deadline" in outcome.reason
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[FakeProviderServer]:
+    """Answers a byte every 20 ms: about 3 s for the whole answer, never a read of 20 ms."""
+    server = FakeProviderServer().start()
+    server.configure("slow", trickle_ms=20)
+    yield server
+    server.stop()
+
+
+def test_a_trickled_answer_times_out_as_a_whole(
+    runtime: SendingRuntime, trickling_server: FakeProviderServer
+) -> None:
+    slow = Candidate(
+        integration_id=integration_id("slow"),
+        provider="fake_http",
+        credentials=FakeCredentials(api_key=SecretStr("key-slow")),
+        settings={"url": f"{trickling_server.url}/slow"},
+        status=IntegrationStatus.ACTIVE,
+    )
+    rules = replace(POLICY, url_allowlist=("127.0.0.1",), request_timeout=0.5)
+    trickled = job(slow)
+    outcome = runtime.run(BatchSender(runtime, rules, Circuit().view).send_all([trickled]))[
+        trickled.delivery_id
+    ]
+    assert outcome.status is DeliveryStatus.RETRYING
+    [attempt] = outcome.attempts
+    assert attempt.outcome is AttemptOutcome.RETRYABLE
+    assert attempt.error is not None and "timeout" in attempt.error
+    assert [item.delivery_id for item in trickling_server.state.requests] == [
+        str(trickled.delivery_id)
+    ]
