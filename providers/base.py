@@ -10,9 +10,10 @@ pooled ``httpx.AsyncClient`` it owns. A provider whose send is one HTTP request 
 from __future__ import annotations
 
 import enum
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
@@ -130,6 +131,20 @@ class LongBody(enum.Enum):
     SPLIT = "split"
 
 
+class Connector(Protocol):
+    """Opens the TCP connections of a provider that does not speak HTTP (SMTP).
+
+    The dispatcher sets one on every provider it runs: its connector connects only to an
+    address its destination policy allows, and raises
+    :class:`providers.http.RefusedConnectionError` otherwise. HTTP providers need none: the
+    client they are handed is built on the same connector.
+    """
+
+    async def open_connection(self, host: str, port: int, *, timeout: float) -> socket.socket:
+        """A connected, non-blocking socket to ``host``:``port``."""
+        ...
+
+
 CredentialsT = TypeVar("CredentialsT", bound=Credentials)
 SettingsT = TypeVar("SettingsT", bound=Settings)
 
@@ -160,6 +175,8 @@ class Provider(ABC, Generic[CredentialsT, SettingsT]):
     rate_limit_per_second: ClassVar[float | None] = None
     #: The API only speaks HTTP/2 (APNs): the dispatcher hands such a provider an HTTP/2 client.
     requires_http2: ClassVar[bool] = False
+    #: Set by the dispatcher; a provider that opens its own connections uses it when set.
+    connector: Connector | None = None
 
     @abstractmethod
     async def send(

@@ -107,6 +107,31 @@ def classify_status(
     return error_class(provider, text, status_code=status, provider_code=provider_code)
 
 
+class RefusedConnectionError(Exception):
+    """Raised by the connector a dispatcher builds its HTTP clients (and SMTP connections)
+    with, when the address it was about to connect to is not allowed.
+
+    Not an ``httpx`` or ``OSError`` subclass on purpose: the HTTP libraries pass it through
+    unchanged instead of folding it into a retryable connection error. ``reason`` names the
+    host and why, never a path or query.
+    """
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(reason)
+        self.host = host
+        self.reason = reason
+
+
+class DestinationRefusedError(IntegrationError):
+    """A send whose destination the dispatcher refused at connect time: a configuration
+    fault, never retried. ``host`` is the refused host, so the dispatcher can tell a
+    subscriber's own webhook URL from the integration's settings."""
+
+    def __init__(self, provider: str, refused: RefusedConnectionError) -> None:
+        super().__init__(provider, f"destination refused: {refused.reason}")
+        self.host = refused.host
+
+
 @functools.lru_cache(maxsize=4096)
 def parsed_url(url: str) -> httpx.URL:
     """httpx parses a string URL on every request (about 5% of a sending worker's time when
@@ -121,13 +146,16 @@ async def send_request(
     url: str,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; transport failures become :class:`RetryableError`.
+    """Send one request; transport failures become :class:`RetryableError`, a destination the
+    client's connector refused :class:`DestinationRefusedError`.
 
     The returned response may have any status: the caller classifies it.
     """
     try:
         response = await client.request(method, parsed_url(url), **kwargs)
         await response.aread()
+    except RefusedConnectionError as exc:
+        raise DestinationRefusedError(provider, exc) from None
     except httpx.TimeoutException as exc:
         raise RetryableError(provider, f"timeout ({type(exc).__name__})") from None
     except httpx.TransportError as exc:

@@ -9,6 +9,8 @@ replies are retried; 530/534/535/538 are integration errors; 550/551/552/553 to 
 reject the recipient (unless their enhanced code is a 5.7.x policy refusal such as "relaying
 denied", which is the integration's fault). A server that lacks STARTTLS or AUTH when the
 integration needs them, or a certificate that does not verify, is the integration's fault too.
+When the dispatcher set a :class:`~providers.base.Connector`, the TCP connection is opened
+through it (so only to an address the dispatcher allows), and TLS still verifies ``host``.
 Server replies are quoted in error messages with the password (and its base64 forms) removed.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import re
+import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
@@ -42,6 +45,7 @@ from providers.errors import (
     RecipientError,
     RetryableError,
 )
+from providers.http import DestinationRefusedError, RefusedConnectionError
 
 Security = Literal["starttls", "ssl", "none"]
 Stage = Literal["connect", "sender", "recipient", "data"]
@@ -111,9 +115,9 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
             raise RecipientError(
                 self.name, f"cannot build the message: {_short(str(exc))}"
             ) from None
-        smtp = _smtp_client(credentials, settings)
         failure: ProviderError | None = None
         try:
+            smtp = await self._session(credentials, settings)
             # Entering connects, negotiates TLS and logs in; leaving quits.
             async with smtp:
                 await smtp.send_message(mime, sender=settings.from_email, recipients=[address])
@@ -131,8 +135,8 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
         client: httpx.AsyncClient,
     ) -> CheckResult | None:
         """Connect, negotiate TLS, log in when configured, and quit without sending."""
-        smtp = _smtp_client(credentials, settings)
         try:
+            smtp = await self._session(credentials, settings)
             async with smtp:
                 await smtp.noop()
         except Exception as exc:
@@ -142,6 +146,17 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
         return CheckResult(
             ok=True, detail=f"connected to {settings.host}:{settings.effective_port}{login}"
         )
+
+    async def _session(
+        self, credentials: SmtpCredentials, settings: SmtpSettings
+    ) -> aiosmtplib.SMTP:
+        """The SMTP session, on a socket from the dispatcher's connector when it set one."""
+        if self.connector is None:
+            return _smtp_client(credentials, settings)
+        sock = await self.connector.open_connection(
+            settings.host, settings.effective_port, timeout=settings.timeout
+        )
+        return _smtp_client(credentials, settings, sock=sock)
 
 
 def build_email(message: Message, settings: SmtpSettings) -> EmailMessage:
@@ -181,6 +196,8 @@ def classify_smtp_error(  # noqa: PLR0911
     ``secrets`` (the password) are cut out of any server reply quoted in the message, in case a
     server echoes what it was sent.
     """
+    if isinstance(exc, RefusedConnectionError):
+        return DestinationRefusedError(provider, exc)
     scrub = _scrubber(secrets)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         refused = exc.recipients[0]
@@ -225,10 +242,14 @@ def _from_reply(provider: str, code: int, text: str, stage: Stage) -> ProviderEr
     return IntegrationError(provider, detail, provider_code=provider_code)
 
 
-def _smtp_client(credentials: SmtpCredentials, settings: SmtpSettings) -> aiosmtplib.SMTP:
+def _smtp_client(
+    credentials: SmtpCredentials, settings: SmtpSettings, *, sock: socket.socket | None = None
+) -> aiosmtplib.SMTP:
+    """A session to ``settings.host`` (also the name TLS verifies), over ``sock`` when given."""
     return aiosmtplib.SMTP(
         hostname=settings.host,
-        port=settings.effective_port,
+        port=None if sock is not None else settings.effective_port,
+        sock=sock,
         username=credentials.username,
         password=credentials.password.get_secret_value() if credentials.password else None,
         use_tls=settings.security == "ssl",

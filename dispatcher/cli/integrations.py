@@ -25,8 +25,8 @@ from dispatcher.producer import enqueue_action
 from dispatcher.results import Err
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.resources import database, ensure_ready
+from dispatcher.runtime.url_guard import DestinationGuard
 from dispatcher.sending.integrations import Candidate, Prepared, load_candidate, prepare
-from dispatcher.sending.url_guard import DestinationGuard
 from models import ChannelType, Integration, Organisation
 from providers import CheckResult, IntegrationError, ProviderError
 from providers.base import secret_values
@@ -230,7 +230,9 @@ def _candidate(organisation_id: uuid.UUID, integration_id: uuid.UUID) -> Candida
 def check_runtime() -> SendingRuntime:
     """What ``integrations test`` calls the provider through: the worker's HTTP client factory,
     with the short timeouts of an interactive check."""
-    return SendingRuntime(timeout=CHECK_TIMEOUT, max_connections=4)
+    return SendingRuntime(
+        timeout=CHECK_TIMEOUT, max_connections=4, url_allowlist=get_settings().url_allowlist
+    )
 
 
 async def _check(prepared: Prepared) -> CheckResult | None:

@@ -2,28 +2,45 @@
 
 A Celery prefork child runs one task at a time; each batch runs to completion on this process's
 loop, and the HTTP connection pools (and provider token caches) survive from batch to batch.
+
+Every connection the clients and the providers open goes through one
+:class:`~dispatcher.runtime.guarded_connector.GuardedConnector` built from the operator's
+allow-list: no tenant-supplied destination reaches a private address, whoever sends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import httpx
+from aiohttp.abc import AbstractResolver
 from httpx_aiohttp import AiohttpTransport
 
+from dispatcher.runtime.guarded_connector import GuardedConnector, http2_transport
 from dispatcher.runtime.http_client import SharedAsyncClient
+from dispatcher.runtime.url_guard import AddressPolicy
 from providers.registry import AnyProvider, default_registry
 
 T = TypeVar("T")
 
 
 class SendingRuntime:
-    def __init__(self, *, timeout: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        max_connections: int,
+        url_allowlist: Sequence[str],
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        """``url_allowlist`` is ``DISPATCHER_URL_ALLOWLIST``: the private hosts and addresses
+        the clients may connect to; ``resolver`` replaces the system's name resolution."""
         self.timeout = timeout
         self.max_connections = max_connections
+        self.connector = GuardedConnector(AddressPolicy(url_allowlist), resolver=resolver)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._providers: dict[str, AnyProvider] = {}
@@ -59,7 +76,18 @@ class SendingRuntime:
             # HTTP/1.1 goes through aiohttp's connection pool behind httpx's interface: measured
             # here against a server answering after 100 ms, httpx's own pool managed about 70
             # requests/s at 200 in flight, the aiohttp transport about 1,400/s (bench/).
-            transport = None if http2 else AiohttpTransport(limits=limits, trust_env=False)
+            transport: httpx.AsyncBaseTransport
+            if http2:
+                transport = http2_transport(self.connector, limits)
+            else:
+                aiohttp_transport = AiohttpTransport(
+                    limits=limits,
+                    trust_env=False,
+                    client=lambda: self.connector.aiohttp_session(
+                        limits, aiohttp_transport.ssl_context
+                    ),
+                )
+                transport = aiohttp_transport
             client = SharedAsyncClient(
                 http2=http2,
                 transport=transport,
@@ -76,6 +104,7 @@ class SendingRuntime:
         instance = self._providers.get(name)
         if instance is None:
             instance = default_registry.get(name)()
+            instance.connector = self.connector
             self._providers[name] = instance
         return instance
 

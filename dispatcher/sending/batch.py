@@ -42,6 +42,7 @@ def sending_runtime() -> SendingRuntime:
     return SendingRuntime(
         timeout=settings.send_timeout,
         max_connections=max(100, settings.send_concurrency_per_integration * 4),
+        url_allowlist=settings.url_allowlist,
     )
 
 

@@ -37,21 +37,23 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
+from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationError
 from dispatcher.sending.backoff import retry_delay
 from dispatcher.sending.integrations import Candidate, Prepared, prepare
 from dispatcher.sending.limits import fitting
 from dispatcher.sending.plan import Job
 from dispatcher.sending.rate_limit import Deferred, Pacer, local_rate_store, send_rate
-from dispatcher.sending.url_guard import DestinationGuard, UnsafeDestinationError
 from models import AttemptOutcome, ChannelType, DeliveryStatus
 from models.types import utcnow
 from providers.base import Message, SendResult
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.http import DestinationRefusedError
 
 MAX_ERROR_LENGTH = 500
 #: Seconds a provider's ``Retry-After`` may hold an integration's circuit open, at most.
@@ -337,7 +339,7 @@ class BatchSender:
                 )
             message_id, status_code = result.provider_message_id, result.status_code
         except Exception as exc:
-            error = exc
+            error = _blame_recipient_url(job, exc)
         latency = (time.perf_counter() - started) * 1000
         if error is None:
             attempt = Attempt(
@@ -408,6 +410,20 @@ class Withheld:
     """Not sent, no attempt counted: retried later (by whoever holds the delivery then)."""
 
     reason: str
+
+
+def _blame_recipient_url(job: Job, error: Exception) -> Exception:
+    """A connection refused to the subscriber's own webhook URL (its name resolved to a
+    private address only when connecting) fails the delivery, like the check before it."""
+    url = job.message.to.webhook_url if job.message is not None else None
+    if (
+        isinstance(error, DestinationRefusedError)
+        and url
+        and job.channel in GUARDED_CHANNELS
+        and (urlsplit(url).hostname or "").rstrip(".") == error.host.lower().rstrip(".")
+    ):
+        return RecipientError(error.provider, f"webhook URL refused: {error.reason}")
+    return error
 
 
 def _deferred(outcome: Outcome, candidate: Candidate, deferred: Deferred) -> Outcome:

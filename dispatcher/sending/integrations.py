@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
-from dispatcher.sending.url_guard import DestinationGuard, UnsafeDestinationError
+from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationError
 from models import Integration, IntegrationStatus
 from models.crypto import KeyRingError
 from models.types import EncryptedJSON

@@ -19,9 +19,9 @@ from dispatcher.config import Settings, get_settings
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.resources import database
+from dispatcher.runtime.url_guard import DestinationGuard
 from dispatcher.sending.batch import circuit_store, sending_runtime
 from dispatcher.sending.integrations import Candidate, load_candidate, prepare
-from dispatcher.sending.url_guard import DestinationGuard
 from models import Integration, IntegrationStatus
 from models.types import utcnow
 from providers.errors import IntegrationError, ProviderError

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from dispatcher.sending.url_guard import (
+from dispatcher.runtime.url_guard import (
     UnsafeDestinationError,
     check_destination,
     check_destination_async,

@@ -95,7 +95,7 @@ class Circuit:
 
 @pytest.fixture
 def runtime() -> Iterator[SendingRuntime]:
-    runtime = SendingRuntime(timeout=5.0, max_connections=10)
+    runtime = SendingRuntime(timeout=5.0, max_connections=10, url_allowlist=())
     yield runtime
     runtime.close()
 

@@ -24,7 +24,7 @@ from tests.dispatcher.sending.support import candidate, job, sender, sent_by
 
 @pytest.fixture
 def runtime() -> Iterator[SendingRuntime]:
-    runtime = SendingRuntime(timeout=5.0, max_connections=10)
+    runtime = SendingRuntime(timeout=5.0, max_connections=10, url_allowlist=())
     yield runtime
     runtime.close()
 

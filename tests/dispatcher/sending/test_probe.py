@@ -42,6 +42,16 @@ def in_error(organisation_id: uuid.UUID, url: str) -> uuid.UUID:
     return integration_id
 
 
+@pytest.fixture
+def fresh_runtime() -> Iterator[None]:
+    """A sending runtime built from this test's settings, not left to the next test."""
+    batch.sending_runtime.cache_clear()
+    yield
+    batch.sending_runtime().close()
+    batch.sending_runtime.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_runtime")
 def test_the_probe_refuses_what_sending_refuses_and_admits_the_allow_list(
     organisation_id: uuid.UUID,
     outside: ScriptedServer,
@@ -61,6 +71,9 @@ def test_the_probe_refuses_what_sending_refuses_and_admits_the_allow_list(
     assert fetch(Integration, integration_id).status is IntegrationStatus.ERROR
 
     settings_env(url_allowlist="127.0.0.1,127.0.0.2")
+    # The process's sending runtime is built from the settings once (its connector enforces
+    # the allow-list): build it again.
+    batch.sending_runtime.cache_clear()
     report = probe()
     assert str(integration_id) in report.closed
     assert [seen.method for seen in outside.seen] == ["GET"]

@@ -40,7 +40,7 @@ def store(request: pytest.FixtureRequest) -> RateStore:
 
 @pytest.fixture
 def runtime() -> Iterator[SendingRuntime]:
-    runtime = SendingRuntime(timeout=5.0, max_connections=10)
+    runtime = SendingRuntime(timeout=5.0, max_connections=10, url_allowlist=())
     yield runtime
     runtime.close()
 
@@ -133,7 +133,7 @@ def test_the_pacer_is_advisory_when_redis_is_unreachable(
 ) -> None:
     unreachable = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     pacer = Pacer(RedisRateStore(unreachable), max_wait=1.0)
-    runtime = SendingRuntime(timeout=1.0, max_connections=1)
+    runtime = SendingRuntime(timeout=1.0, max_connections=1, url_allowlist=())
     try:
         with caplog.at_level(logging.WARNING, logger="dispatcher.sending.rate_limit"):
             answers = [runtime.run(pacer.turn(uuid.uuid4(), 1.0)) for _ in range(3)]

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from dispatcher import trigger
 from dispatcher.config import get_settings
 from dispatcher.runtime.resources import database
+from dispatcher.runtime.url_guard import DestinationGuard
 from dispatcher.sending.batch import sending_runtime
 from dispatcher.sending.integrations import Candidate, load_candidate, prepare
 from dispatcher.sending.store import BatchReport
-from dispatcher.sending.url_guard import DestinationGuard
 from models import DeliveryAttempt
 from providers.errors import IntegrationError
 from providers.fake import FakeCredentials

@@ -1,10 +1,14 @@
-"""A guard against server-side request forgery for tenant-supplied URLs (webhooks, chat hooks).
+"""A guard against server-side request forgery for tenant-supplied destinations.
 
 :func:`check_destination` accepts an http(s) URL only if every address its host resolves to is
-public, or if the operator allowed the host or address. It checks; it does not connect: a
-client that resolves the name again may get another answer (DNS rebinding), so the window
-between check and connect is narrowed, not closed, unless the client connects to a checked
-address.
+public, or if the operator allowed the host or address. It checks; it does not connect: the
+send path uses it to refuse a destination early, with a clear reason.
+
+:class:`AddressPolicy` is the same rule for one host name or one address, which is what
+:mod:`~dispatcher.runtime.guarded_connector` asks at the moment it connects: the address
+checked is the address connected to, so a second DNS answer (rebinding) cannot slip past.
+The policy lives in the runtime, not in ``dispatcher.sending``, because the runtime's HTTP
+clients enforce it and the runtime may not import the sending layer.
 
 Error messages name the host and the reason, never the path, query or user info of the URL:
 those often carry tokens.
@@ -168,6 +172,29 @@ class _Allowlist:
             for candidate in candidates
             for network in self.networks
         )
+
+
+class AddressPolicy:
+    """The operator's allow-list (``DISPATCHER_URL_ALLOWLIST``) applied to one host name or one
+    address: what a connector asks just before it connects."""
+
+    def __init__(self, allow: Sequence[str] = ()) -> None:
+        self.allow = tuple(allow)
+        self._allowlist = _Allowlist(self.allow)
+
+    def allows_host(self, host: str) -> bool:
+        """Whether the operator allowed ``host`` by name: every address it resolves to is."""
+        return self._allowlist.allows_host(host.lower().rstrip("."))
+
+    def refusal(self, address: str) -> str | None:
+        """Why connecting to ``address`` is refused, or None when it is public or allowed."""
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return "a malformed address"
+        if self._allowlist.allows_address(parsed):
+            return None
+        return unsafe_reason(parsed)
 
 
 def _host_of(url: str) -> str:

@@ -1,0 +1,211 @@
+"""Every destination a tenant can name in an integration is guarded where the connection is made.
+
+Each provider's credentials and settings fields whose name says they may name a place (URL, URI,
+host, endpoint, webhook, server, port, domain, region, callback, address) are listed here: either
+as a case, sent through the guarded runtime with that field pointing at a loopback listener that
+is not allow-listed (no connection may reach it, the send fails as refused), and again with the
+listener allow-listed (it must be reached: the field really is a destination); or as an exemption
+with its reason. A new provider's destination-like field fails the first test until it is one or
+the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from providers.base import Message
+from providers.http import DestinationRefusedError
+from providers.registry import default_registry
+from tests.security.connections import Listener, guarded_runtime, listening
+
+DESTINATION_LIKE = re.compile(
+    r"url|uri|host|endpoint|webhook|server|port|domain|region|callback|address"
+)
+
+#: Fields that match the pattern but name nothing the dispatcher connects to.
+EXEMPT: dict[tuple[str, str], str] = {
+    ("discord", "avatar_url"): "an image URL Discord's servers fetch, never the dispatcher",
+    ("mattermost", "icon_url"): "an image URL the Mattermost server fetches, never the dispatcher",
+    ("messagebird", "report_url"): "a status callback MessageBird calls, never the dispatcher",
+    ("plivo", "url"): "a status callback Plivo calls, never the dispatcher",
+    ("telnyx", "webhook_url"): "a status callback Telnyx calls, never the dispatcher",
+    ("twilio", "status_callback"): "a status callback Twilio calls, never the dispatcher",
+    ("vonage", "callback"): "a status callback Vonage calls, never the dispatcher",
+    ("mailgun", "domain"): "a path segment of the API URL, not a host",
+    ("ses", "region"): "validated as an AWS region code: a label under amazonaws.com",
+    ("smtp", "port"): "always paired with host, whose case connects to it",
+    ("postmark", "server_token"): "a credential, not a place",
+    **{
+        (name, "webhook_url"): "its credentials validator admits only the provider's own https "
+        "hosts; a subscriber's URL on allowed_webhook_hosts is the recipient's case "
+        "(tests/dispatcher/runtime/test_guarded_connector.py)"
+        for name in ("discord", "google_chat", "slack_webhook")
+    },
+    **{
+        (name, "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it"
+        for name in ("discord", "google_chat", "mattermost", "slack_webhook", "teams")
+    },
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    credentials: dict[str, Any]
+    settings: dict[str, Any]
+    message: Message
+
+
+def samples(provider: str) -> Any:
+    return importlib.import_module(f"tests.providers.test_{provider}")
+
+
+def origin(listener: Listener) -> str:
+    """The listener's origin; an https one on port 443 (fields that demand it)."""
+    return f"https://{listener.host}" if listener.port == 443 else listener.url
+
+
+def base_url(provider: str) -> Callable[[Listener], Case]:
+    def build(listener: Listener) -> Case:
+        module = samples(provider)
+        settings = {**getattr(module, "SETTINGS", {}), "base_url": origin(listener)}
+        return Case(module.CREDENTIALS, settings, module.MESSAGE)
+
+    return build
+
+
+def chat_webhook(provider: str, hook: str) -> Callable[[Listener], Case]:
+    """The provider's own sample hook URL moved to the listener's host (which the tenant may
+    add to ``allowed_webhook_hosts``)."""
+
+    def build(listener: Listener) -> Case:
+        url = hook.replace(urlsplit(hook).netloc, listener.host, 1)
+        settings = {"allowed_webhook_hosts": [listener.host]}
+        return Case({"webhook_url": url}, settings, samples(provider).MESSAGE)
+
+    return build
+
+
+def fcm_token_uri(listener: Listener) -> Case:
+    module = samples("fcm")
+    credentials = {
+        **module.CREDENTIALS,
+        "token_uri": f"https://{listener.host}:{listener.port}/token",
+    }
+    return Case(credentials, {}, module.MESSAGE)
+
+
+def smtp_host(listener: Listener) -> Case:
+    settings = {
+        "from_email": "noreply@example.com", "host": listener.host, "port": listener.port,
+        "security": "none", "timeout": 5.0,
+    }  # fmt: skip
+    return Case({}, settings, samples("smtp").MESSAGE)
+
+
+def fake_http_url(listener: Listener) -> Case:
+    return Case({"api_key": "key"}, {"url": f"{listener.url}/send"}, samples("fcm").MESSAGE)
+
+
+def webhook_url(listener: Listener) -> Case:
+    module = samples("webhook")
+    return Case(module.CREDENTIALS, {"url": f"{listener.url}/hook"}, module.MESSAGE)
+
+
+def telegram_base_url(listener: Listener) -> Case:
+    module = samples("telegram")
+    return Case({"bot_token": module.TOKEN}, {"base_url": origin(listener)}, module.MESSAGE)
+
+
+CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
+    **{
+        (name, "base_url"): base_url(name)
+        for name in (
+            "brevo",
+            "mailgun",
+            "mailjet",
+            "messagebird",
+            "plivo",
+            "postmark",
+            "resend",
+            "sendgrid",
+            "ses",
+            "slack",
+            "telnyx",
+            "twilio",
+            "vonage",
+        )
+    },
+    ("telegram", "base_url"): telegram_base_url,
+    ("fake_http", "url"): fake_http_url,
+    ("webhook", "url"): webhook_url,
+    ("fcm", "token_uri"): fcm_token_uri,
+    ("smtp", "host"): smtp_host,
+    ("mattermost", "webhook_url"): chat_webhook("mattermost", samples("mattermost").URL),
+    ("teams", "webhook_url"): chat_webhook("teams", samples("teams").URL),
+}
+
+#: Cases whose field must be an https URL on the default port.
+ON_PORT_443 = frozenset(
+    {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
+     ("telegram", "base_url")}
+)  # fmt: skip
+
+
+def _is_literal(annotation: Any) -> bool:
+    """A field limited to fixed values cannot name a destination of the tenant's choosing."""
+    return typing.get_origin(annotation) is typing.Literal
+
+
+def destination_like_fields() -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for name in default_registry.names():
+        provider = default_registry.get(name)
+        for model in (provider.credentials_model, provider.settings_model):
+            for field, info in model.model_fields.items():
+                if DESTINATION_LIKE.search(field) and not _is_literal(info.annotation):
+                    found.add((name, field))
+    return found
+
+
+def test_every_destination_like_field_is_a_case_or_exempt() -> None:
+    fields = destination_like_fields()
+    assert fields - CASES.keys() - EXEMPT.keys() == set(), "add a case or an exemption"
+    assert CASES.keys() | EXEMPT.keys() <= fields, "a case or exemption names no such field"
+
+
+def send(name: str, case: Case, allow: tuple[str, ...]) -> Exception | None:
+    with guarded_runtime(allow) as runtime:
+        provider = runtime.provider(name)
+        credentials = provider.parse_credentials(case.credentials)
+        settings = provider.parse_settings(case.settings)
+        client = runtime.client(http2=type(provider).requires_http2)
+        try:
+            runtime.run(provider.send(case.message, credentials, settings, client))
+        except Exception as exc:
+            return exc
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "field"), [pytest.param(*key, id=".".join(key)) for key in sorted(CASES)]
+)
+def test_a_destination_field_cannot_reach_a_private_address(name: str, field: str) -> None:
+    build = CASES[name, field]
+    with listening(port=443 if (name, field) in ON_PORT_443 else 0) as listener:
+        case = build(listener)
+        refused = send(name, case, allow=())
+        assert listener.connections == 0
+        assert isinstance(refused, DestinationRefusedError), repr(refused)
+        assert f"{listener.host}" in refused.reason
+
+        # The control: allowed, the same field does lead to a connection to the listener.
+        send(name, case, allow=(listener.host,))
+        assert listener.connections >= 1
