@@ -391,6 +391,9 @@ def test_the_sweeper_recovers_deliveries_after_the_queue_is_flushed(
     queue = app.conf.task_queues[1].name  # deliveries
     hostname = worker  # this test's own worker, not whichever answers a ping first
     assert app.control.cancel_consumer(queue, reply=True, destination=[hostname])
+    # Kombu's Redis transport may have a BRPOP on the queue outstanding when the cancel arrives
+    # (it blocks up to a second); one issued before the cancel would still take a message.
+    time.sleep(2)
     try:
         receipt = trigger_bulk(
             organisation_id,
