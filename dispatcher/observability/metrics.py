@@ -7,7 +7,12 @@ Four metrics, recorded once per batch by :func:`record_batch`:
   outcome (a timeout counts as the time it took);
 - ``dispatcher_queue_lag_seconds{priority}``: from a delivery being due to a worker claiming it;
 - ``dispatcher_deliveries_finished_total{channel, status}``: deliveries that reached ``sent``,
-  ``failed`` or ``skipped``.
+  ``failed`` or ``skipped``;
+
+and one more, set by the circuit probe (a beat job) after counting them:
+
+- ``dispatcher_undecryptable_integrations``: integrations whose stored credentials the worker's
+  key ring cannot open (their deliveries wait; a wrong or incomplete key ring shows here).
 
 Labels are bounded sets (channels, provider names, outcomes); no organisation or delivery id.
 
@@ -34,7 +39,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    values,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +107,13 @@ class WorkerMetrics:
             ["channel", "status"],
             registry=registry,
         )
+        self.undecryptable = Gauge(
+            "dispatcher_undecryptable_integrations",
+            "Integrations whose stored credentials the worker's encryption keys cannot open.",
+            registry=registry,
+            # Whichever process counted last is right: the count is of the database, not of it.
+            multiprocess_mode="mostrecent",
+        )
 
     def record(
         self,
@@ -143,6 +162,14 @@ def record_batch(
         worker_metrics.record(jobs, outcomes, claimed_at=claimed_at, due=due)
     except Exception:
         logger.warning("metrics: could not record a batch", exc_info=True)
+
+
+def record_undecryptable(count: int) -> None:
+    """Set the undecryptable-integrations gauge. Never raises, like :func:`record_batch`."""
+    try:
+        worker_metrics.undecryptable.set(count)
+    except Exception:
+        logger.warning("metrics: could not record the undecryptable count", exc_info=True)
 
 
 def multiprocess_directory() -> Path:

@@ -15,7 +15,9 @@ from sqlalchemy.orm import aliased
 from dispatcher.celery_app import app
 from dispatcher.config import Settings, get_settings
 from dispatcher.notifications.scheduling import fire_due
+from dispatcher.observability.metrics import record_undecryptable
 from dispatcher.runtime.resources import database
+from dispatcher.runtime.startup import check_stored_credentials
 from dispatcher.sending.probe import probe
 from models import (
     TERMINAL_DELIVERY_STATUSES,
@@ -154,5 +156,10 @@ def purge_retention() -> dict[str, Any]:
 
 @app.task(name=PROBE_TASK, ignore_result=True)
 def probe_circuits() -> dict[str, Any]:
-    """Beat: close the circuits of integrations that answer their provider's check again."""
-    return asdict(probe(get_settings()))
+    """Beat: close the circuits of integrations that answer their provider's check again, and
+    count the integrations whose credentials this worker's keys cannot open (a metric)."""
+    report = asdict(probe(get_settings()))
+    keys = check_stored_credentials(database(), limit=None)
+    record_undecryptable(keys.undecryptable)
+    report["undecryptable"] = keys.undecryptable
+    return report

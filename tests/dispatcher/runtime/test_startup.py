@@ -117,3 +117,35 @@ def test_an_unreachable_database_is_not_a_reason_to_refuse(tmp_path: Path) -> No
         assert require_working_keys(unreachable) is None
     finally:
         unreachable.dispose()
+
+
+def test_the_probe_counts_undecryptable_integrations_into_a_metric(
+    organisation_id: uuid.UUID,
+) -> None:
+    import sqlalchemy as sa
+
+    from dispatcher.observability.metrics import worker_metrics
+    from dispatcher.tasks.maintenance import probe_circuits
+
+    stored_credentials(organisation_id)
+    before = probe_circuits()["undecryptable"]
+    foreign = Fernet(Fernet.generate_key()).encrypt(b'{"api_key": "x"}').decode()
+    with database().engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE integrations SET credentials = :token WHERE id = ("
+                "SELECT id FROM integrations WHERE organisation_id = :org LIMIT 1)"
+            ),
+            {"token": foreign, "org": organisation_id},
+        )
+    try:
+        report = probe_circuits()
+        assert report["undecryptable"] == before + 1
+        assert worker_metrics.undecryptable._value.get() == before + 1  # type: ignore[attr-defined]
+    finally:
+        # Other tests (key rotation) walk every stored credential of the shared database.
+        with database().engine.begin() as connection:
+            connection.execute(
+                sa.text("DELETE FROM integrations WHERE organisation_id = :org"),
+                {"org": organisation_id},
+            )
