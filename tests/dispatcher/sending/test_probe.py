@@ -63,7 +63,7 @@ def test_the_probe_refuses_what_sending_refuses_and_admits_the_allow_list(
         report = probe()
     assert str(integration_id) in report.failing
     assert outside.seen == []
-    # The reason a send through it records (tests/dispatcher/test_cli_integrations.py).
+    # The reason a send through it records (tests/dispatcher/cli/test_cli_integrations.py).
     assert (
         f"integration {integration_id}: not probed: settings.url refused: host '127.0.0.2' is "
         "a loopback address" in caplog.text

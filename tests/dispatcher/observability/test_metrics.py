@@ -32,7 +32,7 @@ from models import AttemptOutcome, ChannelType, Delivery, DeliveryStatus
 from tests.conftest import free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ORGANISATION = uuid.uuid4()
 
 
@@ -362,7 +362,7 @@ PREFORK_WORKER = textwrap.dedent(
     """
     import os, sys
     from dispatcher.observability import metrics
-    from tests.ops.test_metrics import sample_batch
+    from tests.dispatcher.observability.test_metrics import sample_batch
 
     metrics.prepare_worker_metrics()
     for _ in range(2):
