@@ -28,7 +28,7 @@ from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Ok, Result
 from dispatcher.runtime.db import normalise_url
 from dispatcher.runtime.resources import database, ensure_ready
-from models import ChannelType, Delivery, DeliveryAttempt, Integration, Subscriber
+from models import AttemptOutcome, ChannelType, Delivery, DeliveryAttempt, Integration, Subscriber
 from models.migrate import upgrade
 
 SUBSCRIBERS = 300
@@ -243,9 +243,9 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
                 DeliveryAttempt.delivery_id, DeliveryAttempt.integration_id, DeliveryAttempt.outcome
             ).where(DeliveryAttempt.organisation_id == organisation_id)
         ).all()
-    tried: dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]] = defaultdict(list)
+    tried: dict[uuid.UUID, list[tuple[uuid.UUID | None, AttemptOutcome]]] = defaultdict(list)
     for delivery_id, integration_id, attempt_outcome in attempts:
-        tried[delivery_id].append((integration_id, attempt_outcome.value))
+        tried[delivery_id].append((integration_id, attempt_outcome))
     rows: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for delivery_id, channel_type, status, integration_id in deliveries:
         channel = channel_type.value if channel_type else "-"
@@ -255,10 +255,12 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
         final = final.removeprefix(f"{channel} ")
         row = rows[(channel, final)]
         row[status.value] += 1
-        row["retried"] += int(any(result == "retryable" for _, result in history))
+        row["retried"] += int(any(result is AttemptOutcome.RETRYABLE for _, result in history))
         row["fell back"] += int(len({integration for integration, _ in history}) > 1)
         row["attempts"] += len(history)
-        row["failed attempts"] += sum(1 for _, result in history if result != "sent")
+        row["failed attempts"] += sum(
+            1 for _, result in history if result is not AttemptOutcome.SENT
+        )
     table = Table(
         "channel",
         "via",
