@@ -334,6 +334,8 @@ def producer_settings(environment: Mapping[str, str]) -> Iterator[None]:
 
 
 def _switch(environment: Mapping[str, str]) -> None:
+    from kombu import pools as kombu_pools
+
     from dispatcher.celery_app import app, celery_config
     from dispatcher.config import get_settings, reset_settings
     from dispatcher.runtime import resources as runtime
@@ -355,6 +357,9 @@ def _switch(environment: Mapping[str, str]) -> None:
         amqp._producer_pool.force_close_all()
         amqp._producer_pool = None
     app._pool = None
+    # kombu keeps producer pools per connection in a registry of its own: a closed pool left
+    # there would be handed out again when the settings switch back to an earlier broker.
+    kombu_pools.reset()
     app.conf.update(celery_config(get_settings()))
     if amqp is not None:
         # The queues (and the router holding them) are built once from the configuration: a
