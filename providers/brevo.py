@@ -32,7 +32,7 @@ from providers.email_common import (
     body_parts,
     recipient_email,
 )
-from providers.errors import RecipientError
+from providers.errors import MAX_DETAIL, RecipientError
 from providers.http import ErrorClass, json_body, parse_retry_after, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -88,7 +88,7 @@ class BrevoProvider(HttpProvider[BrevoCredentials, BrevoSettings]):
         code = str(body.get("code") or "").lower()
         detail = str(body.get("message") or "")
         if code:
-            return ErrorCode(code, f"{code}: {detail}"[:300], detail)
+            return ErrorCode(code, f"{code}: {detail}"[:MAX_DETAIL], detail)
         return ErrorCode(None, "HTTP 429: rate limited") if response.status_code == 429 else None
 
     def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:

@@ -17,6 +17,11 @@ attempt records and logs.
 
 from __future__ import annotations
 
+#: Characters of a provider's explanation an error keeps. Only a bound on memory: the dispatcher
+#: masks secrets in it first and then cuts it to what it stores, so a secret the provider echoed
+#: is always masked whole (a cut here, before masking, could leave a part of one readable).
+MAX_DETAIL = 8_000
+
 
 class ProviderError(Exception):
     """A send that did not succeed, already classified."""

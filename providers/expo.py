@@ -30,7 +30,13 @@ from providers.base import (
     Provider,
     SendResult,
 )
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    MAX_DETAIL,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 from providers.http import classify_status, json_body, send_request
 from providers.push_fanout import fold_outcomes, unique_tokens
 
@@ -136,7 +142,7 @@ class ExpoProvider(Provider[ExpoCredentials, NoSettings]):
         details = ticket.get("details")
         raw_code = details.get("error") if isinstance(details, dict) else None
         code = raw_code if isinstance(raw_code, str) and raw_code else None
-        text = str(ticket.get("message") or "push ticket error")[:200]
+        text = str(ticket.get("message") or "push ticket error")[:MAX_DETAIL]
         error_class = TICKET_ERRORS.get(code or "", IntegrationError)
         return error_class(
             self.name, f"{code or 'error'}: {text}", status_code=status_code, provider_code=code
@@ -149,7 +155,7 @@ def _request_error(response: httpx.Response, body: dict[str, Any]) -> str:
     first = errors[0] if isinstance(errors, list) and errors else None
     if isinstance(first, dict):
         code = str(first.get("code") or "")
-        text = str(first.get("message") or "")[:200]
+        text = str(first.get("message") or "")[:MAX_DETAIL]
         return f"HTTP {response.status_code} {code}: {text}".strip().rstrip(":")
     return f"HTTP {response.status_code}"
 

@@ -38,7 +38,13 @@ from providers.base import (
     Provider,
     SendResult,
 )
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    MAX_DETAIL,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 from providers.http import classify_status, json_body, parse_retry_after, send_request
 from providers.jwt_auth import (
     CachedToken,
@@ -208,7 +214,7 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
         error = error if isinstance(error, dict) else {}
         status = str(error.get("status") or "")
         code = _fcm_error_code(error) or status or None
-        text = str(error.get("message") or "")[:200]
+        text = str(error.get("message") or "")[:MAX_DETAIL]
         reason = f"HTTP {response.status_code} {code or ''}: {text}".strip().rstrip(":")
         status_code = response.status_code
         if code in RECIPIENT_CODES:
@@ -258,7 +264,7 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
             description = body.get("error_description")
             reason = f"token exchange failed: HTTP {response.status_code} {code or ''}".strip()
             if isinstance(description, str) and description:
-                reason = f"{reason}: {description[:200]}"
+                reason = f"{reason}: {description[:MAX_DETAIL]}"
             raise classify_status(
                 self.name,
                 response,

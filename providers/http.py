@@ -18,13 +18,14 @@ from typing import Any
 import httpx
 
 from providers.errors import (
+    MAX_DETAIL,
     IntegrationError,
     ProviderError,
     RecipientError,
     RetryableError,
 )
 
-MAX_ERROR_DETAIL = 300
+MAX_ERROR_DETAIL = MAX_DETAIL
 REDACTED = "[redacted]"
 
 ErrorClass = type[ProviderError]

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from providers.base import ChannelType, CheckResult, Credentials, Message
 from providers.email_common import EmailSenderSettings, body_parts, recipient_email
-from providers.errors import RecipientError
+from providers.errors import MAX_DETAIL, RecipientError
 from providers.http import classify_status, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest, RequestFiles
 
@@ -76,7 +76,7 @@ class MailgunProvider(HttpProvider[MailgunCredentials, MailgunSettings]):
         """A 400 whose message names a recipient parameter; other errors go by status."""
         detail = str(json_body(response).get("message") or "")
         if response.status_code == 400 and _names_recipient(detail):
-            return ErrorCode("invalid_recipient", detail[:300])
+            return ErrorCode("invalid_recipient", detail[:MAX_DETAIL])
         return None
 
     async def check(

@@ -32,7 +32,7 @@ from providers.email_common import (
     body_parts,
     recipient_email,
 )
-from providers.errors import ProviderError, RecipientError
+from providers.errors import MAX_DETAIL, ProviderError, RecipientError
 from providers.http import json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -129,7 +129,7 @@ class MailjetProvider(HttpProvider[MailjetCredentials, MailjetSettings]):
 
 def _error_code(error: dict[str, Any]) -> ErrorCode:
     code = str(error.get("ErrorCode") or "")
-    return ErrorCode(code or None, f"{code}: {error.get('ErrorMessage') or ''}"[:300])
+    return ErrorCode(code or None, f"{code}: {error.get('ErrorMessage') or ''}"[:MAX_DETAIL])
 
 
 def _auth(credentials: MailjetCredentials) -> httpx.BasicAuth:

@@ -26,7 +26,7 @@ import httpx
 from pydantic import SecretStr
 
 from providers.base import ChannelType, CheckResult, Credentials, Message, NoSettings
-from providers.errors import IntegrationError, ProviderError, RecipientError
+from providers.errors import MAX_DETAIL, IntegrationError, ProviderError, RecipientError
 from providers.http import classify_status, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -185,4 +185,4 @@ def _summary(body: dict[str, Any]) -> str:
         text = ", ".join(sorted(str(key) for key in errors))
     else:
         text = ""
-    return text[:200] or "no error detail"
+    return text[:MAX_DETAIL] or "no error detail"

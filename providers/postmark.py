@@ -26,7 +26,13 @@ from providers.email_common import (
     display_address,
     recipient_email,
 )
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    MAX_DETAIL,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 from providers.http import ErrorClass, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -105,7 +111,7 @@ class PostmarkProvider(HttpProvider[PostmarkCredentials, PostmarkSettings]):
         if not isinstance(code, int):
             return None
         detail = str(body.get("Message") or "")
-        return ErrorCode(str(code), f"ErrorCode {code}: {detail}"[:300], detail)
+        return ErrorCode(str(code), f"ErrorCode {code}: {detail}"[:MAX_DETAIL], detail)
 
     def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
         if code.code == "300":

@@ -37,7 +37,7 @@ from providers.email_common import (
     recipient_email,
     tag_value,
 )
-from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.errors import MAX_DETAIL, IntegrationError, RecipientError, RetryableError
 from providers.http import ErrorClass, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -114,7 +114,7 @@ class ResendProvider(HttpProvider[ResendCredentials, ResendSettings]):
         body = json_body(response)
         name = str(body.get("name") or "")
         detail = str(body.get("message") or "")
-        return ErrorCode(name, f"{name}: {detail}"[:300], detail) if name else None
+        return ErrorCode(name, f"{name}: {detail}"[:MAX_DETAIL], detail) if name else None
 
     def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:
         if code.code == "validation_error" and response.status_code in (400, 422):

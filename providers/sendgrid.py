@@ -30,7 +30,7 @@ from providers.email_common import (
     body_parts,
     recipient_email,
 )
-from providers.errors import RecipientError
+from providers.errors import MAX_DETAIL, RecipientError
 from providers.http import ErrorClass, classify_status, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -97,7 +97,7 @@ class SendGridProvider(HttpProvider[SendGridCredentials, SendGridSettings]):
             field = str(error.get("field") or "") if isinstance(error, dict) else ""
             if _RECIPIENT_FIELD.match(field):
                 detail = str(error.get("message") or "invalid recipient")
-                return ErrorCode(field, f"{field}: {detail}"[:300])
+                return ErrorCode(field, f"{field}: {detail}"[:MAX_DETAIL])
         return None
 
     def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:

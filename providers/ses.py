@@ -46,7 +46,7 @@ from providers.email_common import (
     recipient_email,
     tag_value,
 )
-from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.errors import MAX_DETAIL, IntegrationError, RecipientError, RetryableError
 from providers.http import ErrorClass, error_detail, json_body
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
@@ -195,7 +195,7 @@ class SesProvider(HttpProvider[SesCredentials, SesSettings]):
         body = json_body(response)
         error_type = aws_error_type(response, body)
         detail = str(body.get("message") or body.get("Message") or error_detail(response))
-        text = f"{error_type or 'HTTP ' + str(response.status_code)}: {detail}"[:300]
+        text = f"{error_type or 'HTTP ' + str(response.status_code)}: {detail}"[:MAX_DETAIL]
         return ErrorCode(error_type or None, text, detail)
 
     def error_class(self, code: ErrorCode, response: httpx.Response) -> ErrorClass | None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import httpx
 
 from providers.base import Message
-from providers.errors import ProviderError, RecipientError
+from providers.errors import MAX_DETAIL, ProviderError, RecipientError
 from providers.http import ErrorClass, classify_status
 
 #: E.164 as the dispatcher stores it: ``+``, a non-zero country code digit, 7 to 15 digits.
@@ -30,9 +30,6 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 #: Separators people type inside phone numbers; dropped before the E.164 check.
 _SEPARATORS = re.compile(r"[\s().\-/]")
-
-#: Longest excerpt of a provider's explanation kept in an error message.
-MAX_DETAIL = 200
 
 #: Characters of the GSM 03.38 default alphabet and its extension table. Text made only of these
 #: travels as 7-bit GSM; any other character needs UCS-2 ("unicode") or it is garbled.

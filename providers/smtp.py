@@ -40,6 +40,7 @@ from providers.base import (
 )
 from providers.email_common import EmailSenderSettings, recipient_email
 from providers.errors import (
+    MAX_DETAIL,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -52,7 +53,7 @@ Stage = Literal["connect", "sender", "recipient", "data"]
 
 AUTH_FAILURE_CODES = frozenset({530, 534, 535, 538})
 RECIPIENT_REJECTED_CODES = frozenset({550, 551, 552, 553})
-MAX_REPLY_TEXT = 200
+MAX_REPLY_TEXT = MAX_DETAIL
 _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
 
 

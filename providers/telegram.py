@@ -39,7 +39,7 @@ from providers.chat_webhook import (
     seconds,
     url_problem,
 )
-from providers.errors import IntegrationError, ProviderError, RetryableError
+from providers.errors import MAX_DETAIL, IntegrationError, ProviderError, RetryableError
 from providers.http import classify_status, json_body, parse_retry_after, send_request
 from providers.http_provider import HttpProvider
 
@@ -232,7 +232,7 @@ def _refusal(
     status = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
     status = status or response.status_code
     description = str(body.get("description") or "") or response_detail(response, secrets=[token])
-    description = redact(description, secrets=[token])[:300]
+    description = redact(description, secrets=[token])[:MAX_DETAIL]
     text = f"Telegram error {status}: {description}".strip()
     code = str(status)
     if status == 429 or response.status_code == 429:

@@ -7,6 +7,7 @@ open circuits and burned or exhausted integrations, give up at the delivery's bu
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -295,3 +296,36 @@ def test_a_trickled_answer_times_out_as_a_whole(trickling_server: FakeProviderSe
     assert [item.delivery_id for item in trickling_server.state.requests] == [
         str(trickled.delivery_id)
     ]
+
+
+@pytest.mark.parametrize("offset", [0, 250, 290, 299, 310, 480, 495])
+def test_a_secret_echoed_anywhere_in_an_error_is_masked_before_it_is_cut(offset: int) -> None:
+    """The dispatcher masks an error text, then cuts it to what it stores: a secret that crossed
+    a provider's own cut (300 characters, once) stayed partly readable."""
+    from tests.security.support import Route, ScriptedServer
+
+    secret = "SECRET-echoed-" + "k" * 26  # 40 characters
+    body = json.dumps({"error": "x" * offset + secret + " and more"})
+    runtime = SendingRuntime(timeout=5.0, max_connections=4, url_allowlist=("127.0.0.1",))
+    try:
+        with ScriptedServer().running() as server:
+            echoing = Candidate(
+                integration_id=integration_id("echo"),
+                provider="fake_http",
+                credentials=FakeCredentials(api_key=SecretStr(secret)),
+                settings={"url": server.route("/echo", Route(400, body))},
+                status=IntegrationStatus.ACTIVE,
+            )
+            item = job(echoing)
+            rules = replace(POLICY, url_allowlist=("127.0.0.1",))
+            outcome = runtime.run(BatchSender(runtime, rules, Circuit().view).send_all([item]))[
+                item.delivery_id
+            ]
+    finally:
+        runtime.close()
+    [attempt] = outcome.attempts
+    assert attempt.error is not None and attempt.error.startswith("HTTP 400: ")
+    stored = [attempt.error or "", outcome.reason or ""]
+    pieces = {secret[start : start + 6] for start in range(len(secret) - 5)}
+    for text in stored:
+        assert not any(piece in text for piece in pieces), text
