@@ -1,6 +1,6 @@
 """Worker-side Prometheus metrics of the sending path, and their exposition.
 
-Four metrics, recorded once per batch by :func:`record_batch`:
+Four metrics recorded once per batch by :func:`record_batch`:
 
 - ``dispatcher_delivery_attempts_total{channel, provider, outcome}``: provider calls;
 - ``dispatcher_send_latency_seconds{provider}``: duration of each provider call, whatever its

@@ -197,7 +197,7 @@ def test_without_a_claim_time_no_lag_is_observed(fresh: WorkerMetrics) -> None:
     )
 
 
-def test_the_exposition_names_types_and_help_of_the_four_metrics(fresh: WorkerMetrics) -> None:
+def test_the_exposition_names_types_and_help_of_the_metrics(fresh: WorkerMetrics) -> None:
     jobs, outcomes = sample_batch()
     now = datetime.now(UTC)
     fresh.record(jobs, outcomes, claimed_at=now, due={job.delivery_id: now for job in jobs})
@@ -214,6 +214,7 @@ def test_the_exposition_names_types_and_help_of_the_four_metrics(fresh: WorkerMe
         "dispatcher_send_latency_seconds": "histogram",
         "dispatcher_queue_lag_seconds": "histogram",
         "dispatcher_deliveries_finished": "counter",
+        "dispatcher_undecryptable_integrations": "gauge",
     }
     assert all(family.documentation for family in families.values())
     assert "# TYPE dispatcher_delivery_attempts_total counter" in text

@@ -34,13 +34,20 @@ def redactor() -> Redactor:
     return Redactor([API_KEY, WEBHOOK, SecretStr(PASSWORD), QUOTED])
 
 
-@pytest.fixture
-def no_redaction_left_behind() -> Iterator[None]:
-    yield
+def _remove_redacting_filters() -> None:
     for handler in logging.getLogger().handlers:
         for existing in list(handler.filters):
             if isinstance(existing, RedactingFilter):
                 handler.removeFilter(existing)
+
+
+@pytest.fixture
+def no_redaction_left_behind() -> Iterator[None]:
+    """No redacting filter before the test (pytest reuses its capture handler across tests, so
+    a filter another test installed would stand in for this test's) and none after it."""
+    _remove_redacting_filters()
+    yield
+    _remove_redacting_filters()
 
 
 @pytest.mark.parametrize(
