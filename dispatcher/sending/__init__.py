@@ -1,8 +1,11 @@
 """Sending one batch of deliveries.
 
 ``batch`` orchestrates: ``store`` claims the rows, ``plan`` loads and renders them into jobs with
-their candidate integrations (no HTTP), ``execute`` sends the jobs concurrently through the
-providers (no database), and ``store`` writes the outcomes back. ``circuit``, ``backoff``,
-``rendering`` and ``conditions`` are the policies they use; the URL guard is the runtime's
+their candidate integrations (no HTTP; ``digests`` closes a digest as it reads its events),
+``execute`` sends the jobs concurrently through the providers (no database) after
+``integrations.prepare`` readied each integration, and ``lease`` keeps the claim renewed and
+writes outcomes back through ``store`` as they come. ``limits``, ``rate_limit``, ``circuit``,
+``backoff``, ``rendering`` and ``conditions`` are the policies they use, and ``probe`` is the
+beat job that closes circuits; the URL guard is the runtime's
 (:mod:`dispatcher.runtime.url_guard`), since its connector enforces it.
 """
