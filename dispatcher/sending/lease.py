@@ -34,8 +34,8 @@ from models.types import utcnow
 logger = logging.getLogger(__name__)
 
 #: Seconds between two writes of finished outcomes: a kill repeats at most this much of the
-#: batch's finished sends besides those in flight (the cost of the extra statements per batch is
-#: not measured yet).
+#: batch's finished sends besides those in flight. Its cost was not measured alone; the blast
+#: benchmark with it (README, Performance) ran at 1,193/s against 1,031/s before it.
 FLUSH_INTERVAL = 0.25
 #: Longest pause between two tries while the database is unreachable.
 MAX_RETRY_DELAY = 2.0
