@@ -114,6 +114,47 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def sweeper_free_database_url(postgres_url: str) -> Iterator[str]:
+    """A second migrated database of this run that no worker or beat of the session uses."""
+    import sqlalchemy as sa
+
+    from models.migrate import upgrade
+
+    name = f"{POSTGRES_TEST_DATABASE}_alone"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = postgres_url.rpartition("/")
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sweeper_free_database(
+    sweeper_free_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Point this process at :func:`sweeper_free_database_url` for one test.
+
+    The session's worker runs beat, which sweeps the shared database every half second: a test
+    that reserves due rows itself and asserts which it got would race that sweeper."""
+    from dispatcher.config import reset_settings
+    from dispatcher.runtime.resources import reset
+
+    monkeypatch.setenv("DISPATCHER_DATABASE_URL", sweeper_free_database_url)
+    reset_settings()
+    reset()
+    yield sweeper_free_database_url
+    monkeypatch.undo()
+    reset_settings()
+    reset()
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     import redis
 

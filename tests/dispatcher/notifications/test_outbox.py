@@ -1,5 +1,6 @@
 """The outbox on its own: which rows are due, what reserving them does, and the fair order in
-which they are handed to the broker. Database only, no broker and no worker."""
+which they are handed to the broker. Database only, no broker and no worker: a database of its own,
+which no sweeper of the session's worker reserves from."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from models import Delivery, DeliveryStatus, Notification, StepKind
 from models.types import utcnow
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
 
-pytestmark = pytest.mark.usefixtures("postgres_url")
+pytestmark = pytest.mark.usefixtures("sweeper_free_database")
 
 QUEUED, SENDING, RETRYING = DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING
 SENT, FAILED, SKIPPED = DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED

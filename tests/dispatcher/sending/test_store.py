@@ -1,5 +1,6 @@
 """Claims are fenced: renewal and write-back act only on rows still held under the claim's token
-(real PostgreSQL, rows made by a real trigger, the claiming done here)."""
+(real PostgreSQL, rows made by a real trigger, the claiming and sweeping done here, in a database
+no sweeper of the session's worker reserves from)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from models.types import utcnow
 from tests.dispatcher.notify_support import EMAIL_STEP, act, subscriber, workflow
 
 LEASE = 30.0
+
+pytestmark = pytest.mark.usefixtures("sweeper_free_database")
 
 
 @pytest.fixture
