@@ -123,7 +123,7 @@ class TransportFailure(enum.StrEnum):
     CONNECT_TIMEOUT = "connect timeout"
     INVALID_URL = "invalid URL"
     READ_TIMEOUT = "read timeout"
-    SERVER_DISCONNECTED = "server disconnected without an answer"
+    DISCONNECTED = "server disconnected without an answer"
     CONNECTION_RESET = "connection reset"
     CONNECTION_LOST = "connection lost"
     INCOMPLETE_ANSWER = "incomplete answer"

@@ -30,37 +30,46 @@ from providers.http import TransportFailure
 
 _RESET = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
+#: aiohttp's errors, most specific first, with the ``httpx`` error of the phase they happen in.
+_PHASES: tuple[tuple[type[aiohttp.ClientError], type[httpx.TransportError], TransportFailure], ...]
+_PHASES = (
+    # Connecting: nothing of the request was written yet.
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout, TransportFailure.CONNECT_TIMEOUT),
+    (aiohttp.ClientConnectorDNSError, httpx.ConnectError, TransportFailure.NAME_NOT_RESOLVED),
+    (aiohttp.ClientConnectorCertificateError, httpx.ConnectError, TransportFailure.TLS_FAILED),
+    (aiohttp.ClientSSLError, httpx.ConnectError, TransportFailure.TLS_FAILED),
+    (aiohttp.ClientConnectorError, httpx.ConnectError, TransportFailure.CONNECT_FAILED),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol, TransportFailure.INVALID_URL),
+    # Connected: the request may have been written, and acted on.
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout, TransportFailure.READ_TIMEOUT),
+    (
+        aiohttp.ServerDisconnectedError,
+        httpx.RemoteProtocolError,
+        TransportFailure.DISCONNECTED,
+    ),
+    (aiohttp.ClientPayloadError, httpx.ReadError, TransportFailure.INCOMPLETE_ANSWER),
+    (aiohttp.ClientOSError, httpx.ReadError, TransportFailure.CONNECTION_LOST),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError, TransportFailure.MALFORMED_ANSWER),
+)
+
 
 def classified(error: aiohttp.ClientError) -> httpx.TransportError:
-    """The ``httpx`` error for an aiohttp failure, by the phase it happened in."""
-    # Connecting: nothing of the request was written yet.
-    if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(TransportFailure.CONNECT_TIMEOUT)
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
-        return httpx.ConnectError(TransportFailure.NAME_NOT_RESOLVED)
-    if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return httpx.ConnectError(TransportFailure.TLS_FAILED)
-    if isinstance(error, aiohttp.ClientConnectorError):
-        refused = error.os_error.errno == errno.ECONNREFUSED
-        failure = TransportFailure.CONNECTION_REFUSED if refused else TransportFailure.CONNECT_FAILED
-        return httpx.ConnectError(failure)
-    if isinstance(error, aiohttp.InvalidURL):
-        return httpx.UnsupportedProtocol(TransportFailure.INVALID_URL)
-    # Connected: the request may have been written, and read.
-    if isinstance(error, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError):
-        return httpx.ReadTimeout(TransportFailure.READ_TIMEOUT)
-    if isinstance(error, aiohttp.ServerDisconnectedError):
-        return httpx.RemoteProtocolError(TransportFailure.SERVER_DISCONNECTED)
-    if isinstance(error, aiohttp.ClientPayloadError):
-        return httpx.ReadError(TransportFailure.INCOMPLETE_ANSWER)
-    if isinstance(error, aiohttp.ClientOSError):
-        reset = error.errno in _RESET
-        return httpx.ReadError(
-            TransportFailure.CONNECTION_RESET if reset else TransportFailure.CONNECTION_LOST
-        )
-    if isinstance(error, aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError(TransportFailure.MALFORMED_ANSWER)
+    """The ``httpx`` error for an aiohttp failure, by the phase it happened in (anything else
+    aiohttp raises comes after connecting: a lost connection)."""
+    for aiohttp_class, httpx_class, failure in _PHASES:
+        if isinstance(error, aiohttp_class):
+            return httpx_class(_refined(error, failure))
     return httpx.ReadError(TransportFailure.CONNECTION_LOST)
+
+
+def _refined(error: aiohttp.ClientError, failure: TransportFailure) -> TransportFailure:
+    """What the socket error number says beyond the class: refused, or reset."""
+    code = error.errno if isinstance(error, OSError) else None
+    if failure is TransportFailure.CONNECT_FAILED and code == errno.ECONNREFUSED:
+        return TransportFailure.CONNECTION_REFUSED
+    if failure is TransportFailure.CONNECTION_LOST and code in _RESET:
+        return TransportFailure.CONNECTION_RESET
+    return failure
 
 
 @contextmanager
