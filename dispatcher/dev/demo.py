@@ -32,6 +32,8 @@ from models import AttemptOutcome, ChannelType, Delivery, DeliveryAttempt, Integ
 from models.migrate import upgrade
 
 SUBSCRIBERS = 300
+#: Attempt outcomes after which a delivery is tried again.
+RESENT = frozenset({AttemptOutcome.RETRYABLE, AttemptOutcome.AMBIGUOUS})
 CHANNELS = tuple(ChannelType)
 #: How each channel's primary integration misbehaves; the secondary always answers.
 PRIMARY_FAULTS: dict[str, dict[str, Any]] = {
@@ -255,7 +257,7 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
         final = final.removeprefix(f"{channel} ")
         row = rows[(channel, final)]
         row[status.value] += 1
-        row["retried"] += int(any(result is AttemptOutcome.RETRYABLE for _, result in history))
+        row["retried"] += int(any(result in RESENT for _, result in history))
         row["fell back"] += int(len({integration for integration, _ in history}) > 1)
         row["attempts"] += len(history)
         row["failed attempts"] += sum(
