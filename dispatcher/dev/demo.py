@@ -28,7 +28,15 @@ from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Ok, Result
 from dispatcher.runtime.db import normalise_url
 from dispatcher.runtime.resources import database, ensure_ready
-from models import AttemptOutcome, ChannelType, Delivery, DeliveryAttempt, Integration, Subscriber
+from models import (
+    TERMINAL_DELIVERY_STATUSES,
+    AttemptOutcome,
+    ChannelType,
+    Delivery,
+    DeliveryAttempt,
+    Integration,
+    Subscriber,
+)
 from models.migrate import upgrade
 
 SUBSCRIBERS = 300
@@ -218,7 +226,7 @@ def terminal_count(organisation_id: uuid.UUID) -> int:
                 .select_from(Delivery)
                 .where(
                     Delivery.organisation_id == organisation_id,
-                    Delivery.status.in_(["sent", "failed", "skipped"]),
+                    Delivery.status.in_(TERMINAL_DELIVERY_STATUSES),
                 )
             )
             or 0
