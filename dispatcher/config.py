@@ -21,6 +21,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from models import ChannelType, OnAmbiguous
+
 REDIS_SCHEMES = ("redis://", "rediss://")
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
@@ -70,6 +72,10 @@ class Settings(BaseSettings):
     #: worker process, and the other tenants' batches queued behind it, for long.
     batch_render_deadline: float = Field(default=5.0, gt=0)
     batch_send_deadline: float = Field(default=10.0, gt=0)
+    #: Per channel, what a delivery becomes when a provider gave no answer after the request may
+    #: have reached it, for integrations whose settings do not say (``on_ambiguous``): JSON such
+    #: as ``{"sms": "record_unknown"}``. A channel not named resends (at least once).
+    on_ambiguous_by_channel: dict[ChannelType, OnAmbiguous] = Field(default_factory=dict)
     #: Attempts on one integration before falling back to the next (retryable failures).
     max_attempts_per_integration: int = Field(default=3, ge=1, le=20)
     #: Attempts on one delivery over all integrations before it fails.

@@ -13,6 +13,7 @@ from models.delivery import (
     InboxMessage,
     Notification,
     NotificationStatus,
+    OnAmbiguous,
 )
 from models.integrations import (
     Channel,
@@ -59,6 +60,7 @@ __all__ = [
     "MessageKind",
     "Notification",
     "NotificationStatus",
+    "OnAmbiguous",
     "Organisation",
     "Preference",
     "ProgressStatus",

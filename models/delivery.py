@@ -29,16 +29,30 @@ class DeliveryStatus(enum.StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     SKIPPED = "skipped"
+    #: The provider may or may not have sent it (no answer after the request was sent), and the
+    #: integration's ``on_ambiguous`` setting says not to resend: at most once.
+    UNKNOWN = "unknown"
 
 
 TERMINAL_DELIVERY_STATUSES = frozenset(
-    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNKNOWN}
 )
+
+
+class OnAmbiguous(enum.StrEnum):
+    """What a delivery becomes when a provider gave no answer after the request was sent."""
+
+    #: At least once: retried like any transient failure; the recipient may get it twice.
+    RESEND = "resend"
+    #: At most once: the delivery is recorded ``unknown`` and neither resent nor sent elsewhere.
+    RECORD_UNKNOWN = "record_unknown"
 
 
 class AttemptOutcome(enum.StrEnum):
     SENT = "sent"
     RETRYABLE = "retryable"
+    #: No answer, and the request may have reached the provider (see ``AmbiguousError``).
+    AMBIGUOUS = "ambiguous"
     INTEGRATION_ERROR = "integration_error"
     RECIPIENT_ERROR = "recipient_error"
     SKIPPED = "skipped"

@@ -5,7 +5,10 @@ class alone::
 
     ProviderError                  base; carries provider name and HTTP status (if any)
     ├── RetryableError             try again later on the same integration (network error, timeout,
-    │                              5xx, 429); ``retry_after`` in seconds when the provider said so
+    │   │                          5xx, 429); ``retry_after`` in seconds when the provider said so
+    │   └── AmbiguousError         the request may have reached the provider, which may have acted
+    │                              on it (read timeout, connection lost after the request was
+    │                              sent, incomplete answer): a resend may duplicate the message
     ├── IntegrationError           permanent for this integration (401/403, bad credentials, bad
     │                              configuration): fall back to the next integration at once
     └── RecipientError             permanent for this message (invalid address, unknown device
@@ -69,3 +72,13 @@ class IntegrationError(ProviderError):
 
 class RecipientError(ProviderError):
     """Permanent for this message: the recipient cannot be reached through any integration."""
+
+
+class AmbiguousError(RetryableError):
+    """No answer, but the request may have reached the provider: it may have sent the message.
+
+    Retryable like its base (at-least-once); a dispatcher may instead record the outcome as
+    unknown and not resend. A failure before the request was written (connection refused, name
+    not resolved, connect timeout, TLS handshake) is a plain :class:`RetryableError`: a resend
+    cannot duplicate anything.
+    """

@@ -25,11 +25,11 @@ from providers.base import (
     SendResult,
     Settings,
 )
-from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.errors import AmbiguousError, IntegrationError, RecipientError, RetryableError
 from providers.http import classify_status, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
-Outcome = Literal["sent", "retryable", "integration", "recipient"]
+Outcome = Literal["sent", "retryable", "ambiguous", "integration", "recipient"]
 
 ALL_CHANNELS = frozenset(ChannelType)
 
@@ -77,6 +77,10 @@ class FakeProvider(Provider[FakeCredentials, FakeSettings]):
             raise IntegrationError(self.name, "scripted bad credentials", status_code=401)
         if outcome == "recipient":
             raise RecipientError(self.name, "scripted invalid recipient", status_code=400)
+        if outcome == "ambiguous":
+            # Sent, and then the answer was lost.
+            self.sent.append(message)
+            raise AmbiguousError(self.name, "scripted lost answer")
         self.sent.append(message)
         return SendResult(provider_message_id=f"fake-{len(self.sent)}", status_code=200)
 

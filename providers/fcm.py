@@ -40,6 +40,7 @@ from providers.base import (
 )
 from providers.errors import (
     MAX_DETAIL,
+    AmbiguousError,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -249,13 +250,20 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
         self, credentials: FcmCredentials, client: httpx.AsyncClient
     ) -> CachedToken:
         now = int(self._clock())
-        response = await send_request(
-            self.name,
-            client,
-            "POST",
-            credentials.token_uri,
-            data={"grant_type": JWT_BEARER_GRANT, "assertion": self._assertion(credentials, now)},
-        )
+        try:
+            response = await send_request(
+                self.name,
+                client,
+                "POST",
+                credentials.token_uri,
+                data={
+                    "grant_type": JWT_BEARER_GRANT,
+                    "assertion": self._assertion(credentials, now),
+                },
+            )
+        except AmbiguousError as exc:
+            # No message was sent yet: a lost token answer cannot duplicate one.
+            raise RetryableError(self.name, f"token exchange: {exc.reason}") from None
         body = json_body(response)
         if not response.is_success:
             # OAuth errors: {"error": "invalid_grant", "error_description": "..."}.

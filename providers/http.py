@@ -1,13 +1,16 @@
 """HTTP helpers shared by providers: one guarded request call and one status classifier.
 
 ``httpx`` errors never leave this module: they become :mod:`providers.errors` classes whose
-messages name the failure kind only (a URL may carry a token, as Telegram's and Slack's do).
+messages name the failure kind only (a URL may carry a token, as Telegram's and Slack's do). A
+transport failure says what happened and whether the request may have reached the provider
+(:data:`NOT_SENT`): only then is it an :class:`~providers.errors.AmbiguousError`.
 For the same reason, importing this module makes httpx's request log lines show only the origin.
 """
 
 from __future__ import annotations
 
 import email.utils
+import enum
 import functools
 import logging
 import time
@@ -19,6 +22,7 @@ import httpx
 
 from providers.errors import (
     MAX_DETAIL,
+    AmbiguousError,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -108,6 +112,67 @@ def classify_status(
     return error_class(provider, text, status_code=status, provider_code=provider_code)
 
 
+class TransportFailure(enum.StrEnum):
+    """What went wrong below HTTP, as a transport names it in the ``httpx`` error it raises
+    (the dispatcher's aiohttp transport does; other transports are described by error class)."""
+
+    CONNECTION_REFUSED = "connection refused"
+    NAME_NOT_RESOLVED = "host name not resolved"
+    TLS_FAILED = "TLS handshake failed"
+    CONNECT_FAILED = "connect failed"
+    CONNECT_TIMEOUT = "connect timeout"
+    INVALID_URL = "invalid URL"
+    READ_TIMEOUT = "read timeout"
+    DISCONNECTED = "server disconnected without an answer"
+    CONNECTION_RESET = "connection reset"
+    CONNECTION_LOST = "connection lost"
+    INCOMPLETE_ANSWER = "incomplete answer"
+    MALFORMED_ANSWER = "malformed answer"
+
+
+#: Failures before any byte of the request can have reached the provider: resending is safe.
+#: Every other transport error may come after the request was written, so it is ambiguous.
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+    httpx.LocalProtocolError,
+)
+
+#: How an error without a :class:`TransportFailure` (another transport's) is described.
+_BY_CLASS: Mapping[type[httpx.TransportError], str] = {
+    httpx.ConnectError: TransportFailure.CONNECT_FAILED,
+    httpx.ConnectTimeout: TransportFailure.CONNECT_TIMEOUT,
+    httpx.PoolTimeout: "no free connection in time",
+    httpx.ReadTimeout: TransportFailure.READ_TIMEOUT,
+    httpx.WriteTimeout: "write timeout",
+    httpx.ReadError: TransportFailure.CONNECTION_LOST,
+    httpx.WriteError: "connection lost while sending",
+    httpx.RemoteProtocolError: "connection closed or answer malformed",
+}
+
+
+def transport_failure(error: httpx.TransportError) -> str:
+    """What happened, in a few words that carry no URL."""
+    named = error.args[0] if error.args else None
+    if isinstance(named, TransportFailure):
+        return named.value
+    for error_class in type(error).__mro__:
+        if error_class in _BY_CLASS:
+            return _BY_CLASS[error_class]
+    return "transport error"
+
+
+def transport_error(provider: str, error: httpx.TransportError) -> RetryableError:
+    """The provider error of a transport failure: ambiguous unless it came before sending."""
+    what = f"{transport_failure(error)} ({type(error).__name__})"
+    if isinstance(error, NOT_SENT):
+        return RetryableError(provider, f"not sent: {what}")
+    return AmbiguousError(provider, f"{what}; the request may have reached the provider")
+
+
 class RefusedConnectionError(Exception):
     """Raised by the connector a dispatcher builds its HTTP clients (and SMTP connections)
     with, when the address it was about to connect to is not allowed.
@@ -147,7 +212,8 @@ async def send_request(
     url: str,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; transport failures become :class:`RetryableError`, a destination the
+    """Send one request; transport failures become :class:`RetryableError` (an
+    :class:`AmbiguousError` when the request may have reached the provider), a destination the
     client's connector refused :class:`DestinationRefusedError`.
 
     The returned response may have any status: the caller classifies it.
@@ -157,10 +223,8 @@ async def send_request(
         await response.aread()
     except RefusedConnectionError as exc:
         raise DestinationRefusedError(provider, exc) from None
-    except httpx.TimeoutException as exc:
-        raise RetryableError(provider, f"timeout ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
-        raise RetryableError(provider, f"connection failed ({type(exc).__name__})") from None
+        raise transport_error(provider, exc) from None
     return response
 
 

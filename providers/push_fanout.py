@@ -9,9 +9,10 @@ themselves and call :func:`fold_outcomes`. Either way the outcomes fold into one
   comma-separated, in token order (tokens that failed are left out);
 * a single token that failed: its own error, unchanged;
 * no token accepted: an :class:`IntegrationError` if any token got one (the credentials or
-  configuration are wrong, whatever the tokens), else a :class:`RetryableError` if any token got one
-  (with the longest ``retry_after`` asked for), else a :class:`RecipientError` (every token is
-  invalid or unregistered).
+  configuration are wrong, whatever the tokens), else an :class:`AmbiguousError` if any token's
+  request may have reached the provider (a resend may duplicate on that device), else a
+  :class:`RetryableError` if any token got one (with the longest ``retry_after`` asked for), else
+  a :class:`RecipientError` (every token is invalid or unregistered).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from providers.base import SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    AmbiguousError,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 
 #: Requests in flight at once for one recipient's tokens.
 DEFAULT_MAX_CONCURRENCY = 10
@@ -83,6 +90,9 @@ def _folded_failure(provider: str, failures: list[ProviderError]) -> ProviderErr
         return failures[0]
     for failure in failures:
         if isinstance(failure, IntegrationError):
+            return failure
+    for failure in failures:
+        if isinstance(failure, AmbiguousError):
             return failure
     retryable = [failure for failure in failures if isinstance(failure, RetryableError)]
     if retryable:

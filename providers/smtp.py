@@ -5,10 +5,12 @@ Builds one MIME message per delivery (text, optional HTML alternative, attachmen
 submits it over implicit TLS (``ssl``, port 465), STARTTLS (``starttls``, port 587; the upgrade
 is required, never skipped) or plain TCP (``none``). Answers are classified by reply code
 (RFC 5321 section 4.2 and RFC 3463 enhanced codes): connection failures, timeouts and 4xx
-replies are retried; 530/534/535/538 are integration errors; 550/551/552/553 to ``RCPT TO``
-reject the recipient (unless their enhanced code is a 5.7.x policy refusal such as "relaying
-denied", which is the integration's fault). A server that lacks STARTTLS or AUTH when the
-integration needs them, or a certificate that does not verify, is the integration's fault too.
+replies are retried (a timeout or lost connection once the message went out with ``DATA`` is
+ambiguous: the server may have accepted it); 530/534/535/538 are integration errors;
+550/551/552/553 to ``RCPT TO`` reject the recipient (unless their enhanced code is a 5.7.x
+policy refusal such as "relaying denied", which is the integration's fault). A server that
+lacks STARTTLS or AUTH when the integration needs them, or a certificate that does not verify,
+is the integration's fault too.
 When the dispatcher set a :class:`~providers.base.Connector`, the TCP connection is opened
 through it (so only to an address the dispatcher allows), and TLS still verifies ``host``.
 Server replies are quoted in error messages with the password (and its base64 forms) removed.
@@ -23,7 +25,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
-from typing import Literal
+from typing import Any, Literal
 
 import aiosmtplib
 import httpx
@@ -41,6 +43,7 @@ from providers.base import (
 from providers.email_common import EmailSenderSettings, recipient_email
 from providers.errors import (
     MAX_DETAIL,
+    AmbiguousError,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -117,6 +120,7 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
                 self.name, f"cannot build the message: {_short(str(exc))}"
             ) from None
         failure: ProviderError | None = None
+        smtp: SubmittingSMTP | None = None
         try:
             smtp = await self._session(credentials, settings)
             # Entering connects, negotiates TLS and logs in; leaving quits.
@@ -124,6 +128,10 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
                 await smtp.send_message(mime, sender=settings.from_email, recipients=[address])
         except Exception as exc:
             failure = classify_smtp_error(self.name, exc, secrets=_secrets(credentials))
+            if smtp is not None and smtp.message_sent and _without_reply(exc, failure):
+                failure = AmbiguousError(
+                    self.name, f"{failure.reason} after DATA; the server may have accepted it"
+                )
         if failure is not None:
             # Raised outside the handler so no __context__ keeps the server's raw reply.
             raise failure
@@ -150,7 +158,7 @@ class SmtpProvider(Provider[SmtpCredentials, SmtpSettings]):
 
     async def _session(
         self, credentials: SmtpCredentials, settings: SmtpSettings
-    ) -> aiosmtplib.SMTP:
+    ) -> SubmittingSMTP:
         """The SMTP session, on a socket from the dispatcher's connector when it set one."""
         if self.connector is None:
             return _smtp_client(credentials, settings)
@@ -243,11 +251,26 @@ def _from_reply(provider: str, code: int, text: str, stage: Stage) -> ProviderEr
     return IntegrationError(provider, detail, provider_code=provider_code)
 
 
+class SubmittingSMTP(aiosmtplib.SMTP):
+    """An SMTP session that knows whether the message itself went out (``DATA``)."""
+
+    message_sent = False
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.message_sent = True
+        return await super().data(*args, **kwargs)
+
+
+def _without_reply(exc: BaseException, failure: ProviderError) -> bool:
+    """A transient failure the server did not answer (a timeout, a lost connection)."""
+    return type(failure) is RetryableError and not isinstance(exc, aiosmtplib.SMTPResponseException)
+
+
 def _smtp_client(
     credentials: SmtpCredentials, settings: SmtpSettings, *, sock: socket.socket | None = None
-) -> aiosmtplib.SMTP:
+) -> SubmittingSMTP:
     """A session to ``settings.host`` (also the name TLS verifies), over ``sock`` when given."""
-    return aiosmtplib.SMTP(
+    return SubmittingSMTP(
         hostname=settings.host,
         port=None if sock is not None else settings.effective_port,
         sock=sock,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import defer
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, Sealed, catalogue
 from dispatcher.results import Err, ErrorCode, Ok, Result
+from dispatcher.sending.ambiguity import split_settings
 from dispatcher.validation import Name, Name50
 from models import ChannelType, Integration, IntegrationStatus, User
 from models.types import utcnow
@@ -53,7 +54,8 @@ def _check_settings(provider: str | None, settings: dict[str, Any]) -> dict[str,
     if provider is None:
         return settings
     try:
-        default_registry.get(provider).parse_settings(settings)
+        _, provider_settings = split_settings(settings)
+        default_registry.get(provider).parse_settings(provider_settings)
     except ValidationError as exc:
         raise ValueError(f"do not fit provider {provider!r}: {_describe(exc)}") from None
     return settings

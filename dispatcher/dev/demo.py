@@ -28,10 +28,20 @@ from dispatcher.producer import enqueue_action, run_action
 from dispatcher.results import Err, Ok, Result
 from dispatcher.runtime.db import normalise_url
 from dispatcher.runtime.resources import database, ensure_ready
-from models import AttemptOutcome, ChannelType, Delivery, DeliveryAttempt, Integration, Subscriber
+from models import (
+    TERMINAL_DELIVERY_STATUSES,
+    AttemptOutcome,
+    ChannelType,
+    Delivery,
+    DeliveryAttempt,
+    Integration,
+    Subscriber,
+)
 from models.migrate import upgrade
 
 SUBSCRIBERS = 300
+#: Attempt outcomes after which a delivery is tried again.
+RESENT = frozenset({AttemptOutcome.RETRYABLE, AttemptOutcome.AMBIGUOUS})
 CHANNELS = tuple(ChannelType)
 #: How each channel's primary integration misbehaves; the secondary always answers.
 PRIMARY_FAULTS: dict[str, dict[str, Any]] = {
@@ -216,7 +226,7 @@ def terminal_count(organisation_id: uuid.UUID) -> int:
                 .select_from(Delivery)
                 .where(
                     Delivery.organisation_id == organisation_id,
-                    Delivery.status.in_(["sent", "failed", "skipped"]),
+                    Delivery.status.in_(TERMINAL_DELIVERY_STATUSES),
                 )
             )
             or 0
@@ -255,7 +265,7 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
         final = final.removeprefix(f"{channel} ")
         row = rows[(channel, final)]
         row[status.value] += 1
-        row["retried"] += int(any(result is AttemptOutcome.RETRYABLE for _, result in history))
+        row["retried"] += int(any(result in RESENT for _, result in history))
         row["fell back"] += int(len({integration for integration, _ in history}) > 1)
         row["attempts"] += len(history)
         row["failed attempts"] += sum(

@@ -4,11 +4,18 @@ Each integration posts to its own path (``/primary``, ``/secondary``); each path
 to answer through ``POST /_control/<path>`` with a JSON behaviour::
 
     {"default": "ok", "script": ["500", "429", "ok"], "latency_ms": 100,
-     "fail_ratio": 0.1, "retry_after": 1, "trickle_ms": 0}
+     "fail_ratio": 0.1, "retry_after": 1, "trickle_ms": 0, "first_answer": "drop",
+     "idempotent": false}
 
 Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After), ``401``,
-``invalid`` (400, invalid recipient), ``timeout`` (no answer for a minute). ``script`` answers
-are used first, in order; then ``fail_ratio`` of requests answer 500 at random; then ``default``.
+``invalid`` (400, invalid recipient), ``timeout`` (no answer for a minute). Three answers accept
+the message and then lose the answer, as a provider that sent it and timed out or hung up
+(ambiguous outcomes): ``drop`` (the connection is closed without an answer), ``reset`` (it is
+reset) and ``stall`` (no answer for a minute). ``first_answer`` answers the first request of
+each delivery on the path; then ``script`` answers are used, in order; then ``fail_ratio`` of
+requests answer 500 at random; then ``default``. ``idempotent`` makes the path keep the
+``Idempotency-Key`` of every message it accepted: a request with a known key is answered the
+first one's message id without sending again (recorded as ``replayed``).
 ``trickle_ms`` writes the answer one byte at a time, that many milliseconds apart (a provider
 that never stops answering quite long enough for a per-read timeout to fire).
 Every request is recorded by delivery id: ``GET /_stats`` counts them, ``GET /_requests`` lists
@@ -22,11 +29,18 @@ import argparse
 import asyncio
 import json
 import random
+import socket
+import struct
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Answers for which the provider sent the message (the answer may have been lost).
+SENDING_ANSWERS = frozenset({"ok", "drop", "reset", "stall"})
+#: Answers that lose the answer to a message the provider sent.
+LOST_ANSWERS = SENDING_ANSWERS - {"ok"}
 
 ANSWERS = {
     "ok": (200, "OK"),
@@ -45,6 +59,8 @@ class Behaviour:
     fail_ratio: float = 0.0
     retry_after: float = 1.0
     trickle_ms: float = 0.0
+    first_answer: str | None = None
+    idempotent: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Behaviour:
@@ -55,6 +71,8 @@ class Behaviour:
             fail_ratio=float(data.get("fail_ratio", 0.0)),
             retry_after=float(data.get("retry_after", 1.0)),
             trickle_ms=float(data.get("trickle_ms", 0.0)),
+            first_answer=str(data["first_answer"]) if data.get("first_answer") else None,
+            idempotent=bool(data.get("idempotent", False)),
         )
 
 
@@ -72,9 +90,17 @@ class FakeProviderState:
         self.requests: list[Recorded] = []
         self.random = random.Random(seed)  # noqa: S311 - failure injection, not security
         self.counter = 0
+        #: (path, delivery id) pairs that had a request.
+        self.seen: set[tuple[str, str | None]] = set()
+        #: (path, idempotency key) -> message id, on idempotent paths.
+        self.keys: dict[tuple[str, str], str] = {}
 
-    def answer_for(self, path: str) -> tuple[str, Behaviour]:
+    def answer_for(self, path: str, delivery_id: str | None = None) -> tuple[str, Behaviour]:
         behaviour = self.behaviours.setdefault(path, Behaviour())
+        first = (path, delivery_id) not in self.seen
+        self.seen.add((path, delivery_id))
+        if first and behaviour.first_answer is not None:
+            return behaviour.first_answer, behaviour
         if behaviour.script:
             return behaviour.script.popleft(), behaviour
         if behaviour.fail_ratio and self.random.random() < behaviour.fail_ratio:
@@ -141,10 +167,13 @@ class FakeProviderServer:
                 request = await _read_request(reader)
                 if request is None:
                     break
-                method, path, body = request
-                status, reason, payload, headers, delay = self._handle(method, path, body)
+                method, path, body, key = request
+                status, reason, payload, headers, delay = self._handle(method, path, body, key)
                 if delay:
                     await asyncio.sleep(delay)
+                if reason in LOST_ANSWERS:
+                    _hang_up(writer, reset=reason == "reset")
+                    break
                 behaviour = self.state.behaviours.get(path.split("?", 1)[0].strip("/"))
                 answer = _response(status, reason, payload, headers)
                 if behaviour is not None and behaviour.trickle_ms:
@@ -160,8 +189,8 @@ class FakeProviderServer:
         finally:
             writer.close()
 
-    def _handle(  # noqa: PLR0911 - a small router: one return per route
-        self, method: str, path: str, body: bytes
+    def _handle(
+        self, method: str, path: str, body: bytes, key: str | None = None
     ) -> tuple[int, str, bytes, dict[str, str], float]:
         name = path.split("?", 1)[0].strip("/")
         if name.startswith("_control/") and method == "POST":
@@ -177,20 +206,37 @@ class FakeProviderServer:
             return 200, "OK", json.dumps({"requests": listed}).encode(), {}, 0.0
         if method == "GET":
             return 200, "OK", b'{"ok": true}', {}, 0.0
+        return self._answer(name, body, key)
+
+    def _answer(
+        self, name: str, body: bytes, key: str | None
+    ) -> tuple[int, str, bytes, dict[str, str], float]:
+        """The provider's answer to a message posted to path ``name``."""
         try:
             delivery_id = json.loads(body).get("delivery_id")
         except (ValueError, AttributeError):
             delivery_id = None
-        answer, behaviour = self.state.answer_for(name)
+        behaviour = self.state.behaviours.setdefault(name, Behaviour())
+        replayed = self.state.keys.get((name, key)) if key and behaviour.idempotent else None
+        if replayed is not None:
+            self.state.requests.append(Recorded(name, delivery_id, "replayed", time.time()))
+            return 200, "OK", json.dumps({"id": replayed}).encode(), {}, 0.0
+        answer, behaviour = self.state.answer_for(name, delivery_id)
         self.state.requests.append(Recorded(name, delivery_id, answer, time.time()))
         delay = behaviour.latency_ms / 1000
+        if answer in SENDING_ANSWERS:
+            self.state.counter += 1
+            message_id = f"msg-{self.state.counter}"
+            if key and behaviour.idempotent:
+                self.state.keys[(name, key)] = message_id
+        if answer in LOST_ANSWERS:
+            return 0, answer, b"", {}, 60.0 if answer == "stall" else delay
         if answer == "timeout":
             return 504, "Gateway Timeout", b"", {}, 60.0
         status, reason = ANSWERS.get(answer, (500, "Internal Server Error"))
         headers: dict[str, str] = {}
         if answer == "ok":
-            self.state.counter += 1
-            payload = json.dumps({"id": f"msg-{self.state.counter}"}).encode()
+            payload = json.dumps({"id": message_id}).encode()
         elif answer == "invalid":
             payload = b'{"error": "invalid_recipient"}'
         elif answer == "429":
@@ -201,12 +247,15 @@ class FakeProviderServer:
         return status, reason, payload, headers, delay
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, bytes, str | None] | None:
+    """Method, path, body and ``Idempotency-Key`` of the next request; None at the end."""
     line = await reader.readline()
     if not line:
         return None
     method, path, _ = line.decode("latin-1").split(" ", 2)
-    length = 0
+    length, key = 0, None
     while True:
         header = await reader.readline()
         if header in (b"\r\n", b"\n", b""):
@@ -214,8 +263,20 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] 
         name, _, value = header.decode("latin-1").partition(":")
         if name.strip().lower() == "content-length":
             length = int(value.strip())
+        elif name.strip().lower() == "idempotency-key":
+            key = value.strip()
     body = await reader.readexactly(length) if length else b""
-    return method, path, body
+    return method, path, body, key
+
+
+def _hang_up(writer: asyncio.StreamWriter, *, reset: bool) -> None:
+    """Close the connection without an answer; ``reset``: with a TCP reset, not a FIN."""
+    if reset:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    else:
+        writer.close()
 
 
 def _response(status: int, reason: str, payload: bytes, headers: dict[str, str]) -> bytes:

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from functools import lru_cache
+from types import MappingProxyType
 
 import redis
 
@@ -94,6 +95,7 @@ def policy(settings: Settings) -> Policy:
         # A turn after the send deadline could not be taken anyway.
         max_rate_wait=min(settings.rate_limit_max_wait, settings.batch_send_deadline),
         request_timeout=settings.send_timeout,
+        on_ambiguous_by_channel=MappingProxyType(dict(settings.on_ambiguous_by_channel)),
     )
 
 

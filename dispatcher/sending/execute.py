@@ -9,7 +9,11 @@ Per job, integrations are tried in order. A provider answer decides what happens
 * retryable error: retried later on the same integration with backoff, until it has had
   ``max_attempts_per_integration`` attempts; then the next integration is tried at once. A
   provider asking for a pause longer than ``retry_after_cap`` is unavailable for this delivery:
-  the next integration is tried at once, and if none is left the delivery waits the cap.
+  the next integration is tried at once, and if none is left the delivery waits the cap;
+* ambiguous error (no answer, but the request may have reached the provider): retried like a
+  retryable error, unless the integration's ``on_ambiguous`` (or its channel's default) is
+  ``record_unknown``: then the delivery is ``unknown``, neither resent nor sent elsewhere
+  (:mod:`~dispatcher.sending.ambiguity`).
 
 Integrations whose circuit is open are passed over; if only such integrations are left, the
 delivery waits for the cool-down instead of failing.
@@ -23,8 +27,8 @@ is retried then, with no attempt counted.
 Right before each request the batch checks that the delivery is still its own (the send lease may
 have been taken over) and that its send deadline has not passed: a delivery lost is not sent, one
 past the deadline is retried, with no attempt counted. A request has ``request_timeout`` seconds
-for its whole answer (an answer trickled byte by byte does not reset it); beyond, it counts as a
-timeout, retryable.
+for its whole answer (an answer trickled byte by byte does not reset it); beyond, it counts as an
+ambiguous timeout (the request may have been sent).
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,15 +49,22 @@ from pydantic import ValidationError
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationError
+from dispatcher.sending.ambiguity import on_ambiguous
 from dispatcher.sending.backoff import retry_delay
 from dispatcher.sending.integrations import Candidate, Prepared, prepare
 from dispatcher.sending.limits import fitting
 from dispatcher.sending.plan import Job
 from dispatcher.sending.rate_limit import Deferred, Pacer, local_rate_store, send_rate
-from models import AttemptOutcome, ChannelType, DeliveryStatus
+from models import AttemptOutcome, ChannelType, DeliveryStatus, OnAmbiguous
 from models.types import utcnow
 from providers.base import Message, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    AmbiguousError,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 from providers.http import DestinationRefusedError
 
 MAX_ERROR_LENGTH = 500
@@ -102,6 +114,10 @@ class Policy:
     max_rate_wait: float = 0.0
     #: Seconds one provider request may take, answer included; None: no bound of ours.
     request_timeout: float | None = None
+    #: ``on_ambiguous`` of integrations whose settings do not say, by channel (else resend).
+    on_ambiguous_by_channel: Mapping[ChannelType, OnAmbiguous] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 class CircuitView:
@@ -147,6 +163,8 @@ class CircuitView:
 def classify(error: Exception) -> tuple[AttemptOutcome, int | None, str]:
     if isinstance(error, RecipientError):
         return AttemptOutcome.RECIPIENT_ERROR, error.status_code, error.reason
+    if isinstance(error, AmbiguousError):
+        return AttemptOutcome.AMBIGUOUS, error.status_code, error.reason
     if isinstance(error, RetryableError):
         return AttemptOutcome.RETRYABLE, error.status_code, error.reason
     if isinstance(error, ProviderError):
@@ -242,15 +260,12 @@ class BatchSender:
             total += 1
             outcome.attempts.append(attempt)
             outcome.integration_id, outcome.provider = candidate.integration_id, candidate.provider
-            if error is None:
-                self.circuit.success(candidate.integration_id)
-                outcome.status, outcome.provider_message_id = DeliveryStatus.SENT, result
+            if error is not None:
+                last_error = f"{candidate.provider}: {attempt.error}"
+            if self._settled(
+                outcome, job, candidate, message_id=result, error=error, last_error=last_error
+            ):
                 return outcome
-            last_error = f"{candidate.provider}: {attempt.error}"
-            if isinstance(error, RecipientError):
-                outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
-                return outcome
-            self.circuit.failure(candidate.integration_id)
             if isinstance(error, RetryableError) and error.retry_after:
                 # A rate limit is the account's, not the message's: every send waits.
                 self.circuit.hold(candidate.integration_id, error.retry_after)
@@ -278,6 +293,39 @@ class BatchSender:
             outcome, total=total, last_error=last_error, paused=paused,
             waited_on_circuit=waited_on_circuit, unreadable=unreadable,
         )  # fmt: skip
+
+    def _settled(
+        self,
+        outcome: Outcome,
+        job: Job,
+        candidate: Candidate,
+        *,
+        message_id: str | None,
+        error: Exception | None,
+        last_error: str,
+    ) -> bool:
+        """Whether this answer ends the delivery (``outcome`` says how): sent, refused for the
+        recipient, or ambiguous where the integration sends at most once."""
+        if error is None:
+            self.circuit.success(candidate.integration_id)
+            outcome.status, outcome.provider_message_id = DeliveryStatus.SENT, message_id
+            return True
+        if isinstance(error, RecipientError):
+            outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
+            return True
+        self.circuit.failure(candidate.integration_id)
+        if isinstance(error, AmbiguousError) and self._records_unknown(job, candidate):
+            outcome.status = DeliveryStatus.UNKNOWN
+            outcome.reason = f"{last_error} (not resent: on_ambiguous is record_unknown)"
+            return True
+        return False
+
+    def _records_unknown(self, job: Job, candidate: Candidate) -> bool:
+        """Whether an ambiguous failure on ``candidate`` ends the delivery as ``unknown``."""
+        # An attempt was made, so the integration was prepared (its settings are valid).
+        prepared = self._integrations[candidate.integration_id].result()
+        choice = on_ambiguous(prepared.delivery, job.channel, self.policy.on_ambiguous_by_channel)
+        return choice is OnAmbiguous.RECORD_UNKNOWN
 
     def _unsent(
         self,
@@ -376,8 +424,12 @@ class BatchSender:
             async with asyncio.timeout(timeout):
                 return await request
         except TimeoutError:
-            raise RetryableError(
-                candidate.provider, f"timeout (no complete answer within {timeout:g}s)"
+            # Counted from before connecting, so it may also expire while connecting (a connect
+            # alone times out sooner: at most 5 s): ambiguous either way.
+            raise AmbiguousError(
+                candidate.provider,
+                f"no complete answer within {timeout:g}s; the request may have reached the "
+                "provider",
             ) from None
 
     async def _prepared(self, candidate: Candidate) -> Prepared:

@@ -12,7 +12,7 @@ secrets are ``SecretStr`` (no repr, log line or error shows them).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationError
+from dispatcher.sending.ambiguity import DeliverySettings, split_settings
 from models import Integration, IntegrationStatus
 from models.crypto import KeyRingError
 from models.types import EncryptedJSON
@@ -63,6 +64,8 @@ class Prepared:
     credentials: Credentials
     settings: Settings
     client: httpx.AsyncClient
+    #: The integration's own delivery settings (``on_ambiguous``), which the provider never sees.
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
 def describe(error: ValidationError) -> str:
@@ -159,7 +162,8 @@ async def prepare(
     # An API may echo a credential in its error text: from now on every log line hides them.
     default_redactor.add(*secret_values(candidate.credentials))
     try:
-        settings = provider.parse_settings(candidate.settings)
+        delivery, provider_settings = split_settings(candidate.settings)
+        settings = provider.parse_settings(provider_settings)
     except ValidationError as exc:
         reason = f"stored settings do not fit provider {name!r}: {describe(exc)}"
         raise IntegrationError(name, reason) from None
@@ -171,4 +175,4 @@ async def prepare(
             except UnsafeDestinationError as exc:
                 raise IntegrationError(name, f"settings.{key} refused: {exc}") from None
     client = runtime.client(http2=type(provider).requires_http2)
-    return Prepared(provider, candidate.credentials, settings, client)
+    return Prepared(provider, candidate.credentials, settings, client, delivery)

@@ -43,6 +43,8 @@ class BatchReport:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    #: Recorded ``unknown``: the provider may have sent them; not resent (``on_ambiguous``).
+    unknown: int = 0
     #: Claimed but not written by this batch: taken over by the sweeper or another worker first
     #: (or, after a lost connection hid a commit, written already).
     lost: int = 0
@@ -54,10 +56,20 @@ class BatchReport:
     claimed_at: datetime | None = None
     due: dict[uuid.UUID, datetime] = field(default_factory=dict, repr=False)
 
+    def tally(self, status: DeliveryStatus) -> None:
+        """Count a delivery that ended unsent: failed, unknown or skipped."""
+        if status is DeliveryStatus.FAILED:
+            self.failed += 1
+        elif status is DeliveryStatus.UNKNOWN:
+            self.unknown += 1
+        else:
+            self.skipped += 1
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "claimed": self.claimed, "sent": self.sent, "failed": self.failed,
-            "skipped": self.skipped, "retrying": len(self.retrying), "lost": self.lost,
+            "skipped": self.skipped, "unknown": self.unknown, "retrying": len(self.retrying),
+            "lost": self.lost,
         }  # fmt: skip
 
 
@@ -205,10 +217,8 @@ def _write_back(
                 due += timedelta(seconds=settings.enqueue_lease)
             row["next_attempt_at"] = due
             report.retrying.append((job.delivery_id, delay, job.critical))
-        elif outcome.status is DeliveryStatus.FAILED:
-            report.failed += 1
         else:
-            report.skipped += 1
+            report.tally(outcome.status)
         updates.append(row)
         attempts.extend(_attempt_row(attempt) for attempt in outcome.attempts)
     update_many(session, Delivery, updates)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from dispatcher.dev.fakeserver import Recorded
+from dispatcher.dev.fakeserver import SENDING_ANSWERS, Recorded
 
-TERMINAL = ("sent", "failed", "skipped")
+TERMINAL = ("sent", "failed", "skipped", "unknown")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,8 @@ class Figures:
     #: Requests the fake provider received for these deliveries, and how it answered them.
     requests: int
     by_answer: dict[str, int]
-    #: Deliveries the provider accepted at least once, and more than once.
+    #: Deliveries the provider accepted (sent) at least once, and more than once; an accepted
+    #: request may have lost its answer (``SENDING_ANSWERS``).
     accepted: int
     duplicates: int
     #: Accepted requests beyond the first of each delivery.
@@ -88,7 +89,7 @@ def count(
             continue
         seen[request.delivery_id] += 1
         answers[request.answer] += 1
-        if request.answer == "ok":
+        if request.answer in SENDING_ANSWERS:
             accepted[request.delivery_id] += 1
     by_status = Counter(statuses.values())
     return Figures(

@@ -34,10 +34,15 @@ def tenant(
     *,
     names: tuple[str, ...] = ("primary", "secondary"),
     behaviours: dict[str, dict[str, Any]] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
     label: str = "Chaos",
 ) -> Tenant:
+    """``behaviours`` and ``settings``: of the fake server's paths and of the integrations, by
+    integration name."""
     organisation_id = create_organisation(f"{label} {uuid.uuid4().hex[:6]}")
-    wiring = wire(stack.fake, organisation_id, names=names, behaviours=behaviours)
+    wiring = wire(
+        stack.fake, organisation_id, names=names, behaviours=behaviours, settings=settings
+    )
     workflow(organisation_id, WORKFLOW, [EMAIL_STEP])
     prefix = organisation_id.hex[:8]
     external_ids = [f"{prefix}-{number}" for number in range(subscribers)]

@@ -276,7 +276,7 @@ class Stack:
         counts: dict[str, int] = {}
         while time.monotonic() < deadline:
             counts = self.status_counts(organisation_id)
-            done = sum(counts.get(status, 0) for status in ("sent", "failed", "skipped"))
+            done = sum(counts.get(status, 0) for status in ("sent", "failed", "skipped", "unknown"))
             if sum(counts.values()) >= expected and done == sum(counts.values()):
                 return counts
             if self.worker.process.poll() is not None:

@@ -43,3 +43,48 @@ def test_postgres_migrations_match_the_models(postgres_url: str) -> None:
         tables = set(sa.inspect(connection).get_table_names())
     engine.dispose()
     assert set(Base.metadata.tables) <= tables
+
+
+def enum_columns() -> list[tuple[str, str, sa.Enum]]:
+    """(table, column, type) of every enum column the models declare."""
+    return [
+        (table.name, column.name, column.type)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, sa.Enum)
+    ]
+
+
+def unlisted_enum_values(url: str) -> list[str]:
+    """``table.column: value`` for each enum member the migrated CHECK constraint refuses."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            checks = {
+                (table, check["name"]): str(check["sqltext"])
+                for table in Base.metadata.tables
+                for check in inspector.get_check_constraints(table)
+            }
+    finally:
+        engine.dispose()
+    missing = []
+    for table, column, enum_type in enum_columns():
+        allowed = checks.get((table, f"ck_{table}_{enum_type.name}"), "")
+        missing += [
+            f"{table}.{column}: {value}" for value in enum_type.enums if f"'{value}'" not in allowed
+        ]
+    return missing
+
+
+def test_sqlite_migrations_allow_every_enum_value_the_models_have() -> None:
+    path = Path(DATA_DIR) / "enum-migrations.sqlite3"
+    path.unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    assert enum_columns()
+    assert unlisted_enum_values(url) == []
+
+
+def test_postgres_migrations_allow_every_enum_value_the_models_have(postgres_url: str) -> None:
+    assert unlisted_enum_values(postgres_url) == []

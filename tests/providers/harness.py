@@ -4,7 +4,8 @@ A provider's test module declares a :class:`ProviderCase` (its documented endpoi
 request it must build, and the documented answers for each class of outcome) and subclasses
 :class:`ProviderContract`; pytest runs the same table of tests for every provider:
 validation, success with message id, bad credentials, invalid recipient, 429 with Retry-After,
-5xx, timeout, and redaction of every secret from errors and logs.
+5xx, a failure before sending (retryable) and after (ambiguous), the delivery's idempotency key
+where the provider declares one, and redaction of every secret from errors and logs.
 
 A module's own tests drive the same case through the same helpers, changing only what the test
 is about (the answer, the message, the settings): :func:`send` (an :class:`Outcome`),
@@ -30,7 +31,13 @@ import respx
 from pydantic import ValidationError
 
 from providers.base import CheckResult, Message, Provider, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    AmbiguousError,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class ProviderCase:
     derived_secrets: tuple[str, ...] = ()
     #: The provider's table of refusals: each becomes one ``test_documented_refusal``.
     refusals: tuple[Refusal, ...] = ()
+    #: Where a request carries the idempotency key the API de-duplicates on: required when the
+    #: provider declares ``supports_idempotency_key``, and only then.
+    idempotency_key: Callable[[httpx.Request], str] | None = None
 
 
 T = TypeVar("T")
@@ -383,14 +393,41 @@ class ProviderContract:
         assert isinstance(error, RetryableError)
         assert error.status_code == self.case.server_error.status
 
-    def test_timeout_is_retryable(self) -> None:
-        error = failure(self.case, httpx.ReadTimeout("timed out"))
-        assert isinstance(error, RetryableError)
+    @pytest.mark.parametrize(
+        "transport_error",
+        [httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("server disconnected")],
+        ids=type,
+    )
+    def test_no_answer_after_sending_is_ambiguous(self, transport_error: Exception) -> None:
+        error = failure(self.case, transport_error)
+        assert type(error) is AmbiguousError
         assert error.status_code is None
+        assert "may have reached the provider" in error.reason
 
-    def test_connection_error_is_retryable(self) -> None:
-        error = failure(self.case, httpx.ConnectError("refused"))
-        assert isinstance(error, RetryableError)
+    @pytest.mark.parametrize(
+        "transport_error",
+        [httpx.ConnectError("refused"), httpx.ConnectTimeout("timed out")],
+        ids=type,
+    )
+    def test_a_failure_before_sending_is_retryable_not_ambiguous(
+        self, transport_error: Exception
+    ) -> None:
+        error = failure(self.case, transport_error)
+        assert type(error) is RetryableError
+        assert error.reason.startswith("not sent: ")
+
+    def test_the_deliverys_idempotency_key_is_sent_the_same_on_every_retry(self) -> None:
+        read_key = self.case.idempotency_key
+        assert (read_key is not None) == self.case.provider.supports_idempotency_key
+        if read_key is None:
+            return
+        first, retried = (send(self.case, self.case.success).request for _ in range(2))
+        other_delivery = self.case.message.model_copy(update={"delivery_id": "another-delivery"})
+        # Matched without the query: the key may be a query parameter (Google Chat's).
+        anywhere = str(httpx.URL(self.case.url).copy_with(query=None))
+        other = send(self.case, self.case.success, message=other_delivery, url=anywhere).request
+        assert read_key(first) == read_key(retried)
+        assert read_key(first) != read_key(other)
 
     def test_no_secret_in_errors_reprs_or_logs(self, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG)

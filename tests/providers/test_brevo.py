@@ -101,6 +101,7 @@ REFUSALS = tuple(
 class TestBrevo(ProviderContract):
     case = ProviderCase(
         provider=BrevoProvider,
+        idempotency_key=lambda request: json.loads(request.content)["headers"]["idempotencyKey"],
         credentials=CREDENTIALS,
         settings=SETTINGS,
         message=MESSAGE,

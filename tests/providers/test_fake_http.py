@@ -21,6 +21,7 @@ def check_request(request: httpx.Request) -> None:
 class TestFakeHttp(ProviderContract):
     case = ProviderCase(
         provider=FakeHttpProvider,
+        idempotency_key=lambda request: request.headers["idempotency-key"],
         credentials={"api_key": "SECRET-fake-key"},
         settings={"url": URL},
         message=Message(

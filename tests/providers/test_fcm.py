@@ -407,6 +407,21 @@ def test_token_exchange_refused_is_an_integration_error_and_nothing_is_sent() ->
     assert sends.call_count == 0
 
 
+def test_a_lost_token_answer_is_retryable_not_ambiguous() -> None:
+    # No message was sent yet, so nothing can be duplicated by trying again.
+    runs = send_all(
+        TestFcm.case,
+        [MESSAGE],
+        [_ok()],
+        provider=FcmProvider(),
+        routes={TOKEN_URI: httpx.ReadTimeout("timed out")},
+    )
+    error = runs.outcomes[0]
+    assert type(error) is RetryableError
+    assert error.reason.startswith("token exchange: read timeout (ReadTimeout)")
+    assert runs.route.call_count == 0
+
+
 def test_token_endpoint_outage_is_retryable() -> None:
     runs = send_all(
         TestFcm.case,

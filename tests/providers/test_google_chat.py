@@ -41,6 +41,7 @@ def google_error(code: int, status: str, text: str) -> Answer:
 class TestGoogleChat(ProviderContract):
     case = ProviderCase(
         provider=GoogleChatProvider,
+        idempotency_key=lambda request: request.url.params["requestId"],
         credentials={"webhook_url": HOOK},
         message=MESSAGE,
         method="POST",

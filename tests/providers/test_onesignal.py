@@ -59,6 +59,7 @@ def check_request(request: httpx.Request) -> None:
 class TestOneSignal(ProviderContract):
     case = ProviderCase(
         provider=OneSignalProvider,
+        idempotency_key=lambda request: str(idempotency_key(request)),
         credentials=CREDENTIALS,
         message=MESSAGE,
         method="POST",

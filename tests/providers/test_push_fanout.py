@@ -4,7 +4,13 @@ from collections.abc import Callable
 import pytest
 
 from providers.base import SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    AmbiguousError,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 from providers.push_fanout import fold_outcomes, send_to_each_token
 from tests.providers.harness import run
 
@@ -93,6 +99,17 @@ def test_retryable_wins_over_recipient_with_the_longest_retry_after() -> None:
     }
     folded, _ = _fan_out(("a", "b", "c"), outcomes.__getitem__)
     assert folded is longest
+
+
+def test_a_token_whose_request_may_have_been_sent_makes_the_whole_send_ambiguous() -> None:
+    lost = AmbiguousError("push", "read timeout (ReadTimeout)")
+    outcomes: dict[str, Outcome] = {
+        "a": RetryableError("push", "busy", retry_after=30.0),
+        "b": lost,
+        "c": _unregistered("c"),
+    }
+    folded, _ = _fan_out(("a", "b", "c"), outcomes.__getitem__)
+    assert folded is lost
 
 
 def test_concurrency_is_bounded() -> None:

@@ -115,6 +115,7 @@ REFUSALS = tuple(
 class TestResend(ProviderContract):
     case = ProviderCase(
         provider=ResendProvider,
+        idempotency_key=lambda request: request.headers["idempotency-key"],
         credentials=CREDENTIALS,
         settings=SETTINGS,
         message=MESSAGE,

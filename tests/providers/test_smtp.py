@@ -33,7 +33,13 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from providers.base import Attachment, ChannelType, CheckResult, Message, Recipient, SendResult
-from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
+from providers.errors import (
+    AmbiguousError,
+    IntegrationError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
 from providers.smtp import SmtpProvider, classify_smtp_error, message_id
 from tests.providers.harness import run
 
@@ -67,7 +73,10 @@ class Received:
 
 @dataclass
 class Recorder:
-    """An aiosmtpd handler: refuses some recipients by local part and records what it accepts."""
+    """An aiosmtpd handler: refuses some recipients by local part and records what it accepts.
+
+    ``hangup`` recipients lose the connection at ``RCPT TO``; ``vanish`` ones after the message
+    was received (accepted, then no answer)."""
 
     received: list[Received] = field(default_factory=list)
 
@@ -81,6 +90,9 @@ class Recorder:
             return "550 5.7.1 Relaying denied"
         if local == "busy":
             return "450 4.2.1 Mailbox busy, try again later"
+        if local == "hangup":
+            assert server.transport is not None
+            server.transport.abort()
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -97,6 +109,8 @@ class Recorder:
                 login=login,
             )
         )
+        if any(address.startswith("vanish@") for address in envelope.rcpt_tos):
+            server.transport.abort()
         return "250 2.0.0 Ok: queued as 4F2A1"
 
 
@@ -447,6 +461,25 @@ def test_connection_refused_is_retryable() -> None:
     error = failure(settings(free_port()))
     assert isinstance(error, RetryableError)
     assert "connection failed" in str(error)
+
+
+def to(address: str) -> Message:
+    return MESSAGE.model_copy(update={"to": Recipient(email=address)})
+
+
+def test_a_connection_lost_after_data_is_ambiguous() -> None:
+    with smtp_server() as (port, recorder):
+        error = failure(settings(port), message=to("vanish@example.com"))
+    assert len(recorder.received) == 1
+    assert type(error) is AmbiguousError
+    assert str(error).endswith("after DATA; the server may have accepted it")
+
+
+def test_a_connection_lost_before_data_is_retryable_not_ambiguous() -> None:
+    with smtp_server() as (port, recorder):
+        error = failure(settings(port), message=to("hangup@example.com"))
+    assert recorder.received == []
+    assert type(error) is RetryableError
 
 
 def test_server_that_never_greets_times_out_retryably() -> None:

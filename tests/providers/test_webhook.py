@@ -71,6 +71,7 @@ REFUSALS = tuple(
 class TestWebhook(ProviderContract):
     case = ProviderCase(
         provider=WebhookProvider,
+        idempotency_key=lambda request: request.headers["idempotency-key"],
         credentials=CREDENTIALS,
         settings=SETTINGS,
         message=MESSAGE,

@@ -186,6 +186,19 @@ def test_a_channel_the_provider_does_not_serve_is_named_as_sent() -> None:
     }
 
 
+def test_on_ambiguous_is_an_integration_setting_beside_the_providers() -> None:
+    call = {"name": "Texts", "provider": "twilio", "credentials": {
+        "account_sid": "AC" + "0" * 32, "auth_token": "t" * 32}}  # fmt: skip
+    settings = {"from_number": "+15005550006", "on_ambiguous": "record_unknown"}
+    assert validated("create_integration", {**call, "settings": settings}).settings == settings
+    with pytest.raises(ValidationError) as caught:
+        validated("create_integration", {**call, "settings": {**settings, "on_ambiguous": "no"}})
+    assert "on_ambiguous: Input should be 'resend' or 'record_unknown'" in str(caught.value)
+    assert errors("create_integration", {**call, "settings": {"on_ambiguous": "no"}}) == {
+        "settings": "value_error"
+    }
+
+
 def test_nested_step_arguments_take_camel_case_names() -> None:
     step = {"kind": "email", "template": {"body": "hi"}, "config": {}}
     workflow = validated("create_workflow", {"key": "w", "name": "W", "steps": [step]})

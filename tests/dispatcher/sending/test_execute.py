@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.http import SendingRuntime
-from dispatcher.sending.execute import BatchSender, CircuitView, Outcome
+from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
 from dispatcher.sending.integrations import Candidate
 from dispatcher.sending.plan import Job
-from models import AttemptOutcome, ChannelType, DeliveryStatus, IntegrationStatus
+from models import AttemptOutcome, ChannelType, DeliveryStatus, IntegrationStatus, OnAmbiguous
 from providers.base import Message, Recipient
 from providers.fake import FakeCredentials, FakeProvider
 from tests.dispatcher.sending.support import policy
@@ -36,13 +36,19 @@ def integration_id(name: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, name)
 
 
-def candidate(name: str, script: Sequence[str] = (), *, unreadable: bool = False) -> Candidate:
+def candidate(
+    name: str,
+    script: Sequence[str] = (),
+    *,
+    unreadable: bool = False,
+    settings: dict[str, Any] | None = None,
+) -> Candidate:
     """The fake provider answers from ``script`` (one queue per distinct script per process)."""
     return Candidate(
         integration_id=integration_id(name),
         provider="fake",
         credentials=FakeCredentials(api_key=SecretStr(f"key-{name}")),
-        settings={"script": list(script)},
+        settings={"script": list(script), **(settings or {})},
         status=IntegrationStatus.ACTIVE,
         unreadable=unreadable,
     )
@@ -95,8 +101,13 @@ def runtime() -> Iterator[SendingRuntime]:
     runtime.close()
 
 
-def send(runtime: SendingRuntime, jobs: list[Job], circuit: Circuit | None = None) -> list[Outcome]:
-    sender = BatchSender(runtime, POLICY, (circuit or Circuit()).view)
+def send(
+    runtime: SendingRuntime,
+    jobs: list[Job],
+    circuit: Circuit | None = None,
+    rules: Policy = POLICY,
+) -> list[Outcome]:
+    sender = BatchSender(runtime, rules, (circuit or Circuit()).view)
     outcomes = runtime.run(sender.send_all(jobs))
     return [outcomes[item.delivery_id] for item in jobs]
 
@@ -121,6 +132,80 @@ def test_a_retryable_failure_retries_the_same_integration_later(runtime: Sending
     assert outcome.integration_id == integration_id("a")
     assert outcome.delay is not None and 0.0 <= outcome.delay <= 2.0  # base 2 s, full jitter
     assert tried(outcome) == [(integration_id("a"), AttemptOutcome.RETRYABLE)]
+
+
+def test_an_ambiguous_failure_is_resent_by_default(runtime: SendingRuntime) -> None:
+    [outcome] = send(runtime, [job(candidate("lost-a", ["ambiguous"]), candidate("b"))])
+    assert outcome.status is DeliveryStatus.RETRYING
+    assert outcome.integration_id == integration_id("lost-a")
+    assert tried(outcome) == [(integration_id("lost-a"), AttemptOutcome.AMBIGUOUS)]
+    assert outcome.attempts[0].error_class == "AmbiguousError"
+
+
+RECORD_UNKNOWN = {"on_ambiguous": "record_unknown"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "channel_defaults", "status"),
+    [
+        (RECORD_UNKNOWN, {}, DeliveryStatus.UNKNOWN),
+        ({"on_ambiguous": "resend"}, {}, DeliveryStatus.RETRYING),
+        ({}, {ChannelType.EMAIL: OnAmbiguous.RECORD_UNKNOWN}, DeliveryStatus.UNKNOWN),
+        ({}, {ChannelType.SMS: OnAmbiguous.RECORD_UNKNOWN}, DeliveryStatus.RETRYING),
+        # The integration's own setting wins over its channel's default.
+        (
+            {"on_ambiguous": "resend"},
+            {ChannelType.EMAIL: OnAmbiguous.RECORD_UNKNOWN},
+            DeliveryStatus.RETRYING,
+        ),
+    ],
+)
+def test_on_ambiguous_is_the_integrations_else_its_channels_default(
+    runtime: SendingRuntime,
+    settings: dict[str, str],
+    channel_defaults: dict[ChannelType, OnAmbiguous],
+    status: DeliveryStatus,
+) -> None:
+    lost = candidate(f"lost-{uuid.uuid4()}", ["ambiguous"], settings=settings)
+    rules = replace(POLICY, on_ambiguous_by_channel=channel_defaults)
+    [outcome] = send(runtime, [job(lost, candidate("b"))], rules=rules)
+    assert outcome.status is status
+    assert tried(outcome) == [(lost.integration_id, AttemptOutcome.AMBIGUOUS)]
+
+
+def test_recorded_unknown_is_neither_resent_nor_sent_elsewhere(runtime: SendingRuntime) -> None:
+    item = job(candidate("unknown-a", ["ambiguous"], settings=RECORD_UNKNOWN), candidate("b"))
+    [outcome] = send(runtime, [item])
+    assert outcome.status is DeliveryStatus.UNKNOWN
+    assert outcome.reason == (
+        "fake: scripted lost answer (not resent: on_ambiguous is record_unknown)"
+    )
+    assert outcome.delay is None
+    provider = runtime.provider("fake")
+    assert isinstance(provider, FakeProvider)
+    assert [message.delivery_id for message in provider.sent] == [str(item.delivery_id)]
+
+
+def test_a_failure_before_sending_is_retried_also_where_ambiguity_is_recorded(
+    runtime: SendingRuntime,
+) -> None:
+    item = job(candidate("unsent-a", ["retryable"], settings=RECORD_UNKNOWN), candidate("b"))
+    [outcome] = send(runtime, [item])
+    assert outcome.status is DeliveryStatus.RETRYING
+    assert tried(outcome) == [(integration_id("unsent-a"), AttemptOutcome.RETRYABLE)]
+
+
+def test_an_on_ambiguous_setting_that_does_not_fit_is_an_integration_error(
+    runtime: SendingRuntime,
+) -> None:
+    item = job(candidate("typo-a", settings={"on_ambiguous": "never"}), candidate("b"))
+    [outcome] = send(runtime, [item])
+    assert outcome.status is DeliveryStatus.SENT
+    assert outcome.integration_id == integration_id("b")
+    failed = outcome.attempts[0]
+    assert failed.outcome is AttemptOutcome.INTEGRATION_ERROR
+    assert failed.error is not None
+    assert failed.error.startswith("stored settings do not fit provider 'fake': on_ambiguous: ")
 
 
 def test_an_integration_error_falls_back_at_once(runtime: SendingRuntime) -> None:
@@ -285,8 +370,10 @@ def test_a_trickled_answer_times_out_as_a_whole(trickling_server: FakeProviderSe
         runtime.close()
     assert outcome.status is DeliveryStatus.RETRYING
     [attempt] = outcome.attempts
-    assert attempt.outcome is AttemptOutcome.RETRYABLE
-    assert attempt.error is not None and "timeout" in attempt.error
+    # The request had reached the provider: the timeout leaves it ambiguous, resent by default.
+    assert attempt.outcome is AttemptOutcome.AMBIGUOUS
+    assert attempt.error_class == "AmbiguousError"
+    assert attempt.error is not None and "no complete answer within 0.5s" in attempt.error
     assert [item.delivery_id for item in trickling_server.state.requests] == [
         str(trickled.delivery_id)
     ]
