@@ -6,7 +6,8 @@ to answer through ``POST /_control/<path>`` with a JSON behaviour::
     {"default": "ok", "script": ["500", "429", "ok"], "latency_ms": 100,
      "fail_ratio": 0.1, "retry_after": 1, "trickle_ms": 0}
 
-Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After), ``401``,
+Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After: ``retry_after``,
+a number of seconds or, to play a provider that sends something else, any text), ``401``,
 ``invalid`` (400, invalid recipient), ``timeout`` (no answer for a minute). ``script`` answers
 are used first, in order; then ``fail_ratio`` of requests answer 500 at random; then ``default``.
 ``trickle_ms`` writes the answer one byte at a time, that many milliseconds apart (a provider
@@ -43,7 +44,7 @@ class Behaviour:
     script: deque[str] = field(default_factory=deque)
     latency_ms: float = 0.0
     fail_ratio: float = 0.0
-    retry_after: float = 1.0
+    retry_after: float | str = 1.0
     trickle_ms: float = 0.0
 
     @classmethod
@@ -53,9 +54,13 @@ class Behaviour:
             script=deque(str(item) for item in data.get("script", [])),
             latency_ms=float(data.get("latency_ms", 0.0)),
             fail_ratio=float(data.get("fail_ratio", 0.0)),
-            retry_after=float(data.get("retry_after", 1.0)),
+            retry_after=_retry_after(data.get("retry_after", 1.0)),
             trickle_ms=float(data.get("trickle_ms", 0.0)),
         )
+
+
+def _retry_after(value: Any) -> float | str:
+    return value if isinstance(value, str) else float(value)
 
 
 @dataclass
@@ -194,7 +199,8 @@ class FakeProviderServer:
         elif answer == "invalid":
             payload = b'{"error": "invalid_recipient"}'
         elif answer == "429":
-            headers["Retry-After"] = f"{behaviour.retry_after:g}"
+            wait = behaviour.retry_after
+            headers["Retry-After"] = wait if isinstance(wait, str) else f"{wait:g}"
             payload = b'{"error": "rate_limited"}'
         else:
             payload = json.dumps({"error": answer}).encode()

@@ -47,7 +47,7 @@ HOLD_PREFIX = "dispatcher:circuit:hold:"
 #: Seconds a batch goes on with the holds it read before reading them again: one pipelined round
 #: trip per batch at most this often, instead of one per send (a round trip costs about 70 us of
 #: CPU on loopback and blocks the batch's event loop for twice that).
-HOLD_REFRESH = 0.1
+HOLD_REFRESH = 0.05
 
 
 class CircuitStore(Protocol):
