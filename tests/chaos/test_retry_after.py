@@ -150,19 +150,13 @@ def test_every_retry_after_form_is_bounded_and_a_hold_of_one_hour_is_honoured_wi
         for form, org in orgs.items():
             primary_id = org.wiring.integrations["primary"]
             before, in_flight, late = split_at_first_429(requests_to(stack, org.path("primary")))
+            label = form.replace(" ", "-")
+            held, status = hold_left(stack, primary_id), integration_status(stack, primary_id)
             runs.append(
-                Run(
-                    form,
-                    before,
-                    in_flight,
-                    late,
-                    sent_through(stack, org, form.replace(" ", "-")),
-                    hold_left(stack, primary_id),
-                    integration_status(stack, primary_id),
-                )  # fmt: skip
+                Run(form, before, in_flight, late, sent_through(stack, org, label), held, status)
             )
         figures = {
-            form: count(stack.engine, [org.organisation_id], stack.fake.state.requests)
+            form: count(stack.engine, [org.organisation_id], own_requests(stack, org))
             for form, org in orgs.items()
         }
     for run in runs:
