@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from models import ChannelType, OnAmbiguous
+from providers.retry_after import MAX_RETRY_AFTER
 
 REDIS_SCHEMES = ("redis://", "rediss://")
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
@@ -83,10 +84,11 @@ class Settings(BaseSettings):
     #: Exponential backoff: base * 2**(attempt-1), capped, with full jitter; seconds.
     retry_base_delay: float = Field(default=2.0, ge=0)
     retry_max_delay: float = Field(default=300.0, ge=0)
-    #: Seconds of a provider's ``Retry-After`` a delivery waits for at most: a longer pause makes
-    #: the integration unavailable for the delivery (the next one is tried, or the delivery
-    #: waits this long).
-    retry_after_cap: float = Field(default=300.0, ge=0)
+    #: Seconds of a provider's ``Retry-After`` honoured at most: the integration gets no request
+    #: for that long (its deliveries fall back, or wait); a longer pause is cut to this, and the
+    #: integration shows ``error`` until the probe or a send finds it answering again. Finite:
+    #: at most ``MAX_RETRY_AFTER`` (2**31 s), so no date computed from it overflows.
+    retry_after_cap: float = Field(default=3600.0, ge=0, le=MAX_RETRY_AFTER, allow_inf_nan=False)
     #: A retry due sooner than this is re-enqueued with a Celery countdown; later ones are left
     #: to the outbox sweeper (no long ETAs held in worker memory).
     retry_countdown_limit: float = Field(default=30.0, ge=0)

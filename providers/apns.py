@@ -40,7 +40,7 @@ from providers.base import (
     Settings,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.http import classify_status, json_body, retry_after_header, send_request
 from providers.jwt_auth import (
     CachedToken,
     Clock,
@@ -204,7 +204,7 @@ class ApnsProvider(Provider[ApnsCredentials, ApnsSettings]):
                 text,
                 status_code=status,
                 provider_code=reason,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after_header(response),
             )
         return classify_status(
             self.name, response, table=STATUS_TABLE, message=text, provider_code=reason

@@ -33,8 +33,9 @@ from providers.email_common import (
     recipient_email,
 )
 from providers.errors import MAX_DETAIL, RecipientError
-from providers.http import ErrorClass, json_body, parse_retry_after, send_request
+from providers.http import ErrorClass, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
+from providers.retry_after import parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.brevo.com"
 

@@ -37,6 +37,7 @@ from providers.base import CredentialsT, Message, SettingsT
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import MAX_ERROR_DETAIL, REDACTED, classify_status
 from providers.http_provider import HttpProvider, HttpRequest
+from providers.retry_after import bounded_wait
 
 #: Shorter URL pieces (``services``, ``api``, ``webhooks``, Slack's ``T0123ABCD`` team ids) are
 #: not secret and stay readable.
@@ -270,14 +271,20 @@ def webhook_failure(
 
 
 def seconds(value: object) -> float | None:
-    """A non-negative number of seconds from a JSON value, or ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return max(0.0, number) if math.isfinite(number) else None
+    """A wait in seconds from a JSON value, bounded as a ``Retry-After`` is
+    (:func:`~providers.retry_after.bounded_wait`), or ``None``.
+
+    A number too large for a float (JSON ``1e400``) is enormous, hence the bound; a string is
+    read only when it spells a finite number (``"inf"`` and ``"nan"`` are words, not waits).
+    """
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+    return bounded_wait(value)
 
 
 # -- Destinations chosen by chat id ------------------------------------------------------------

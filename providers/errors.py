@@ -5,7 +5,8 @@ class alone::
 
     ProviderError                  base; carries provider name and HTTP status (if any)
     ├── RetryableError             try again later on the same integration (network error, timeout,
-    │   │                          5xx, 429); ``retry_after`` in seconds when the provider said so
+    │   │                          5xx, 429); ``retry_after`` in seconds when the provider said so,
+    │   │                          always finite and non-negative (:mod:`providers.retry_after`)
     │   └── AmbiguousError         the request may have reached the provider, which may have acted
     │                              on it (read timeout, connection lost after the request was
     │                              sent, incomplete answer): a resend may duplicate the message
@@ -19,6 +20,8 @@ attempt records and logs.
 """
 
 from __future__ import annotations
+
+from providers.retry_after import bounded_wait
 
 #: Characters of a provider's explanation an error keeps. Only a bound on memory: the dispatcher
 #: masks secrets in it first and then cuts it to what it stores, so a secret the provider echoed
@@ -64,6 +67,16 @@ class RetryableError(ProviderError):
     ) -> None:
         super().__init__(provider, message, status_code=status_code, provider_code=provider_code)
         self.retry_after = retry_after
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the provider asked to wait, bounded however it was given (a provider module
+        of any author may set it from an answer's body)."""
+        return self._retry_after
+
+    @retry_after.setter
+    def retry_after(self, value: float | None) -> None:
+        self._retry_after = bounded_wait(value)
 
 
 class IntegrationError(ProviderError):

@@ -29,7 +29,7 @@ from providers.errors import AmbiguousError, IntegrationError, RecipientError, R
 from providers.http import classify_status, json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
 
-Outcome = Literal["sent", "retryable", "ambiguous", "integration", "recipient"]
+Outcome = Literal["sent", "retryable", "ambiguous", "rate_limited", "integration", "recipient"]
 
 ALL_CHANNELS = frozenset(ChannelType)
 
@@ -41,6 +41,8 @@ class FakeCredentials(Credentials):
 class FakeSettings(Settings):
     #: Outcomes to answer with, in order, before answering ``sent`` for ever.
     script: tuple[Outcome, ...] = ()
+    #: The ``Retry-After`` (seconds) of a ``rate_limited`` answer.
+    retry_after: float = 30.0
 
 
 class FakeProvider(Provider[FakeCredentials, FakeSettings]):
@@ -73,6 +75,10 @@ class FakeProvider(Provider[FakeCredentials, FakeSettings]):
         outcome: Outcome = pending.popleft() if pending else "sent"
         if outcome == "retryable":
             raise RetryableError(self.name, "scripted transient failure", status_code=503)
+        if outcome == "rate_limited":
+            raise RetryableError(
+                self.name, "scripted rate limit", status_code=429, retry_after=settings.retry_after
+            )
         if outcome == "integration":
             raise IntegrationError(self.name, "scripted bad credentials", status_code=401)
         if outcome == "recipient":

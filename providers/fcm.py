@@ -46,7 +46,7 @@ from providers.errors import (
     RecipientError,
     RetryableError,
 )
-from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.http import classify_status, json_body, retry_after_header, send_request
 from providers.jwt_auth import (
     CachedToken,
     Clock,
@@ -240,7 +240,7 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
                 reason,
                 status_code=status_code,
                 provider_code=code,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after_header(response),
             )
         return classify_status(self.name, response, message=reason, provider_code=code)
 

@@ -1,4 +1,5 @@
-"""HTTP helpers shared by providers: one guarded request call and one status classifier.
+"""HTTP helpers shared by providers: one guarded request call, one status classifier and one
+reader of ``Retry-After`` (:func:`retry_after_header`).
 
 ``httpx`` errors never leave this module: they become :mod:`providers.errors` classes whose
 messages name the failure kind only (a URL may carry a token, as Telegram's and Slack's do). A
@@ -9,13 +10,10 @@ For the same reason, importing this module makes httpx's request log lines show 
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import functools
 import logging
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,6 +26,7 @@ from providers.errors import (
     RecipientError,
     RetryableError,
 )
+from providers.retry_after import parse_retry_after
 
 MAX_ERROR_DETAIL = MAX_DETAIL
 REDACTED = "[redacted]"
@@ -50,25 +49,10 @@ DEFAULT_STATUS_TABLE: Mapping[int, ErrorClass] = {
 }
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = datetime.fromtimestamp(now if now is not None else time.time(), tz=UTC)
-    return max(0.0, (when - current).total_seconds())
+def retry_after_header(response: httpx.Response) -> float | None:
+    """Seconds the answer's ``Retry-After`` asks for (:func:`parse_retry_after`, the one parser
+    every provider reads it with)."""
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -105,7 +89,7 @@ def classify_status(
     text = message if message is not None else f"HTTP {status}: {error_detail(response)}".strip()
     if error_class is RetryableError:
         if retry_after is None:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = retry_after_header(response)
         return RetryableError(
             provider, text, status_code=status, provider_code=provider_code, retry_after=retry_after
         )

@@ -31,7 +31,7 @@ from typing_extensions import TypeVar
 
 from providers.base import CredentialsT, Message, Provider, SendResult, SettingsT
 from providers.errors import ProviderError
-from providers.http import ErrorClass, classify_status, json_body, parse_retry_after, send_request
+from providers.http import ErrorClass, classify_status, json_body, retry_after_header, send_request
 
 #: ``files=`` of a multipart request: ``(name, (file name, content, content type))`` for a file,
 #: ``(name, (None, content))`` for a plain form field.
@@ -155,7 +155,7 @@ class HttpProvider(Provider[CredentialsT, SettingsT], Generic[CredentialsT, Sett
 
     def retry_after(self, response: httpx.Response) -> float | None:
         """Seconds a retryable answer asks us to wait: its ``Retry-After`` by default."""
-        return parse_retry_after(response.headers.get("retry-after"))
+        return retry_after_header(response)
 
     def coded_error(
         self,

@@ -41,7 +41,7 @@ from providers.chat_webhook import (
     url_problem,
 )
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
-from providers.http import ErrorClass, classify_status, json_body, parse_retry_after, send_request
+from providers.http import ErrorClass, classify_status, json_body, retry_after_header, send_request
 from providers.http_provider import HttpProvider
 
 #: ``error`` codes that say the destination channel or user cannot take the message.
@@ -236,7 +236,7 @@ def _refusal(
             f"Slack error {code or 'ratelimited'}",
             status_code=status,
             provider_code=code or None,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after_header(response),
         )
     if not response.is_success:
         detail = code or response_detail(response, secrets=[token])

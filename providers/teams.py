@@ -40,7 +40,7 @@ from providers.chat_webhook import (
     webhook_url_validator,
 )
 from providers.errors import IntegrationError, ProviderError, RetryableError
-from providers.http import json_body, parse_retry_after
+from providers.http import json_body, retry_after_header
 
 #: Hosts of Teams incoming webhooks: legacy connectors, Logic Apps and Power Automate flows.
 TEAMS_WEBHOOK_HOSTS = (
@@ -188,7 +188,7 @@ def _embedded_failure(
             text,
             status_code=response.status_code,
             provider_code=code,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after_header(response),
         )
     error_class = (
         destination_error(destination.from_recipient)

@@ -40,7 +40,7 @@ from providers.chat_webhook import (
     url_problem,
 )
 from providers.errors import MAX_DETAIL, IntegrationError, ProviderError, RetryableError
-from providers.http import classify_status, json_body, parse_retry_after, send_request
+from providers.http import classify_status, json_body, retry_after_header, send_request
 from providers.http_provider import HttpProvider
 
 #: ``<bot id>:<secret>``, as BotFather issues it; anything else could alter the URL path.
@@ -238,7 +238,7 @@ def _refusal(
     if status == 429 or response.status_code == 429:
         retry_after = seconds(_parameters(body).get("retry_after"))
         if retry_after is None:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = retry_after_header(response)
         return RetryableError(
             provider,
             text,

@@ -47,7 +47,7 @@ CHANNELS = tuple(ChannelType)
 PRIMARY_FAULTS: dict[str, dict[str, Any]] = {
     "email": {"fail_ratio": 0.2},  # transient 500s: retried, some fall back
     "sms": {"script": ["401"] * 40},  # bad credentials for a while: immediate fallback
-    "chat": {"script": ["429"] * 30, "retry_after": 1},  # rate limited: slowed down
+    "chat": {"script": ["429"] * 30, "retry_after": 1},  # rate limited: held 1 s, falls back
     "push": {"fail_ratio": 0.1},
     "webhook": {"script": ["invalid"] * 5},  # a few invalid recipients: failed, not retried
 }

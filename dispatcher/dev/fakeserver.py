@@ -7,7 +7,8 @@ to answer through ``POST /_control/<path>`` with a JSON behaviour::
      "fail_ratio": 0.1, "retry_after": 1, "trickle_ms": 0, "first_answer": "drop",
      "idempotent": false}
 
-Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After), ``401``,
+Answers: ``ok`` (200 with a message id), ``500``, ``429`` (with Retry-After: ``retry_after``,
+a number of seconds or, to play a provider that sends something else, any text), ``401``,
 ``invalid`` (400, invalid recipient), ``timeout`` (no answer for a minute). Three answers accept
 the message and then lose the answer, as a provider that sent it and timed out or hung up
 (ambiguous outcomes): ``drop`` (the connection is closed without an answer), ``reset`` (it is
@@ -57,7 +58,7 @@ class Behaviour:
     script: deque[str] = field(default_factory=deque)
     latency_ms: float = 0.0
     fail_ratio: float = 0.0
-    retry_after: float = 1.0
+    retry_after: float | str = 1.0
     trickle_ms: float = 0.0
     first_answer: str | None = None
     idempotent: bool = False
@@ -69,11 +70,15 @@ class Behaviour:
             script=deque(str(item) for item in data.get("script", [])),
             latency_ms=float(data.get("latency_ms", 0.0)),
             fail_ratio=float(data.get("fail_ratio", 0.0)),
-            retry_after=float(data.get("retry_after", 1.0)),
+            retry_after=_retry_after(data.get("retry_after", 1.0)),
             trickle_ms=float(data.get("trickle_ms", 0.0)),
             first_answer=str(data["first_answer"]) if data.get("first_answer") else None,
             idempotent=bool(data.get("idempotent", False)),
         )
+
+
+def _retry_after(value: Any) -> float | str:
+    return value if isinstance(value, str) else float(value)
 
 
 @dataclass
@@ -240,7 +245,8 @@ class FakeProviderServer:
         elif answer == "invalid":
             payload = b'{"error": "invalid_recipient"}'
         elif answer == "429":
-            headers["Retry-After"] = f"{behaviour.retry_after:g}"
+            wait = behaviour.retry_after
+            headers["Retry-After"] = wait if isinstance(wait, str) else f"{wait:g}"
             payload = b'{"error": "rate_limited"}'
         else:
             payload = json.dumps({"error": answer}).encode()

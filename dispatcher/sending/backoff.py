@@ -1,5 +1,5 @@
-"""When to try a delivery again: exponential backoff with full jitter, and a provider's
-``Retry-After`` honoured up to a cap.
+"""When to try a delivery again: exponential backoff with full jitter, and the end of a provider's
+``Retry-After`` hold.
 
 Full jitter (a uniform draw between 0 and the exponential bound) rather than decorrelated
 jitter: it needs nothing but the attempt number, which the delivery row already stores, where
@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from providers.retry_after import MAX_RETRY_AFTER
+
 #: Draws a float between its two arguments (``random.uniform``'s signature).
 Uniform = Callable[[float, float], float]
 
@@ -24,26 +26,19 @@ _MAX_DOUBLINGS = 64
 
 
 def retry_delay(
-    attempt: int,
-    *,
-    base: float,
-    cap: float,
-    retry_after: float | None = None,
-    retry_after_cap: float,
-    uniform: Uniform = random.uniform,
-) -> float | None:
+    attempt: int, *, base: float, cap: float, uniform: Uniform = random.uniform
+) -> float:
     """Seconds before attempt ``attempt + 1`` on the same integration (``attempt`` counts
-    from 1); None when the provider asked for a pause longer than ``retry_after_cap``.
-
-    Without ``Retry-After`` the delay is drawn from ``[0, min(cap, base * 2**(attempt-1))]``.
-    A ``Retry-After`` is a floor, since the provider said when to come back; one beyond
-    ``retry_after_cap`` makes the integration unavailable for this delivery (a provider
-    answering "in 30 days" must not park a message for 30 days: the caller falls back).
-    """
-    if retry_after is not None and retry_after > retry_after_cap:
-        return None
+    from 1): a draw from ``[0, min(cap, base * 2**(attempt-1))]``."""
     bound = min(cap, base * 2.0 ** min(_MAX_DOUBLINGS, max(0, attempt - 1)))
-    delay = uniform(0.0, bound)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
+    return uniform(0.0, bound)
+
+
+def hold_delay(held_for: float, *, spread: float, uniform: Uniform = random.uniform) -> float:
+    """Seconds before a delivery waiting on a held integration is tried again: the hold's end,
+    plus a draw from ``[0, min(spread, held_for)]`` so that the deliveries a hold parked do not
+    all come back in the same instant. Never sooner than the hold's end, never unbounded."""
+    if not held_for > 0:  # NaN included
+        return 0.0
+    held_for = min(held_for, MAX_RETRY_AFTER)
+    return held_for + uniform(0.0, max(0.0, min(spread, held_for)))

@@ -22,10 +22,11 @@ from dispatcher.runtime.resources import database
 from dispatcher.sending.circuit import (
     AdvisoryCircuitStore,
     CircuitStore,
+    CircuitView,
     MemoryCircuitStore,
     RedisCircuitStore,
 )
-from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
+from dispatcher.sending.execute import BatchSender, Outcome, Policy
 from dispatcher.sending.lease import BatchLease
 from dispatcher.sending.plan import Job, build_jobs, load
 from dispatcher.sending.rate_limit import Pacer, RateStore, RedisRateStore, local_rate_store
@@ -138,7 +139,7 @@ def _work(
             continue
         lease.finished(job, outcomes[job.delivery_id])
     to_send = [job for job in jobs if job.delivery_id not in outcomes]
-    circuit = _circuit_view(
+    circuit = CircuitView(
         circuit_store(), {c.integration_id for j in to_send for c in j.candidates}
     )
     if to_send:
@@ -149,16 +150,6 @@ def _work(
         )  # fmt: skip
         outcomes |= sending_runtime().run(sender.send_all(to_send, lease.finished))
     return jobs, outcomes, circuit
-
-
-def _circuit_view(store: CircuitStore, integration_ids: set[uuid.UUID]) -> CircuitView:
-    open_ids = {uuid.UUID(item) for item in store.open_many([str(i) for i in integration_ids])}
-    return CircuitView(
-        open_ids,
-        lambda integration_id: store.record_failure(str(integration_id)),
-        lambda integration_id: store.record_success(str(integration_id)),
-        lambda integration_id, seconds: store.hold(str(integration_id), seconds),
-    )
 
 
 def _parse_ids(raw_ids: list[str]) -> list[uuid.UUID]:

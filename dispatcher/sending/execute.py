@@ -7,16 +7,18 @@ Per job, integrations are tried in order. A provider answer decides what happens
 * integration error (bad credentials, configuration): this integration is burned for the
   delivery and the next one is tried at once;
 * retryable error: retried later on the same integration with backoff, until it has had
-  ``max_attempts_per_integration`` attempts; then the next integration is tried at once. A
-  provider asking for a pause longer than ``retry_after_cap`` is unavailable for this delivery:
-  the next integration is tried at once, and if none is left the delivery waits the cap;
+  ``max_attempts_per_integration`` attempts; then the next integration is tried at once;
+* retryable error with a ``Retry-After``: the integration is held for that long, up to
+  ``retry_after_cap`` (:mod:`~dispatcher.sending.circuit`), for every delivery of every worker;
+  this delivery, like the others, tries the next integration at once;
 * ambiguous error (no answer, but the request may have reached the provider): retried like a
   retryable error, unless the integration's ``on_ambiguous`` (or its channel's default) is
   ``record_unknown``: then the delivery is ``unknown``, neither resent nor sent elsewhere
   (:mod:`~dispatcher.sending.ambiguity`).
 
-Integrations whose circuit is open are passed over; if only such integrations are left, the
-delivery waits for the cool-down instead of failing.
+Integrations whose circuit is open, or that are held, are passed over; if only such
+integrations are left, the delivery waits (for the hold's end, else the cool-down) instead of
+failing, with no request to them meanwhile.
 
 Before any request, the message is fitted to the provider's declared limits
 (:mod:`~dispatcher.sending.limits`): an integration it does not fit is passed over, and the
@@ -50,12 +52,13 @@ from dispatcher.observability.redaction import default_redactor
 from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationError
 from dispatcher.sending.ambiguity import on_ambiguous
-from dispatcher.sending.backoff import retry_delay
+from dispatcher.sending.backoff import hold_delay, retry_delay
+from dispatcher.sending.circuit import CircuitView
 from dispatcher.sending.integrations import Candidate, Prepared, prepare
 from dispatcher.sending.limits import fitting
 from dispatcher.sending.plan import Job
 from dispatcher.sending.rate_limit import Deferred, Pacer, local_rate_store, send_rate
-from models import AttemptOutcome, ChannelType, DeliveryStatus, OnAmbiguous
+from models import AttemptOutcome, ChannelType, DeliveryStatus, IntegrationStatus, OnAmbiguous
 from models.types import utcnow
 from providers.base import Message, SendResult
 from providers.errors import (
@@ -68,8 +71,6 @@ from providers.errors import (
 from providers.http import DestinationRefusedError
 
 MAX_ERROR_LENGTH = 500
-#: Seconds a provider's ``Retry-After`` may hold an integration's circuit open, at most.
-MAX_HOLD = 3600.0
 
 
 @dataclass
@@ -118,46 +119,6 @@ class Policy:
     on_ambiguous_by_channel: Mapping[ChannelType, OnAmbiguous] = field(
         default_factory=lambda: MappingProxyType({})
     )
-
-
-class CircuitView:
-    """Circuit state as seen by this batch: read once, updated as answers arrive."""
-
-    def __init__(
-        self,
-        open_ids: set[uuid.UUID],
-        on_failure: Callable[[uuid.UUID], bool],
-        on_success: Callable[[uuid.UUID], bool],
-        on_hold: Callable[[uuid.UUID, float], None] = lambda _id, _seconds: None,
-    ) -> None:
-        self.open_ids = set(open_ids)
-        self._on_failure = on_failure
-        self._on_success = on_success
-        self._on_hold = on_hold
-        self.opened: set[uuid.UUID] = set()
-        self.closed: set[uuid.UUID] = set()
-        # Integrations whose failure count is known to be zero since their last success here.
-        self._clean: set[uuid.UUID] = set()
-
-    def failure(self, integration_id: uuid.UUID) -> None:
-        self._clean.discard(integration_id)
-        if self._on_failure(integration_id):
-            self.open_ids.add(integration_id)
-            self.opened.add(integration_id)
-
-    def hold(self, integration_id: uuid.UUID, seconds: float) -> None:
-        """The provider asked for a pause: no send to it from any worker until it is over."""
-        self.open_ids.add(integration_id)
-        self._on_hold(integration_id, min(seconds, MAX_HOLD))
-
-    def success(self, integration_id: uuid.UUID) -> None:
-        # The shared store is reset on the first success after a failure, not on every send:
-        # one round trip per integration per batch instead of one per message.
-        if integration_id in self._clean:
-            return
-        self._clean.add(integration_id)
-        if self._on_success(integration_id):
-            self.closed.add(integration_id)
 
 
 def classify(error: Exception) -> tuple[AttemptOutcome, int | None, str]:
@@ -227,7 +188,7 @@ class BatchSender:
         fitted, refusal = fitting(job.candidates, job.message)
         last_error = refusal or "all integrations failed"
         waited_on_circuit = unreadable = False
-        #: Seconds the delivery waits if no integration after a paused one sends it.
+        #: Seconds until the soonest held integration that could still send it is free.
         paused: float | None = None
         for candidate, message in fitted:
             used = job.attempts_by_integration.get(candidate.integration_id, 0)
@@ -239,6 +200,9 @@ class BatchSender:
             if candidate.unreadable:
                 unreadable = True
                 continue
+            if (held := self.circuit.held_for(candidate.integration_id)) is not None:
+                paused = _sooner(paused, held)
+                continue
             if candidate.integration_id in self.circuit.open_ids:
                 waited_on_circuit = True
                 continue
@@ -247,7 +211,10 @@ class BatchSender:
                 break
             tried = await self._attempt(job, candidate, message)
             if tried is None:
-                waited_on_circuit = True
+                if (held := self.circuit.held_for(candidate.integration_id)) is not None:
+                    paused = _sooner(paused, held)
+                else:
+                    waited_on_circuit = True
                 continue
             if isinstance(tried, Deferred):
                 return _deferred(outcome, candidate, tried)
@@ -266,29 +233,15 @@ class BatchSender:
                 outcome, job, candidate, message_id=result, error=error, last_error=last_error
             ):
                 return outcome
-            if isinstance(error, RetryableError) and error.retry_after:
-                # A rate limit is the account's, not the message's: every send waits.
-                self.circuit.hold(candidate.integration_id, error.retry_after)
             if isinstance(error, RetryableError):
-                used += 1
-                if (
-                    used < self.policy.max_attempts_per_integration
-                    and total < self.policy.max_attempts_per_delivery
-                ):
-                    delay = retry_delay(
-                        used,
-                        base=self.policy.retry_base_delay,
-                        cap=self.policy.retry_max_delay,
-                        retry_after=error.retry_after,
-                        retry_after_cap=self.policy.retry_after_cap,
-                    )
-                    if delay is None:
-                        # Unavailable for this delivery: the next integration is tried now.
-                        paused = self.policy.retry_after_cap
-                        continue
-                    outcome.status, outcome.reason = DeliveryStatus.RETRYING, last_error
-                    outcome.delay = delay
+                delay, held = self._after_retryable(candidate, error, used + 1, total)
+                if delay is not None:
+                    outcome.status, outcome.reason, outcome.delay = (
+                        DeliveryStatus.RETRYING, last_error, delay,
+                    )  # fmt: skip
                     return outcome
+                if held is not None:
+                    paused = _sooner(paused, held)
         return self._unsent(
             outcome, total=total, last_error=last_error, paused=paused,
             waited_on_circuit=waited_on_circuit, unreadable=unreadable,
@@ -307,7 +260,10 @@ class BatchSender:
         """Whether this answer ends the delivery (``outcome`` says how): sent, refused for the
         recipient, or ambiguous where the integration sends at most once."""
         if error is None:
-            self.circuit.success(candidate.integration_id)
+            self.circuit.success(
+                candidate.integration_id,
+                was_error=candidate.status is IntegrationStatus.ERROR,
+            )
             outcome.status, outcome.provider_message_id = DeliveryStatus.SENT, message_id
             return True
         if isinstance(error, RecipientError):
@@ -327,6 +283,34 @@ class BatchSender:
         choice = on_ambiguous(prepared.delivery, job.channel, self.policy.on_ambiguous_by_channel)
         return choice is OnAmbiguous.RECORD_UNKNOWN
 
+    def _after_retryable(
+        self, candidate: Candidate, error: RetryableError, used: int, total: int
+    ) -> tuple[float | None, float | None]:
+        """(seconds before retrying on this integration, seconds the delivery may wait for the
+        integration's hold): a ``Retry-After`` holds the integration, and the delivery moves on
+        to the next one; otherwise it backs off here while it has attempts left."""
+        retry_here = (
+            used < self.policy.max_attempts_per_integration
+            and total < self.policy.max_attempts_per_delivery
+        )
+        if error.retry_after:
+            # A rate limit is the account's, not the message's: every send waits.
+            held = self._hold(candidate, error.retry_after)
+            return None, held if retry_here else None
+        if retry_here:
+            delay = retry_delay(
+                used, base=self.policy.retry_base_delay, cap=self.policy.retry_max_delay
+            )
+            return delay, None
+        return None, None
+
+    def _hold(self, candidate: Candidate, retry_after: float) -> float:
+        """Hold the integration for its ``Retry-After``, up to the cap; the seconds held."""
+        cap = self.policy.retry_after_cap
+        held = min(retry_after, cap)
+        self.circuit.hold(candidate.integration_id, held, beyond_cap=retry_after > cap)
+        return held
+
     def _unsent(
         self,
         outcome: Outcome,
@@ -337,13 +321,18 @@ class BatchSender:
         waited_on_circuit: bool,
         unreadable: bool,
     ) -> Outcome:
-        """No integration sent it: while attempts are left, wait for one that may (paused,
-        open circuit, unreadable credentials); otherwise fail."""
+        """No integration sent it: while attempts are left, wait for one that may (held, open
+        circuit, unreadable credentials); otherwise fail."""
         outcome.status = DeliveryStatus.RETRYING
         if total >= self.policy.max_attempts_per_delivery:
             outcome.status, outcome.reason = DeliveryStatus.FAILED, last_error
         elif paused is not None:
-            outcome.reason, outcome.delay = last_error, paused
+            if not outcome.attempts:
+                last_error = "every remaining integration is held by its provider's Retry-After"
+            outcome.reason = last_error
+            outcome.delay = hold_delay(paused, spread=self.policy.retry_base_delay)
+            if waited_on_circuit:
+                outcome.delay = min(outcome.delay, self.policy.circuit_cooldown)
         elif waited_on_circuit or unreadable:
             outcome.reason = (
                 "every remaining integration's circuit is open"
@@ -371,7 +360,7 @@ class BatchSender:
             prepared = await self._prepared(candidate)
             await self._guard_recipient(job, candidate)
             async with self._semaphores[candidate.integration_id]:
-                if candidate.integration_id in self.circuit.open_ids:
+                if self.circuit.blocked(candidate.integration_id):
                     return None
                 rate = send_rate(type(prepared.provider), prepared.settings)
                 deferred = await self.pacer.turn(candidate.integration_id, rate)
@@ -379,6 +368,8 @@ class BatchSender:
                     return deferred
                 if (withheld := self._withheld(job)) is not None:
                     return withheld
+                if rate is not None and self.circuit.blocked(candidate.integration_id):
+                    return None  # held while this send waited for its turn
                 result = await self._within_timeout(
                     candidate,
                     prepared.provider.send(
@@ -476,6 +467,10 @@ def _blame_recipient_url(job: Job, error: Exception) -> Exception:
     ):
         return RecipientError(error.provider, f"webhook URL refused: {error.reason}")
     return error
+
+
+def _sooner(paused: float | None, held: float) -> float:
+    return held if paused is None else min(paused, held)
 
 
 def _deferred(outcome: Outcome, candidate: Candidate, deferred: Deferred) -> Outcome:

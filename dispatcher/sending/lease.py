@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from dispatcher.config import Settings
 from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from dispatcher.runtime.resources import database
-from dispatcher.sending.execute import CircuitView, Outcome
+from dispatcher.sending.circuit import CircuitView
+from dispatcher.sending.execute import Outcome
 from dispatcher.sending.plan import Job
 from dispatcher.sending.store import BatchReport, mark_circuits, renew, write_outcomes
 from models.types import utcnow

@@ -1,5 +1,6 @@
-"""The circuit probe: check integrations in ``error`` whose circuit has cooled down, and close
-the circuits of those whose provider vouches for them again.
+"""The circuit probe: check integrations in ``error`` whose circuit has cooled down (and whose
+``Retry-After`` hold, if any, has ended), and close the circuits of those whose provider vouches
+for them again.
 
 An integration is prepared exactly as for a send (:func:`~dispatcher.sending.integrations.prepare`),
 so the probe never reaches a destination a send may not.
@@ -45,7 +46,7 @@ class ProbeReport:
     failing: list[str] = field(default_factory=list)
     #: Cooled down but their provider has no harmless check: the next send decides.
     unchecked: list[str] = field(default_factory=list)
-    #: Circuit still open: not probed yet.
+    #: Circuit still open, or held: not probed yet.
     waiting: int = 0
 
 
@@ -63,7 +64,9 @@ def probe(settings: Settings | None = None) -> ProbeReport:
             .limit(PROBE_SCAN_LIMIT)
         ).all()
     store = circuit_store()
-    still_open = store.open_many([str(item) for item in ids])
+    keys = [str(item) for item in ids]
+    # A held integration is not probed before its provider's Retry-After has passed.
+    still_open = store.open_many(keys) | set(store.held_many(keys))
     report.waiting = len(still_open)
     cooled = [item for item in ids if str(item) not in still_open]
     if len(cooled) > PROBE_LIMIT:

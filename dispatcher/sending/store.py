@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings
 from dispatcher.runtime.resources import database
-from dispatcher.sending.execute import Attempt, CircuitView, Outcome
+from dispatcher.sending.circuit import CircuitView
+from dispatcher.sending.execute import Attempt, Outcome
 from dispatcher.sending.plan import Job
 from models import (
     TERMINAL_DELIVERY_STATUSES,
@@ -33,6 +34,7 @@ from models import (
 )
 from models.bulk import among, insert_many, update_many
 from models.types import utcnow
+from providers.retry_after import bounded_wait
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +212,9 @@ def _write_back(
             if job.channel is ChannelType.IN_APP and job.message is not None and job.subscriber_id:
                 inbox.append(_inbox_row(job, now))
         elif outcome.status is DeliveryStatus.RETRYING:
-            delay = outcome.delay or 0.0
+            # Bounded whatever computed it: a timedelta of an infinite or enormous delay
+            # raises, and one raise here fails the write-back of the whole batch.
+            delay = bounded_wait(outcome.delay) or 0.0
             due = now + timedelta(seconds=delay)
             if delay <= settings.retry_countdown_limit:
                 # A countdown message is sent for it; the sweeper steps in only if it is lost.

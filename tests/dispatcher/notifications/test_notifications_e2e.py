@@ -86,12 +86,29 @@ def test_transient_500s_are_retried_on_the_same_integration(
     ]
 
 
-def test_429_honours_retry_after(
+def test_429_holds_the_integration_and_falls_back_at_once(
     organisation_id: uuid.UUID, fake_provider: FakeProviderServer
 ) -> None:
     wire(
         fake_provider,
         organisation_id,
+        behaviours={"primary": {"script": ["429"], "retry_after": 30}},
+    )
+    [view] = send_one(organisation_id)
+    assert (view.status, view.integration) == ("sent", "secondary")
+    assert attempts(view.delivery_id) == [
+        ("primary", "retryable", 429),
+        ("secondary", "sent", 200),
+    ]
+
+
+def test_429_with_nothing_to_fall_back_to_waits_for_its_retry_after(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(
+        fake_provider,
+        organisation_id,
+        names=("primary",),
         behaviours={"primary": {"script": ["429"], "retry_after": 2}},
     )
     [view] = send_one(organisation_id)

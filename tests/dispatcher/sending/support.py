@@ -12,7 +12,8 @@ from typing import ClassVar
 from pydantic import SecretStr
 
 from dispatcher.runtime.http import SendingRuntime
-from dispatcher.sending.execute import BatchSender, CircuitView, Policy
+from dispatcher.sending.circuit import CircuitView, MemoryCircuitStore
+from dispatcher.sending.execute import BatchSender, Policy
 from dispatcher.sending.integrations import Candidate
 from dispatcher.sending.plan import Job
 from dispatcher.sending.rate_limit import MemoryRateStore, Pacer
@@ -103,7 +104,7 @@ def job(
 
 
 def closed_circuits() -> CircuitView:
-    return CircuitView(set(), lambda _id: False, lambda _id: False)
+    return CircuitView(MemoryCircuitStore(threshold=1_000_000, cooldown=30.0), [])
 
 
 def sender(runtime: SendingRuntime, max_rate_wait: float = 0.0) -> BatchSender:

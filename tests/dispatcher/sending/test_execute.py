@@ -19,7 +19,8 @@ from pydantic import SecretStr
 
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.http import SendingRuntime
-from dispatcher.sending.execute import BatchSender, CircuitView, Outcome, Policy
+from dispatcher.sending.circuit import CircuitView, MemoryCircuitStore
+from dispatcher.sending.execute import BatchSender, Outcome, Policy
 from dispatcher.sending.integrations import Candidate
 from dispatcher.sending.plan import Job
 from models import AttemptOutcome, ChannelType, DeliveryStatus, IntegrationStatus, OnAmbiguous
@@ -74,24 +75,22 @@ def job(*candidates: Candidate, attempts: int = 0, **fields: Any) -> Job:
     )
 
 
-class Circuit:
-    """A circuit store in memory: opens after ``threshold`` failures."""
+class Circuit(MemoryCircuitStore):
+    """The circuit store of one process (opens after ``threshold`` failures), and the batch's
+    view of it, read when the batch starts."""
 
-    def __init__(self, open_ids: frozenset[uuid.UUID] = frozenset(), threshold: int = 100) -> None:
-        self.failures: dict[uuid.UUID, int] = {}
-        self.threshold = threshold
-        self.holds: list[tuple[uuid.UUID, float]] = []
-        self.view = CircuitView(set(open_ids), self._failure, self._success, self._hold)
-
-    def _failure(self, key: uuid.UUID) -> bool:
-        self.failures[key] = self.failures.get(key, 0) + 1
-        return self.failures[key] == self.threshold
-
-    def _success(self, key: uuid.UUID) -> bool:
-        return self.failures.pop(key, 0) >= self.threshold
-
-    def _hold(self, key: uuid.UUID, seconds: float) -> None:
-        self.holds.append((key, seconds))
+    def __init__(
+        self,
+        open_ids: frozenset[uuid.UUID] = frozenset(),
+        threshold: int = 100,
+        held: dict[uuid.UUID, float] | None = None,
+    ) -> None:
+        super().__init__(threshold=threshold, cooldown=30.0)
+        for key in open_ids:
+            self._open_until[str(key)] = time.monotonic() + 30.0
+        for key, seconds in (held or {}).items():
+            self.hold(str(key), seconds)
+        self.view = CircuitView(self, {*open_ids, *(held or {})})
 
 
 @pytest.fixture
@@ -410,3 +409,101 @@ def test_a_secret_echoed_anywhere_in_an_error_is_masked_before_it_is_cut(offset:
     pieces = {secret[start : start + 6] for start in range(len(secret) - 5)}
     for text in stored:
         assert not any(piece in text for piece in pieces), text
+
+
+# --- Retry-After holds ---------------------------------------------------------------------------
+
+
+def a_count(outcomes: dict[uuid.UUID, Outcome], name: str) -> int:
+    """Requests the batch made to integration ``name``."""
+    return sum(
+        1 for o in outcomes.values() for a in o.attempts if a.integration_id == integration_id(name)
+    )
+
+
+def test_a_retry_after_holds_the_integration_and_every_delivery_falls_back_at_once(
+    runtime: SendingRuntime,
+) -> None:
+    circuit = Circuit()
+    limited = candidate("a", ["rate_limited"])
+    jobs = [job(limited, candidate("b")) for _ in range(5)]
+    sender = BatchSender(runtime, replace(POLICY, concurrency_per_integration=1), circuit.view)
+    outcomes = runtime.run(sender.send_all(jobs))
+    # The delivery that met the 429 too: it is not the message's fault, the next one sends it.
+    assert {o.status for o in outcomes.values()} == {DeliveryStatus.SENT}
+    assert {o.integration_id for o in outcomes.values()} == {integration_id("b")}
+    assert a_count(outcomes, "a") == 1
+    held = circuit.held_many([str(integration_id("a"))])[str(integration_id("a"))]
+    assert 29.0 < held <= 30.0
+    # Within the cap: a pause, not a fault; the integration's status is left alone.
+    assert circuit.view.opened == set()
+
+
+def test_a_held_integration_gets_no_request_and_the_delivery_waits_for_the_hold_s_end(
+    runtime: SendingRuntime,
+) -> None:
+    circuit = Circuit(held={integration_id("a"): 40.0})
+    [outcome] = send(runtime, [job(candidate("a"))], circuit)
+    assert outcome.attempts == []
+    assert outcome.status is DeliveryStatus.RETRYING
+    assert outcome.reason == "every remaining integration is held by its provider's Retry-After"
+    # At the hold's end, spread by up to the base delay (2 s): not before, not hammering.
+    assert outcome.delay is not None
+    assert 39.0 < outcome.delay <= 40.0 + POLICY.retry_base_delay
+
+
+def test_the_delivery_that_met_the_retry_after_waits_for_it_when_nothing_else_is_left(
+    runtime: SendingRuntime,
+) -> None:
+    [outcome] = send(runtime, [job(candidate("a", ["rate_limited"]))])
+    assert tried(outcome) == [(integration_id("a"), AttemptOutcome.RETRYABLE)]
+    assert outcome.status is DeliveryStatus.RETRYING
+    assert outcome.delay is not None and 30.0 <= outcome.delay <= 30.0 + POLICY.retry_base_delay
+
+
+def test_a_retry_after_beyond_the_cap_holds_for_the_cap_and_marks_the_integration(
+    runtime: SendingRuntime,
+) -> None:
+    circuit = Circuit()
+    month = candidate("a", ["rate_limited"])
+    month = replace(month, settings={**month.settings, "retry_after": 30 * 86400.0})
+    jobs = [job(month), job(month, candidate("b"))]
+    sender = BatchSender(
+        runtime,
+        replace(POLICY, concurrency_per_integration=1, retry_after_cap=20.0),
+        circuit.view,
+    )
+    outcomes = runtime.run(sender.send_all(jobs))
+    held = circuit.held_many([str(integration_id("a"))])[str(integration_id("a"))]
+    assert 19.0 < held <= 20.0
+    assert circuit.view.opened == {integration_id("a")}
+    # The sends to "a" after the 429 answered well (the script is spent): still held, still
+    # marked, and no further request reached it.
+    assert circuit.view.closed == set()
+    assert a_count(outcomes, "a") == 1
+    waiting = outcomes[jobs[0].delivery_id]
+    assert waiting.status is DeliveryStatus.RETRYING
+    assert waiting.delay is not None and 20.0 <= waiting.delay <= 22.0
+    assert outcomes[jobs[1].delivery_id].integration_id == integration_id("b")
+
+
+def test_a_success_in_flight_does_not_lift_a_hold_but_closes_a_circuit_failures_opened() -> None:
+    a = integration_id("a")
+    circuit = Circuit(threshold=1)
+    circuit.view.failure(a)
+    circuit.view.hold(a, 60.0, beyond_cap=False)
+    assert circuit.view.blocked(a) and a in circuit.view.opened
+    circuit.view.success(a)
+    # The failure-opened circuit is closed (the integration answered) ...
+    assert not circuit.is_open(str(a)) and a in circuit.view.closed
+    # ... the provider's hold is not.
+    assert circuit.view.held_for(a) is not None
+    assert str(a) in circuit.held_many([str(a)])
+
+
+def test_a_success_of_an_integration_read_in_error_closes_it(runtime: SendingRuntime) -> None:
+    circuit = Circuit()
+    in_error = replace(candidate("a"), status=IntegrationStatus.ERROR)
+    [outcome] = send(runtime, [job(in_error)], circuit)
+    assert outcome.status is DeliveryStatus.SENT
+    assert circuit.view.closed == {integration_id("a")}

@@ -27,6 +27,7 @@ from models import (
     Integration,
 )
 from models.types import utcnow
+from providers.retry_after import MAX_RETRY_AFTER
 from tests.dispatcher.notify_support import EMAIL_STEP, act, subscriber, workflow
 
 LEASE = 30.0
@@ -179,3 +180,24 @@ def test_renewal_answers_only_the_rows_still_held(
     # The stale holder's renewal moved nothing: the new holder's lease is its own.
     assert state(reclaimed_id) == (DeliveryStatus.SENDING, 0)
     assert state(swept_id) == (DeliveryStatus.RETRYING, 0)
+
+
+@pytest.mark.parametrize("delay", [float("inf"), 1e300, float("nan"), -5.0])
+def test_an_absurd_retry_delay_is_written_back_bounded_not_raised(
+    organisation_id: uuid.UUID, settings: Settings, delay: float
+) -> None:
+    # now + timedelta(seconds=inf) raises OverflowError, which would fail the write-back of
+    # the whole batch (and have its sent deliveries sent again when it is taken over).
+    [delivery_id, other] = deliveries(organisation_id, 2)
+    token = claimed([delivery_id, other], settings)
+    job, _ = sent(organisation_id, delivery_id)
+    waiting = Outcome(DeliveryStatus.RETRYING, reason="held", delay=delay)
+    written, report = write([(job, waiting), sent(organisation_id, other)], token, settings)
+    assert written == {delivery_id, other}
+    assert report.sent == 1
+    [(_, kept, _)] = report.retrying
+    assert 0.0 <= kept <= MAX_RETRY_AFTER
+    with database().session() as session:
+        due = session.scalar(select(Delivery.next_attempt_at).where(Delivery.id == delivery_id))
+    assert due is not None
+    assert due <= utcnow() + timedelta(seconds=MAX_RETRY_AFTER + settings.enqueue_lease + 60)
