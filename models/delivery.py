@@ -29,10 +29,18 @@ class DeliveryStatus(enum.StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     SKIPPED = "skipped"
+    #: Cancelled by the producer (``DELETE /v1/events/trigger/{transactionId}``) before it was
+    #: sent.
+    CANCELLED = "cancelled"
 
 
 TERMINAL_DELIVERY_STATUSES = frozenset(
-    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+    {
+        DeliveryStatus.SENT,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SKIPPED,
+        DeliveryStatus.CANCELLED,
+    }
 )
 
 
