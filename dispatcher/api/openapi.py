@@ -42,7 +42,7 @@ class _NoStore:
 def main() -> None:
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCUMENT
     target.write_text(rendered())
-    print(f"wrote {target}")  # noqa: T201 - a command's output
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

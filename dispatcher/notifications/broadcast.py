@@ -15,13 +15,17 @@ while it runs are included when their row id sorts after the chunk being written
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from dispatcher.config import get_settings
+from dispatcher.config import Settings, get_settings
 from dispatcher.notifications.enqueue import publish_due
 from dispatcher.notifications.events import TriggerEvent
+from dispatcher.notifications.outbox import DueBatch
 from dispatcher.notifications.triggers import TriggerReceipt, check_workflow, write_event
 from dispatcher.runtime.resources import database
 from models import Notification, Subscriber
@@ -60,25 +64,15 @@ def trigger_broadcast(
     after: uuid.UUID | None = None
     deliveries = 0
     while True:
-        with database().transaction() as session:
-            query = (
-                select(Subscriber.id, Subscriber.external_id)
-                .where(Subscriber.organisation_id == organisation_id)
-                .order_by(Subscriber.id)
-                .limit(settings.broadcast_chunk_size)
-            )
-            if after is not None:
-                query = query.where(Subscriber.id > after)
-            chunk = session.execute(query).all()
-            if not chunk:
-                break
-            after = chunk[-1].id
-            notified = _notified(session, organisation_id, template.transaction_id, chunk)
-            recipients = [row.external_id for row in chunk if row.id not in notified]
-            if not recipients:
-                continue
-            event = template.model_copy(update={"to": recipients})
-            receipt, due = write_event(session, organisation_id, event, settings, continuing=True)
+        try:
+            written = _write_chunk(organisation_id, template, after, settings)
+        except IntegrityError:
+            # The same broadcast resumed concurrently wrote some of these subscribers first:
+            # the chunk is read again and only the others are written.
+            written = _write_chunk(organisation_id, template, after, settings)
+        if written is None:
+            break
+        after, receipt, due = written
         deliveries += receipt.deliveries
         if due is not None:
             publish_due(organisation_id, [due], settings)
@@ -87,8 +81,34 @@ def trigger_broadcast(
     )
 
 
+def _write_chunk(
+    organisation_id: uuid.UUID, template: TriggerEvent, after: uuid.UUID | None, settings: Settings
+) -> tuple[uuid.UUID, TriggerReceipt, DueBatch | None] | None:
+    """The next chunk of subscribers after ``after`` written in one transaction; ``None`` when
+    there is none left."""
+    with database().transaction() as session:
+        query = (
+            select(Subscriber.id, Subscriber.external_id)
+            .where(Subscriber.organisation_id == organisation_id)
+            .order_by(Subscriber.id)
+            .limit(settings.broadcast_chunk_size)
+        )
+        if after is not None:
+            query = query.where(Subscriber.id > after)
+        chunk = session.execute(query).all()
+        if not chunk:
+            return None
+        notified = _notified(session, organisation_id, template.transaction_id, chunk)
+        recipients = [row.external_id for row in chunk if row.id not in notified]
+        if not recipients:
+            return chunk[-1].id, TriggerReceipt(template.transaction_id, [], 0), None
+        event = template.model_copy(update={"to": recipients})
+        receipt, due = write_event(session, organisation_id, event, settings, continuing=True)
+    return chunk[-1].id, receipt, due
+
+
 def _notified(
-    session: Any, organisation_id: uuid.UUID, transaction_id: str, chunk: Any
+    session: Session, organisation_id: uuid.UUID, transaction_id: str, chunk: Sequence[Any]
 ) -> set[uuid.UUID]:
     ids = [row.id for row in chunk]
     return set(

@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dispatcher.api.keys import create_key
+from dispatcher.api.rate_limit import api_rate_store
 from dispatcher.sending.rate_limit import MemoryRateStore
+from tests.conftest import free_port
 from tests.dispatcher.api.conftest import Keyed
 
 CANCEL = "/v1/events/trigger/tx"
@@ -48,3 +50,13 @@ def test_memory_store_grants_the_burst_then_refuses() -> None:
     assert [g.reserved for g in grants] == [True] * 5 + [False]
     assert [g.remaining(1.0, 5) for g in grants[:5]] == [4, 3, 2, 1, 0]
     assert 0 < grants[-1].wait <= 1.0
+
+
+def test_an_unreachable_rate_store_lets_requests_through(
+    settings_env: Callable[..., None], client: TestClient, keyed: Keyed
+) -> None:
+    settings_env(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    api_rate_store.cache_clear()
+    answer = client.delete(CANCEL, headers=keyed.headers)
+    assert answer.status_code == 200
+    assert "RateLimit-Remaining" not in answer.headers
