@@ -3,7 +3,8 @@
 ``/readyz`` also reports how many integrations have stored credentials that this process's
 key ring cannot decrypt (counted at most once a minute: every credential is tried); a non-zero
 count does not make the API unready (it sends nothing), it tells the operator which keys are
-missing before the workers' deliveries wait on them.
+missing before the workers' deliveries wait on them (``null`` where this process has no key ring,
+as in the compose stack, where only the worker holds the keys).
 """
 
 from __future__ import annotations
@@ -62,7 +63,11 @@ def readyz() -> JSONResponse:
     if checks["database"] == "ok":
         try:
             checks["undecryptableIntegrations"] = key_check.undecryptable()
-        except (SQLAlchemyError, ConfigurationError) as exc:
+        except ConfigurationError:
+            # Triggers need no credentials: without a key ring here the API still serves.
+            checks["undecryptableIntegrations"] = None
+            checks["keys"] = "not configured in this process"
+        except SQLAlchemyError as exc:
             checks["undecryptableIntegrations"] = None
             checks["keys"] = type(exc).__name__
             ready = False
