@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import APIKeyHeader
 from sqlalchemy import or_, select, update
 
@@ -94,9 +94,7 @@ class LastUsed:
 last_used = LastUsed()
 
 
-def authenticate(
-    request: Request, header: Annotated[str | None, Depends(authorization_header)]
-) -> Caller:
+def authenticate(header: Annotated[str | None, Depends(authorization_header)]) -> Caller:
     key = presented_key(header)
     if key is None:
         raise UnauthorizedError()
@@ -110,6 +108,4 @@ def authenticate(
     if row is None or not hmac.compare_digest(row.digest, wanted) or row.revoked_at is not None:
         raise UnauthorizedError()
     last_used.touch(row.id)
-    caller = Caller(row.organisation_id, row.id)
-    request.state.caller = caller
-    return caller
+    return Caller(row.organisation_id, row.id)

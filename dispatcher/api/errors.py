@@ -131,11 +131,21 @@ def api_error_response(error: ApiError, path: str) -> JSONResponse:
     )
 
 
+#: Segments after which a path names the caller's own keys, kept as they were sent.
+VERBATIM_AFTER = frozenset({"payload", "data"})
+
+
 def wire_field(field: str, renames: Mapping[str, str] | None = None) -> str:
     """A dotted field path of ours in the caller's spelling: each segment in camelCase, with
-    ``renames`` for the segments whose wire name differs (``workflow`` is Novu's ``name``)."""
+    ``renames`` for the segments whose wire name differs (``workflow`` is Novu's ``name``),
+    except inside the caller's own objects (``payload.user_name`` stays as it is)."""
     renames = renames or {}
-    return ".".join(renames.get(part, camel(part)) for part in field.split("."))
+    parts: list[str] = []
+    verbatim = False
+    for part in field.split("."):
+        parts.append(part if verbatim else renames.get(part, camel(part)))
+        verbatim = verbatim or part in VERBATIM_AFTER
+    return ".".join(parts)
 
 
 def camel(name: str) -> str:
@@ -164,7 +174,9 @@ def validation_errors(exc: RequestValidationError) -> dict[str, list[str]]:
     """Every bad field by its JSON path; the values are not echoed (they may be secrets)."""
     errors: dict[str, list[str]] = {}
     for error in exc.errors():
-        errors.setdefault(_location(error["loc"]), []).append(_message(error))
+        # A body that is not JSON at all is located by character offset: name the body.
+        field = "body" if error["type"] == "json_invalid" else _location(error["loc"])
+        errors.setdefault(field, []).append(_message(error))
     return errors
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from dispatcher import run_action
 from dispatcher.api import create_app
 from dispatcher.runtime.resources import reset
 from tests.conftest import free_port
@@ -126,3 +127,29 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert ready.status_code == 200, ready.text
     assert ready.json()["database"] == "ok" and ready.json()["broker"] == "ok"
     assert ready.json()["undecryptableIntegrations"] >= 0
+
+
+def test_a_body_that_is_not_json_is_422_naming_the_body(client: TestClient, keyed: Keyed) -> None:
+    answer = client.post(
+        TRIGGER, headers={**keyed.headers, "Content-Type": "application/json"}, content=b"{nope"
+    )
+    assert answer.status_code == 422
+    assert set(answer.json()["errors"]) == {"body"}
+
+
+def test_payload_keys_keep_the_callers_spelling(client: TestClient, keyed: Keyed) -> None:
+    run_action(
+        "create_workflow",
+        {"key": "w", "name": "w", "steps": [
+            {"kind": "email", "template": {"subject": "s", "body": "{{ payload.user_name }}"}},
+        ]},
+        organisation_id=keyed.organisation_id,
+    )  # fmt: skip
+    run_action(
+        "create_subscriber",
+        {"external_id": "ada", "email": "ada@example.com"},
+        organisation_id=keyed.organisation_id,
+    )
+    answer = client.post(TRIGGER, headers=keyed.headers, json={"name": "w", "to": "ada"})
+    assert answer.status_code == 400
+    assert [e["field"] for e in answer.json()["errors"]] == ["payload.user_name"]
