@@ -102,3 +102,22 @@ def test_the_sdk_reports_a_refused_trigger_as_payload_validation(
             trigger_event_request_dto=models.TriggerEventRequestDto(workflow_id="nope", to="x")
         )
     assert [error.field for error in refused.value.data.errors] == ["name"]
+
+
+def test_the_sdk_broadcasts_to_every_subscriber(
+    novu: Novu, organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id)
+    for name in ("ada", "bo", "cy"):
+        subscriber(organisation_id, name, first_name=name.title())
+    workflow(organisation_id, "news", [EMAIL_STEP])
+    answer = novu.trigger_broadcast(
+        trigger_event_to_all_request_dto=models.TriggerEventToAllRequestDto(
+            name="news", payload={"code": "9"}
+        )
+    )
+    assert answer.result.acknowledged and answer.result.transaction_id
+    views = wait_until_terminal(organisation_id, answer.result.transaction_id)
+    assert sorted((v.subscriber, v.status) for v in views) == [
+        ("ada", "sent"), ("bo", "sent"), ("cy", "sent"),
+    ]  # fmt: skip
