@@ -3,8 +3,10 @@ cancel, sent by the session's real worker through the local fake provider."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from novu_py import Novu, models
@@ -12,7 +14,7 @@ from novu_py import Novu, models
 from dispatcher.api.keys import create_key
 from dispatcher.dev.api_process import running_api
 from dispatcher.dev.fakeserver import FakeProviderServer
-from tests.conftest import DATA_DIR, free_port
+from tests.conftest import DATA_DIR, REDIS_URL, free_port
 from tests.dispatcher.notify_support import (
     EMAIL_STEP,
     subscriber,
@@ -121,3 +123,33 @@ def test_the_sdk_broadcasts_to_every_subscriber(
     assert sorted((v.subscriber, v.status) for v in views) == [
         ("ada", "sent"), ("bo", "sent"), ("cy", "sent"),
     ]  # fmt: skip
+
+
+def test_a_trigger_is_accepted_while_the_broker_is_down(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer, tmp_path: Path
+) -> None:
+    """The API process's broker is a closed port: the trigger is committed to the outbox and
+    answered 201, and the session's sweeper (beat, on the real broker) hands it to the worker."""
+    wire(fake_provider, organisation_id)
+    subscriber(organisation_id, "ada", first_name="Ada")
+    workflow(organisation_id, "code", [EMAIL_STEP])
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DISPATCHER_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "DISPATCHER_REDIS_URL": REDIS_URL,
+    }
+    with (
+        running_api(port=port, log_file=tmp_path / "api.log", environment=environment),
+        Novu(
+            server_url=f"http://127.0.0.1:{port}", secret_key=create_key(organisation_id, "k").key
+        ) as novu,
+    ):
+        answer = novu.trigger(
+            trigger_event_request_dto=models.TriggerEventRequestDto(
+                workflow_id="code", to="ada", payload={"code": "7"}
+            )
+        )
+    assert answer.result.status == models.TriggerEventResponseDtoStatus.PROCESSED
+    [view] = wait_until_terminal(organisation_id, answer.result.transaction_id or "")
+    assert view.status == "sent"
