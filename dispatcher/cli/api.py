@@ -23,7 +23,12 @@ def _organisation(value: str) -> uuid.UUID:
 @click.command("api")
 @click.option("--host", default=None, help="Address to listen on [DISPATCHER_API_HOST].")
 @click.option("--port", type=int, default=None, help="Port [DISPATCHER_API_PORT].")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [DISPATCHER_API_WORKERS].")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes [DISPATCHER_API_WORKERS].",
+)
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the Novu-compatible HTTP API (uvicorn)."""
     settings = get_settings()
