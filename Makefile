@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_PATHS := dispatcher providers models tests $(wildcard bench)
 
-.PHONY: run test lint typecheck imports pytest bench clean
+.PHONY: run test lint typecheck imports pytest bench openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint typecheck imports pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The committed OpenAPI document of the HTTP API, regenerated from the application.
+openapi: $(STAMP)
+	$(BIN)/python -m dispatcher.api.openapi openapi.json
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

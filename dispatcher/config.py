@@ -129,6 +129,24 @@ class Settings(BaseSettings):
     #: they are private or loopback (``127.0.0.1,10.0.0.0/8``). Empty: only public addresses.
     url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- HTTP API (``dispatcher api``) ------------------------------------------------------------
+    #: Where ``dispatcher api`` listens. Port 3000 is the port of Novu's own API, so an SDK's
+    #: self-hosted server URL carries over; loopback by default (put a proxy in front).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=3000, ge=1, le=65535)
+    #: Uvicorn worker processes of ``dispatcher api`` (each one is stateless).
+    api_workers: int = Field(default=1, ge=1)
+    #: Largest request body accepted (413 above): a bulk trigger of 100 events of 64 KiB fits.
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    #: Requests per second per API key, shared by every API process through Redis, and the
+    #: burst an idle key may make at once (429 with ``Retry-After`` beyond).
+    api_rate_limit_per_second: float = Field(default=100.0, gt=0)
+    api_rate_limit_burst: int = Field(default=200, ge=1)
+    #: Seconds the first answer to an ``Idempotency-Key`` is replayed for.
+    api_idempotency_ttl: float = Field(default=24 * 3600.0, gt=0)
+    #: Subscribers written per transaction by a broadcast trigger.
+    broadcast_chunk_size: int = Field(default=1000, ge=1, le=10_000)
+
     # --- limits on producer input ----------------------------------------------------------------
     max_payload_bytes: int = Field(default=64 * 1024, ge=1)
     max_recipients_per_trigger: int = Field(default=100_000, ge=1)

@@ -2,6 +2,7 @@
 
 from models.actions import ActionRun
 from models.agents import Agent, AgentKind, AgentMessage, AgentThread, MessageKind, Prompt, Tool
+from models.api_keys import ApiKey
 from models.base import Base
 from models.crypto import KeyRing, KeyRingError, credential_keys, generate_key
 from models.delivery import (
@@ -37,6 +38,7 @@ __all__ = [
     "AgentKind",
     "AgentMessage",
     "AgentThread",
+    "ApiKey",
     "AttemptOutcome",
     "Base",
     "Channel",

@@ -32,10 +32,19 @@ class DeliveryStatus(enum.StrEnum):
     #: The provider may or may not have sent it (no answer after the request was sent), and the
     #: integration's ``on_ambiguous`` setting says not to resend: at most once.
     UNKNOWN = "unknown"
+    #: Cancelled by the producer (``DELETE /v1/events/trigger/{transactionId}``) before it was
+    #: sent.
+    CANCELLED = "cancelled"
 
 
 TERMINAL_DELIVERY_STATUSES = frozenset(
-    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNKNOWN}
+    {
+        DeliveryStatus.SENT,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SKIPPED,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.CANCELLED,
+    }
 )
 
 

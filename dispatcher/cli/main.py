@@ -1,4 +1,5 @@
-"""The ``dispatcher`` command: database, organisations, actions, keys, and the demo."""
+"""The ``dispatcher`` command: database, organisations, actions, keys, the HTTP API, and the
+demo."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dispatcher.actions import catalogue
+from dispatcher.cli.api import api, api_keys
 from dispatcher.cli.describe import describe_argument, describe_arguments
 from dispatcher.cli.integrations import integrations
 from dispatcher.cli.json_input import json_object
@@ -271,6 +273,8 @@ def demo() -> None:
 
 
 main.add_command(integrations)
+main.add_command(api)
+main.add_command(api_keys)
 keys.add_command(rotate)
 
 if __name__ == "__main__":

@@ -3,23 +3,32 @@
 Migrates the database, starts a local fake provider, a worker and beat, creates a demo
 organisation with two integrations per channel (each primary fails some of its requests), runs
 the ONE actions, triggers a workflow to a few hundred subscribers with a live progress bar, and
-prints what happened per channel and integration.
+prints what happened per channel and integration. It also serves the HTTP API (``dispatcher
+api``), sends one trigger through it, and prints an API key and a ``curl`` line; from a terminal
+the API, worker and beat then keep running until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, insert, select
 
 from dispatcher.config import get_settings, reset_settings
+from dispatcher.dev.api_process import running_api
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.dev.worker_process import running_beat, running_worker
 from dispatcher.notifications.triggers import trigger_bulk
@@ -75,6 +84,7 @@ def run_demo(console: Console) -> None:
     organisation_id = create_organisation("Demo organisation")
     console.print(f"[bold]organisation[/] {organisation_id}")
     log_file = settings.data_dir / "demo-worker.log"
+    port = _port(settings.api_host, settings.api_port)
     try:
         with (
             running_worker(concurrency=2, log_file=log_file),
@@ -82,14 +92,64 @@ def run_demo(console: Console) -> None:
                 schedule_file=settings.data_dir / "beat-schedule",
                 log_file=settings.data_dir / "demo-beat.log",
             ),
+            running_api(
+                host=settings.api_host, port=port, log_file=settings.data_dir / "demo-api.log"
+            ),
         ):
             console.print(actions_table(organisation_id))
             transaction = notify(console, organisation_id, fake)
-        console.print(summary_table(organisation_id))
-        console.print(f"transaction {transaction}; worker log: {log_file}")
-        console.print(f"inspect it: dispatcher status {transaction} --org {organisation_id}")
+            console.print(summary_table(organisation_id))
+            console.print(f"transaction {transaction}; worker log: {log_file}")
+            console.print(f"inspect it: dispatcher status {transaction} --org {organisation_id}")
+            show_api(console, organisation_id, f"http://{settings.api_host}:{port}")
+            if sys.stdin.isatty():
+                console.print("the API, worker and beat keep running; Ctrl-C stops them")
+                _wait_for_interrupt()
     finally:
         fake.stop()
+
+
+def _port(host: str, preferred: int) -> int:
+    """The configured API port, or a free one when something else listens there."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, preferred))
+        except OSError:
+            probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def show_api(console: Console, organisation_id: uuid.UUID, url: str) -> None:
+    """A key for the demo organisation, one trigger sent through the API, and the curl line."""
+    key = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        [sys.executable, "-m", "dispatcher.cli", "api-keys", "create",
+         "--org", str(organisation_id), "--name", "demo"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    body = {"name": "welcome", "to": "user-1", "payload": {"code": "4242"}}
+    answer = httpx.post(
+        f"{url}/v1/events/trigger",
+        headers={"Authorization": f"ApiKey {key}"},
+        json=body,
+        timeout=10,
+    )
+    console.print(f"[bold]HTTP API[/] {url} (docs {url}/docs): POST /v1/events/trigger -> "
+                  f"{answer.status_code} {answer.text}")  # fmt: skip
+    console.print(f"[bold]API key[/] {key}")
+    console.print(
+        f"curl -X POST {url}/v1/events/trigger -H 'Authorization: ApiKey {key}' "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _safe(url: str) -> str:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to stop the child when the process that started it dies (no orphans)."""
     if sys.platform == "linux":
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -57,7 +57,7 @@ def running_worker(
         stdout=output,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec
     )
     try:
         yield process
@@ -92,7 +92,7 @@ def running_beat(
         [sys.executable, "-m", "celery", "-A", "dispatcher", "beat", "--loglevel", "INFO",
          "--schedule", str(schedule_file)],
         env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec
     )  # fmt: skip
     try:
         yield process

@@ -203,23 +203,27 @@ def write_event(
     *,
     prefix: str = "",
     reserve: bool = True,
+    continuing: bool = False,
 ) -> tuple[TriggerReceipt, DueBatch | None]:
     """Write one event's rows in ``session``; the caller commits and publishes the batch.
 
     With ``reserve=False`` nothing is reserved for an immediate broker message: the outbox
     sweeper sends the due deliveries (for callers that cannot publish after their commit).
+    With ``continuing=True`` the event adds recipients to a transaction written in parts (a
+    broadcast): the repeat check is the caller's, which leaves out subscribers already notified.
     """
     _check_sizes(event, settings, prefix)
-    existing = session.scalars(
-        select(Notification.id).where(
-            Notification.organisation_id == organisation,
-            Notification.transaction_id == event.transaction_id,
-        )
-    ).all()
-    if existing:
-        return TriggerReceipt(event.transaction_id, [str(item) for item in existing], 0, True), None
-    workflow = _workflow(session, organisation, event.workflow, prefix)
-    _check_required_payload(workflow, event, prefix)
+    if not continuing:
+        existing = session.scalars(
+            select(Notification.id).where(
+                Notification.organisation_id == organisation,
+                Notification.transaction_id == event.transaction_id,
+            )
+        ).all()
+        if existing:
+            receipt = TriggerReceipt(event.transaction_id, [str(i) for i in existing], 0, True)
+            return receipt, None
+    workflow = check_workflow(session, organisation, event, prefix)
     subscribers = _recipients(session, organisation, event.to, prefix, settings)
     planned = _plan(session, organisation, workflow, event, subscribers, settings)
     pump = False
@@ -240,6 +244,15 @@ def write_event(
         len(planned.deliveries),
     )
     return receipt, DueBatch(workflow.critical, planned.due_now, pump=pump)
+
+
+def check_workflow(
+    session: Session, organisation: uuid.UUID, event: TriggerEvent, prefix: str = ""
+) -> Workflow:
+    """The event's workflow, active, with every payload key its templates use given."""
+    workflow = _workflow(session, organisation, event.workflow, prefix)
+    _check_required_payload(workflow, event, prefix)
+    return workflow
 
 
 def _workflow(session: Session, organisation: uuid.UUID, key: str, prefix: str) -> Workflow:

@@ -143,6 +143,7 @@ def _work(
         circuit_store(), {c.integration_id for j in to_send for c in j.candidates}
     )
     if to_send:
+        lease.recheck()
         rules = policy(settings)
         sender = BatchSender(
             sending_runtime(), rules, circuit, Pacer(rate_store(), max_wait=rules.max_rate_wait),

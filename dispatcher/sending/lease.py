@@ -8,7 +8,8 @@ the process's event loop), does the database work so that neither waits for it:
 * every third of the send lease it renews the lease of the rows still held, in one UPDATE, so a
   batch that takes longer than the lease is not taken for abandoned by the sweeper; the rows the
   renewal no longer finds (taken over after all, e.g. while this process was stopped) are not
-  sent (:meth:`BatchLease.holds`).
+  sent (:meth:`BatchLease.holds`); the batch also reads them once right before it sends
+  (:meth:`BatchLease.recheck`), so a delivery cancelled after the claim is not sent.
 
 Renewal and write-back both act only on rows that carry the batch's claim token
 (:func:`~dispatcher.sending.store.claim`), so a holder that lost its claim can neither extend it
@@ -29,7 +30,13 @@ from dispatcher.runtime.resources import database
 from dispatcher.sending.circuit import CircuitView
 from dispatcher.sending.execute import Outcome
 from dispatcher.sending.plan import Job
-from dispatcher.sending.store import BatchReport, mark_circuits, renew, write_outcomes
+from dispatcher.sending.store import (
+    BatchReport,
+    mark_circuits,
+    renew,
+    still_held,
+    write_outcomes,
+)
 from models.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -72,6 +79,17 @@ class BatchLease:
     def holds(self, delivery_id: uuid.UUID) -> bool:
         """Still ours at the last renewal: may be sent."""
         return delivery_id in self._held
+
+    def recheck(self) -> None:
+        """Read which rows are still held, right before sending: a delivery cancelled since the
+        claim (or taken over) is not sent. One indexed read per batch."""
+        try:
+            with database().session() as session:
+                self._held = frozenset(still_held(session, self._held, self.token))
+        except DATABASE_UNAVAILABLE as exc:
+            # The claim stands; the write-back, which checks the token again, decides.
+            logger.warning("deliver: database unavailable (%s) rechecking the batch's rows",
+                           type(exc).__name__)  # fmt: skip
 
     def finished(self, job: Job, outcome: Outcome) -> None:
         """Queue an outcome for the next write."""

@@ -19,7 +19,8 @@ it would have waited and is retried that much later, so deferred sends do not ho
 
 The store is advisory: if Redis cannot be reached, the batch says so once in the log and sends
 without pacing, as the circuit breaker does. On the embedded default (no Redis) the pace is kept
-per process, which is exact for a single worker process.
+per process, which is exact for a single worker process. The HTTP API's per-key limit uses the
+same stores with a burst (:meth:`RateStore.take`).
 
 The Redis client is the synchronous one: one short round trip per paced send, and only
 integrations whose provider declares a rate make it (a few to a hundred sends a second).
@@ -58,6 +59,21 @@ def send_rate(provider: type[AnyProvider], settings: Settings) -> float | None:
     return provider.rate_limit_per_second
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One decision: ``reserved`` or not, the ``wait`` before the slot (or until it would have
+    started), and the ``backlog``: seconds until the key is idle again (its TAT less now)."""
+
+    reserved: bool
+    wait: float
+    backlog: float
+
+    def remaining(self, rate: float, burst: int) -> int:
+        """Slots that may still be taken at once (the ``RateLimit-Remaining`` of an API)."""
+        interval, tolerance = _cell(rate, burst)
+        return max(0, math.floor((tolerance - self.backlog) / interval + 1e-9) + 1)
+
+
 class RateStore(Protocol):
     def reserve(self, key: str, rate: float, max_wait: float) -> tuple[bool, float]:
         """Reserve the next send slot of ``key`` if it starts within ``max_wait`` seconds.
@@ -65,9 +81,12 @@ class RateStore(Protocol):
         Returns ``(True, wait)`` when reserved: send after ``wait`` seconds; or ``(False,
         wait)`` when not: the slot would have started in ``wait`` seconds."""
 
+    def take(self, key: str, rate: float, max_wait: float, burst: int = ...) -> Grant:
+        """:meth:`reserve` with ``burst`` slots for an idle key, and the backlog left."""
+
 
 #: KEYS[1]: the TAT key (microseconds). ARGV: emission interval, tolerance and the longest wait
-#: accepted, all in microseconds. Returns {1 reserved | 0 not, wait in microseconds}.
+#: accepted, all in microseconds. Returns {1 reserved | 0 not, wait, backlog}, in microseconds.
 _GCRA_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -77,39 +96,44 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
-if wait > tonumber(ARGV[3]) then return {0, wait} end
+if wait > tonumber(ARGV[3]) then return {0, wait, tat - now} end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat),
            'PX', math.ceil((next_tat - now) / 1000) + 1)
-return {1, wait}
+return {1, wait, next_tat - now}
 """
 
 MICROSECONDS = 1_000_000
 
 
-def _cell(rate: float) -> tuple[float, float]:
+def _cell(rate: float, burst: int = BURST) -> tuple[float, float]:
     """Emission interval and burst tolerance, in seconds."""
     interval = 1.0 / rate
-    return interval, interval * (BURST - 1)
+    return interval, interval * (burst - 1)
 
 
 class RedisRateStore:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, prefix: str = KEY_PREFIX) -> None:
         self.client = client
+        self.prefix = prefix
         # EVALSHA, loading the script again if the server forgot it (a restart, SCRIPT FLUSH).
         self._script = client.register_script(_GCRA_SCRIPT)
 
     def reserve(self, key: str, rate: float, max_wait: float) -> tuple[bool, float]:
-        interval, tolerance = _cell(rate)
-        reserved, wait = self._script(
-            keys=[KEY_PREFIX + key],
+        grant = self.take(key, rate, max_wait)
+        return grant.reserved, grant.wait
+
+    def take(self, key: str, rate: float, max_wait: float, burst: int = BURST) -> Grant:
+        interval, tolerance = _cell(rate, burst)
+        reserved, wait, backlog = self._script(
+            keys=[self.prefix + key],
             args=[
                 math.ceil(interval * MICROSECONDS),
                 math.floor(tolerance * MICROSECONDS),
                 math.floor(max_wait * MICROSECONDS),
             ],
         )
-        return bool(reserved), int(wait) / MICROSECONDS
+        return Grant(bool(reserved), int(wait) / MICROSECONDS, int(backlog) / MICROSECONDS)
 
 
 class MemoryRateStore:
@@ -122,17 +146,21 @@ class MemoryRateStore:
         self._lock = threading.Lock()
 
     def reserve(self, key: str, rate: float, max_wait: float) -> tuple[bool, float]:
-        interval, tolerance = _cell(rate)
+        grant = self.take(key, rate, max_wait)
+        return grant.reserved, grant.wait
+
+    def take(self, key: str, rate: float, max_wait: float, burst: int = BURST) -> Grant:
+        interval, tolerance = _cell(rate, burst)
         with self._lock:
             now = time.monotonic()
             tat = max(self._tat.get(key, now), now)
             wait = max(0.0, tat - tolerance - now)
             if wait > max_wait:
-                return False, wait
+                return Grant(False, wait, tat - now)
             if len(self._tat) >= self.PRUNE_ABOVE:
                 self._tat = {k: v for k, v in self._tat.items() if v > now}
             self._tat[key] = tat + interval
-            return True, wait
+            return Grant(True, wait, tat + interval - now)
 
 
 @lru_cache(maxsize=1)

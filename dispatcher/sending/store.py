@@ -135,6 +135,13 @@ def renew(
     )
 
 
+def still_held(session: Session, ids: Collection[uuid.UUID], token: uuid.UUID) -> set[uuid.UUID]:
+    """Which of ``ids`` are still held under ``token`` (a cancelled or taken-over row is not)."""
+    if not ids:
+        return set()
+    return set(session.scalars(select(Delivery.id).where(_ours(session, ids, token))))
+
+
 def write_outcomes(  # noqa: PLR0917 - private helper of the batch's lease
     session: Session,
     finished: list[tuple[Job, Outcome]],
@@ -229,7 +236,7 @@ def _write_back(
     insert_many(session, DeliveryAttempt, attempts)
     if inbox:
         session.execute(insert(InboxMessage), inbox)
-    _update_notifications(session, {job.notification_id for job, _ in finished}, now)
+    update_notification_statuses(session, {job.notification_id for job, _ in finished}, now)
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
@@ -265,9 +272,10 @@ def _inbox_row(job: Job, now: datetime) -> dict[str, Any]:
     }
 
 
-def _update_notifications(
-    session: Session, notification_ids: set[uuid.UUID], now: datetime
+def update_notification_statuses(
+    session: Session, notification_ids: Collection[uuid.UUID], now: datetime
 ) -> None:
+    """Each notification's status from its deliveries' (processing while any is open)."""
     terminal = [status.value for status in TERMINAL_DELIVERY_STATUSES]
     rows = session.execute(
         select(

@@ -16,7 +16,7 @@ from dispatcher.runtime.resources import database
 from models import DeliveryAttempt, Integration
 from tests.dispatcher.support import created_id, fetch, subscriber_row_id
 
-TERMINAL = {"sent", "failed", "skipped"}
+TERMINAL = {"sent", "failed", "skipped", "cancelled"}
 
 
 @dataclass

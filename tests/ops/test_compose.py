@@ -37,16 +37,20 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 BIN = Path(sys.executable).parent
 
-SERVICES = {"postgres", "redis", "migrate", "worker", "beat", "flower"}
-DISPATCHER_SERVICES = {"migrate", "worker", "beat", "flower"}
+SERVICES = {"postgres", "redis", "migrate", "api", "worker", "beat", "flower"}
+DISPATCHER_SERVICES = {"migrate", "api", "worker", "beat", "flower"}
 # Every command the stack runs; the tests at the end of this module run each of them.
 SERVICE_COMMANDS = {
     "migrate": ["dispatcher", "db", "upgrade"],
+    "api": ["dispatcher", "api", "--host", "0.0.0.0", "--port", "3000", "--workers", "2"],
     "worker": ["celery", "-A", "dispatcher", "worker", "--loglevel", "INFO"],
     "beat": ["celery", "-A", "dispatcher", "beat", "--loglevel", "INFO"],
     "flower": ["celery", "-A", "dispatcher", "flower", "--port=5555"],
 }
 WORKER_HEALTHCHECK = "celery -A dispatcher inspect ping -d celery@$$HOSTNAME -t 10"
+API_HEALTHCHECK = (
+    "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=5)"
+)
 REQUIRED_VARIABLES = ("POSTGRES_PASSWORD", "DISPATCHER_ENCRYPTION_KEYS")
 QUEUE_VARIABLES = (
     "DISPATCHER_ACTION_QUEUE",
@@ -162,7 +166,8 @@ def test_health_checks(services: dict[str, dict[str, Any]]) -> None:
     assert postgres[1].startswith("pg_isready ")
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert services["worker"]["healthcheck"]["test"] == ["CMD-SHELL", WORKER_HEALTHCHECK]
-    for name in ("postgres", "redis", "worker"):
+    assert services["api"]["healthcheck"]["test"] == ["CMD", "python", "-c", API_HEALTHCHECK]
+    for name in ("postgres", "redis", "api", "worker"):
         check = services[name]["healthcheck"]
         assert {"interval", "timeout", "retries"} <= set(check), name
 
@@ -173,6 +178,7 @@ def test_restart_policies(services: dict[str, dict[str, Any]]) -> None:
         "postgres": "unless-stopped",
         "redis": "unless-stopped",
         "migrate": "no",
+        "api": "unless-stopped",
         "worker": "unless-stopped",
         "beat": "unless-stopped",
         "flower": "unless-stopped",
@@ -188,6 +194,7 @@ def test_start_order(services: dict[str, dict[str, Any]]) -> None:
         "postgres": {},
         "redis": {},
         "migrate": {"postgres": "service_healthy"},
+        "api": {"migrate": "service_completed_successfully", "redis": "service_healthy"},
         "worker": {"migrate": "service_completed_successfully", "redis": "service_healthy"},
         "beat": {"migrate": "service_completed_successfully", "redis": "service_healthy"},
         "flower": {"redis": "service_healthy"},
@@ -230,9 +237,11 @@ def test_only_the_worker_holds_the_encryption_keys(services: dict[str, dict[str,
     )
 
 
-def test_only_flower_is_published_and_on_loopback(services: dict[str, dict[str, Any]]) -> None:
+def test_only_flower_and_the_api_are_published_and_on_loopback(
+    services: dict[str, dict[str, Any]],
+) -> None:
     published = {name: service["ports"] for name, service in services.items() if "ports" in service}
-    assert published == {"flower": ["127.0.0.1:5555:5555"]}
+    assert published == {"flower": ["127.0.0.1:5555:5555"], "api": ["127.0.0.1:3000:3000"]}
 
 
 def test_postgres_keeps_its_data_on_a_named_volume(compose: dict[str, Any]) -> None:
@@ -420,6 +429,38 @@ def test_the_worker_command_answers_its_healthcheck(
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "pong" in healthy.stdout
     assert healthcheck(f"gone-{node}").returncode != 0
+
+
+def test_the_api_command_serves_and_answers_its_healthcheck(
+    postgres_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    started: list[tuple[subprocess.Popen[bytes], Path]],
+) -> None:
+    port = free_port()
+    argv = [*SERVICE_COMMANDS["api"]]
+    assert argv[argv.index("--port") + 1] == "3000"
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    process = start(started, argv, tmp_path)
+    log = started[-1][1]
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(lambda: process.poll() is not None or answers(), "the API did not get ready", log)
+    assert process.poll() is None, log.read_text()
+    check = subprocess.run(
+        [sys.executable, "-c", API_HEALTHCHECK.replace(":3000/", f":{port}/")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
 
 
 def test_the_beat_command_starts_and_publishes_its_schedule(

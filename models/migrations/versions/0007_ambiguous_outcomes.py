@@ -1,7 +1,7 @@
 """ambiguous outcomes: the ``unknown`` delivery status and the ``ambiguous`` attempt outcome
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 01:00:00.000000
 """
 
@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-DELIVERY_STATUSES = ("queued", "sending", "sent", "retrying", "failed", "skipped")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "retrying", "failed", "skipped", "cancelled")
 ATTEMPT_OUTCOMES = ("sent", "retryable", "integration_error", "recipient_error", "skipped")
 
 

@@ -1,0 +1,36 @@
+"""The ASGI application: middleware, error handlers and the resource routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from dispatcher.api import errors
+from dispatcher.api.body_limits import BodyLimits
+from dispatcher.api.idempotency import Idempotency, IdempotencyStore, build_store
+from dispatcher.api.routers import ROUTERS
+from dispatcher.config import Settings, get_settings
+
+TITLE = "one-dispatcher"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Wire-compatible with Novu's REST API for the routes it shares (Novu's SDKs work with only "
+    "the server URL and the key changed). Authenticate with `Authorization: ApiKey <key>` "
+    "(`dispatcher api-keys create`)."
+)
+
+
+def create_app(
+    settings: Settings | None = None, *, idempotency_store: IdempotencyStore | None = None
+) -> FastAPI:
+    """A new application; it keeps no state of its own between requests but the idempotency
+    store's in-process fallback (embedded default, without Redis)."""
+    settings = settings or get_settings()
+    app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION)
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    store = idempotency_store or build_store(settings.resolved_redis_url)
+    # Added last, so outermost: the body limit is applied before idempotency reads the body.
+    app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)
+    app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
+    return app

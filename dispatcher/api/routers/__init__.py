@@ -1,0 +1,10 @@
+"""One module per resource, each with one :class:`fastapi.APIRouter` named ``router``;
+:data:`ROUTERS` is what the app mounts, in order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from dispatcher.api.routers import events, health
+
+ROUTERS: tuple[APIRouter, ...] = (health.router, events.router)

@@ -1,0 +1,33 @@
+"""``dispatcher api``: uvicorn serving the application, one or more worker processes."""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from dispatcher.api.app import create_app
+from dispatcher.config import get_settings
+from dispatcher.observability.logging import configure_logging
+from dispatcher.observability.redaction import install_log_redaction
+
+
+def served_app() -> FastAPI:
+    """The factory each uvicorn worker process calls: logging as the workers log (redacted),
+    then the application."""
+    settings = get_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    install_log_redaction()
+    return create_app(settings)
+
+
+def serve(host: str, port: int, workers: int = 1) -> None:
+    """Serve until interrupted; with several workers uvicorn starts them (each stateless)."""
+    uvicorn.run(
+        "dispatcher.api.server:served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        log_config=None,
+    )
