@@ -1,18 +1,22 @@
 """Group commit: concurrent single triggers of one process share one transaction.
 
 Each commit waits for the database to make it durable (a flush to disk on PostgreSQL), and that
-wait, not the work, bounds one trigger per transaction to a few hundred a second. Callers hand
-their validated event to one committer thread per process and wait on a future; the committer
-takes everything queued since its last commit (up to :data:`MAX_GROUP`) and writes it as one
-group. A caller alone waits for no one: its group is itself, committed at once, and the next
-group forms while this one commits.
+wait, with the statements around it, bounds one trigger per transaction to a few hundred a
+second. Callers hand their validated event to a committer thread and wait on a future; the
+committer takes everything queued since its last group (up to :data:`MAX_GROUP`) and writes it
+in one transaction. A caller alone waits for no one: its group is itself, written at once, and
+the next group forms while this one is written.
 
-The committer never decides an outcome itself: the ``write_group`` function it is given settles
-every request's future. A fork starts a new committer in the child on first use.
+Writing is two stages on two threads: the first writes and commits a group, the second finishes
+it (publishes its deliveries, answers its callers) while the first already writes the next one.
+``write_group`` does the first stage and returns the second as a function; either stage settles
+every request's future, with its result or an error. A fork starts new threads in the child on
+first use.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -21,15 +25,19 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from dispatcher.config import Settings
 from dispatcher.notifications.events import TriggerEvent
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Events written in one transaction at most.
 MAX_GROUP = 500
+#: Groups written at once: while one waits for its commit to reach the disk, the next is
+#: written (and the database flushes both commits together).
+WRITERS = 2
 
 
 @dataclass
@@ -41,14 +49,18 @@ class GroupRequest:
     future: Future[Any] = field(default_factory=Future)
 
 
-class GroupCommitter:
-    """Queues requests for :attr:`write_group`, which is called with lists of them from one
-    thread and must settle each request's future."""
+#: Writes and commits a group; returns what finishes it, or ``None`` if it settled it already.
+WriteGroup = Callable[[list[GroupRequest]], Callable[[], None] | None]
 
-    def __init__(self, write_group: Callable[[list[GroupRequest]], None]) -> None:
+
+class GroupCommitter:
+    """Queues requests for ``write_group``, called with lists of them from one thread."""
+
+    def __init__(self, write_group: WriteGroup) -> None:
         self.write_group = write_group
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[GroupRequest] = queue.SimpleQueue()
+        self._collecting = threading.Lock()
+        self._requests: queue.SimpleQueue[GroupRequest] = queue.SimpleQueue()
         self._pid = 0
 
     def submit(self, request: GroupRequest) -> Future[Any]:
@@ -57,43 +69,70 @@ class GroupCommitter:
 
     def pending(self) -> int:
         """Requests waiting for a group (not those of the group being written)."""
-        return self._queue.qsize() if self._pid == os.getpid() else 0
+        return self._requests.qsize() if self._pid == os.getpid() else 0
 
     def _started(self) -> queue.SimpleQueue[GroupRequest]:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    # After a fork the parent's thread is gone: this process gets its own.
-                    self._queue = queue.SimpleQueue()
-                    thread = threading.Thread(
-                        target=self._run, args=(self._queue,), name="trigger-committer", daemon=True
-                    )
-                    thread.start()
+                    # After a fork the parent's threads are gone: this process gets its own.
+                    requests: queue.SimpleQueue[GroupRequest] = queue.SimpleQueue()
+                    finishing: queue.SimpleQueue[_Finish] = queue.SimpleQueue()
+                    threads = [
+                        threading.Thread(target=self._write, args=(requests, finishing),
+                                         name=f"trigger-writer-{number}", daemon=True)
+                        for number in range(WRITERS)
+                    ] + [threading.Thread(target=self._finish, args=(finishing,),
+                                          name="trigger-finisher", daemon=True)]  # fmt: skip
+                    for thread in threads:
+                        thread.start()
+                    self._requests = requests
                     self._pid = os.getpid()
-        return self._queue
+        return self._requests
 
-    def _run(self, requests: queue.SimpleQueue[GroupRequest]) -> None:
+    def _write(
+        self, requests: queue.SimpleQueue[GroupRequest], finishing: queue.SimpleQueue[_Finish]
+    ) -> None:
         while True:
-            group = [requests.get()]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(requests.get_nowait())
-                except queue.Empty:
-                    break
+            # One writer at a time takes what is queued, so the writers do not split it.
+            with self._collecting:
+                group = [requests.get()]
+                while len(group) < MAX_GROUP:
+                    try:
+                        group.append(requests.get_nowait())
+                    except queue.Empty:
+                        break
             # A caller that gave up (an awaiting task cancelled) is dropped here.
             live = [request for request in group if request.future.set_running_or_notify_cancel()]
             by_settings: dict[int, list[GroupRequest]] = {}
             for request in live:
                 by_settings.setdefault(id(request.settings), []).append(request)
             for same in by_settings.values():
-                self._write(same)
+                finish = _guarded(same, functools.partial(self.write_group, same))
+                if finish is not None:
+                    finishing.put(_Finish(same, finish))
 
-    def _write(self, group: list[GroupRequest]) -> None:
-        try:
-            self.write_group(group)
-        except Exception as exc:  # every waiting caller must be answered
-            # The error's class only: a database error's text may quote the events' values.
-            logger.warning("a group of %d triggers failed: %s", len(group), type(exc).__name__)
-            for request in group:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+    @staticmethod
+    def _finish(finishing: queue.SimpleQueue[_Finish]) -> None:
+        while True:
+            item = finishing.get()
+            _guarded(item.group, item.finish)
+
+
+@dataclass
+class _Finish:
+    group: list[GroupRequest]
+    finish: Callable[[], None]
+
+
+def _guarded(group: list[GroupRequest], stage: Callable[[], T]) -> T | None:
+    """Run ``stage``; if it fails, every caller of ``group`` not yet answered gets its error."""
+    try:
+        return stage()
+    except Exception as exc:  # every waiting caller must be answered
+        # The error's class only: a database error's text may quote the events' values.
+        logger.warning("a group of %d triggers failed: %s", len(group), type(exc).__name__)
+        for request in group:
+            if not request.future.done():
+                request.future.set_exception(exc)
+        return None

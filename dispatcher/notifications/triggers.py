@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -133,8 +133,9 @@ def _submit(  # noqa: PLR0917 - the arguments of trigger, passed on
     return _committer.submit(GroupRequest(organisation, event, settings))
 
 
-def _write_group(group: list[GroupRequest]) -> None:
-    """One transaction for the whole group; each request settled with its own outcome."""
+def _write_group(group: list[GroupRequest]) -> Callable[[], None] | None:
+    """One transaction for the whole group; returns what publishes its deliveries and answers
+    each caller with its own outcome."""
     settings = group[0].settings
     by_organisation: dict[uuid.UUID, list[GroupRequest]] = {}
     for request in group:
@@ -157,19 +158,23 @@ def _write_group(group: list[GroupRequest]) -> None:
                 request.future.set_exception(exc)
             else:
                 request.future.set_result(receipt)
-        return
-    for organisation in by_organisation:
-        due = (
-            outcome[1]
-            for request, outcome in settled
-            if request.organisation == organisation and not isinstance(outcome, TriggerError)
-        )
-        publish_due(organisation, _by_queue(due), settings)
-    for request, outcome in settled:
-        if isinstance(outcome, TriggerError):
-            request.future.set_exception(outcome)
-        else:
-            request.future.set_result(outcome[0])
+        return None
+
+    def finish() -> None:
+        for organisation in by_organisation:
+            due = (
+                outcome[1]
+                for request, outcome in settled
+                if request.organisation == organisation and not isinstance(outcome, TriggerError)
+            )
+            publish_due(organisation, _by_queue(due), settings)
+        for request, outcome in settled:
+            if isinstance(outcome, TriggerError):
+                request.future.set_exception(outcome)
+            else:
+                request.future.set_result(outcome[0])
+
+    return finish
 
 
 _committer = GroupCommitter(_write_group)

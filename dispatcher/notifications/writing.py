@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from dispatcher.config import Settings
 from dispatcher.errors import TriggerError
@@ -218,8 +218,9 @@ def _lookup(session: Session, organisation: uuid.UUID, events: Sequence[TriggerE
                 Workflow.organisation_id == organisation,
                 among(session, Workflow.key, {event.workflow for event in events}),
             )
-            .options(selectinload(Workflow.steps))
-        )
+            # Steps joined in, not loaded by a second query: one round trip less per group.
+            .options(joinedload(Workflow.steps))
+        ).unique()
     }
     # Inline subscribers too: whether one exists decides how many recipients an event has.
     external_ids = list(

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, insert, select, text
 
 from dispatcher import TriggerError, TriggerReceipt, trigger, trigger_async, trigger_bulk
 from dispatcher.config import Settings, get_settings, reset_settings
-from dispatcher.notifications import triggers
+from dispatcher.notifications import group_commit, triggers
 from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
 from models import Delivery, Notification
@@ -171,7 +171,6 @@ def test_a_group_the_database_refuses_is_written_again_event_by_event(
     own: the repeat is answered as a duplicate, the others are written."""
     organisation_id = organisation_with_subscribers()
     other_process = create_engine(sweeper_free_database)
-    blockers = [other_process.connect() for _ in range(2)]
     answers: dict[str, TriggerReceipt | BaseException] = {}
 
     def caller(transaction_id: str) -> None:
@@ -187,28 +186,34 @@ def test_a_group_the_database_refuses_is_written_again_event_by_event(
         thread.start()
         return thread
 
+    # One held row per writer keeps every writer waiting; then one more for the group.
+    holds = [f"hold-{number}" for number in range(group_commit.WRITERS)]
+    names = [*holds, "race"]
+    blockers = [other_process.connect() for _ in names]
+    their_ids = {name: uuid.uuid4() for name in names}
     try:
         # Uncommitted rows of the other process: a group inserting the same transaction id
         # waits for it on the unique index.
-        held = {"hold": blockers[0], "race": blockers[1]}
-        their_ids = {name: uuid.uuid4() for name in held}
         subscriber_id = subscriber_row(organisation_id, "s1")
         workflow_id = workflow_row(organisation_id, "code")
-        for name, connection in held.items():
+        for name, connection in zip(names, blockers, strict=True):
             connection.execute(
                 insert(Notification).values(
                     id=their_ids[name], organisation_id=organisation_id, transaction_id=name,
                     workflow_id=workflow_id, subscriber_id=subscriber_id, payload={},
                 )
             )  # fmt: skip
-        threads = [started("hold")]
-        wait_for(lambda: waiting_on_locks(other_process) == 1)
-        # The committer waits on "hold": these queue up and form the next group together.
+        threads = [started(name) for name in holds]
+        wait_for(lambda: waiting_on_locks(other_process) == len(holds))
+        # Every writer waits: these queue up and form the next group together.
         threads += [started(name) for name in ("race", "a", "b", "c")]
         wait_for(lambda: triggers.pending() == 4)
-        blockers[0].commit()
-        wait_for(lambda: waiting_on_locks(other_process) == 1 and "hold" in answers)
-        blockers[1].commit()
+        for connection in blockers[:-1]:
+            connection.commit()
+        wait_for(
+            lambda: waiting_on_locks(other_process) == 1 and all(name in answers for name in holds)
+        )
+        blockers[-1].commit()
         for thread in threads:
             thread.join()
     finally:
@@ -216,7 +221,7 @@ def test_a_group_the_database_refuses_is_written_again_event_by_event(
             connection.close()
         other_process.dispose()
 
-    for name in held:
+    for name in names:
         receipt = answers[name]
         assert isinstance(receipt, TriggerReceipt), receipt
         assert receipt.duplicate
@@ -227,7 +232,7 @@ def test_a_group_the_database_refuses_is_written_again_event_by_event(
         assert isinstance(receipt, TriggerReceipt), receipt
         assert not receipt.duplicate
         assert receipt.notification_ids == written[name]
-    assert len(written) == 5
+    assert len(written) == len(names) + 3
 
 
 def test_async_triggers_await_their_group(settings: Settings) -> None:
