@@ -2,13 +2,15 @@
 
 Each commit waits for the database to make it durable (a flush to disk on PostgreSQL), and that
 wait, with the statements around it, bounds one trigger per transaction to a few hundred a
-second. Callers hand their validated event to a committer thread and wait on a future; the
-committer takes everything queued since its last group (up to :data:`MAX_GROUP`) and writes it
-in one transaction. A caller alone waits for no one: its group is itself, written at once, and
-the next group forms while this one is written.
+second. Callers hand their validated event to a writer thread and wait on a future; the
+writer takes everything queued since its last group (up to :data:`MAX_GROUP`; when several
+are queued, whatever else arrives within :data:`LINGER`) and writes it in one transaction. A
+caller alone waits for no one: its group is itself, written at once, and the next group forms
+while this one is written.
 
-Writing is two stages on two threads: the first writes and commits a group, the second finishes
-it (publishes its deliveries, answers its callers) while the first already writes the next one.
+Writing is two stages on threads of their own: a writer writes and commits a group (there are
+:data:`WRITERS`), the finisher then publishes its deliveries and answers its callers while the
+writer already writes the next one.
 ``write_group`` does the first stage and returns the second as a function; either stage settles
 every request's future, with its result or an error. A fork starts new threads in the child on
 first use.
@@ -21,6 +23,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -38,6 +41,11 @@ MAX_GROUP = 500
 #: Groups written at once: while one waits for its commit to reach the disk, the next is
 #: written (and the database flushes both commits together).
 WRITERS = 2
+#: Seconds a writer waits for more once it found several requests at once: concurrent callers
+#: come back in bursts as their groups are answered, and a group costs about the same whether
+#: it holds three events or ten (measured: 8 threads gained about a third at 2 ms). A caller
+#: alone never waits.
+LINGER = 0.002
 
 
 @dataclass
@@ -97,11 +105,11 @@ class GroupCommitter:
             # One writer at a time takes what is queued, so the writers do not split it.
             with self._collecting:
                 group = [requests.get()]
-                while len(group) < MAX_GROUP:
-                    try:
-                        group.append(requests.get_nowait())
-                    except queue.Empty:
-                        break
+                _drain(requests, group)
+                if 1 < len(group) < MAX_GROUP:
+                    # Callers arrive together: the rest of them are probably a moment behind.
+                    time.sleep(LINGER)
+                    _drain(requests, group)
             # A caller that gave up (an awaiting task cancelled) is dropped here.
             live = [request for request in group if request.future.set_running_or_notify_cancel()]
             by_settings: dict[int, list[GroupRequest]] = {}
@@ -117,6 +125,14 @@ class GroupCommitter:
         while True:
             item = finishing.get()
             _guarded(item.group, item.finish)
+
+
+def _drain(requests: queue.SimpleQueue[GroupRequest], group: list[GroupRequest]) -> None:
+    while len(group) < MAX_GROUP:
+        try:
+            group.append(requests.get_nowait())
+        except queue.Empty:
+            return
 
 
 @dataclass
