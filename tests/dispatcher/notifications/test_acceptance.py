@@ -203,8 +203,11 @@ def test_a_group_the_database_refuses_is_written_again_event_by_event(
                     workflow_id=workflow_id, subscriber_id=subscriber_id, payload={},
                 )
             )  # fmt: skip
-        threads = [started(name) for name in holds]
-        wait_for(lambda: waiting_on_locks(other_process) == len(holds))
+        threads = []
+        for number, name in enumerate(holds, start=1):
+            # One at a time, so that each is a group of its own, held up in a writer of its own.
+            threads.append(started(name))
+            wait_for(lambda number=number: waiting_on_locks(other_process) == number)  # type: ignore[misc]
         # Every writer waits: these queue up and form the next group together.
         threads += [started(name) for name in ("race", "a", "b", "c")]
         wait_for(lambda: triggers.pending() == 4)
