@@ -140,6 +140,8 @@ class _Field:
         else:
             value = self.default() if self.default is not None else None
         if self.json_text and value is not None:
+            if not value and isinstance(value, dict):
+                return "{}"  # most rows' ``meta`` and ``content``: not worth a dumps each
             known = self._serialised.get(id(value))
             if known is None or known[0] is not value:
                 known = self._serialised[id(value)] = (value, json.dumps(value))
