@@ -40,6 +40,7 @@ __all__ = [
     "trigger",
     "trigger_async",
     "trigger_bulk",
+    "trigger_event",
     "write_event",
 ]
 
@@ -75,6 +76,20 @@ async def trigger_async(
     """:func:`trigger` for async code: awaits the group its event is committed in."""
     future = _submit(organisation_id, workflow, to, payload, transaction_id, overrides, actor)
     result: TriggerReceipt = await asyncio.wrap_future(future)
+    return result
+
+
+def trigger_event(
+    organisation_id: uuid.UUID | str, event: dict[str, Any] | TriggerEvent
+) -> TriggerReceipt:
+    """:func:`trigger` for an event already in the shape of :func:`trigger_bulk`'s (the HTTP
+    API's single trigger): committed with the concurrent single triggers of this process."""
+    settings = get_settings()
+    organisation = _organisation(organisation_id)
+    parsed = _parse(event, "")
+    check_sizes(parsed, settings, "")
+    future = _committer.submit(GroupRequest(organisation, parsed, settings))
+    result: TriggerReceipt = future.result()
     return result
 
 

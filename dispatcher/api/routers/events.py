@@ -24,6 +24,7 @@ from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import resource_router
 from dispatcher.api.schemas import Envelope, WireModel, envelope, wire_tag
 from dispatcher.errors import TriggerError
+from dispatcher.notifications import triggers
 from dispatcher.notifications.broadcast import trigger_broadcast
 from dispatcher.notifications.cancellation import cancel_transaction
 from dispatcher.notifications.triggers import TriggerReceipt, trigger_bulk
@@ -127,8 +128,9 @@ IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key")]
 def trigger_event(
     body: TriggerRequest, caller: CallerDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
-    """Trigger a workflow for its recipients (201 once the rows are written)."""
-    [receipt] = trigger_bulk(caller.organisation_id, [to_event(body, idempotency_key, 0)])
+    """Trigger a workflow for its recipients (201 once the rows are written, in a transaction
+    shared with the concurrent triggers of this process)."""
+    receipt = triggers.trigger_event(caller.organisation_id, to_event(body, idempotency_key, 0))
     return envelope(result(receipt))
 
 
