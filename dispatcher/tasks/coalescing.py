@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery, Task
+from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 from celery.worker.strategy import default
 
@@ -41,8 +42,8 @@ from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
-#: The pool job's answer when the database was unreachable: the parent then runs each message
-#: as an ordinary task, which retries with backoff.
+#: The pool job's answer when the database was unreachable (a result's repr never reads so): the
+#: parent then runs each message as an ordinary task, which retries with backoff.
 RETRY_ALONE = "retry-alone"
 
 
@@ -141,7 +142,7 @@ class Coalescer:
             for waiting in batch:
                 waiting.request.on_accepted(pid, time_accepted)
 
-        def succeeded(result: tuple[int, Any, float]) -> None:
+        def succeeded(result: tuple[int, str, float]) -> None:
             self._finished(critical, batch)
             if result[1] == RETRY_ALONE:
                 for waiting in batch:
@@ -185,14 +186,14 @@ def _delivery_ids(request: Request) -> list[str] | None:
     return ids
 
 
-def send_coalesced(delivery_ids: list[str]) -> tuple[int, Any, float]:
+def send_coalesced(delivery_ids: list[str]) -> tuple[int, str, float]:
     """The pool job: one batch for the messages' ids, answered like Celery's tracer does
-    (``(failed, result, runtime)``)."""
+    (``(failed, repr of the result, runtime)``); every message carries the batch's report."""
     from dispatcher.tasks.deliveries import finish_batch  # noqa: PLC0415 - the task imports us
 
     started = time.monotonic()
     try:
-        result: Any = finish_batch(delivery_ids)
+        result = saferepr(finish_batch(delivery_ids))
     except DATABASE_UNAVAILABLE as exc:
         logger.warning(
             "deliver: database unavailable (%s); messages retried alone", type(exc).__name__
@@ -200,5 +201,5 @@ def send_coalesced(delivery_ids: list[str]) -> tuple[int, Any, float]:
         result = RETRY_ALONE
     except Exception:
         logger.exception("deliver: batch failed unexpectedly; the sweeper will take it again")
-        result = {"error": "unexpected failure"}
+        result = saferepr({"error": "unexpected failure"})
     return 0, result, time.monotonic() - started
