@@ -11,12 +11,12 @@ critical deliveries' latency, and the blast's rate.
 Both worker modes run in the same process, one after the other: ``coalescing`` (the settings'
 defaults) and ``baseline`` (``DISPATCHER_DELIVERY_COALESCING=false``,
 ``DISPATCHER_CRITICAL_RESERVED_PROCESSES=0``, ``DISPATCHER_GC_FREEZE_AFTER_FORK=false``: the
-path as it was). CPU per delivery is the worker's (main and pool processes) CPU time over the
+path as it was); ``no-freeze`` and ``gen0-N`` measure the collector's settings. CPU per delivery is the worker's (main and pool processes) CPU time over the
 deliveries it sent.
 
 Environment: BENCH_RATES ("100,250,500,1000"), BENCH_BASELINE_RATES ("100,250"),
 BENCH_STEP_SECONDS (10), BENCH_PRODUCERS (4 processes), BENCH_PRODUCE ("bulk", or "trigger" for
-one ``trigger()`` call per delivery), BENCH_BLAST (20000), BENCH_MODES ("coalescing,baseline"), plus those of :mod:`bench.throughput` (latency, worker processes, batch
+one ``trigger()`` call per delivery, or "grouped": a message per producer tick), BENCH_BLAST (20000), BENCH_MODES ("coalescing,baseline"), plus those of :mod:`bench.throughput` (latency, worker processes, batch
 size). Run: ``python -m bench trickle``.
 """
 
@@ -52,7 +52,8 @@ STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "10"))
 PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "4"))
 BLAST = int(os.environ.get("BENCH_BLAST", "20000"))
 MODES = os.environ.get("BENCH_MODES", "coalescing,baseline").split(",")
-BULK = os.environ.get("BENCH_PRODUCE", "bulk") == "bulk"
+PRODUCE = os.environ.get("BENCH_PRODUCE", "bulk")
+BULK = PRODUCE in {"bulk", "grouped"}
 #: Seconds between two ``trigger_bulk`` calls of a producer (BENCH_PRODUCE=bulk).
 TICK = 0.02
 SUBSCRIBERS = max(BLAST, 5000)
@@ -65,9 +66,21 @@ BASELINE = {
 }
 
 
+def mode_settings(mode: str) -> dict[str, str]:
+    """``baseline``; ``coalescing`` (the defaults); ``no-freeze`` (coalescing without
+    ``gc.freeze``); ``gen0-N`` (coalescing, the collector's first threshold at N)."""
+    if mode == "baseline":
+        return BASELINE
+    if mode == "no-freeze":
+        return {"DISPATCHER_GC_FREEZE_AFTER_FORK": "false"}
+    if mode.startswith("gen0-"):
+        return {"DISPATCHER_GC_GEN0_THRESHOLD": mode.removeprefix("gen0-")}
+    return {}
+
+
 def warm_up() -> None:
     """Pool initializer: imports and connections before the first step, not inside it."""
-    if BULK:
+    if PRODUCE == "bulk":
         # One broker message per delivery, as a single-recipient trigger publishes.
         os.environ["DISPATCHER_DELIVERY_BATCH_SIZE"] = "1"
     import dispatcher.runtime.resources
@@ -83,7 +96,9 @@ def produce(organisation: str, workflow: str, rate: float, start_at: float, firs
     default): the deliveries due every :data:`TICK` seconds are one ``trigger_bulk`` event,
     published as one broker message per delivery (the producer's batch size is 1), which is what
     the workers receive from single-recipient triggers; ``trigger()``'s own cost keeps this 2-core
-    machine's producers well below the rates measured (about 17 ms a call on an idle machine)."""
+    machine's producers well below the rates measured (about 17 ms a call on an idle machine).
+    BENCH_PRODUCE=grouped: the same calls, each tick's deliveries in one message, as triggers
+    committed together publish them."""
     from dispatcher import trigger_bulk
 
     time.sleep(max(0.0, start_at - time.time()))
@@ -267,8 +282,7 @@ def run_mode(url: str, mode: str) -> list[str]:
             {"kind": "email", "template": {"subject": "Code", "body": "{{ payload.code }}"}}]},
         organisation_id=organisation,
     )  # fmt: skip
-    if mode == "baseline":
-        env.update(BASELINE)
+    env.update(mode_settings(mode))
     print(f"{mode}:", flush=True)
     with process(worker_command(), env, f"trickle-{mode}-worker.log") as worker:
         time.sleep(4)  # worker start-up is not part of the figures
@@ -294,7 +308,7 @@ def main() -> None:
                 time.sleep(0.1)
         httpx.post(f"{url}/_control/dispatcher", json={"latency_ms": LATENCY_MS}, timeout=5)
         print(
-            f"worker processes: {WORKER_PROCESSES}; {PRODUCERS} producer processes; "
+            f"worker processes: {WORKER_PROCESSES}; {PRODUCERS} producer processes ({PRODUCE}); "
             + ", ".join(f"{k}={v}" for k, v in TUNING.items())
             + f"; fake provider answering after {LATENCY_MS:g} ms; steps of {STEP_SECONDS:g} s",
             flush=True,

@@ -18,6 +18,8 @@ stays the most that waits.
 The critical lane: critical messages coalesce only with critical ones, and normal batches occupy
 at most ``concurrency - critical_reserved_processes`` pool processes, so a critical batch finds a
 free process while a blast takes the others, instead of waiting seconds behind a normal batch.
+While a full batch of normal messages waits, the worker stops taking more from the delivery
+queue, so they cannot fill the prefetch that critical messages arrive through either.
 
 Messages that are not a plain list of ids (a countdown retry takes Celery's own path before it
 gets here), and every message when ``delivery_coalescing`` is off, run as ordinary tasks.
@@ -90,10 +92,17 @@ class Coalescer:
     def __init__(self, consumer: Any, settings: Settings) -> None:
         self.consumer = consumer
         self.max_ids = settings.delivery_batch_size
-        self.reserved = settings.critical_reserved_processes
         self.critical_queue = settings.critical_queue
+        # A worker that does not consume the critical queue (``-Q deliveries``) keeps nothing back.
+        consumed = consumer.app.amqp.queues.consume_from or {}
+        self.reserved = (
+            settings.critical_reserved_processes if self.critical_queue in consumed else 0
+        )
+        self.delivery_queue = settings.delivery_queue
         self.lanes = {True: _Lane(), False: _Lane()}
         self._lock = threading.RLock()
+        #: The consumer this coalescer paused the delivery queue on (a reconnection makes another).
+        self._paused: Any = None
 
     def submit(self, request: Request) -> None:
         ids = _delivery_ids(request)
@@ -109,6 +118,7 @@ class Coalescer:
             lane.waiting.append(_Waiting(request, ids, credit))
             lane.waiting_ids += len(ids)
             self._drain()
+            self._control_flow()
 
     def capacity(self, critical: bool) -> int:
         """Batches this lane may have in the pool now."""
@@ -174,13 +184,35 @@ class Coalescer:
             if credits:
                 self.consumer.qos.decrement_eventually(credits)
             self._drain()
+            self._control_flow()
+
+    def _control_flow(self) -> None:
+        """Stop taking normal messages while a full batch of them waits, resume below it.
+
+        Normal and critical messages share the consumer's prefetch: normal ones held beyond a
+        batch's worth would fill it during a blast, and a critical message could not even be
+        received until a normal batch finished.
+        """
+        if not self.reserved:
+            return
+        consumer = self.consumer.task_consumer
+        full = self.lanes[False].waiting_ids >= self.max_ids
+        if full and self._paused is None:
+            consumer.cancel_by_queue(self.delivery_queue)
+            self._paused = consumer
+        elif not full and self._paused is not None:
+            if self._paused is consumer:
+                consumer.add_queue(self.consumer.app.amqp.queues[self.delivery_queue])
+                consumer.consume()
+            self._paused = None
 
 
 def _delivery_ids(request: Request) -> list[str] | None:
     """The ids of a plain deliver message, or None for anything else (it runs as a task)."""
-    if request.args or set(request.kwargs) != {"delivery_ids"}:
+    kwargs = request.kwargs
+    if request.args or not isinstance(kwargs, dict) or set(kwargs) != {"delivery_ids"}:
         return None
-    ids = request.kwargs["delivery_ids"]
+    ids = kwargs["delivery_ids"]
     if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
         return None
     return ids
