@@ -169,3 +169,27 @@ def test_a_pool_process_killed_mid_coalesced_batch_loses_nothing(
     # Each message of the killed batches went back by Celery's rule for a lost worker.
     assert "WorkerLostError" in log
     assert len(set(tokens.values())) < deliveries
+
+
+@pytest.mark.timeout(240)
+def test_a_critical_delivery_triggered_during_a_blast_goes_before_the_blast_has_gone(
+    tmp_path: Path,
+) -> None:
+    with chaos_stack(tmp_path, proxied=False) as stack:
+        org = tenant(stack, 1001, names=("primary",), behaviours={"primary": {"latency_ms": 1000}})
+        workflow(org.organisation_id, CRITICAL_WORKFLOW, [EMAIL_STEP], critical=True)
+        *blast, urgent = org.external_ids
+        # Twenty messages of 50 (the stack's batch size): one process sends them 50 a second.
+        trigger_bulk(org.organisation_id, [{"workflow": WORKFLOW, "to": blast,
+                                            "payload": {"code": "blast"}}])  # fmt: skip
+        wait_for(lambda: len(stack.fake.state.requests) >= 50, "the blast did not start")
+        trigger_one_by_one(org, [urgent], key=CRITICAL_WORKFLOW)
+        stack.wait_until_terminal(org.organisation_id, 1001, timeout=180)
+        by_id = {row.id: row.external_id for row in rows(stack, org.organisation_id)}
+        order = [by_id[item.delivery_id] for item in stack.fake.state.requests]
+        figures = count(stack.engine, [org.organisation_id], stack.fake.state.requests)
+    assert figures.lost == 0
+    # Neither the blast's messages held in the worker nor its batches in the pool delay it: it
+    # is sent while the blast's first batch is (waiting for a process, it would follow at least
+    # the two batches the processes hold).
+    assert order.index(urgent) < 100, order.index(urgent)
