@@ -1,3 +1,8 @@
-from bench.throughput import main
+import sys
+
+if sys.argv[1:] == ["trickle"]:
+    from bench.trickle import main
+else:
+    from bench.throughput import main
 
 main()

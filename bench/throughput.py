@@ -151,15 +151,20 @@ def peak_rss_mb(pid: int) -> tuple[float, float]:
     return (max(peaks, default=0.0), sum(peaks))
 
 
-def dispatcher_full_path(url: str) -> dict[str, float]:
+def prepare_tenant(
+    url: str, subscribers: int, database_name: str = DATABASE, broker_db: int = 12
+) -> tuple[uuid.UUID, dict[str, str]]:
+    """A fresh bench database with one organisation posting to the fake provider; answers the
+    organisation and the worker's environment (also applied to this process)."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    database_url = f"{ADMIN_URL.rpartition('/')[0]}/{DATABASE}"
-    broker = f"{REDIS}/12"
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{database_name}"'))
+    admin.dispose()
+    database_url = f"{ADMIN_URL.rpartition('/')[0]}/{database_name}"
+    broker = f"{REDIS}/{broker_db}"
     import redis
 
     redis.Redis.from_url(broker).flushdb()
@@ -172,7 +177,7 @@ def dispatcher_full_path(url: str) -> dict[str, float]:
         **TUNING,
     )
     os.environ.update({k: v for k, v in env.items() if k.startswith("DISPATCHER_")})
-    from dispatcher import create_organisation, run_action, trigger_bulk
+    from dispatcher import create_organisation, run_action
     from dispatcher.runtime.resources import database
     from models import Subscriber
     from models.migrate import upgrade
@@ -197,11 +202,25 @@ def dispatcher_full_path(url: str) -> dict[str, float]:
             sa.insert(Subscriber),
             [{"id": uuid.uuid4(), "organisation_id": organisation, "external_id": f"u{number}",
               "email": f"u{number}@example.com", "first_name": f"User{number}", "channels": {},
-              "data": {}, "meta": {}} for number in range(DELIVERIES)],
+              "data": {}, "meta": {}} for number in range(subscribers)],
         )  # fmt: skip
-    command = [sys.executable, "-m", "celery", "-A", "dispatcher", "worker", "--pool", "prefork",
-               "--concurrency", WORKER_PROCESSES, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
-    with process(command, env, "dispatcher-worker.log") as worker:
+    return organisation, env
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "dispatcher", "worker", "--pool", "prefork",
+            "--concurrency", WORKER_PROCESSES, "--loglevel", "WARNING", "--without-gossip",
+            "--without-mingle"]  # fmt: skip
+
+
+def dispatcher_full_path(url: str) -> dict[str, float]:
+    import sqlalchemy as sa
+
+    from dispatcher import trigger_bulk
+    from dispatcher.runtime.resources import database
+
+    organisation, env = prepare_tenant(url, DELIVERIES)
+    with process(worker_command(), env, "dispatcher-worker.log") as worker:
         time.sleep(4)  # worker start-up is not part of the figure
         started = time.time()
         trigger_bulk(organisation, [{"workflow": "bench", "to": [f"u{n}" for n in range(DELIVERIES)],
@@ -226,7 +245,6 @@ def dispatcher_full_path(url: str) -> dict[str, float]:
             "FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
         )).all()  # fmt: skip
     database().dispose()
-    admin.dispose()
     latencies = sorted(float(row[0]) for row in rows if row[2] == "sent")
     last = max(float(row[1]) for row in rows if row[2] == "sent")
     sent = len(latencies)

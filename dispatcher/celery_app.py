@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from celery import Celery
@@ -174,6 +175,17 @@ def _fresh_resources_in_child(**_: Any) -> None:
     # A forked pool process must not share the parent's database connections.
     reset()
     ensure_ready()
+    tune_garbage_collector(get_settings())
+
+
+def tune_garbage_collector(settings: Settings) -> None:
+    """The inherited heap (modules, settings, the app) lives as long as the process: frozen, the
+    collector stops walking it on every full collection."""
+    if settings.gc_gen0_threshold:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_gen0_threshold, older, oldest)
+    if settings.gc_freeze_after_fork:
+        gc.freeze()
 
 
 @setup_logging.connect

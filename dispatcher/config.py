@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     environment: str = "production"
     #: Deliveries carried by one Celery task.
     delivery_batch_size: int = Field(default=200, ge=1, le=5000)
+    #: Delivery messages that wait for a busy worker's pool process are sent together, as one
+    #: batch of up to ``delivery_batch_size`` (each acknowledged once its rows are written).
+    delivery_coalescing: bool = True
+    #: Pool processes of each worker that normal batches may not occupy: a critical batch finds
+    #: one free during a blast. Ignored for a worker of one process.
+    critical_reserved_processes: int = Field(default=1, ge=0)
+    #: A forked worker process moves the heap it inherited out of the garbage collector's reach
+    #: (``gc.freeze``), and collects its youngest generation after this many allocations (0:
+    #: Python's default).
+    gc_freeze_after_fork: bool = True
+    gc_gen0_threshold: int = Field(default=0, ge=0)
     #: Sends in flight at once per integration inside one worker process.
     send_concurrency_per_integration: int = Field(default=100, ge=1)
     #: Seconds one provider request may take, from connecting to the answer's last byte.

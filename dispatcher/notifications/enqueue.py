@@ -47,11 +47,16 @@ def send_batches(batches: Sequence[tuple[bool, list[uuid.UUID]]], settings: Sett
 
 
 def publish_due(organisation: uuid.UUID, due: Sequence[DueBatch], settings: Settings) -> None:
-    """Right after a trigger's commit: one broker message per batch of due deliveries."""
+    """Right after a trigger's commit: the events' due deliveries, critical and normal apart,
+    in messages of up to ``delivery_batch_size`` (many single-recipient events of one commit
+    make one message, not one each: every message costs the worker a few broker round trips)."""
+    lanes: dict[bool, list[uuid.UUID]] = {True: [], False: []}
+    for entry in due:
+        lanes[entry.critical].extend(entry.ids)
     batches = [
-        (entry.critical, ids)
-        for entry in due
-        for ids in chunks(entry.ids, settings.delivery_batch_size)
+        (critical, ids)
+        for critical, lane in lanes.items()
+        for ids in chunks(lane, settings.delivery_batch_size)
     ]
     try:
         send_batches(batches, settings)

@@ -31,6 +31,8 @@ PUMP_QUEUE_TARGET = 20
 @app.task(
     name=DELIVER_TASK,
     bind=True,
+    # Small messages waiting for a pool process are sent together (dispatcher.tasks.coalescing).
+    Strategy="dispatcher.tasks.coalescing:strategy",
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -42,7 +44,7 @@ def deliver(self: Task[Any, Any], delivery_ids: Any = None) -> dict[str, Any]:
         logger.error("deliver: rejected a message without a list of delivery ids")
         return {"error": "delivery_ids must be a list"}
     try:
-        report = process_batch([str(item) for item in delivery_ids])
+        return finish_batch([str(item) for item in delivery_ids])
     except DATABASE_UNAVAILABLE as exc:
         # Claimed rows stay reserved; if retries run out the sweeper takes them after the lease.
         if retries_spent(self):
@@ -53,6 +55,11 @@ def deliver(self: Task[Any, Any], delivery_ids: Any = None) -> dict[str, Any]:
     except Exception:
         logger.exception("deliver: batch failed unexpectedly; the sweeper will take it again")
         return {"error": "unexpected failure"}
+
+
+def finish_batch(delivery_ids: list[str]) -> dict[str, Any]:
+    """Send the batch, then tell the metrics and schedule its short retries."""
+    report = process_batch(delivery_ids)
     batch_finished.send(sender=deliver, report=report)
     publish_retries(report.retrying, get_settings())
     return report.as_dict()
