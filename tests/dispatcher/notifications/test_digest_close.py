@@ -26,7 +26,9 @@ from models.migrate import upgrade
 from models.types import utcnow
 from tests.dispatcher.notify_support import workflow
 
-pytestmark = pytest.mark.usefixtures("postgres_url")
+# A database no sweeper of the session's worker reserves from: these tests send the batches
+# themselves, and a worker sending some of them meanwhile would still be at it when they count.
+pytestmark = pytest.mark.usefixtures("sweeper_free_database")
 
 WINDOWS = 300
 SENDERS = 3
