@@ -7,11 +7,8 @@ A subscriber is named by the application's own id for it (Novu's ``subscriberId`
 ``avatar`` has no column here and is ignored; ``_environmentId`` is the organisation (this
 project has no environments).
 
-Deleting a subscriber erases the person: the row goes, and with it (in the same transaction,
-by the foreign keys) their preferences, topic memberships, notifications, deliveries, delivery
-attempts and inbox messages, so no address or rendered content of theirs is kept. A delivery
-not sent yet is thereby cancelled: a worker that already claimed one rechecks its rows right
-before sending (:meth:`~dispatcher.sending.lease.BatchLease.recheck`) and finds it gone.
+Deleting a subscriber erases the person and cancels what was not sent to them yet
+(:mod:`dispatcher.notifications.erasure`); the anonymous record of what was sent stays.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +29,7 @@ from dispatcher.api.keyset import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, keyset_
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import resource_router
 from dispatcher.api.schemas import CursorPage, Envelope, Field, WireModel, envelope
+from dispatcher.notifications.erasure import erase_subscriber, not_erased
 from dispatcher.runtime.resources import database
 from models import Subscriber
 
@@ -109,7 +107,9 @@ def find_subscriber(session: Session, organisation_id: uuid.UUID, external_id: s
     """The organisation's subscriber; another organisation's reads exactly like a missing one."""
     subscriber = session.scalars(
         select(Subscriber).where(
-            Subscriber.organisation_id == organisation_id, Subscriber.external_id == external_id
+            Subscriber.organisation_id == organisation_id,
+            Subscriber.external_id == external_id,
+            not_erased(),
         )
     ).one_or_none()
     if subscriber is None:
@@ -202,7 +202,9 @@ def search_subscribers(
 ) -> dict[str, Any]:
     """The organisation's subscribers, newest first by default; each filter matches a part of
     the field, case-insensitively (``name``: the first or last name or both)."""
-    query = select(Subscriber).where(Subscriber.organisation_id == caller.organisation_id)
+    query = select(Subscriber).where(
+        Subscriber.organisation_id == caller.organisation_id, not_erased()
+    )
     if email:
         query = query.where(_contains(Subscriber.email, email))
     if phone:
@@ -243,11 +245,7 @@ def patch_subscriber(
 @router.delete("/{subscriberId}", response_model=Envelope[RemovedAnswer])
 def delete_subscriber(caller: CallerDep, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
     """Erase the subscriber and everything of theirs (see the module's docstring)."""
-    with database().transaction() as session:
+    with database().session() as session:
         subscriber = find_subscriber(session, caller.organisation_id, subscriber_id)
-        session.execute(
-            delete(Subscriber).where(
-                Subscriber.id == subscriber.id, Subscriber.organisation_id == caller.organisation_id
-            )
-        )
+    erase_subscriber(caller.organisation_id, subscriber.id)
     return envelope(RemovedAnswer(acknowledged=True, status="deleted"))

@@ -136,36 +136,81 @@ def test_get_patch_and_another_organisations_key_reads_404(
     assert stored(keyed.organisation_id, "ada") is not None
 
 
-def test_delete_erases_the_subscriber_and_cancels_what_was_pending(
+def test_delete_erases_the_person_cancels_what_was_pending_and_keeps_the_record(
     client: TestClient, keyed: Keyed
 ) -> None:
     workflow(keyed.organisation_id, "later", DELAYED)
-    row_id = subscriber(keyed.organisation_id, "ada", first_name="Ada")
-    trigger = client.post(
-        "/v1/events/trigger",
-        headers=keyed.headers,
-        json={"name": "later", "to": "ada", "transactionId": "t-del", "payload": {"code": "1"}},
+    workflow(keyed.organisation_id, "code", [EMAIL_STEP])
+    row_id = subscriber(keyed.organisation_id, "ada", first_name="Ada", phone="+15555550100")
+    subscriber(keyed.organisation_id, "bo")
+    client.put(
+        "/v1/subscribers/ada/credentials", headers=keyed.headers,
+        json={"providerId": "fcm", "credentials": {"deviceTokens": ["t1"]}},
+    )  # fmt: skip
+    client.post("/v2/topics", headers=keyed.headers, json={"key": "team"})
+    client.post(
+        "/v2/topics/team/subscriptions", headers=keyed.headers, json={"subscriberIds": ["ada"]}
     )
-    assert trigger.status_code == 201
-    with database().session() as session:
-        pending = session.scalars(
-            select(Delivery.status)
-            .join(Notification, Notification.id == Delivery.notification_id)
-            .where(Notification.subscriber_id == row_id)
-        ).all()
-    assert pending == [DeliveryStatus.QUEUED]
+    client.patch(
+        f"{SUBSCRIBERS}/ada/preferences", headers=keyed.headers, json={"channels": {"sms": False}}
+    )
+    for transaction_id in ("t-del", "t-other"):
+        trigger = client.post(
+            "/v1/events/trigger",
+            headers=keyed.headers,
+            json={"name": "later", "to": ["ada", "bo"], "transactionId": transaction_id,
+                  "payload": {"code": "1", "secret_note": "Ada's"}},
+        )  # fmt: skip
+        assert trigger.status_code == 201
     answer = client.delete(f"{SUBSCRIBERS}/ada", headers=keyed.headers)
     assert answer.status_code == 200
     assert answer.json() == {"data": {"acknowledged": True, "status": "deleted"}}
-    assert stored(keyed.organisation_id, "ada") is None
     with database().session() as session:
-        left = session.scalar(
-            select(func.count())
-            .select_from(Notification)
+        tombstone = session.get(Subscriber, row_id)
+        assert tombstone is not None
+        assert tombstone.external_id == f"erased:{row_id}"
+        assert (tombstone.first_name, tombstone.email, tombstone.phone, tombstone.channels,
+                tombstone.data) == (None, None, None, {}, {})  # fmt: skip
+        theirs = session.execute(
+            select(Delivery.status, Notification.payload)
+            .join(Notification, Notification.id == Delivery.notification_id)
             .where(Notification.subscriber_id == row_id)
+        ).all()
+        assert [(status, payload) for status, payload in theirs] == [
+            (DeliveryStatus.CANCELLED, {})
+        ] * 2
+        others = session.scalars(
+            select(Delivery.status)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .join(Subscriber, Subscriber.id == Notification.subscriber_id)
+            .where(Subscriber.external_id == "bo")
+        ).all()
+        assert others == [DeliveryStatus.QUEUED] * 2
+        left = session.scalar(
+            select(func.count()).select_from(Preference).where(Preference.subscriber_id == row_id)
         )
     assert left == 0
     assert client.get(f"{SUBSCRIBERS}/ada", headers=keyed.headers).status_code == 404
+    assert client.get(f"{SUBSCRIBERS}/erased:{row_id}", headers=keyed.headers).status_code == 404
+    listed = client.get(SUBSCRIBERS, headers=keyed.headers).json()
+    assert [row["subscriberId"] for row in listed["data"]] == ["bo"]
+    members = client.get("/v2/topics/team/subscriptions", headers=keyed.headers).json()
+    assert members["data"] == []
+    again = client.post(SUBSCRIBERS, headers=keyed.headers, json={"subscriberId": "ada"})
+    assert again.status_code == 201 and again.json()["data"]["_id"] != str(row_id)
+    broadcast = client.post(
+        "/v1/events/trigger/broadcast", headers=keyed.headers,
+        json={"name": "code", "payload": {"code": "2"}, "transactionId": "all"},
+    )  # fmt: skip
+    assert broadcast.status_code == 201, broadcast.text
+    with database().session() as session:
+        reached = session.scalars(
+            select(Subscriber.external_id)
+            .join(Notification, Notification.subscriber_id == Subscriber.id)
+            .where(Notification.transaction_id == "all",
+                   Notification.organisation_id == keyed.organisation_id)
+        ).all()  # fmt: skip
+    assert sorted(reached) == ["ada", "bo"]
 
 
 def test_credentials_set_append_and_delete_the_channels_address(
