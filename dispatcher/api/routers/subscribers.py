@@ -180,11 +180,6 @@ def _upsert(
         return render(find_subscriber(session, organisation_id, args.external_id))
 
 
-def _contains(column: Any, text: str) -> Any:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")
-
-
 @router.get("", response_model=CursorPage[SubscriberAnswer])
 def search_subscribers(
     *,
@@ -206,14 +201,16 @@ def search_subscribers(
         Subscriber.organisation_id == caller.organisation_id, not_erased()
     )
     if email:
-        query = query.where(_contains(Subscriber.email, email))
+        query = query.where(Subscriber.email.icontains(email, autoescape=True))
     if phone:
-        query = query.where(_contains(Subscriber.phone, phone))
+        query = query.where(Subscriber.phone.icontains(phone, autoescape=True))
     if subscriber_id:
-        query = query.where(_contains(Subscriber.external_id, subscriber_id))
+        query = query.where(Subscriber.external_id.icontains(subscriber_id, autoescape=True))
     if name:
-        full = func.concat_ws(" ", Subscriber.first_name, Subscriber.last_name)
-        query = query.where(_contains(full, name))
+        full = (
+            func.coalesce(Subscriber.first_name, "") + " " + func.coalesce(Subscriber.last_name, "")
+        )
+        query = query.where(full.icontains(name, autoescape=True))
     page = PageRequest(after, before, limit, order_direction, include_cursor)
     with database().session() as session:
         return keyset_page(
