@@ -101,6 +101,18 @@ def test_search_pages_by_cursor_and_filters(client: TestClient, keyed: Keyed) ->
         SUBSCRIBERS, headers=keyed.headers, params={"orderDirection": "ASC", "limit": 1}
     ).json()
     assert [row["subscriberId"] for row in ascending["data"]] == ["s0"]
+    including = client.get(
+        SUBSCRIBERS, headers=keyed.headers,
+        params={"limit": 2, "after": page["next"], "includeCursor": "true"},
+    ).json()  # fmt: skip
+    assert [row["subscriberId"] for row in including["data"]] == ["s3", "s2"]
+    client.patch(f"{SUBSCRIBERS}/s0", headers=keyed.headers, json={"locale": "fr"})
+    touched = client.get(
+        SUBSCRIBERS, headers=keyed.headers, params={"orderBy": "updatedAt", "limit": 1}
+    ).json()
+    assert [row["subscriberId"] for row in touched["data"]] == ["s0"]
+    unknown_order = client.get(SUBSCRIBERS, headers=keyed.headers, params={"orderBy": "email"})
+    assert unknown_order.status_code == 422 and list(unknown_order.json()["errors"]) == ["orderBy"]
     by_email = client.get(SUBSCRIBERS, headers=keyed.headers, params={"email": "S3@EXAMPLE"}).json()
     assert [row["subscriberId"] for row in by_email["data"]] == ["s3"]
     by_name = client.get(SUBSCRIBERS, headers=keyed.headers, params={"name": "name1"}).json()
@@ -248,6 +260,11 @@ def test_credentials_set_append_and_delete_the_channels_address(
     assert no_url.status_code == 422
     assert list(no_url.json()["errors"]) == ["credentials.webhookUrl"]
     assert client.delete(f"{path}/fcm", headers=other.headers).status_code == 404
+    foreign = client.put(
+        path, headers=other.headers,
+        json={"providerId": "fcm", "credentials": {"deviceTokens": ["stolen"]}},
+    )  # fmt: skip
+    assert foreign.status_code == 404
     gone = client.delete(f"{path}/fcm", headers=keyed.headers)
     assert gone.status_code == 204
     row = stored(keyed.organisation_id, "ada")
@@ -273,8 +290,11 @@ def test_preferences_read_and_update_per_workflow_and_channel(
     assert off.status_code == 200, off.text
     assert off.json()["data"]["workflows"][0]["channels"]["email"] is False
     assert off.json()["data"]["global"]["channels"]["email"] is True
-    globally = client.patch(path, headers=keyed.headers, json={"channels": {"sms": False}})
-    assert globally.json()["data"]["global"]["channels"]["sms"] is False
+    globally = client.patch(
+        path, headers=keyed.headers, json={"channels": {"sms": False, "in_app": False}}
+    )
+    channels = globally.json()["data"]["global"]["channels"]
+    assert (channels["sms"], channels["in_app"], channels["push"]) == (False, False, True)
     every = client.get(path, headers=keyed.headers, params={"criticality": "all"}).json()["data"]
     security = next(w for w in every["workflows"] if w["workflow"]["identifier"] == "security")
     assert security["channels"] == {"email": True, "sms": None, "in_app": None, "chat": None,
@@ -290,4 +310,4 @@ def test_preferences_read_and_update_per_workflow_and_channel(
         kept = session.scalars(
             select(Preference.enabled).where(Preference.organisation_id == keyed.organisation_id)
         ).all()
-    assert sorted(kept) == [False, False]
+    assert sorted(kept) == [False, False, False]
