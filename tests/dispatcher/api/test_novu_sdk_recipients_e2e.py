@@ -9,12 +9,20 @@ from collections.abc import Iterator
 
 import pytest
 from novu_py import Novu, models
+from sqlalchemy import select
 
 from dispatcher.api.keys import create_key
 from dispatcher.dev.api_process import running_api
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
-from models import Subscriber
+from models import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Notification,
+    Subscriber,
+)
 from tests.conftest import DATA_DIR, free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, wait_until_terminal, wire, workflow
 
@@ -159,3 +167,17 @@ def test_the_sdk_fans_a_trigger_out_to_a_topic(
     assert sorted((v.subscriber, v.status) for v in views) == [("ada", "sent"), ("bo", "sent")]
     assert fake_provider.state.stats()["by_path"][wiring.paths["primary"]] == 2
     assert novu.topics.delete(topic_key="team").result.acknowledged
+    ada_row = novu.subscribers.retrieve(subscriber_id="ada").result.id
+    assert novu.subscribers.delete(subscriber_id="ada").result.acknowledged
+    with database().session() as session:
+        kept = session.execute(
+            select(Delivery, DeliveryAttempt)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
+            .where(Notification.subscriber_id == uuid.UUID(ada_row or ""))
+        ).all()
+        assert [(d.status, d.content, a.outcome) for d, a in kept] == [
+            (DeliveryStatus.SENT, {}, AttemptOutcome.SENT)
+        ]
+        recorded = [str(vars(row)) for pair in kept for row in pair]
+    assert not any("ada@example.com" in text for text in recorded)
