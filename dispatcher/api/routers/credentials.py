@@ -5,7 +5,9 @@ A subscriber here has one address per channel (``channels.push.device_tokens``,
 ``channels.chat.webhook_url``), which every integration of the channel uses, so Novu's provider
 id chooses the channel: a push provider (``fcm``, ``apns``, ``expo``, ``one-signal``, ...)
 the device tokens, a chat provider (``slack``, ``discord``, ``msteams``, ``mattermost``,
-``chat-webhook``, ...) the webhook URL; the provider id is kept beside them. ``PUT`` replaces
+``chat-webhook``, ...) the webhook URL; the provider is kept beside them under this project's
+name (:data:`OUR_PROVIDERS`: ``one-signal`` is ``onesignal``, ``msteams`` ``teams``, ``slack``
+``slack_webhook``), or Novu's id for a provider this project does not have. ``PUT`` replaces
 the channel's address, ``PATCH`` adds device tokens to the ones stored, ``DELETE`` removes the
 channel's address when it was set for that provider. Novu's ``integrationIdentifier`` is
 ignored. A webhook URL is checked when it is used, by the URL guard, like every tenant URL.
@@ -45,6 +47,12 @@ CHAT_PROVIDERS = frozenset(
         "chat-webhook", "novu-slack", "telegram", "sendblue", "novu-web-chat",
     }
 )  # fmt: skip
+#: Novu's provider ids whose provider this project has under another name (or the same).
+OUR_PROVIDERS = {
+    "fcm": "fcm", "apns": "apns", "expo": "expo", "one-signal": "onesignal",
+    "slack": "slack_webhook", "discord": "discord", "msteams": "teams",
+    "mattermost": "mattermost", "telegram": "telegram",
+}  # fmt: skip
 MAX_DEVICE_TOKENS = 100
 
 
@@ -70,6 +78,10 @@ def channel_of(provider_id: str, field: str = "providerId") -> ChannelType:
     raise UnprocessableError({field: ["not a chat or push provider id"]})
 
 
+def our_provider(provider_id: str) -> str:
+    return OUR_PROVIDERS.get(provider_id, provider_id)
+
+
 def _address(
     channel: ChannelType, body: UpdateCredentialsRequest, stored: dict[str, Any]
 ) -> dict[str, Any]:
@@ -84,10 +96,13 @@ def _address(
             raise UnprocessableError(
                 {"credentials.deviceTokens": [f"at most {MAX_DEVICE_TOKENS} device tokens"]}
             )
-        return {"provider": body.provider_id, "device_tokens": tokens}
+        return {"provider": our_provider(body.provider_id), "device_tokens": tokens}
     if not given.webhook_url:
         raise UnprocessableError({"credentials.webhookUrl": ["chat credentials need a URL"]})
-    address: dict[str, Any] = {"provider": body.provider_id, "webhook_url": given.webhook_url}
+    address: dict[str, Any] = {
+        "provider": our_provider(body.provider_id),
+        "webhook_url": given.webhook_url,
+    }
     if given.channel:
         address["chat_id"] = given.channel
     return address
@@ -134,7 +149,8 @@ def delete_credentials(
     with database().transaction() as session:
         subscriber: Subscriber = find_subscriber(session, caller.organisation_id, subscriber_id)
         channels = dict(subscriber.channels or {})
-        if (channels.get(channel.value) or {}).get("provider", provider_id) == provider_id:
+        ours = our_provider(provider_id)
+        if (channels.get(channel.value) or {}).get("provider", ours) == ours:
             channels.pop(channel.value, None)
             subscriber.channels = channels
     return Response(status_code=204)

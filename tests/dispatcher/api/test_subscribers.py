@@ -242,12 +242,15 @@ def test_credentials_set_append_and_delete_the_channels_address(
     )  # fmt: skip
     client.put(
         path, headers=keyed.headers,
-        json={"providerId": "slack", "credentials": {"webhookUrl": "https://hooks.example.com/x"}},
+        json={"providerId": "msteams", "credentials": {"webhookUrl": "https://hooks.example.com/x"}},
     )  # fmt: skip
     row = stored(keyed.organisation_id, "ada")
     assert row is not None
     assert row.channels["push"] == {"provider": "fcm", "device_tokens": ["t1", "t2"]}
-    assert row.channels["chat"]["webhook_url"] == "https://hooks.example.com/x"
+    assert row.channels["chat"] == {
+        "provider": "teams",
+        "webhook_url": "https://hooks.example.com/x",
+    }
     refused = client.put(
         path, headers=keyed.headers,
         json={"providerId": "sendgrid", "credentials": {"deviceTokens": ["t"]}},
@@ -265,6 +268,8 @@ def test_credentials_set_append_and_delete_the_channels_address(
         json={"providerId": "fcm", "credentials": {"deviceTokens": ["stolen"]}},
     )  # fmt: skip
     assert foreign.status_code == 404
+    kept = client.delete(f"{path}/slack", headers=keyed.headers)
+    assert kept.status_code == 204
     gone = client.delete(f"{path}/fcm", headers=keyed.headers)
     assert gone.status_code == 204
     row = stored(keyed.organisation_id, "ada")
