@@ -195,7 +195,9 @@ def test_delete_erases_the_person_cancels_what_was_pending_and_keeps_the_record(
             select(Delivery.status)
             .join(Notification, Notification.id == Delivery.notification_id)
             .join(Subscriber, Subscriber.id == Notification.subscriber_id)
-            .where(Subscriber.external_id == "bo")
+            .where(
+                Subscriber.organisation_id == keyed.organisation_id, Subscriber.external_id == "bo"
+            )
         ).all()
         assert others == [DeliveryStatus.QUEUED] * 2
         left = session.scalar(
