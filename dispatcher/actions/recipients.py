@@ -16,6 +16,7 @@ from pydantic import EmailStr, Field, StringConstraints
 from sqlalchemy import or_, select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
+from dispatcher.notifications.erasure import not_erased
 from dispatcher.results import Err, ErrorCode, Ok, Result
 from dispatcher.validation import Key, Name
 from models import ChannelType, Preference, Subscriber, Topic, TopicSubscription, User, Workflow
@@ -46,6 +47,7 @@ def resolve_subscribers(
         select(Subscriber.id, Subscriber.external_id).where(
             Subscriber.organisation_id == ctx.organisation_id,
             or_(Subscriber.external_id.in_(wanted), Subscriber.id.in_(row_ids)),
+            not_erased(),
         )
     ).all()
     by_external_id = {row.external_id: row.id for row in rows}

@@ -6,6 +6,7 @@ Layout (FastAPI's "bigger applications" pattern)::
     server.py       `dispatcher api`: uvicorn with one or more worker processes
     errors.py       ApiError tree and the handlers: every error in Novu's body shape
     schemas.py      WireModel (camelCase aliases), envelope() / Envelope[T], cursor pagination
+    keyset.py       keyset_page(): a cursor page of one table (after/before/limit/direction)
     auth.py         API keys in `Authorization: ApiKey <key>` -> Caller (organisation id)
     keys.py         issuing, listing and revoking keys (the CLI's `dispatcher api-keys`)
     rate_limit.py   per-key GCRA rate limit (Redis) -> CallerDep, what handlers depend on
@@ -13,6 +14,7 @@ Layout (FastAPI's "bigger applications" pattern)::
     idempotency.py  Idempotency-Key on POST: the first 2xx answer replayed for 24 h
     routing.py      resource_router(): an APIRouter whose routes all need a key
     routers/        one module per resource: health (/healthz, /readyz), events (/v1/events)
+                    subscribers, preferences, credentials (/v2 and /v1/subscribers), topics
 
 Adding a resource: a module ``routers/<resource>.py`` with
 ``router = resource_router(prefix="/v2/<resource>", tag="<Resource>")``, request and answer

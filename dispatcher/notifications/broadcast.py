@@ -8,7 +8,8 @@ the broadcast's one transaction id, so the whole broadcast can be read back and 
 
 A repeat with the same transaction id is the resumption of the same broadcast: subscribers who
 already have a notification of it are left out, so a broadcast cut short (a crash, an outage)
-is completed by sending it again, and a finished one creates nothing new. Subscribers created
+is completed by sending it again, and a finished one creates nothing new. Erased subscribers'
+tombstones are left out. Subscribers created
 while it runs are included when their row id sorts after the chunk being written.
 """
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings, get_settings
 from dispatcher.notifications.enqueue import publish_due
+from dispatcher.notifications.erasure import not_erased
 from dispatcher.notifications.events import TriggerEvent
 from dispatcher.notifications.outbox import DueBatch
 from dispatcher.notifications.triggers import TriggerReceipt, check_workflow, write_event
@@ -89,7 +91,7 @@ def _write_chunk(
     with database().transaction() as session:
         query = (
             select(Subscriber.id, Subscriber.external_id)
-            .where(Subscriber.organisation_id == organisation_id)
+            .where(Subscriber.organisation_id == organisation_id, not_erased())
             .order_by(Subscriber.id)
             .limit(settings.broadcast_chunk_size)
         )

@@ -5,6 +5,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dispatcher.api.routers import events, health
+from dispatcher.api.routers import (
+    credentials,
+    events,
+    health,
+    preferences,
+    subscribers,
+    topics,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, events.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    events.router,
+    subscribers.router,
+    preferences.router,
+    credentials.router,
+    topics.router,
+)
