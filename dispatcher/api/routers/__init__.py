@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dispatcher.api.routers import events, health
+from dispatcher.api.routers import events, health, integrations
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, events.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    events.router,
+    integrations.router,
+)
