@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dispatcher.api.routers import events, health, integrations
+from dispatcher.api.routers import events, health, integrations, notifications
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     events.router,
     integrations.router,
+    notifications.router,
 )
