@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dispatcher.api.routers import events, health, integrations, notifications
+from dispatcher.api.routers import events, health, integrations, messages, notifications
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     events.router,
     integrations.router,
     notifications.router,
+    messages.router,
 )

@@ -146,3 +146,31 @@ def test_retrieve_shows_the_attempt_timeline_and_a_failed_delivery_is_retried(
         "integration_error", "sent",
     ]  # fmt: skip
     assert client.post(retry, headers=keyed.headers).status_code == 422
+
+
+def test_messages_are_the_channel_deliveries_in_novus_page(
+    client: TestClient, keyed: Keyed
+) -> None:
+    workflow(keyed.organisation_id, "later", DELAYED)
+    workflow(keyed.organisation_id, "hook", [{"kind": "delay", "config": {"seconds": 3600}},
+                                             {"kind": "webhook", "template": {"body": "x"}}])  # fmt: skip
+    subscriber(keyed.organisation_id, "ada")
+    subscriber(keyed.organisation_id, "bo")
+    trigger(client, keyed, "later", "ada", "tx-1")
+    trigger(client, keyed, "later", "bo", "tx-2")
+    trigger(client, keyed, "hook", "ada", "tx-3")
+    answer = client.get("/v1/messages", headers=keyed.headers)
+    assert answer.status_code == 200, answer.text
+    page = answer.json()
+    assert (page["hasMore"], page["page"], page["pageSize"]) == (False, 0, 10)
+    assert [(m["transactionId"], m["_subscriberId"], m["channel"], m["status"],
+             m["deliveryStatus"]) for m in page["data"]] == [
+        ("tx-2", "bo", "email", "warning", "queued"), ("tx-1", "ada", "email", "warning", "queued"),
+    ]  # fmt: skip
+    only = client.get("/v1/messages", headers=keyed.headers, params={"subscriberId": "ada"})
+    assert [m["transactionId"] for m in only.json()["data"]] == ["tx-1"]
+    first = client.get("/v1/messages", headers=keyed.headers, params={"limit": 1}).json()
+    assert (len(first["data"]), first["hasMore"]) == (1, True)
+    theirs = Keyed(create_organisation("Other"), "")
+    theirs = Keyed(theirs.organisation_id, create_key(theirs.organisation_id, "t").key)
+    assert client.get("/v1/messages", headers=theirs.headers).json()["data"] == []
