@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dispatcher.api.routers import events, health, integrations, messages, notifications
+from dispatcher.api.routers import (
+    actions,
+    events,
+    health,
+    integrations,
+    messages,
+    notifications,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -13,4 +20,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     integrations.router,
     notifications.router,
     messages.router,
+    actions.router,
 )
