@@ -12,6 +12,11 @@ is kept in the integration's ``meta`` (the id when none was given). ``DELETE`` d
 marks the row deleted in ``meta`` (deliveries keep naming it); deleted rows are never listed
 and answer 404. An integration of the ``webhook`` channel, which Novu has no name for, is
 listed with ``channel: null`` (as Novu lists its agent integrations, which have none).
+
+Accepted and ignored: ``check`` (``POST /{id}/test`` checks on request) and ``conditions``:
+Novu's are its step-filter trees, which this project's integration conditions
+(``{field, op, value}``) are not, and the SDK refuses an answer whose conditions are not
+Novu's; they are set with the ``update_integration`` action (``POST /v1/actions/...``).
 """
 
 from __future__ import annotations
@@ -57,7 +62,6 @@ class IntegrationAnswer(WireModel):
     active: bool
     deleted: bool = False
     primary: bool
-    conditions: list[dict[str, Any]] = Field(default_factory=list)
     created_at: str
     updated_at: str
 
@@ -96,7 +100,6 @@ def answer(row: Integration) -> IntegrationAnswer:
         channel=None if channel == ChannelType.WEBHOOK.value else channel,
         active=row.status is IntegrationStatus.ACTIVE,
         primary=row.is_primary,
-        conditions=row.conditions,
         created_at=row.created_at.isoformat(),
         updated_at=row.updated_at.isoformat(),
     )
@@ -189,7 +192,6 @@ def create_integration(body: CreateIntegrationRequest, caller: CallerDep) -> dic
         "provider": provider.name,
         "credentials": split.credentials,
         "settings": split.settings,
-        "conditions": body.conditions or [],
         "meta": meta,
     }
     if body.channel is not None:
@@ -220,8 +222,6 @@ def update_integration(
             arguments["credentials"] = split.credentials
         if split.settings:
             arguments["settings"] = {**row.settings, **split.settings}
-    if body.conditions is not None:
-        arguments["conditions"] = body.conditions
     if body.active is not None:
         arguments["status"] = "active" if body.active else "inactive"
     if body.identifier is not None:
