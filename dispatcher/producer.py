@@ -69,12 +69,16 @@ def enqueue_action(
     *,
     organisation_id: uuid.UUID | str,
     countdown: float | None = None,
+    task_id: str | None = None,
 ) -> ActionHandle:
-    """Validate and enqueue an action on the actions queue; returns a handle to its result."""
+    """Validate and enqueue an action on the actions queue; returns a handle to its result.
+    ``task_id`` names the task (and its result) instead of a random id."""
     organisation, payload = validate_action(name, arguments, organisation_id)
     ensure_ready()
     sealed = seal(catalogue.get(name), payload)
     options: dict[str, Any] = {} if countdown is None else {"countdown": countdown}
+    if task_id is not None:
+        options["task_id"] = task_id
     async_result = action_task(name).apply_async(
         kwargs={"organisation_id": str(organisation), "arguments": sealed}, **options
     )

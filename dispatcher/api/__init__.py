@@ -13,8 +13,11 @@ Layout (FastAPI's "bigger applications" pattern)::
     body_limits.py  413 over the size limit, 415 for bodies that are not JSON (ASGI middleware)
     idempotency.py  Idempotency-Key on POST: the first 2xx answer replayed for 24 h
     routing.py      resource_router(): an APIRouter whose routes all need a key
-    routers/        one module per resource: health (/healthz, /readyz), events (/v1/events)
-                    subscribers, preferences, credentials (/v2 and /v1/subscribers), topics
+    keyset.py       cursor (keyset) queries behind the cursor pages
+    novu_providers.py  Novu's provider ids and credential names <-> this project's, both ways
+    routers/        one module per resource: health (/healthz, /readyz), events (/v1/events),
+                    subscribers, preferences, credentials (/v2 and /v1/subscribers), topics,
+                    integrations, notifications and messages (the activity feed), actions (ours)
 
 Adding a resource: a module ``routers/<resource>.py`` with
 ``router = resource_router(prefix="/v2/<resource>", tag="<Resource>")``, request and answer

@@ -11,30 +11,21 @@ import uuid
 from typing import IO, Any, NoReturn
 
 import click
-import httpx
 from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy import select
 
 from dispatcher.cli.json_input import json_object
 from dispatcher.cli.output import json_option, print_json, print_table
-from dispatcher.config import get_settings
 from dispatcher.errors import ActionArgumentsError, DispatcherError
-from dispatcher.observability.redaction import default_redactor
 from dispatcher.producer import enqueue_action
 from dispatcher.results import Err
-from dispatcher.runtime.http import SendingRuntime
 from dispatcher.runtime.resources import database, ensure_ready
-from dispatcher.runtime.url_guard import DestinationGuard
-from dispatcher.sending.integrations import Candidate, Prepared, load_candidate, prepare
+from dispatcher.sending.check import check_candidate
+from dispatcher.sending.integrations import Candidate, load_candidate
 from models import ChannelType, Integration, Organisation
-from providers import CheckResult, IntegrationError, ProviderError
-from providers.base import secret_values
 
 CHANNELS = tuple(channel.value for channel in ChannelType)
-
-#: Seconds: a credentials check is interactive, so it gives up long before a send would.
-CHECK_TIMEOUT = 10.0
 
 
 def fail(message: str) -> NoReturn:
@@ -227,18 +218,6 @@ def _candidate(organisation_id: uuid.UUID, integration_id: uuid.UUID) -> Candida
     return candidate
 
 
-def check_runtime() -> SendingRuntime:
-    """What ``integrations test`` calls the provider through: the worker's HTTP client factory,
-    with the short timeouts of an interactive check."""
-    return SendingRuntime(
-        timeout=CHECK_TIMEOUT, max_connections=4, url_allowlist=get_settings().url_allowlist
-    )
-
-
-async def _check(prepared: Prepared) -> CheckResult | None:
-    return await prepared.provider.check(prepared.credentials, prepared.settings, prepared.client)
-
-
 @integrations.command("test")
 @click.argument("integration_id", type=click.UUID)
 @org_option
@@ -250,36 +229,10 @@ def check_integration(integration_id: uuid.UUID, organisation_id: uuid.UUID) -> 
     API has a harmless call for it, asks the provider. Exits 0 only when all are fine (a
     provider without such a call is checked by validation alone).
     """
-    candidate = _candidate(organisation_id, integration_id)
-    guard = DestinationGuard(get_settings().url_allowlist)
-    runtime = check_runtime()
-    try:
-        try:
-            prepared = runtime.run(prepare(candidate, guard, runtime))
-        except IntegrationError as exc:
-            fail(f"not ok: {exc.reason}")
-        # A provider may echo the request's credentials (an Authorization header, a URL with a
-        # token) in its answer: printed through the worker's redactor, which knows their forms.
-        with default_redactor.scope():
-            default_redactor.add(*secret_values(prepared.credentials))
-            try:
-                answer = runtime.run(_check(prepared))
-            except ProviderError as exc:
-                fail(default_redactor.redact_text(f"not ok: {type(exc).__name__}: {exc}"))
-            except httpx.HTTPError as exc:
-                fail(f"not ok: {type(exc).__name__} (the provider let an HTTP error escape)")
-            detail = None if answer is None else default_redactor.redact_text(answer.detail)
-    finally:
-        runtime.close()
-    if answer is None or detail is None:
-        click.echo(
-            f"ok: credentials and settings are valid; {candidate.provider} has no call to "
-            "check them with"
-        )
-        return
-    if not answer.ok:
-        fail(f"not ok: {detail}")
-    click.echo(f"ok: {detail}")
+    outcome = check_candidate(_candidate(organisation_id, integration_id))
+    if not outcome.ok:
+        fail(f"not ok: {outcome.detail}")
+    click.echo(f"ok: {outcome.detail}")
 
 
 @integrations.command("set-primary")

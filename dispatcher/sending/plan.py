@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dispatcher.sending.conditions import all_hold
@@ -82,6 +82,8 @@ class DeliveryRow(Protocol):
     @property
     def attempts(self) -> int: ...
     @property
+    def meta(self) -> dict[str, Any]: ...
+    @property
     def critical(self) -> bool: ...
 
 
@@ -128,7 +130,7 @@ class SubscriberRow(Protocol):
 DELIVERY_COLUMNS = tuple(
     getattr(Delivery, name)
     for name in ("id", "organisation_id", "notification_id", "step_id", "channel_type",
-                 "attempts", "critical")
+                 "attempts", "critical", "meta")
 )  # fmt: skip
 NOTIFICATION_COLUMNS = tuple(
     getattr(Notification, name)
@@ -156,6 +158,26 @@ class Loaded:
 
 def _by_id(rows: Iterable[Any]) -> dict[uuid.UUID, Any]:
     return {row.id: row for row in rows}
+
+
+#: ``Delivery.meta`` key: when a failed delivery was made due again by hand (ISO 8601); the
+#: attempts before it no longer count against the integrations' budgets.
+RETRIED_AT = "retried_at"
+
+
+def _attempts_counted(session: Session, deliveries: list[DeliveryRow]) -> ColumnElement[bool]:
+    """The attempt rows that count: all of a delivery's, or those since it was retried by hand
+    (rare, so the few such deliveries are named one by one)."""
+    retried = {d.id: datetime.fromisoformat(d.meta[RETRIED_AT]) for d in deliveries
+               if RETRIED_AT in (d.meta or {})}  # fmt: skip
+    whole = among(
+        session, DeliveryAttempt.delivery_id, [d.id for d in deliveries if d.id not in retried]
+    )
+    since = [
+        and_(DeliveryAttempt.delivery_id == key, DeliveryAttempt.created_at >= cutoff)
+        for key, cutoff in retried.items()
+    ]
+    return or_(whole, *since) if since else whole
 
 
 def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
@@ -215,7 +237,7 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
             func.count(),
             burned_outcome,
         )
-        .where(among(session, DeliveryAttempt.delivery_id, ids))
+        .where(_attempts_counted(session, deliveries))
         .group_by(DeliveryAttempt.delivery_id, DeliveryAttempt.integration_id)
     ):
         if integration_id is not None:

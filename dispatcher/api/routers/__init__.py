@@ -6,9 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from dispatcher.api.routers import (
+    actions,
     credentials,
     events,
     health,
+    integrations,
+    messages,
+    notifications,
     preferences,
     subscribers,
     topics,
@@ -21,4 +25,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     preferences.router,
     credentials.router,
     topics.router,
+    integrations.router,
+    notifications.router,
+    messages.router,
+    actions.router,
 )

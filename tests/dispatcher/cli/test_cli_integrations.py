@@ -15,11 +15,12 @@ import respx
 from click.testing import CliRunner, Result
 
 from dispatcher import run_action, trigger
-from dispatcher.cli.integrations import CHECK_TIMEOUT, check_runtime, integrations
+from dispatcher.cli.integrations import integrations
 from dispatcher.notifications.status import transaction_status
 from dispatcher.organisations import create_organisation
 from dispatcher.runtime.http_client import SharedAsyncClient
 from dispatcher.runtime.resources import database, ensure_ready
+from dispatcher.sending.check import CHECK_TIMEOUT, check_runtime
 from models import Integration, IntegrationStatus
 from tests.conftest import free_port
 from tests.dispatcher.support import created_id, fetch
