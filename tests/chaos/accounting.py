@@ -39,6 +39,13 @@ class Figures:
     attempts_mismatch: int
     #: Requests for delivery ids outside the organisations counted.
     unknown_request_ids: int = 0
+    #: Duplicates with an ``ambiguous`` attempt recorded: a request that timed out or lost its
+    #: answer, resent as ``on_ambiguous=resend`` (the default) promises.
+    resent_after_lost_answer: int = 0
+
+    @property
+    def unexplained_duplicates(self) -> int:
+        return self.duplicates - self.resent_after_lost_answer
 
     @property
     def lost(self) -> int:
@@ -51,7 +58,8 @@ class Figures:
             f"(unfinished={self.unfinished}, sent_without_request={self.sent_without_request}, "
             f"undelivered={self.undelivered}) duplicates={self.duplicates} "
             f"extra_sends={self.extra_sends} failed_but_accepted={self.failed_but_accepted} "
-            f"attempts_mismatch={self.attempts_mismatch} other_requests={self.unknown_request_ids}"
+            f"attempts_mismatch={self.attempts_mismatch} other_requests={self.unknown_request_ids} "
+            f"resent_after_lost_answer={self.resent_after_lost_answer}"
         )
 
 
@@ -78,6 +86,16 @@ def count(
                 {"orgs": list(organisation_ids)},
             ).all()
         )
+        ambiguous = {
+            str(row[0])
+            for row in connection.execute(
+                sa.text(
+                    "SELECT DISTINCT delivery_id FROM delivery_attempts "
+                    "WHERE organisation_id = ANY(:orgs) AND outcome = 'ambiguous'"
+                ),
+                {"orgs": list(organisation_ids)},
+            )
+        }
     statuses = {str(row[0]): str(row[1]) for row in rows}
     seen: Counter[str] = Counter()
     accepted: Counter[str] = Counter()
@@ -114,4 +132,7 @@ def count(
             1 for key in statuses if recorded_attempts.get(uuid.UUID(key), 0) != seen[key]
         ),
         unknown_request_ids=unknown,
+        resent_after_lost_answer=sum(
+            1 for key, number in accepted.items() if number > 1 and key in ambiguous
+        ),
     )

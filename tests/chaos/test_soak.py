@@ -227,7 +227,9 @@ def test_soak(tmp_path: Path, say: Callable[[str], None]) -> None:
     assert figures.unfinished == 0
     assert figures.lost == 0
     assert figures.failed_but_accepted == 0
-    assert figures.duplicates == 0
+    # Under this load a provider request can outlast DISPATCHER_SEND_TIMEOUT (1.5 s here): such
+    # an attempt is ambiguous and resent by default. Every other duplicate is a defect.
+    assert figures.unexplained_duplicates == 0
     # Every request the provider saw is recorded as an attempt, and no attempt is invented.
     assert figures.attempts_mismatch == 0
     assert figures.by_answer.get("500", 0) > 0
