@@ -209,7 +209,7 @@ NOT_ATTACKED: dict[tuple[str, str], str] = {
     # tests/security/test_tenant_isolation.py tries every one of them with B's.
     ("POST", "/v1/actions/{name}"): "names an action; its arguments are checked by the worker",
 }
-#: Routes whose ids are B's keys: the upserts make a row of A's own (test below).
+#: Routes that create: a key of B's in the body names a new row of A's own (test below).
 UPSERTS = {("POST", "/v2/subscribers"), ("POST", "/v2/topics"), ("POST", "/v1/integrations")}
 #: Lists, with their filters by B's ids (test below).
 LISTS = {
@@ -398,7 +398,7 @@ def test_a_s_key_on_b_s_ids_answers_as_a_missing_id_and_changes_nothing(
 
     # ... then hypothesis mixes B's ids with missing ones, route by route.
     @settings(
-        max_examples=150, deadline=None, derandomize=True, database=None,
+        max_examples=300, deadline=None, derandomize=True, database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )  # fmt: skip
     @given(data=st.data())
@@ -417,4 +417,108 @@ def test_a_s_key_on_b_s_ids_answers_as_a_missing_id_and_changes_nothing(
     assert statuses.get(404, 0) > len(ATTACKS), statuses  # most attacks are plain 404s
     assert snapshot(b.organisation_id) == before_b
     assert without_key_use(snapshot(a.organisation_id)) == before_a
+    assert not b_path_asked(fake_provider, b)
+
+
+def data_of(answer: Any) -> list[Any]:
+    body = answer.json()
+    return list(body["data"])
+
+
+def test_lists_with_a_s_key_hold_none_of_b_s_rows_and_filters_by_b_s_ids_find_nothing(
+    tenants: tuple[Tenant, Tenant, TestClient],
+) -> None:
+    a, b, client = tenants
+    b_ids = row_ids(b.organisation_id)
+    b_names = b.world.names
+
+    def listed(path: str, **query: Any) -> list[Any]:
+        answer = client.get(path, headers=a.headers, params=query)
+        assert answer.status_code == 200, (path, query, answer.text)
+        leaked = {item for item in b_ids if item in answer.text}
+        assert not leaked, (path, query, leaked)
+        return data_of(answer)
+
+    # Unfiltered, each list holds A's own rows (so the checks below could find B's).
+    lists = {route for method, route in LISTS}
+    for path in lists:
+        assert listed(path, limit=100), path
+    own_subscriber = listed("/v2/topics/team/subscriptions")
+    assert [item["subscriber"]["subscriberId"] for item in own_subscriber] == ["ada"]
+
+    a_transaction = a.world.transaction_id
+    filters: list[tuple[str, str, str, str]] = [
+        # (path, filter, B's value, A's value of the same kind)
+        ("/v1/notifications", "transactionId", b.world.transaction_id, a_transaction),
+        ("/v1/notifications", "subscriberId", b_names.subscriber_b_only, "ada"),
+        ("/v1/notifications", "subscriberIds", b.world.s("subscribers"), "ada"),
+        ("/v1/notifications", "templates", b.world.s("workflows"), a.world.s("workflows")),
+        ("/v1/notifications", "workflow", b_names.workflow_b_only, b_names.workflow),
+        ("/v1/messages", "transactionId", b.world.transaction_id, a_transaction),
+        ("/v1/messages", "subscriberId", b_names.subscriber_b_only, "ada"),
+        ("/v2/subscribers", "subscriberId", b_names.subscriber_b_only, "ada"),
+    ]
+    for path, name, foreign, own in filters:
+        assert listed(path, **{name: foreign}) == [], (path, name)
+        assert listed(path, **{name: own}), (path, name)
+    # A cursor of B's row: A's rows before it, never B's (the walk above checks every text).
+    cursor_of_b = client.get("/v2/subscribers", headers=b.headers, params={"limit": 1}).json()
+    assert cursor_of_b["next"], cursor_of_b
+    assert listed("/v2/subscribers", after=cursor_of_b["next"])
+
+
+def test_upserts_with_b_s_keys_make_rows_of_a_s_own(
+    tenants: tuple[Tenant, Tenant, TestClient], fake_provider: FakeProviderServer
+) -> None:
+    a, b, client = tenants
+    # B's answers stored under idempotency keys A then sends too.
+    replayed = {"Idempotency-Key": "shared-key-1"}
+    b_subscriber = client.post("/v2/subscribers", headers={**b.headers, **replayed},
+                               json={"subscriberId": "idem"})  # fmt: skip
+    assert b_subscriber.status_code == 201, b_subscriber.text
+    triggered = {"Idempotency-Key": "shared-key-2"}
+    event = {"name": b.world.names.workflow, "to": "ada", "payload": {"code": "i"}}
+    b_trigger = client.post("/v1/events/trigger", headers={**b.headers, **triggered}, json=event)
+    assert b_trigger.status_code == 201, b_trigger.text
+    before_b = snapshot(b.organisation_id)
+
+    a_subscriber = client.post("/v2/subscribers", headers={**a.headers, **replayed},
+                               json={"subscriberId": "idem"})  # fmt: skip
+    assert a_subscriber.status_code == 201, a_subscriber.text
+    assert a_subscriber.json()["data"]["_organizationId"] == str(a.organisation_id)
+    # The same derived transaction id, but A's own: written in A, no duplicate of B's.
+    a_trigger = client.post("/v1/events/trigger", headers={**a.headers, **triggered}, json=event)
+    assert a_trigger.status_code == 201, a_trigger.text
+    transaction = a_trigger.json()["data"]["transactionId"]
+    assert transaction == b_trigger.json()["data"]["transactionId"]
+    activity = client.get("/v1/notifications", headers=a.headers,
+                          params={"transactionId": transaction}).json()["data"]  # fmt: skip
+    assert [item["_organizationId"] for item in activity] == [str(a.organisation_id)]
+    names = b.world.names
+    created = client.post(
+        "/v2/subscribers", headers=a.headers, json={"subscriberId": names.subscriber_b_only}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["data"]["_organizationId"] == str(a.organisation_id)
+    topic = client.post("/v2/topics", headers=a.headers, json={"key": names.topic_b_only})
+    assert topic.status_code == 201, topic.text
+    assert topic.json()["data"]["_id"] != b.world.s("topics")
+    subscribed = client.post(
+        f"/v2/topics/{names.topic_b_only}/subscriptions",
+        headers=a.headers,
+        json={"subscriberIds": [names.subscriber_b_only]},
+    )
+    assert subscribed.json()["meta"]["successful"] == 1, subscribed.text
+    b_ids = row_ids(b.organisation_id)
+    for answer in (created, topic, subscribed):
+        assert not {item for item in b_ids if item in answer.text}, answer.text
+    # A's new topic and subscriber under B's keys still do not make B's workflow A's.
+    to_topic = {"type": "Topic", "topicKey": names.topic_b_only}
+    refused = client.post(
+        "/v1/events/trigger",
+        headers=a.headers,
+        json={"name": names.workflow_b_only, "to": to_topic},
+    )
+    assert refused.status_code == 400, refused.text
+    assert snapshot(b.organisation_id) == before_b
     assert not b_path_asked(fake_provider, b)
