@@ -2,7 +2,8 @@
 every route of the API, gets exactly what it gets for a missing id, and reaches nothing of B.
 
 Both organisations carry the same names (as in :mod:`tests.security.test_tenant_isolation`);
-B's rows include parked deliveries (nothing sends them during the test) and an action task id.
+B's rows include parked deliveries (nothing sends them during the test) and the result of an
+action under its task id.
 :data:`ATTACKS` says how to fill the ids of every route: the coverage test walks ``app.routes``,
 so a route added later fails it until the table says how to attack it. Hypothesis then picks a
 route and, for each id in it, one of B's ids or a missing one; the answer (status, and body but
@@ -281,7 +282,7 @@ def tenant(world: World) -> Tenant:
 
 @pytest.fixture
 def tenants(
-    fake_provider: FakeProviderServer, settings_env: Callable[..., None]
+    fake_provider: FakeProviderServer, settings_env: Callable[..., None], worker: str
 ) -> Iterator[tuple[Tenant, Tenant, TestClient]]:
     # Thousands of calls with one key: its rate limit is not what this test is about.
     settings_env(api_rate_limit_per_second=1_000_000, api_rate_limit_burst=1_000_000)
@@ -290,15 +291,19 @@ def tenants(
     b = tenant(build_world(create_organisation(NAMES.organisation), NAMES, fake_provider,
                            b_only=True))  # fmt: skip
     with api_client() as client:
-        # A read-only action of B's own: its task id is B's; nothing here runs it.
-        queued = client.post(
+        # An action of B's, done (by the worker) before anything is compared: its result is
+        # stored under B's task id.
+        done = client.post(
             "/v1/actions/list_inbox",
             headers=b.headers,
+            params={"wait": 30},
             json={"subscriber_id": b.world.s("subscribers")},
         )
-        assert queued.status_code == 202, queued.text
-        b.task_id = queued.json()["data"]["taskId"]
+        assert done.status_code == 200, done.text
+        assert done.json()["data"]["result"]["ok"], done.text
+        b.task_id = done.json()["data"]["taskId"]
         assert b.task_id.startswith(str(b.organisation_id))
+        assert client.get(f"/v1/actions/{b.task_id}", headers=b.headers).status_code == 200
         yield a, b, client
     api_rate_store.cache_clear()
 
