@@ -6,11 +6,11 @@ B's rows include parked deliveries (nothing sends them during the test) and the 
 action under its task id.
 :data:`ATTACKS` says how to fill the ids of every route: the coverage test walks ``app.routes``,
 so a route added later fails it until the table says how to attack it. Hypothesis then picks a
-route and, for each id in it, one of B's ids or a missing one; the answer (status, and body but
+route and, for each id in it, one of B's ids or a random one; the answer (status, and body but
 for ``timestamp`` and ``path``, with the ids sent replaced by their slot's name) must equal the
-answer to the same call with every one of B's ids replaced by a missing id of the same form.
-Afterwards B's rows (and A's, but for its key's last use) are unchanged and B's integration was
-never asked.
+answer to the same call with every id replaced by a missing one of the same form. Afterwards
+B's rows (and A's, but for its key's last use and its action ledger) are unchanged and B's
+integration was never asked.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dispatcher.api.rate_limit import api_rate_store
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
-from models import ApiKey, Delivery, Notification
+from models import ActionRun, ApiKey, Delivery, Notification
 from tests.security.support import Names, World, build_world, snapshot
 
 pytestmark = pytest.mark.usefixtures("postgres_url", "redis_url")
@@ -104,6 +104,8 @@ FOREIGN: dict[str, Callable[[Tenant], list[str]]] = {
     "topic": lambda b: [b.world.names.topic_b_only, b.world.s("topics")],
     "workflow": lambda b: [b.world.names.workflow_b_only, b.world.s("workflows")],
     "integration": lambda b: [b.world.s("integrations")],
+    "subscriber_row": lambda b: [b.world.s("subscribers"), b.world.s("subscribers2")],
+    "inbox_message": lambda b: [b.world.s("inbox_messages")],
     "notification": lambda b: b.notification_ids,
     "delivery": lambda b: b.delivery_ids,
     "transaction": lambda b: [b.world.transaction_id],
@@ -126,10 +128,18 @@ class Own:
 
 
 Fill = Slot | Own
+
+
+def constant(value: str) -> Own:
+    return Own(lambda a: value)
+
+
 OWN_SUBSCRIBER = Own(lambda a: a.world.names.subscribers[0])
 OWN_TOPIC = Own(lambda a: a.world.names.topic)
 OWN_WORKFLOW = Own(lambda a: a.world.names.workflow)
 OWN_NOTIFICATION = Own(lambda a: a.notification_ids[0])
+OWN_SUBSCRIBER_ROW = Own(lambda a: a.world.s("subscribers"))
+WAIT = {"wait": 30}
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ class Attack:
     params: dict[str, Fill] = field(default_factory=dict)
     #: JSON body; a :class:`Slot` or :class:`Own` anywhere in it is filled like a parameter.
     body: Any = None
+    query: dict[str, Any] = field(default_factory=dict)
 
     def slots(self) -> list[Slot]:
         found: list[Slot] = []
@@ -177,7 +188,7 @@ ATTACKS: list[Attack] = [
     Attack("PATCH", "/v1/subscribers/{subscriberId}/credentials",
            {"subscriberId": Slot("subscriber")}, SLACK),
     Attack("DELETE", "/v1/subscribers/{subscriberId}/credentials/{providerId}",
-           {"subscriberId": Slot("subscriber"), "providerId": Own(lambda a: "slack")}),
+           {"subscriberId": Slot("subscriber"), "providerId": constant("slack")}),
     Attack("GET", "/v2/topics/{topicKey}", {"topicKey": Slot("topic")}),
     Attack("DELETE", "/v2/topics/{topicKey}", {"topicKey": Slot("topic")}),
     Attack("GET", "/v2/topics/{topicKey}/subscriptions", {"topicKey": Slot("topic")}),
@@ -203,6 +214,16 @@ ATTACKS: list[Attack] = [
            {"notificationId": OWN_NOTIFICATION, "deliveryId": Slot("delivery")}),
     Attack("DELETE", "/v1/events/trigger/{transactionId}", {"transactionId": Slot("transaction")}),
     Attack("GET", "/v1/actions/{taskId}", {"taskId": Slot("task")}),
+    # Run by the worker (the answer waits for the result): B's ids are refused there.
+    *(Attack("POST", "/v1/actions/{name}", {"name": constant(name)}, body, WAIT)
+      for name, body in [
+          ("update_integration", {"integration_id": Slot("integration"), "name": "pwned"}),
+          ("set_primary_integration", {"integration_id": Slot("integration")}),
+          ("deactivate_integration", {"integration_id": Slot("integration")}),
+          ("set_preference", {"subscriber_id": Slot("subscriber_row"), "enabled": True}),
+          ("mark_inbox", {"subscriber_id": OWN_SUBSCRIBER_ROW, "as": "read",
+                          "message_ids": [Slot("inbox_message")]}),
+      ]),
     Attack("POST", "/v1/events/trigger", body={"name": Slot("workflow"), "to": OWN_SUBSCRIBER}),
     Attack("POST", "/v1/events/trigger", body={"name": OWN_WORKFLOW, "to": Slot("subscriber")}),
     Attack("POST", "/v1/events/trigger",
@@ -224,12 +245,9 @@ NOT_ATTACKED: dict[tuple[str, str], str] = {
     ("GET", "/docs/oauth2-redirect"): "the document",
     ("GET", "/redoc"): "the document",
     ("GET", "/v1/actions"): "the catalogue, the same for everyone",
-    # The ids in an action's arguments are checked by the worker: the action-level attack in
-    # tests/security/test_tenant_isolation.py tries every one of them with B's.
-    ("POST", "/v1/actions/{name}"): "names an action; its arguments are checked by the worker",
 }
 #: Routes that create: a key of B's in the body names a new row of A's own (test below).
-UPSERTS = {("POST", "/v2/subscribers"), ("POST", "/v2/topics"), ("POST", "/v1/integrations")}
+CREATES = {("POST", "/v2/subscribers"), ("POST", "/v2/topics"), ("POST", "/v1/integrations")}
 #: Lists, with their filters by B's ids (test below).
 LISTS = {
     ("GET", "/v2/subscribers"),
@@ -261,9 +279,9 @@ def test_every_route_is_attacked_or_listed_and_every_id_in_its_path_is_filled() 
     routes = set(every_route(list(create_app().routes)))
     assert len(routes) > 30, routes  # the walk found the routers' routes, not only FastAPI's
     attacked = {(attack.method, attack.route) for attack in ATTACKS}
-    unknown = routes - attacked - set(NOT_ATTACKED) - UPSERTS - LISTS
+    unknown = routes - attacked - set(NOT_ATTACKED) - CREATES - LISTS
     assert not unknown, f"say in ATTACKS how to fill the ids of {sorted(unknown)}"
-    assert attacked | set(NOT_ATTACKED) | UPSERTS | LISTS <= routes, "a route in a table is gone"
+    assert attacked | set(NOT_ATTACKED) | CREATES | LISTS <= routes, "a route in a table is gone"
     for attack in ATTACKS:
         assert set(attack.params) == path_params(attack.route), attack
         for slot in attack.slots():
@@ -355,13 +373,14 @@ def call(client: TestClient, a: Tenant, attack: Attack, values: list[str]) -> An
     order = iter(values)
     params = {name: filled(fill, a, order) for name, fill in attack.params.items()}
     body = filled(attack.body, a, order)
-    answer = client.request(
-        attack.method, attack.route.format(**params), headers=a.headers, json=body
-    )
+    path = attack.route.format(**params)
+    answer = client.request(attack.method, path, headers=a.headers, json=body, params=attack.query)
     parsed: Any = answer.json() if answer.content else None
     if isinstance(parsed, dict):
         parsed.pop("timestamp", None)
         parsed.pop("path", None)
+        if isinstance(parsed.get("data"), dict):
+            parsed["data"].pop("taskId", None)  # a new task's own id
     return Answer(answer.status_code, without_values(parsed, values), answer.text)
 
 
@@ -394,8 +413,10 @@ def row_ids(organisation_id: uuid.UUID) -> set[str]:
 
 
 def without_key_use(taken: dict[str, Any]) -> dict[str, Any]:
-    """A snapshot but for the API keys (a key's last use is recorded)."""
-    return {table: rows for table, rows in taken.items() if table != ApiKey.__tablename__}
+    """A snapshot but for the API keys (a key's last use is recorded) and the action ledger
+    (each action A runs records its result)."""
+    skipped = {ApiKey.__tablename__, ActionRun.__tablename__}
+    return {table: rows for table, rows in taken.items() if table not in skipped}
 
 
 def assert_like_missing(client: TestClient, a: Tenant, attack: Attack, values: list[str]) -> Answer:
@@ -507,7 +528,7 @@ def test_lists_with_a_s_key_hold_none_of_b_s_rows_and_filters_by_b_s_ids_find_no
     assert listed("/v2/subscribers", after=cursor_of_b["next"])
 
 
-def test_upserts_with_b_s_keys_make_rows_of_a_s_own(
+def test_creates_with_b_s_keys_and_idempotency_keys_make_rows_of_a_s_own(
     tenants: tuple[Tenant, Tenant, TestClient], fake_provider: FakeProviderServer
 ) -> None:
     a, b, client = tenants
