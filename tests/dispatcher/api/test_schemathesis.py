@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -29,7 +30,10 @@ from schemathesis.specs.openapi.checks import (
 from dispatcher import run_action
 from dispatcher.api import create_app
 from dispatcher.api.keys import create_key
+from dispatcher.api.nul_characters import MESSAGE as NUL_MESSAGE
 from dispatcher.api.rate_limit import api_rate_store
+from dispatcher.api.schemas import MAX_PAGE
+from tests.dispatcher.api.conftest import Keyed
 from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "openapi.json"
@@ -83,3 +87,53 @@ def test_every_operation_answers_as_documented(
     case: schemathesis.Case, application: FastAPI, caller_headers: dict[str, str]
 ) -> None:
     case.call_and_validate(app=application, headers=caller_headers, checks=CHECKS)
+
+
+# What the run above found, pinned as plain cases (each a 500 or an undocumented answer before).
+
+
+def test_a_nul_character_in_the_query_or_the_path_is_422_naming_it(
+    client: TestClient, keyed: Keyed
+) -> None:
+    listed = client.get("/v1/notifications?templates=%00", headers=keyed.headers)
+    assert listed.status_code == 422
+    assert listed.json()["errors"] == {"templates": {"messages": [NUL_MESSAGE]}}
+    fetched = client.get("/v2/subscribers/a%00b", headers=keyed.headers)
+    assert fetched.status_code == 422
+    assert fetched.json()["errors"] == {"path": {"messages": [NUL_MESSAGE]}}
+
+
+def test_a_page_beyond_the_last_is_422_not_an_offset_overflow(
+    client: TestClient, keyed: Keyed
+) -> None:
+    for path in ("/v1/notifications", "/v1/messages"):
+        answer = client.get(path, params={"page": MAX_PAGE + 1}, headers=keyed.headers)
+        assert answer.status_code == 422
+        assert list(answer.json()["errors"]) == ["page"]
+        assert (
+            client.get(path, params={"page": MAX_PAGE}, headers=keyed.headers).json()["data"] == []
+        )
+
+
+def test_a_json_body_that_is_not_utf8_is_422_naming_the_body(
+    client: TestClient, keyed: Keyed
+) -> None:
+    answer = client.post(
+        "/v1/integrations",
+        content=b'{"name": "\xff"}',
+        headers={**keyed.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == {"body": {"messages": ["must be JSON encoded as UTF-8"]}}
+
+
+def test_a_broadcast_to_a_bad_workflow_name_is_novus_400_naming_it(
+    client: TestClient, keyed: Keyed
+) -> None:
+    answer = client.post(
+        "/v1/events/trigger/broadcast", json={"name": "\x00", "payload": {}}, headers=keyed.headers
+    )
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["type"] == "PAYLOAD_VALIDATION"
+    assert [error["field"] for error in body["errors"]] == ["name"]
