@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -87,6 +88,35 @@ def test_every_operation_answers_as_documented(
     case: schemathesis.Case, application: FastAPI, caller_headers: dict[str, str]
 ) -> None:
     case.call_and_validate(app=application, headers=caller_headers, checks=CHECKS)
+
+
+#: Scenarios that chain operations by the links schemathesis infers from the document (an id an
+#: answer carries, fed to the operation whose path names it): real ids, past the 404s.
+LinkedOperations = schema.as_state_machine()
+
+
+def test_linked_operations_answer_as_documented(
+    application: FastAPI, caller_headers: dict[str, str]
+) -> None:
+    class Scenario(LinkedOperations):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"app": application, "headers": caller_headers}
+
+        def validate_response(
+            self, response: schemathesis.Response, case: schemathesis.Case, **kwargs: Any
+        ) -> None:
+            case.validate_response(response, checks=CHECKS, headers=caller_headers)
+
+    Scenario.run(
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
 
 
 # What the run above found, pinned as plain cases (each a 500 or an undocumented answer before).
