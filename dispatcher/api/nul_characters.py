@@ -35,6 +35,7 @@ def nul_fields(path: str, query_string: bytes) -> list[str]:
     fields = ["path"] if "\x00" in path else []
     query = query_string.decode("latin-1")
     for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8"):
-        if ("\x00" in name or "\x00" in value) and name not in fields:
-            fields.append(name.replace("\x00", ""))
+        field = name.replace("\x00", "") or "query"
+        if ("\x00" in name or "\x00" in value) and field not in fields:
+            fields.append(field)
     return fields
