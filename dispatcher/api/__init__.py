@@ -11,6 +11,7 @@ Layout (FastAPI's "bigger applications" pattern)::
     keys.py         issuing, listing and revoking keys (the CLI's `dispatcher api-keys`)
     rate_limit.py   per-key GCRA rate limit (Redis) -> CallerDep, what handlers depend on
     body_limits.py  413 over the size limit, 415 for bodies that are not JSON (ASGI middleware)
+    nul_characters.py  422 for a NUL character in the path or the query (ASGI middleware)
     idempotency.py  Idempotency-Key on POST: the first 2xx answer replayed for 24 h
     routing.py      resource_router(): an APIRouter whose routes all need a key
     keyset.py       cursor (keyset) queries behind the cursor pages

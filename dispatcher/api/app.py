@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from dispatcher.api import errors
 from dispatcher.api.body_limits import BodyLimits
 from dispatcher.api.idempotency import Idempotency, IdempotencyStore, build_store
+from dispatcher.api.nul_characters import NulCharacters
 from dispatcher.api.routers import ROUTERS
 from dispatcher.config import Settings, get_settings
 
@@ -33,4 +34,5 @@ def create_app(
     # Added last, so outermost: the body limit is applied before idempotency reads the body.
     app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(NulCharacters)
     return app

@@ -31,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dispatcher.errors import SchemaError, TriggerError
@@ -98,6 +99,18 @@ class TooManyRequestsError(ApiError):
 class ServiceUnavailableError(ApiError):
     status_code = 503
     message = "service unavailable, retry later"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, for the OpenAPI document: the common fields, and a route's own
+    (``type``, ``errors``) besides."""
+
+    model_config = ConfigDict(extra="allow")
+
+    statusCode: int  # noqa: N815 - Novu's wire names
+    timestamp: str
+    path: str
+    message: str
 
 
 def error_body(
@@ -205,6 +218,10 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+            # FastAPI's answer to a JSON body that is not UTF-8: a bad body like any other.
+            error = UnprocessableError({"body": ["must be JSON encoded as UTF-8"]})
+            return api_error_response(error, request.url.path)
         return error_response(
             exc.status_code, request.url.path, str(exc.detail), headers=exc.headers
         )
@@ -239,6 +256,9 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(error_class, on_database_down)
     app.add_exception_handler(Exception, on_unexpected)
 
+
+#: FastAPI's detail when it cannot decode a JSON body at all.
+BODY_NOT_PARSED = "There was an error parsing the body"
 
 #: Our trigger fields whose Novu names differ.
 TRIGGER_RENAMES = {"workflow": "name", "topic": "topicKey"}

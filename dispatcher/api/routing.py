@@ -6,16 +6,27 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from dispatcher.api.errors import ErrorBody
 from dispatcher.api.rate_limit import rate_limited
 
 #: Error answers every authenticated route may give, for the OpenAPI document.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "API key missing, malformed, revoked or unknown"},
-    413: {"description": "Request body too large"},
-    415: {"description": "Request body not JSON"},
-    422: {"description": "Validation failed: `errors` names every bad field"},
-    429: {"description": "Rate limit of the key exceeded (`Retry-After`)"},
-    503: {"description": "Database unavailable (`Retry-After`)"},
+    401: {"model": ErrorBody, "description": "API key missing, malformed, revoked or unknown"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    415: {"model": ErrorBody, "description": "Request body not JSON"},
+    422: {"model": ErrorBody, "description": "Validation failed: `errors` names every bad field"},
+    429: {"model": ErrorBody, "description": "Rate limit of the key exceeded (`Retry-After`)"},
+    503: {"model": ErrorBody, "description": "Database unavailable (`Retry-After`)"},
+}
+
+#: The answer of a route whose path names a row the caller's organisation does not have.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such resource in the caller's organisation"},
+}
+
+#: The trigger routes' answer to an event the producer refuses (Novu's `PAYLOAD_VALIDATION`).
+TRIGGER_INVALID: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Event refused: `errors` is `[{field, message}]`"},
 }
 
 

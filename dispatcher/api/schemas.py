@@ -68,6 +68,10 @@ class CursorPage(WireModel, Generic[T]):
 #: Rows counted at most for ``totalCount``.
 TOTAL_COUNT_CAP = 50_000
 
+#: The last page number a page-numbered list accepts: its OFFSET (page * limit) stays far within
+#: PostgreSQL's bigint, which a larger number overflows (a 500 instead of a page).
+MAX_PAGE = 10_000_000
+
 
 def encode_cursor(position: Sequence[Any]) -> str:
     """An opaque cursor for a keyset position (the sort values of the row it points after)."""
@@ -124,6 +128,7 @@ def wire_tag(name: str) -> str:
 
 
 __all__ = [
+    "MAX_PAGE",
     "TOTAL_COUNT_CAP",
     "CursorPage",
     "Envelope",

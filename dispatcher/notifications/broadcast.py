@@ -19,11 +19,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings, get_settings
+from dispatcher.errors import TriggerError, field_errors
 from dispatcher.notifications.enqueue import publish_due
 from dispatcher.notifications.erasure import not_erased
 from dispatcher.notifications.events import TriggerEvent
@@ -52,7 +54,10 @@ def trigger_broadcast(
     raw: dict[str, Any] = {"workflow": workflow, "to": [_ANYONE], "payload": payload or {}}
     optional = {"transaction_id": transaction_id, "actor": actor, "overrides": overrides}
     raw.update({name: value for name, value in optional.items() if value is not None})
-    template = TriggerEvent.model_validate(raw)
+    try:
+        template = TriggerEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise TriggerError(field_errors(exc)) from None
     with database().session() as session:
         check_workflow(session, organisation_id, template)
         already = session.scalar(

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from dispatcher.actions import catalogue
 from dispatcher.api.errors import NotFoundError, UnprocessableError, wire_field
 from dispatcher.api.rate_limit import CallerDep
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import Envelope, WireModel, envelope
 from dispatcher.celery_app import app
 from dispatcher.errors import ActionArgumentsError, ActionTimeoutError, UnknownActionError
@@ -93,7 +93,10 @@ def _answer(answer: TaskAnswer) -> JSONResponse:
     "/{name}",
     status_code=202,
     response_model=Envelope[TaskAnswer],
-    responses={200: {"model": Envelope[TaskAnswer], "description": "Done within `wait`"}},
+    responses={
+        **NOT_FOUND,
+        200: {"model": Envelope[TaskAnswer], "description": "Done within `wait`"},
+    },
 )
 def run_action(
     name: Annotated[str, Path()],
@@ -130,7 +133,7 @@ def run_action(
 @router.get(
     "/{taskId}",
     response_model=Envelope[TaskAnswer],
-    responses={202: {"model": Envelope[TaskAnswer], "description": "Not done yet"}},
+    responses={**NOT_FOUND, 202: {"model": Envelope[TaskAnswer], "description": "Not done yet"}},
 )
 def get_result(
     task_id: Annotated[str, Path(alias="taskId")], caller: CallerDep, wait: Wait = 0

@@ -28,7 +28,7 @@ from dispatcher.api.routers.subscribers import (
     find_subscriber,
     render,
 )
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import Envelope, WireModel, envelope
 from dispatcher.runtime.resources import database
 from dispatcher.validation import Url
@@ -122,7 +122,9 @@ def _set(
         return envelope(render(subscriber))
 
 
-@router.put("/{subscriberId}/credentials", response_model=Envelope[SubscriberAnswer])
+@router.put(
+    "/{subscriberId}/credentials", response_model=Envelope[SubscriberAnswer], responses=NOT_FOUND
+)
 def update_credentials(
     body: UpdateCredentialsRequest, caller: CallerDep, subscriber_id: SubscriberIdPath
 ) -> dict[str, Any]:
@@ -130,7 +132,9 @@ def update_credentials(
     return _set(caller.organisation_id, subscriber_id, body, append=False)
 
 
-@router.patch("/{subscriberId}/credentials", response_model=Envelope[SubscriberAnswer])
+@router.patch(
+    "/{subscriberId}/credentials", response_model=Envelope[SubscriberAnswer], responses=NOT_FOUND
+)
 def append_credentials(
     body: UpdateCredentialsRequest, caller: CallerDep, subscriber_id: SubscriberIdPath
 ) -> dict[str, Any]:
@@ -138,7 +142,7 @@ def append_credentials(
     return _set(caller.organisation_id, subscriber_id, body, append=True)
 
 
-@router.delete("/{subscriberId}/credentials/{providerId}", status_code=204)
+@router.delete("/{subscriberId}/credentials/{providerId}", status_code=204, responses=NOT_FOUND)
 def delete_credentials(
     caller: CallerDep,
     subscriber_id: SubscriberIdPath,

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Header, Path
 from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from dispatcher.api.rate_limit import CallerDep
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import TRIGGER_INVALID, resource_router
 from dispatcher.api.schemas import Envelope, WireModel, envelope, wire_tag
 from dispatcher.errors import TriggerError
 from dispatcher.notifications import triggers
@@ -124,7 +124,9 @@ class TriggerResult(WireModel):
 IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key")]
 
 
-@router.post("/trigger", status_code=201, response_model=Envelope[TriggerResult])
+@router.post(
+    "/trigger", status_code=201, response_model=Envelope[TriggerResult], responses=TRIGGER_INVALID
+)
 def trigger_event(
     body: TriggerRequest, caller: CallerDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -134,7 +136,12 @@ def trigger_event(
     return envelope(result(receipt))
 
 
-@router.post("/trigger/bulk", status_code=201, response_model=Envelope[list[TriggerResult]])
+@router.post(
+    "/trigger/bulk",
+    status_code=201,
+    response_model=Envelope[list[TriggerResult]],
+    responses=TRIGGER_INVALID,
+)
 def trigger_events(
     body: BulkTriggerRequest, caller: CallerDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -149,7 +156,12 @@ def trigger_events(
     return envelope([result(receipt) for receipt in receipts])
 
 
-@router.post("/trigger/broadcast", status_code=201, response_model=Envelope[TriggerResult])
+@router.post(
+    "/trigger/broadcast",
+    status_code=201,
+    response_model=Envelope[TriggerResult],
+    responses=TRIGGER_INVALID,
+)
 def broadcast_event(
     body: BroadcastRequest, caller: CallerDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import defer
 from dispatcher.api.errors import NotFoundError, UnprocessableError, camel
 from dispatcher.api.novu_providers import from_novu_id, novu_id, split_credentials
 from dispatcher.api.rate_limit import CallerDep
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import Envelope, WireModel, envelope
 from dispatcher.errors import ActionArgumentsError
 from dispatcher.producer import run_action
@@ -204,7 +204,7 @@ def create_integration(body: CreateIntegrationRequest, caller: CallerDep) -> dic
     return envelope(answer(owned(caller.organisation_id, created)))
 
 
-@router.put("/{integrationId}", response_model=Envelope[IntegrationAnswer])
+@router.put("/{integrationId}", response_model=Envelope[IntegrationAnswer], responses=NOT_FOUND)
 def update_integration(
     integration_id: IntegrationId, body: UpdateIntegrationRequest, caller: CallerDep
 ) -> dict[str, Any]:
@@ -230,7 +230,9 @@ def update_integration(
     return envelope(answer(owned(caller.organisation_id, str(row.id))))
 
 
-@router.delete("/{integrationId}", response_model=Envelope[list[IntegrationAnswer]])
+@router.delete(
+    "/{integrationId}", response_model=Envelope[list[IntegrationAnswer]], responses=NOT_FOUND
+)
 def delete_integration(integration_id: IntegrationId, caller: CallerDep) -> dict[str, Any]:
     """Deactivate and hide an integration; answers the integrations that remain."""
     row = owned(caller.organisation_id, integration_id)
@@ -243,7 +245,9 @@ def delete_integration(integration_id: IntegrationId, caller: CallerDep) -> dict
     return envelope([answer(row) for row in _rows(caller.organisation_id)])
 
 
-@router.post("/{integrationId}/set-primary", response_model=Envelope[IntegrationAnswer])
+@router.post(
+    "/{integrationId}/set-primary", response_model=Envelope[IntegrationAnswer], responses=NOT_FOUND
+)
 def set_primary(integration_id: IntegrationId, caller: CallerDep) -> dict[str, Any]:
     """Make an active integration the first tried for its channel and environment."""
     row = owned(caller.organisation_id, integration_id)
@@ -257,7 +261,7 @@ class CheckAnswer(WireModel):
     asked_provider: bool
 
 
-@router.post("/{integrationId}/test", response_model=Envelope[CheckAnswer])
+@router.post("/{integrationId}/test", response_model=Envelope[CheckAnswer], responses=NOT_FOUND)
 def test_integration(integration_id: IntegrationId, caller: CallerDep) -> dict[str, Any]:
     """Ours: check the stored credentials as ``dispatcher integrations test`` does (through the
     URL guard; the provider asked where it has a harmless call). 200 with ``ok`` either way."""

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dispatcher.api.novu_providers import novu_id
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import resource_router
-from dispatcher.api.schemas import WireModel
+from dispatcher.api.schemas import MAX_PAGE, WireModel
 from dispatcher.runtime.resources import database
 from models import ChannelType, Delivery, DeliveryStatus, InboxMessage, Notification, Subscriber
 
@@ -75,7 +75,7 @@ def list_messages(
     channel: NovuChannel | None = None,
     subscriber_id: Annotated[str | None, Query(alias="subscriberId")] = None,
     transaction_id: Annotated[list[str] | None, Query(alias="transactionId")] = None,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
 ) -> dict[str, Any]:
     """The organisation's channel deliveries as Novu's messages."""

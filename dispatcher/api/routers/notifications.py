@@ -29,8 +29,8 @@ from sqlalchemy import Select, or_, select
 from dispatcher.api.errors import NotFoundError, UnprocessableError
 from dispatcher.api.novu_providers import novu_id
 from dispatcher.api.rate_limit import CallerDep
-from dispatcher.api.routing import resource_router
-from dispatcher.api.schemas import Envelope, WireModel, envelope
+from dispatcher.api.routing import NOT_FOUND, resource_router
+from dispatcher.api.schemas import MAX_PAGE, Envelope, WireModel, envelope
 from dispatcher.notifications.redelivery import Retry, retry_delivery
 from dispatcher.runtime.resources import database
 from models import (
@@ -320,7 +320,7 @@ def _render(
 def list_notifications(
     *,
     caller: CallerDep,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
     transaction_id: Annotated[str | None, Query(alias="transactionId")] = None,
     subscriber_ids: Annotated[list[str] | None, Query(alias="subscriberIds")] = None,
@@ -376,7 +376,7 @@ def _owned(organisation_id: uuid.UUID, notification_id: str) -> Notification:
     return row
 
 
-@router.get("/{notificationId}", response_model=Envelope[NotificationAnswer])
+@router.get("/{notificationId}", response_model=Envelope[NotificationAnswer], responses=NOT_FOUND)
 def retrieve_notification(
     notification_id: Annotated[str, Path(alias="notificationId")], caller: CallerDep
 ) -> dict[str, Any]:
@@ -387,7 +387,9 @@ def retrieve_notification(
 
 
 @router.post(
-    "/{notificationId}/deliveries/{deliveryId}/retry", response_model=Envelope[RetryAnswer]
+    "/{notificationId}/deliveries/{deliveryId}/retry",
+    response_model=Envelope[RetryAnswer],
+    responses=NOT_FOUND,
 )
 def retry(
     notification_id: Annotated[str, Path(alias="notificationId")],

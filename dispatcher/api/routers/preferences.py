@@ -23,7 +23,7 @@ from dispatcher.actions.recipients import SetPreferenceArgs, set_preference
 from dispatcher.api.errors import UnprocessableError
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routers.subscribers import SubscriberIdPath, find_subscriber, timestamp
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import Envelope, Field, WireModel, envelope
 from dispatcher.runtime.resources import database
 from dispatcher.sending.plan import opted_out
@@ -145,7 +145,9 @@ def preferences_of(
     return PreferencesAnswer(global_=overall, workflows=answers)
 
 
-@router.get("/{subscriberId}/preferences", response_model=Envelope[PreferencesAnswer])
+@router.get(
+    "/{subscriberId}/preferences", response_model=Envelope[PreferencesAnswer], responses=NOT_FOUND
+)
 def list_preferences(
     caller: CallerDep,
     subscriber_id: SubscriberIdPath,
@@ -156,7 +158,9 @@ def list_preferences(
         return envelope(preferences_of(session, subscriber, criticality))
 
 
-@router.patch("/{subscriberId}/preferences", response_model=Envelope[PreferencesAnswer])
+@router.patch(
+    "/{subscriberId}/preferences", response_model=Envelope[PreferencesAnswer], responses=NOT_FOUND
+)
 def update_preferences(
     body: PatchPreferencesRequest,
     caller: CallerDep,

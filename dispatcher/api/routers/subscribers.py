@@ -27,7 +27,7 @@ from dispatcher.actions.recipients import CreateSubscriberArgs, create_subscribe
 from dispatcher.api.errors import NotFoundError, UnprocessableError, wire_field
 from dispatcher.api.keyset import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, keyset_page
 from dispatcher.api.rate_limit import CallerDep
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import CursorPage, Envelope, Field, WireModel, envelope
 from dispatcher.notifications.erasure import erase_subscriber, not_erased
 from dispatcher.runtime.resources import database
@@ -219,13 +219,13 @@ def search_subscribers(
         )  # fmt: skip
 
 
-@router.get("/{subscriberId}", response_model=Envelope[SubscriberAnswer])
+@router.get("/{subscriberId}", response_model=Envelope[SubscriberAnswer], responses=NOT_FOUND)
 def get_subscriber(caller: CallerDep, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
     with database().session() as session:
         return envelope(render(find_subscriber(session, caller.organisation_id, subscriber_id)))
 
 
-@router.patch("/{subscriberId}", response_model=Envelope[SubscriberAnswer])
+@router.patch("/{subscriberId}", response_model=Envelope[SubscriberAnswer], responses=NOT_FOUND)
 def patch_subscriber(
     body: SubscriberProfile, caller: CallerDep, subscriber_id: SubscriberIdPath
 ) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def patch_subscriber(
         return envelope(render(subscriber))
 
 
-@router.delete("/{subscriberId}", response_model=Envelope[RemovedAnswer])
+@router.delete("/{subscriberId}", response_model=Envelope[RemovedAnswer], responses=NOT_FOUND)
 def delete_subscriber(caller: CallerDep, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
     """Erase the subscriber and everything of theirs (see the module's docstring)."""
     with database().session() as session:

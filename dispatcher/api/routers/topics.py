@@ -30,7 +30,7 @@ from dispatcher.api.errors import NotFoundError, UnprocessableError, wire_field
 from dispatcher.api.keyset import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, keyset_page
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routers.subscribers import timestamp
-from dispatcher.api.routing import resource_router
+from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import CursorPage, Envelope, Field, WireModel, envelope
 from dispatcher.runtime.resources import database
 from models import Subscriber, Topic, TopicSubscription
@@ -179,13 +179,13 @@ def list_topics(
         return keyset_page(session, query, sort=sort, row_id=Topic.id, page=page, render=render)
 
 
-@router.get("/{topicKey}", response_model=Envelope[TopicAnswer])
+@router.get("/{topicKey}", response_model=Envelope[TopicAnswer], responses=NOT_FOUND)
 def get_topic(caller: CallerDep, topic_key: TopicKeyPath) -> dict[str, Any]:
     with database().session() as session:
         return envelope(render(find_topic(session, caller.organisation_id, topic_key)))
 
 
-@router.delete("/{topicKey}", response_model=Envelope[Acknowledged])
+@router.delete("/{topicKey}", response_model=Envelope[Acknowledged], responses=NOT_FOUND)
 def delete_topic(caller: CallerDep, topic_key: TopicKeyPath) -> dict[str, Any]:
     """Delete the topic and its subscriptions (the subscribers stay)."""
     with database().transaction() as session:
@@ -256,7 +256,9 @@ def _missing(wanted: list[str], found: dict[str, Subscriber]) -> list[ChangeErro
     ]
 
 
-@router.post("/{topicKey}/subscriptions", status_code=201, response_model=ChangeAnswer)
+@router.post(
+    "/{topicKey}/subscriptions", status_code=201, response_model=ChangeAnswer, responses=NOT_FOUND
+)
 def add_subscriptions(
     body: SubscriptionsRequest, caller: CallerDep, topic_key: TopicKeyPath
 ) -> dict[str, Any]:
@@ -280,7 +282,7 @@ def add_subscriptions(
     return answer.model_dump(mode="json", by_alias=True)
 
 
-@router.delete("/{topicKey}/subscriptions", response_model=ChangeAnswer)
+@router.delete("/{topicKey}/subscriptions", response_model=ChangeAnswer, responses=NOT_FOUND)
 def remove_subscriptions(
     body: SubscriptionsRequest, caller: CallerDep, topic_key: TopicKeyPath
 ) -> dict[str, Any]:
@@ -306,7 +308,9 @@ def remove_subscriptions(
     return answer.model_dump(mode="json", by_alias=True)
 
 
-@router.get("/{topicKey}/subscriptions", response_model=CursorPage[SubscriptionAnswer])
+@router.get(
+    "/{topicKey}/subscriptions", response_model=CursorPage[SubscriptionAnswer], responses=NOT_FOUND
+)
 def list_subscriptions(
     *,
     caller: CallerDep,
