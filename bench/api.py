@@ -23,7 +23,8 @@ Per server:
 Accepted means answered 201; errors count every other answer and every failed request. The
 rows written are counted against the 201s. The server's per-key rate limit is raised out of the
 way (it is measured by its own tests). The load average is printed before each step: the machine
-is shared. Environment also: BENCH_API_WORKERS ("1,2"), those of :mod:`bench.throughput`
+is shared. Environment also: BENCH_API_WORKERS ("1,2"), BENCH_API_LOG_LEVEL (the server's, INFO:
+an access log line a request), those of :mod:`bench.throughput`
 (PostgreSQL and Redis URLs). Run: ``python -m bench api``.
 """
 
@@ -60,6 +61,8 @@ QUEUES = {
 SERVER_SETTINGS = {
     "DISPATCHER_API_RATE_LIMIT_PER_SECOND": "1000000",
     "DISPATCHER_API_RATE_LIMIT_BURST": "1000000",
+    # INFO (the default) writes uvicorn's access line for every request.
+    "DISPATCHER_LOG_LEVEL": os.environ.get("BENCH_API_LOG_LEVEL", "INFO"),
 }
 MAX_CONNECTIONS = 512
 
