@@ -14,6 +14,8 @@ from dispatcher.runtime.sqlite import BUSY_TIMEOUT_SECONDS, tune_sqlite
 
 #: Failures of the database itself, not of the input: worth retrying later.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+#: PostgreSQL connections one process holds at most.
+POOL_CONNECTIONS = 15
 
 
 def normalise_url(url: str) -> str:
@@ -30,7 +32,9 @@ def build_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
         tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # Every connection up to the limit is kept: overflow connections are closed when returned, so
+    # a busy API process (a thread pool of 40) would open a PostgreSQL connection per request.
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_CONNECTIONS, max_overflow=0)
 
 
 class Database:
