@@ -2,6 +2,8 @@ import sys
 
 if sys.argv[1:] == ["trickle"]:
     from bench.trickle import main
+elif sys.argv[1:] == ["api"]:
+    from bench.api import main
 else:
     from bench.throughput import main
 
