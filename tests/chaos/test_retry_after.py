@@ -50,7 +50,6 @@ SETTINGS = {
 #: sooner than one answer of the primary's takes), one per send slot.
 LATE_ALLOWED = PROCESSES * CONCURRENCY
 
-IN_AN_HOUR = datetime.now(UTC) + timedelta(seconds=HOUR)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -65,21 +64,24 @@ def asctime(when: datetime) -> str:
     return f"{day} {month} {when.day:2d} {when:%H:%M:%S} {when.year}"
 
 
-#: Form -> (the header, whether it holds the primary for the run, whether beyond the cap).
-FORMS: dict[str, tuple[str, bool, bool]] = {
-    "delta 3600": (str(HOUR), True, False),
-    "zero": ("0", False, False),
-    "negative": ("-5", False, False),
-    "huge digits": ("9" * 400, True, True),
-    "float": ("1.5", False, False),
-    "exponent": ("1e400", False, False),
-    "IMF-fixdate in an hour": (format_datetime(IN_AN_HOUR, usegmt=True), True, False),
-    "IMF-fixdate past": ("Sun, 06 Nov 1994 08:49:37 GMT", False, False),
-    "RFC 850 in an hour": (rfc850(IN_AN_HOUR), True, False),
-    "asctime in an hour": (asctime(IN_AN_HOUR), True, False),
-    "garbage": ("soon, probably", False, False),
-    "empty": ("", False, False),
-}
+def forms() -> dict[str, tuple[str, bool, bool]]:
+    """Form -> (the header, whether it holds the primary for the run, whether beyond the cap);
+    the dates an hour from now, when the test starts (not when the module was collected)."""
+    in_an_hour = datetime.now(UTC) + timedelta(seconds=HOUR)
+    return {
+        "delta 3600": (str(HOUR), True, False),
+        "zero": ("0", False, False),
+        "negative": ("-5", False, False),
+        "huge digits": ("9" * 400, True, True),
+        "float": ("1.5", False, False),
+        "exponent": ("1e400", False, False),
+        "IMF-fixdate in an hour": (format_datetime(in_an_hour, usegmt=True), True, False),
+        "IMF-fixdate past": ("Sun, 06 Nov 1994 08:49:37 GMT", False, False),
+        "RFC 850 in an hour": (rfc850(in_an_hour), True, False),
+        "asctime in an hour": (asctime(in_an_hour), True, False),
+        "garbage": ("soon, probably", False, False),
+        "empty": ("", False, False),
+    }
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,11 @@ def test_every_retry_after_form_is_bounded_and_a_hold_of_one_hour_is_honoured_wi
     tmp_path: Path, say: Callable[[str], None]
 ) -> None:
     deliveries = 40
+    cases = forms()
     with chaos_stack(tmp_path, SETTINGS, concurrency=PROCESSES) as stack:
         orgs = {
             form: limited_tenant(stack, deliveries, header, ("primary", "secondary"))
-            for form, (header, _, _) in FORMS.items()
+            for form, (header, _, _) in cases.items()
         }
         for form, org in orgs.items():
             trigger_all(org, per_event=10, label=form.replace(" ", "-"))
@@ -163,7 +166,7 @@ def test_every_retry_after_form_is_bounded_and_a_hold_of_one_hour_is_honoured_wi
         say(run.line())
         say(f"  {run.form!r}: {figures[run.form].line()}")
     for run in runs:
-        _, holds, beyond_cap = FORMS[run.form]
+        _, holds, beyond_cap = cases[run.form]
         assert figures[run.form].lost == 0, run.form
         assert figures[run.form].duplicates == 0, run.form
         assert figures[run.form].by_status == {"sent": deliveries}, run.form
