@@ -1,10 +1,12 @@
+"""``python -m bench [trickle|api]``: one scenario; the throughput benchmark by default."""
+
 import sys
 
-if sys.argv[1:] == ["trickle"]:
-    from bench.trickle import main
-elif sys.argv[1:] == ["api"]:
-    from bench.api import main
-else:
-    from bench.throughput import main
-
-main()
+if __name__ == "__main__":
+    if sys.argv[1:] == ["trickle"]:
+        from bench.trickle import main
+    elif sys.argv[1:] == ["api"]:
+        from bench.api import main
+    else:
+        from bench.throughput import main
+    main()
