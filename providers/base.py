@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 
+from providers.callbacks import CallbackRejectedError, CallbackRequest, ParsedCallback
+
 
 class ChannelType(enum.StrEnum):
     EMAIL = "email"
@@ -177,6 +179,8 @@ class Provider(ABC, Generic[CredentialsT, SettingsT]):
     requires_http2: ClassVar[bool] = False
     #: Set by the dispatcher; a provider that opens its own connections uses it when set.
     connector: Connector | None = None
+    #: Whether :meth:`parse_callback` reads this provider's delivery callbacks.
+    supports_callbacks: ClassVar[bool] = False
 
     @abstractmethod
     async def send(
@@ -196,6 +200,21 @@ class Provider(ABC, Generic[CredentialsT, SettingsT]):
     ) -> CheckResult | None:
         """Call a harmless endpoint to verify credentials; ``None`` when the API has none."""
         return None
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: CredentialsT,
+        settings: SettingsT,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """Verify a delivery callback and normalize its events (:mod:`providers.callbacks`).
+
+        Raises :class:`providers.callbacks.CallbackRejectedError` when it is not authentic.
+        ``client`` is only for fetching what a signature check needs (Amazon SNS's signing
+        certificate), through the dispatcher's guarded connector.
+        """
+        raise CallbackRejectedError(self.name, "this provider has no delivery callbacks")
 
     @classmethod
     def supported_channels(cls) -> frozenset[ChannelType]:
