@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     #: burst an idle key may make at once (429 with ``Retry-After`` beyond).
     api_rate_limit_per_second: float = Field(default=100.0, gt=0)
     api_rate_limit_burst: int = Field(default=200, ge=1)
+    #: Seconds an API process trusts a key it has looked up: a key revoked by another process
+    #: (``dispatcher api-keys revoke``) is refused everywhere within this time (at once by the
+    #: process that revoked it); 0 looks every key up on every request.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     #: Seconds the first answer to an ``Idempotency-Key`` is replayed for.
     api_idempotency_ttl: float = Field(default=24 * 3600.0, gt=0)
     #: Subscribers written per transaction by a broadcast trigger.

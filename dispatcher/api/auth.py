@@ -6,8 +6,10 @@ misses) and the digests compared with :func:`hmac.compare_digest`; a missing, ma
 unknown or revoked key is the same 401. Every handler takes the organisation id from
 :class:`Caller`, never from the request.
 
-``last_used_at`` is written at most once a minute per key and process (and not at all while a
-write from another process is recent), so authentication is one indexed read per request.
+A key looked up is trusted by its process for ``DISPATCHER_API_KEY_CACHE_SECONDS`` (5 s), so most
+requests cost no database round trip (one per request was the API's first ceiling: every
+request held a pool thread and a connection for it). ``last_used_at`` is written at most once a
+minute per key and process (and not at all while a write from another process is recent).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from sqlalchemy import or_, select, update
 
 from dispatcher.api.errors import UnauthorizedError
-from dispatcher.api.keys import digest
+from dispatcher.api.keys import KnownKey, digest, known_keys
+from dispatcher.config import get_settings
 from dispatcher.runtime.resources import database
 from models import ApiKey
 from models.types import utcnow
@@ -75,9 +79,7 @@ class LastUsed:
             self._written[key_id] = now
             return True
 
-    def touch(self, key_id: uuid.UUID) -> None:
-        if not self.due(key_id):
-            return
+    def write(self, key_id: uuid.UUID) -> None:
         now = utcnow()
         recent = now - timedelta(seconds=self.resolution)
         with database().transaction() as session:
@@ -94,18 +96,32 @@ class LastUsed:
 last_used = LastUsed()
 
 
-def authenticate(header: Annotated[str | None, Depends(authorization_header)]) -> Caller:
+async def authenticate(header: Annotated[str | None, Depends(authorization_header)]) -> Caller:
     key = presented_key(header)
     if key is None:
         raise UnauthorizedError()
     wanted = digest(key)
+    ttl = get_settings().api_key_cache_seconds
+    known = known_keys.get(wanted, ttl) if ttl > 0 else None
+    if known is None:
+        known = await run_in_threadpool(_look_up, wanted)
+        if known is None:
+            raise UnauthorizedError()
+        known_keys.put(wanted, known)
+    if known.revoked:
+        raise UnauthorizedError()
+    if last_used.due(known.id):
+        await run_in_threadpool(last_used.write, known.id)
+    return Caller(known.organisation_id, known.id)
+
+
+def _look_up(wanted: str) -> KnownKey | None:
     with database().session() as session:
         row = session.execute(
             select(ApiKey.id, ApiKey.organisation_id, ApiKey.digest, ApiKey.revoked_at).where(
                 ApiKey.digest == wanted
             )
         ).first()
-    if row is None or not hmac.compare_digest(row.digest, wanted) or row.revoked_at is not None:
-        raise UnauthorizedError()
-    last_used.touch(row.id)
-    return Caller(row.organisation_id, row.id)
+    if row is None or not hmac.compare_digest(row.digest, wanted):
+        return None
+    return KnownKey(row.id, row.organisation_id, revoked=row.revoked_at is not None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +42,45 @@ class KeyView:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+class KnownKeys:
+    """Keys this process has looked up, by digest, for a few seconds
+    (``DISPATCHER_API_KEY_CACHE_SECONDS``): authentication then costs no database round trip
+    on most requests. A revoked key is remembered as revoked; unknown digests are never kept
+    (so guessing keys fills nothing). Revoking in this process forgets everything at once."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, KnownKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_digest: str, ttl: float) -> KnownKey | None:
+        entry = self._entries.get(key_digest)
+        if entry is None or time.monotonic() - entry[0] >= ttl:
+            return None
+        return entry[1]
+
+    def put(self, key_digest: str, known: KnownKey) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_KNOWN_KEYS:
+                self._entries.clear()
+            self._entries[key_digest] = (time.monotonic(), known)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+@dataclass(frozen=True)
+class KnownKey:
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    revoked: bool
+
+
+#: Keys one process remembers at most; beyond, it starts again (a bound, not a policy).
+MAX_KNOWN_KEYS = 10_000
+known_keys = KnownKeys()
 
 
 def digest(key: str) -> str:
@@ -98,4 +139,5 @@ def revoke_key(organisation_id: uuid.UUID, key: str) -> int:
             .values(revoked_at=utcnow())
             .returning(ApiKey.id)
         ).all()
+    known_keys.forget()
     return len(revoked)

@@ -41,6 +41,7 @@ __all__ = [
     "trigger_async",
     "trigger_bulk",
     "trigger_event",
+    "trigger_event_async",
     "write_event",
 ]
 
@@ -84,13 +85,27 @@ def trigger_event(
 ) -> TriggerReceipt:
     """:func:`trigger` for an event already in the shape of :func:`trigger_bulk`'s (the HTTP
     API's single trigger): committed with the concurrent single triggers of this process."""
+    result: TriggerReceipt = _submit_event(organisation_id, event).result()
+    return result
+
+
+async def trigger_event_async(
+    organisation_id: uuid.UUID | str, event: dict[str, Any] | TriggerEvent
+) -> TriggerReceipt:
+    """:func:`trigger_event` for async code (the HTTP API): the caller's event loop awaits the
+    group, no thread waits for it."""
+    result: TriggerReceipt = await asyncio.wrap_future(_submit_event(organisation_id, event))
+    return result
+
+
+def _submit_event(
+    organisation_id: uuid.UUID | str, event: dict[str, Any] | TriggerEvent
+) -> Future[Any]:
     settings = get_settings()
     organisation = _organisation(organisation_id)
     parsed = _parse(event, "")
     check_sizes(parsed, settings, "")
-    future = _committer.submit(GroupRequest(organisation, parsed, settings))
-    result: TriggerReceipt = future.result()
-    return result
+    return _committer.submit(GroupRequest(organisation, parsed, settings))
 
 
 def trigger_bulk(

@@ -86,24 +86,70 @@ class RateStore(Protocol):
 
 
 #: KEYS[1]: the TAT key (microseconds). ARGV: emission interval, tolerance and the longest wait
-#: accepted, all in microseconds. Returns {1 reserved | 0 not, wait, backlog}, in microseconds.
+#: accepted, all in microseconds, and optionally how many slots are wanted at once (1). Returns
+#: {slots reserved (0 when the first would wait too long), wait before the first, backlog after
+#: the last}, in microseconds. Several slots at once serve concurrent requests of one key with
+#: one round trip (the HTTP API's limiter); as many are granted as fit within the wait accepted.
 _GCRA_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local count = tonumber(ARGV[4] or '1')
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
-if wait > tonumber(ARGV[3]) then return {0, wait, tat - now} end
-local next_tat = tat + interval
+if wait > max_wait then return {0, wait, tat - now} end
+local granted = math.min(count, math.floor((now + tolerance + max_wait - tat) / interval) + 1)
+local next_tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat),
            'PX', math.ceil((next_tat - now) / 1000) + 1)
-return {1, wait, next_tat - now}
+return {granted, wait, next_tat - now}
 """
 
 MICROSECONDS = 1_000_000
+
+
+def gcra_script() -> str:
+    """The Lua script of the Redis stores, for a client of another kind (``redis.asyncio``)."""
+    return _GCRA_SCRIPT
+
+
+def gcra_arguments(rate: float, max_wait: float, burst: int = BURST, count: int = 1) -> list[int]:
+    """The script's ARGV for one decision about ``count`` slots."""
+    interval, tolerance = _cell(rate, burst)
+    return [
+        math.ceil(interval * MICROSECONDS),
+        math.floor(tolerance * MICROSECONDS),
+        math.floor(max_wait * MICROSECONDS),
+        count,
+    ]
+
+
+def gcra_grant(answer: Any) -> Grant:
+    """The script's answer about one slot as a :class:`Grant`."""
+    reserved, wait, backlog = answer
+    return Grant(bool(reserved), int(wait) / MICROSECONDS, int(backlog) / MICROSECONDS)
+
+
+def gcra_grants(answer: Any, count: int, rate: float, burst: int) -> list[Grant]:
+    """The script's answer about ``count`` slots: a :class:`Grant` for each, in order."""
+    reserved = int(answer[0])
+    wait, backlog = int(answer[1]) / MICROSECONDS, int(answer[2]) / MICROSECONDS
+    interval, tolerance = _cell(rate, burst)
+    grants = [
+        Grant(
+            True,
+            max(0.0, backlog - (reserved - i) * interval - tolerance),
+            backlog - (reserved - 1 - i) * interval,
+        )
+        for i in range(reserved)
+    ]
+    refused_wait = wait if reserved == 0 else max(0.0, backlog - tolerance)
+    grants += [Grant(False, refused_wait, backlog)] * (count - reserved)
+    return grants
 
 
 def _cell(rate: float, burst: int = BURST) -> tuple[float, float]:
@@ -124,16 +170,8 @@ class RedisRateStore:
         return grant.reserved, grant.wait
 
     def take(self, key: str, rate: float, max_wait: float, burst: int = BURST) -> Grant:
-        interval, tolerance = _cell(rate, burst)
-        reserved, wait, backlog = self._script(
-            keys=[self.prefix + key],
-            args=[
-                math.ceil(interval * MICROSECONDS),
-                math.floor(tolerance * MICROSECONDS),
-                math.floor(max_wait * MICROSECONDS),
-            ],
-        )
-        return Grant(bool(reserved), int(wait) / MICROSECONDS, int(backlog) / MICROSECONDS)
+        answer = self._script(keys=[self.prefix + key], args=gcra_arguments(rate, max_wait, burst))
+        return gcra_grant(answer)
 
 
 class MemoryRateStore:

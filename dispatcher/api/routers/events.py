@@ -127,12 +127,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key")]
 @router.post(
     "/trigger", status_code=201, response_model=Envelope[TriggerResult], responses=TRIGGER_INVALID
 )
-def trigger_event(
+async def trigger_event(
     body: TriggerRequest, caller: CallerDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Trigger a workflow for its recipients (201 once the rows are written, in a transaction
     shared with the concurrent triggers of this process)."""
-    receipt = triggers.trigger_event(caller.organisation_id, to_event(body, idempotency_key, 0))
+    event = to_event(body, idempotency_key, 0)
+    receipt = await triggers.trigger_event_async(caller.organisation_id, event)
     return envelope(result(receipt))
 
 
