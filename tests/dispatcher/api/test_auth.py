@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from dispatcher.api.auth import LastUsed, presented_key
 from dispatcher.api.keys import create_key, digest, list_keys, revoke_key
 from dispatcher.organisations import create_organisation
+from dispatcher.runtime.resources import database
 from models import ApiKey
+from models.types import utcnow
 from tests.dispatcher.api.conftest import Keyed
 from tests.dispatcher.support import fetch
 
@@ -110,3 +114,33 @@ def test_last_used_due_once_per_key_within_the_resolution() -> None:
 )
 def test_presented_key(header: str, key: str | None) -> None:
     assert presented_key(header) == key
+
+
+def _revoke_elsewhere(key_id: uuid.UUID) -> None:
+    """A revocation by another process: the row changes, this process's memory does not."""
+    with database().transaction() as session:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow()))
+
+
+def test_a_key_revoked_elsewhere_is_refused_once_its_cache_time_is_over(
+    settings_env: Callable[..., None], client: TestClient, keyed: Keyed
+) -> None:
+    settings_env(api_key_cache_seconds=300)
+    assert client.delete(CANCEL, headers=keyed.headers).status_code == 200
+    [view] = list_keys(keyed.organisation_id)
+    _revoke_elsewhere(view.id)
+    # Within the cache time this process still trusts what it looked up...
+    assert client.delete(CANCEL, headers=keyed.headers).status_code == 200
+    # ...and looks the key up again once the time is over.
+    settings_env(api_key_cache_seconds=0.000001)
+    assert client.delete(CANCEL, headers=keyed.headers).status_code == 401
+
+
+def test_without_a_cache_time_every_request_looks_the_key_up(
+    settings_env: Callable[..., None], client: TestClient, keyed: Keyed
+) -> None:
+    settings_env(api_key_cache_seconds=0)
+    assert client.delete(CANCEL, headers=keyed.headers).status_code == 200
+    [view] = list_keys(keyed.organisation_id)
+    _revoke_elsewhere(view.id)
+    assert client.delete(CANCEL, headers=keyed.headers).status_code == 401
