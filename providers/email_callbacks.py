@@ -127,3 +127,8 @@ def check_basic_auth(
 
 def text_or_none(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a field a payload left out)."""
+    return value if isinstance(value, dict) else {}
