@@ -132,3 +132,32 @@ def text_or_none(value: Any) -> str | None:
 def mapping(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (a field a payload left out)."""
     return value if isinstance(value, dict) else {}
+
+
+def check_authorization(
+    provider: str,
+    request: CallbackRequest,
+    *,
+    username: str | None,
+    password: SecretStr | None,
+    token: SecretStr | None,
+) -> None:
+    """The webhook's ``Authorization`` header: basic auth with the configured pair, or the
+    configured bearer token; refused when neither is configured."""
+    if not (password and password.get_secret_value()) and not (token and token.get_secret_value()):
+        raise CallbackRejectedError(provider, NOT_CONFIGURED)
+    header = required_header(provider, request, "authorization")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and token and token.get_secret_value():
+        if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+            raise CallbackRejectedError(provider, "wrong bearer token")
+        return
+    if scheme.lower() == "basic" and password and password.get_secret_value():
+        check_basic_auth(provider, request, username, password)
+        return
+    raise CallbackRejectedError(provider, "the Authorization header is not the configured scheme")
+
+
+def bracketed(message_id: str) -> str:
+    """A Message-ID in the angle brackets the APIs that answer one use (``<id@host>``)."""
+    return "<" + message_id.strip().removeprefix("<").removesuffix(">") + ">"
