@@ -16,7 +16,8 @@ be within its validity, and is cached per URL.
 
 A valid SNS signature only proves the message came through SNS, from any AWS account's topic:
 the integration's ``sns_topic_arn`` setting names the one topic accepted, and without it every
-callback is refused.
+callback is refused. The subscription must not use raw message delivery: a raw message carries
+no SNS signature, so it is refused.
 
 SNS retries a failed delivery with the same signed message (its ``Timestamp`` is the publish
 time) for at most an hour (the HTTP/S delivery policy's limit), so a notification is accepted up
