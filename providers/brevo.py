@@ -25,7 +25,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from providers import brevo_callbacks
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -49,6 +51,11 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("3b8f2c6e-9d41-4a57-b0e2-7c5a1f9e4d38")
 
 class BrevoCredentials(Credentials):
     api_key: SecretStr
+    #: The webhook's HTTP basic auth pair or bearer token (Brevo signs nothing); without one
+    #: of them every delivery callback is refused.
+    webhook_username: str | None = None
+    webhook_password: SecretStr | None = None
+    webhook_token: SecretStr | None = None
 
 
 class BrevoSettings(EmailSenderSettings):
@@ -68,6 +75,7 @@ class BrevoProvider(HttpProvider[BrevoCredentials, BrevoSettings]):
     supports_idempotency_key = True
     # The API bounds the whole message (20 MB), not the number of files; this is our cap.
     max_attachments = 10
+    supports_callbacks = True
 
     @staticmethod
     def base_url(settings: BrevoSettings) -> str:
@@ -122,6 +130,22 @@ class BrevoProvider(HttpProvider[BrevoCredentials, BrevoSettings]):
             return CheckResult(ok=False, detail=str(self.classify(response)))
         company = json_body(response).get("companyName")
         return CheckResult(ok=True, detail=f"API key valid (account {company!r})")
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: BrevoCredentials,
+        settings: BrevoSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """One transactional webhook event (:mod:`providers.brevo_callbacks`)."""
+        return brevo_callbacks.parse(
+            self.name,
+            request,
+            username=credentials.webhook_username,
+            password=credentials.webhook_password,
+            token=credentials.webhook_token,
+        )
 
 
 def _headers(credentials: BrevoCredentials) -> dict[str, str]:

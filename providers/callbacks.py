@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Characters of a provider's reason an event keeps.
 MAX_REASON = 500
+#: How old (or how far ahead) a signed callback's timestamp may be: older ones are replays.
+CALLBACK_TOLERANCE_SECONDS = 300
 
 
 class DeliveryEventKind(enum.StrEnum):

@@ -17,7 +17,9 @@ from typing import Literal
 import httpx
 from pydantic import SecretStr
 
+from providers import mailgun_callbacks
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import EmailSenderSettings, body_parts, recipient_email
 from providers.errors import MAX_DETAIL, RecipientError
 from providers.http import classify_status, json_body, send_request
@@ -35,6 +37,9 @@ _RECIPIENT_PARAMETERS = ("to", "cc", "bcc")
 class MailgunCredentials(Credentials):
     #: A primary account key or a domain sending key.
     api_key: SecretStr
+    #: The account's HTTP webhook signing key, which signs event webhooks; without it every
+    #: delivery callback is refused.
+    webhook_signing_key: SecretStr | None = None
 
 
 class MailgunSettings(EmailSenderSettings):
@@ -56,6 +61,7 @@ class MailgunProvider(HttpProvider[MailgunCredentials, MailgunSettings]):
     # The API bounds the whole message (25 MB), not the number of files; this is our cap.
     max_attachments = 10
     error_codes = MappingProxyType({"invalid_recipient": RecipientError})
+    supports_callbacks = True
 
     @staticmethod
     def base_url(settings: MailgunSettings) -> str:
@@ -98,6 +104,16 @@ class MailgunProvider(HttpProvider[MailgunCredentials, MailgunSettings]):
             state = domain.get("state") if isinstance(domain, dict) else None
             return CheckResult(ok=True, detail=f"domain {settings.domain} state: {state}")
         return CheckResult(ok=False, detail=str(classify_status(self.name, response)))
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: MailgunCredentials,
+        settings: MailgunSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """One event webhook (:mod:`providers.mailgun_callbacks`)."""
+        return mailgun_callbacks.parse(self.name, request, credentials.webhook_signing_key)
 
 
 def build_form(message: Message, to_email: str, settings: MailgunSettings) -> RequestFiles:

@@ -25,7 +25,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from providers import mailjet_callbacks
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -48,6 +50,10 @@ class MailjetCredentials(Credentials):
     #: The public API key (basic-auth user) and the secret key (password).
     api_key: SecretStr
     secret_key: SecretStr
+    #: The HTTP basic auth pair put in the event webhook's URL; without the password every
+    #: delivery callback is refused.
+    webhook_username: str | None = None
+    webhook_password: SecretStr | None = None
 
 
 class MailjetSettings(EmailSenderSettings):
@@ -68,6 +74,7 @@ class MailjetProvider(HttpProvider[MailjetCredentials, MailjetSettings]):
     supports_html = True
     # The API bounds the attachments' total size (15 MB), not their number; this is our cap.
     max_attachments = 10
+    supports_callbacks = True
 
     @staticmethod
     def base_url(settings: MailjetSettings) -> str:
@@ -125,6 +132,18 @@ class MailjetProvider(HttpProvider[MailjetCredentials, MailjetSettings]):
         if response.is_success:
             return CheckResult(ok=True, detail="API key pair valid")
         return CheckResult(ok=False, detail=str(self.classify(response)))
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: MailjetCredentials,
+        settings: MailjetSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """One event, or a grouped batch (:mod:`providers.mailjet_callbacks`)."""
+        return mailjet_callbacks.parse(
+            self.name, request, credentials.webhook_username, credentials.webhook_password
+        )
 
 
 def _error_code(error: dict[str, Any]) -> ErrorCode:

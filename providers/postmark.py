@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from providers import postmark_callbacks
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -61,6 +63,10 @@ _RECIPIENT_FIELD = re.compile(r"'(to|cc|bcc)'", re.IGNORECASE)
 
 class PostmarkCredentials(Credentials):
     server_token: SecretStr
+    #: The HTTP basic auth pair put in the webhooks' URL; without the password every delivery
+    #: callback is refused.
+    webhook_username: str | None = None
+    webhook_password: SecretStr | None = None
 
 
 class PostmarkSettings(EmailSenderSettings):
@@ -81,6 +87,7 @@ class PostmarkProvider(HttpProvider[PostmarkCredentials, PostmarkSettings]):
     # The API bounds the whole message (10 MB), not the number of files; this is our cap.
     max_attachments = 10
     error_codes = ERROR_CODES
+    supports_callbacks = True
 
     @staticmethod
     def base_url(settings: PostmarkSettings) -> str:
@@ -135,6 +142,18 @@ class PostmarkProvider(HttpProvider[PostmarkCredentials, PostmarkSettings]):
             server = json_body(response).get("Name")
             return CheckResult(ok=True, detail=f"server token valid (server {server!r})")
         return CheckResult(ok=False, detail=str(self.classify(response)))
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: PostmarkCredentials,
+        settings: PostmarkSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """One webhook record (:mod:`providers.postmark_callbacks`)."""
+        return postmark_callbacks.parse(
+            self.name, request, credentials.webhook_username, credentials.webhook_password
+        )
 
 
 def _headers(credentials: PostmarkCredentials) -> dict[str, str]:

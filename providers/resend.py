@@ -26,9 +26,11 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
+from providers import resend_callbacks
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -69,6 +71,16 @@ _RECIPIENT_FIELD = re.compile(r"`(to|cc|bcc)`", re.IGNORECASE)
 
 class ResendCredentials(Credentials):
     api_key: SecretStr
+    #: The webhook's signing secret (``whsec_...``); without it every delivery callback is
+    #: refused.
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _is_a_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            resend_callbacks.secret_key(value.get_secret_value())
+        return value
 
 
 class ResendSettings(EmailSenderSettings):
@@ -91,6 +103,7 @@ class ResendProvider(HttpProvider[ResendCredentials, ResendSettings]):
     #: Resend's default limit per team is 2 requests per second.
     rate_limit_per_second = 2.0
     error_codes = ERROR_NAMES
+    supports_callbacks = True
 
     @staticmethod
     def base_url(settings: ResendSettings) -> str:
@@ -144,6 +157,16 @@ class ResendProvider(HttpProvider[ResendCredentials, ResendSettings]):
                 status = entry.get("status")
                 return CheckResult(ok=status == "verified", detail=f"domain {domain}: {status}")
         return CheckResult(ok=False, detail=f"domain {domain} is not added to this Resend account")
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: ResendCredentials,
+        settings: ResendSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """One Svix-signed webhook event (:mod:`providers.resend_callbacks`)."""
+        return resend_callbacks.parse(self.name, request, credentials.webhook_secret)
 
 
 def _auth_headers(credentials: ResendCredentials) -> dict[str, str]:

@@ -21,9 +21,11 @@ import re
 from typing import Any, Literal
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
+from providers import sendgrid_callbacks
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -50,6 +52,16 @@ _RECIPIENT_FIELD = re.compile(r"^personalizations(\.\d+)?\.(to|cc|bcc)\b")
 
 class SendGridCredentials(Credentials):
     api_key: SecretStr
+    #: The Signed Event Webhook's verification key: the base64 public key SendGrid shows.
+    #: Without it every delivery callback is refused.
+    webhook_verification_key: str | None = None
+
+    @field_validator("webhook_verification_key")
+    @classmethod
+    def _is_a_p256_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            sendgrid_callbacks.load_verification_key(value)
+        return value
 
 
 class SendGridSettings(EmailSenderSettings):
@@ -69,6 +81,7 @@ class SendGridProvider(HttpProvider[SendGridCredentials, SendGridSettings]):
     supports_html = True
     # The API bounds the whole message (30 MB), not the number of files; this is our cap.
     max_attachments = 10
+    supports_callbacks = True
 
     @staticmethod
     def base_url(settings: SendGridSettings) -> str:
@@ -122,6 +135,16 @@ class SendGridProvider(HttpProvider[SendGridCredentials, SendGridSettings]):
         if "mail.send" not in scopes:
             return CheckResult(ok=False, detail="the API key lacks the mail.send scope")
         return CheckResult(ok=True, detail="API key valid with mail.send scope")
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: SendGridCredentials,
+        settings: SendGridSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """The Event Webhook's batch (:mod:`providers.sendgrid_callbacks`)."""
+        return sendgrid_callbacks.parse(self.name, request, credentials.webhook_verification_key)
 
 
 def _auth_headers(credentials: SendGridCredentials) -> dict[str, str]:

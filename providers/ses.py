@@ -37,8 +37,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, field_validator
 
+from providers import ses_callbacks
 from providers.aws_sigv4 import AwsCredentials, signed_headers_for
 from providers.base import ChannelType, CheckResult, Credentials, Message
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.email_common import (
     EmailSenderSettings,
     base64_text,
@@ -108,6 +110,9 @@ class SesSettings(EmailSenderSettings):
     configuration_set_name: str | None = None
     #: Overrides ``https://email.{region}.amazonaws.com`` (a VPC endpoint, a test server).
     base_url: str | None = None
+    #: The ARN of the SNS topic the configuration set publishes its events to: delivery
+    #: callbacks from any other topic (or all of them, without it) are refused.
+    sns_topic_arn: str | None = None
 
     @field_validator("region")
     @classmethod
@@ -129,10 +134,12 @@ class SesProvider(HttpProvider[SesCredentials, SesSettings]):
     # The API bounds the whole message (40 MB), not the number of files; this is our cap.
     max_attachments = 10
     error_codes = ERROR_TYPES
+    supports_callbacks = True
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
-        #: The signing time; tests pin it.
+        #: The signing time, and the time SNS callbacks are checked at; tests pin it.
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.sns_certificates = ses_callbacks.CertificateCache()
 
     @staticmethod
     def base_url(settings: SesSettings) -> str:
@@ -190,6 +197,23 @@ class SesProvider(HttpProvider[SesCredentials, SesSettings]):
         )
         # The exact bytes that were signed go on the wire.
         return HttpRequest(method, url, headers=signed, content=body)
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: SesCredentials,
+        settings: SesSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """An SNS message carrying SES events (:mod:`providers.ses_callbacks`)."""
+        return await ses_callbacks.parse(
+            self.name,
+            request,
+            topic_arn=settings.sns_topic_arn,
+            certificates=self.sns_certificates,
+            client=client,
+            now=self.clock(),
+        )
 
     def error_code(self, response: httpx.Response) -> ErrorCode:
         body = json_body(response)

@@ -53,6 +53,21 @@ EXEMPT: dict[tuple[str, str], str] = {
         (name, "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it"
         for name in ("discord", "google_chat", "mattermost", "slack_webhook", "teams")
     },
+    **dict.fromkeys(
+        (
+            ("brevo", "webhook_username"),
+            ("brevo", "webhook_password"),
+            ("brevo", "webhook_token"),
+            ("mailgun", "webhook_signing_key"),
+            ("mailjet", "webhook_username"),
+            ("mailjet", "webhook_password"),
+            ("postmark", "webhook_username"),
+            ("postmark", "webhook_password"),
+            ("resend", "webhook_secret"),
+            ("sendgrid", "webhook_verification_key"),
+        ),
+        "verifies the provider's delivery callbacks: a credential, not a place",
+    ),
 }
 
 
