@@ -32,6 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: Characters of a provider's reason an event keeps.
 MAX_REASON = 500
 
+#: How far a signed callback's timestamp may be from our clock, in seconds, where the provider's
+#: scheme has one: older is a replay, newer a clock the provider does not keep.
+CALLBACK_TOLERANCE_SECONDS = 300
+
 
 class DeliveryEventKind(enum.StrEnum):
     DELIVERED = "delivered"
