@@ -34,6 +34,10 @@ MAX_REASON = 500
 #: How old (or how far ahead) a signed callback's timestamp may be: older ones are replays.
 CALLBACK_TOLERANCE_SECONDS = 300
 
+#: How far a signed callback's timestamp may be from our clock, in seconds, where the provider's
+#: scheme has one: older is a replay, newer a clock the provider does not keep.
+CALLBACK_TOLERANCE_SECONDS = 300
+
 
 class DeliveryEventKind(enum.StrEnum):
     DELIVERED = "delivered"

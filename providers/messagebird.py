@@ -9,7 +9,8 @@ its ``id`` is the message id. Errors are ``{"errors": [{"code", "description", "
 (https://developers.messagebird.com/api/#api-errors): 2 request not allowed (incorrect
 access key, HTTP 401), 9 missing params, 10 invalid params, 20 not found, 21 bad request,
 25 not enough balance, 98 API not found, 99 internal error. The API takes no idempotency key.
-``GET /balance`` reads the balance without sending anything.
+``GET /balance`` reads the balance without sending anything. Status reports, signed with the
+account's ``signing_key`` (a JWT), are verified and read by :mod:`providers.messagebird_callbacks`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import httpx
 from pydantic import SecretStr
 
 from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
+from providers.messagebird_callbacks import parse_status_report
 from providers.sms_common import (
     CodeTable,
     code_error,
@@ -51,6 +54,9 @@ RECIPIENT_CODES: CodeTable = {
 
 class MessageBirdCredentials(Credentials):
     access_key: SecretStr
+    #: The signing key (dashboard, Developers > API settings; not the access key) with which
+    #: MessageBird signs status reports: without it every report is refused.
+    signing_key: SecretStr | None = None
 
 
 class MessageBirdSettings(Settings):
@@ -69,6 +75,7 @@ class MessageBirdProvider(HttpProvider[MessageBirdCredentials, MessageBirdSettin
     settings_model = MessageBirdSettings
     returns_message_id = True
     message_id_key = "id"
+    supports_callbacks = True
 
     def build_request(
         self, message: Message, credentials: MessageBirdCredentials, settings: MessageBirdSettings
@@ -98,6 +105,17 @@ class MessageBirdProvider(HttpProvider[MessageBirdCredentials, MessageBirdSettin
         body = json_body(response)
         balance = f"{body.get('amount')} {body.get('type') or ''}".strip()
         return CheckResult(ok=True, detail=f"access key valid; balance: {balance}")
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: MessageBirdCredentials,
+        settings: MessageBirdSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """A status report, signed with the signing key (see providers.messagebird_callbacks)."""
+        key = credentials.signing_key
+        return parse_status_report(request, key.get_secret_value() if key else None)
 
     def classify(self, response: httpx.Response) -> ProviderError:
         errors = json_body(response).get("errors")

@@ -8,7 +8,9 @@ would be joined with ``<``, so only a checked E.164 number goes there), ``text``
 destinations under ``invalid_number``. Errors are ``{"api_id", "error"}``: 400 a parameter is
 missing or invalid, 401 authentication failed, 429 rate limited
 (https://www.plivo.com/docs/messaging/api/response). The API takes no idempotency key.
-``GET /v1/Account/{auth_id}/`` reads the account without sending anything.
+``GET /v1/Account/{auth_id}/`` reads the account without sending anything. Status callbacks,
+signed with the Auth Token (V3 signature), are verified and read by
+:mod:`providers.plivo_callbacks`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import httpx
 from pydantic import Field, SecretStr, model_validator
 
 from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.errors import ProviderError, RecipientError
 from providers.http import json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
+from providers.plivo_callbacks import parse_status_callback
 from providers.sms_common import message_text, msisdn, one_line, recipient_number
 
 DEFAULT_BASE_URL = "https://api.plivo.com"
@@ -59,6 +63,7 @@ class PlivoProvider(HttpProvider[PlivoCredentials, PlivoSettings]):
     #: "Messages containing only GSM03.38 7 bit characters have a maximum limit of 1600
     #: characters" (737 with unicode characters).
     max_body_length = 1600
+    supports_callbacks = True
 
     def build_request(
         self, message: Message, credentials: PlivoCredentials, settings: PlivoSettings
@@ -105,6 +110,16 @@ class PlivoProvider(HttpProvider[PlivoCredentials, PlivoSettings]):
             kind = body.get("account_type") or "unknown"
             return CheckResult(ok=True, detail=f"credentials valid; account type: {kind}")
         return CheckResult(ok=False, detail=str(self.classify(response)))
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: PlivoCredentials,
+        settings: PlivoSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """A status callback, V3-signed with the Auth Token (see providers.plivo_callbacks)."""
+        return parse_status_callback(request, credentials.auth_token.get_secret_value())
 
     def _error(self, response: httpx.Response, body: dict[str, Any], dst: str) -> ProviderError:
         error = one_line(body.get("error") or "")

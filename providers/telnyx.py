@@ -11,7 +11,8 @@ failed, 10011 too many requests, 10002/10016 invalid number (a recipient error w
 is ``/to``); the messaging codes
 (https://developers.telnyx.com/docs/messaging/messages/error-codes) add 40300 recipient replied
 STOP and 40310 invalid 'to' address. The send endpoint declares no idempotency key.
-``GET /v2/balance`` reads the balance without sending anything.
+``GET /v2/balance`` reads the balance without sending anything. Webhooks, signed with Ed25519,
+are verified with the account's ``public_key`` and read by :mod:`providers.telnyx_callbacks`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 
 from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
@@ -32,6 +34,7 @@ from providers.sms_common import (
     one_line,
     recipient_number,
 )
+from providers.telnyx_callbacks import load_public_key, parse_webhook
 
 DEFAULT_BASE_URL = "https://api.telnyx.com"
 
@@ -54,6 +57,16 @@ PHONE_NUMBER_CODES: CodeTable = {
 
 class TelnyxCredentials(Credentials):
     api_key: SecretStr
+    #: The account's webhook public key (base64 Ed25519, "Public Key" in the portal): without
+    #: it every webhook is refused. Public, so not a secret.
+    public_key: str | None = None
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519(cls, value: str | None) -> str | None:
+        if value is not None and load_public_key(value) is None:
+            raise ValueError("public_key must be the base64 Ed25519 public key Telnyx shows")
+        return value
 
 
 class TelnyxSettings(Settings):
@@ -79,6 +92,7 @@ class TelnyxProvider(HttpProvider[TelnyxCredentials, TelnyxSettings]):
     settings_model = TelnyxSettings
     returns_message_id = True
     message_id_key = "data.id"
+    supports_callbacks = True
 
     def build_request(
         self, message: Message, credentials: TelnyxCredentials, settings: TelnyxSettings
@@ -109,6 +123,16 @@ class TelnyxProvider(HttpProvider[TelnyxCredentials, TelnyxSettings]):
         fields = data if isinstance(data, dict) else {}
         balance = f"{fields.get('balance')} {fields.get('currency') or ''}".strip()
         return CheckResult(ok=True, detail=f"API key valid; balance: {balance}")
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: TelnyxCredentials,
+        settings: TelnyxSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """A webhook, signed with Ed25519 (:mod:`providers.telnyx_callbacks`)."""
+        return parse_webhook(request, credentials.public_key)
 
     def classify(self, response: httpx.Response) -> ProviderError:
         first = _first_error(response)

@@ -8,7 +8,8 @@ Message resource; its ``sid`` (``SM...``) is the message id. Errors are
 (https://www.twilio.com/docs/api/errors): 21211 invalid 'To' number, 21610 recipient replied
 STOP, 20003 authentication failed (HTTP 401), 20429 too many requests (HTTP 429). The Messages
 API takes no idempotency key. ``GET /2010-04-01/Accounts/{AccountSid}.json`` reads the account
-(``status``: active, suspended or closed) without sending anything.
+(``status``: active, suspended or closed) without sending anything. Status callbacks, signed
+with the Auth Token, are verified and read by :mod:`providers.twilio_callbacks`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from providers.base import (
     Message,
     RateLimitSettings,
 )
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import json_body, send_request
 from providers.http_provider import ErrorCode, HttpProvider, HttpRequest
@@ -33,6 +35,7 @@ from providers.sms_common import (
     one_line,
     recipient_number,
 )
+from providers.twilio_callbacks import parse_status_callback
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 
@@ -88,6 +91,7 @@ class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
     message_id_key = "sid"
     #: "Body ... can be up to 1,600 characters in length."
     max_body_length = 1600
+    supports_callbacks = True
 
     def build_request(
         self, message: Message, credentials: TwilioCredentials, settings: TwilioSettings
@@ -118,6 +122,16 @@ class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
         if status != "active":
             return CheckResult(ok=False, detail=f"account status is {status}, not active")
         return CheckResult(ok=True, detail="account active")
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: TwilioCredentials,
+        settings: TwilioSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """A status callback, signed with the Auth Token (:mod:`providers.twilio_callbacks`)."""
+        return parse_status_callback(request, credentials.auth_token.get_secret_value())
 
     def classify(self, response: httpx.Response) -> ProviderError:
         code = self.error_code(response)

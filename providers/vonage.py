@@ -9,7 +9,9 @@ status table is documented at
 https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms and
 https://developer.vonage.com/en/api-errors/sms. The API takes no idempotency key.
 ``GET https://rest.nexmo.com/account/get-balance`` with basic auth checks the credentials
-(https://developer.vonage.com/en/account/code-snippets/account-balance).
+(https://developer.vonage.com/en/account/code-snippets/account-balance). Delivery receipts,
+signed with the account's signature secret, are verified and read by
+:mod:`providers.vonage_callbacks`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 from providers.base import ChannelType, CheckResult, Credentials, Message, Settings
+from providers.callbacks import CallbackRequest, ParsedCallback
 from providers.errors import IntegrationError, ProviderError, RecipientError, RetryableError
 from providers.http import json_body, send_request
 from providers.http_provider import HttpProvider, HttpRequest
@@ -33,6 +36,7 @@ from providers.sms_common import (
     one_line,
     recipient_number,
 )
+from providers.vonage_callbacks import SignatureMethod, parse_receipt
 
 DEFAULT_BASE_URL = "https://rest.nexmo.com"
 
@@ -68,6 +72,9 @@ _NAMES_TO = re.compile(r"\bto\s+(address|param|number)|\bparam(eter)?\s*[`'\"]?t
 class VonageCredentials(Credentials):
     api_key: str
     api_secret: SecretStr
+    #: The account's signature secret (dashboard, API settings), with which Vonage signs
+    #: delivery receipts once signed webhooks are enabled: without it every receipt is refused.
+    signature_secret: SecretStr | None = None
 
 
 class VonageSettings(Settings):
@@ -75,6 +82,9 @@ class VonageSettings(Settings):
     sender: str
     #: Delivery receipt webhook, when not set on the account.
     callback: str | None = None
+    #: The account's signature method (dashboard, API settings): ``md5hash`` ("MD5 hash", the
+    #: default), or the ``md5``, ``sha1``, ``sha256``, ``sha512`` HMACs.
+    signature_method: SignatureMethod = "md5hash"
     base_url: str = DEFAULT_BASE_URL
 
 
@@ -87,6 +97,7 @@ class VonageProvider(HttpProvider[VonageCredentials, VonageSettings]):
     returns_message_id = True
     #: "The SMS API has a default throughput limit of 30 API requests per second."
     rate_limit_per_second = 30.0
+    supports_callbacks = True
 
     def build_request(
         self, message: Message, credentials: VonageCredentials, settings: VonageSettings
@@ -137,6 +148,22 @@ class VonageProvider(HttpProvider[VonageCredentials, VonageSettings]):
             value = json_body(response).get("value")
             return CheckResult(ok=True, detail=f"credentials valid; balance: {value} EUR")
         return CheckResult(ok=False, detail=str(self.classify(response)))
+
+    async def parse_callback(
+        self,
+        request: CallbackRequest,
+        credentials: VonageCredentials,
+        settings: VonageSettings,
+        client: httpx.AsyncClient,
+    ) -> ParsedCallback:
+        """A delivery receipt, signed with the signature secret (see providers.vonage_callbacks)."""
+        secret = credentials.signature_secret
+        return parse_receipt(
+            request,
+            api_key=credentials.api_key,
+            signature_secret=secret.get_secret_value() if secret else None,
+            method=settings.signature_method,
+        )
 
     def _status_error(
         self, response: httpx.Response, status: str, error_text: str
