@@ -47,6 +47,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "slack_webhook": "providers.slack_webhook:SlackWebhookProvider",
         "smtp": "providers.smtp:SmtpProvider",
         "teams": "providers.teams:TeamsProvider",
+        "teams_workflows": "providers.teams_workflows:TeamsWorkflowsProvider",
         "telegram": "providers.telegram:TelegramProvider",
         "telnyx": "providers.telnyx:TelnyxProvider",
         "twilio": "providers.twilio:TwilioProvider",

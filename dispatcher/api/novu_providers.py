@@ -133,6 +133,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
+    NovuProvider("teams_workflows", "teams-workflows", WEBHOOK_CHAT),
     NovuProvider(
         "telegram",
         "telegram",

@@ -51,7 +51,14 @@ EXEMPT: dict[tuple[str, str], str] = {
     },
     **{
         (name, "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it"
-        for name in ("discord", "google_chat", "mattermost", "slack_webhook", "teams")
+        for name in (
+            "discord",
+            "google_chat",
+            "mattermost",
+            "slack_webhook",
+            "teams",
+            "teams_workflows",
+        )
     },
 }
 
@@ -150,12 +157,15 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
     ("smtp", "host"): smtp_host,
     ("mattermost", "webhook_url"): chat_webhook("mattermost", samples("mattermost").URL),
     ("teams", "webhook_url"): chat_webhook("teams", samples("teams").URL),
+    ("teams_workflows", "webhook_url"): chat_webhook(
+        "teams_workflows", samples("teams_workflows").URL
+    ),
 }
 
 #: Cases whose field must be an https URL on the default port.
 ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
-     ("telegram", "base_url")}
+     ("telegram", "base_url"), ("teams_workflows", "webhook_url")}
 )  # fmt: skip
 
 
