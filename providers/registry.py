@@ -53,6 +53,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "twilio": "providers.twilio:TwilioProvider",
         "vonage": "providers.vonage:VonageProvider",
         "webhook": "providers.webhook:WebhookProvider",
+        "zulip": "providers.zulip:ZulipProvider",
     }
 )
 

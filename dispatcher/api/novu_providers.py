@@ -172,6 +172,13 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider(
         "webhook", "webhook", {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")}
     ),
+    # Novu's Zulip posts to an incoming-webhook URL; this one is the bot API (a webhookUrl is
+    # refused by name): the bot's email as user, its key as apiKey, the site as baseUrl.
+    NovuProvider(
+        "zulip",
+        "zulip",
+        {"user": _c("email"), "apiKey": _c("api_key"), "baseUrl": _s("base_url")},
+    ),
 )
 
 BY_NAME = {provider.name: provider for provider in PROVIDERS}

@@ -148,6 +148,7 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
             "telnyx",
             "twilio",
             "vonage",
+            "zulip",
         )
     },
     ("telegram", "base_url"): telegram_base_url,
@@ -165,7 +166,8 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
 #: Cases whose field must be an https URL on the default port.
 ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
-     ("telegram", "base_url"), ("teams_workflows", "webhook_url")}
+     ("telegram", "base_url"), ("teams_workflows", "webhook_url"),
+     ("zulip", "base_url")}
 )  # fmt: skip
 
 
