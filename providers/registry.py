@@ -41,6 +41,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "plivo": "providers.plivo:PlivoProvider",
         "postmark": "providers.postmark:PostmarkProvider",
         "resend": "providers.resend:ResendProvider",
+        "rocket_chat": "providers.rocket_chat:RocketChatProvider",
         "sendgrid": "providers.sendgrid:SendGridProvider",
         "ses": "providers.ses:SesProvider",
         "slack": "providers.slack:SlackProvider",

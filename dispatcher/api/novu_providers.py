@@ -96,6 +96,17 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     ),
     NovuProvider("postmark", "postmark", {"apiKey": _c("server_token"), **EMAIL}),
     NovuProvider("resend", "resend", {"apiKey": _c("api_key"), **EMAIL}),
+    # Novu's Rocket.Chat takes the same pair: its token and user.
+    NovuProvider(
+        "rocket_chat",
+        "rocket-chat",
+        {
+            "token": _c("auth_token"),
+            "user": _c("user_id"),
+            "baseUrl": _s("base_url"),
+            "channelId": _s("channel"),
+        },
+    ),
     NovuProvider(
         "sendgrid", "sendgrid", {"apiKey": _c("api_key"), "region": _s("region"), **EMAIL}
     ),

@@ -142,6 +142,7 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
             "plivo",
             "postmark",
             "resend",
+            "rocket_chat",
             "sendgrid",
             "ses",
             "slack",
@@ -167,7 +168,8 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
 ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
      ("telegram", "base_url"), ("teams_workflows", "webhook_url"),
-     ("zulip", "base_url")}
+     ("zulip", "base_url"),
+     ("rocket_chat", "base_url")}
 )  # fmt: skip
 
 
