@@ -40,6 +40,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "onesignal": "providers.onesignal:OneSignalProvider",
         "plivo": "providers.plivo:PlivoProvider",
         "postmark": "providers.postmark:PostmarkProvider",
+        "pushover": "providers.pushover:PushoverProvider",
         "resend": "providers.resend:ResendProvider",
         "rocket_chat": "providers.rocket_chat:RocketChatProvider",
         "sendgrid": "providers.sendgrid:SendGridProvider",

@@ -95,6 +95,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("postmark", "postmark", {"apiKey": _c("server_token"), **EMAIL}),
+    NovuProvider("pushover", "pushover", {"token": _c("app_token")}),
     NovuProvider("resend", "resend", {"apiKey": _c("api_key"), **EMAIL}),
     # Novu's Rocket.Chat takes the same pair: its token and user.
     NovuProvider(
