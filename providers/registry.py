@@ -37,6 +37,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "mailjet": "providers.mailjet:MailjetProvider",
         "mattermost": "providers.mattermost:MattermostProvider",
         "messagebird": "providers.messagebird:MessageBirdProvider",
+        "ntfy": "providers.ntfy:NtfyProvider",
         "onesignal": "providers.onesignal:OneSignalProvider",
         "plivo": "providers.plivo:PlivoProvider",
         "postmark": "providers.postmark:PostmarkProvider",

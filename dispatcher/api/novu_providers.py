@@ -82,6 +82,16 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         {"accessKey": _c("access_key"), "from": _s("originator"), "baseUrl": _s("base_url")},
     ),
     NovuProvider(
+        "ntfy",
+        "ntfy",
+        {
+            "token": _c("access_token"),
+            "user": _c("username"),
+            "password": _c("password"),
+            "baseUrl": _s("base_url"),
+        },
+    ),
+    NovuProvider(
         "onesignal", "one-signal", {"applicationId": _c("app_id"), "apiKey": _c("api_key")}
     ),
     NovuProvider(

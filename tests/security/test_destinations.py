@@ -139,6 +139,7 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
             "mailgun",
             "mailjet",
             "messagebird",
+            "ntfy",
             "plivo",
             "postmark",
             "resend",
@@ -169,7 +170,8 @@ ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
      ("telegram", "base_url"), ("teams_workflows", "webhook_url"),
      ("zulip", "base_url"),
-     ("rocket_chat", "base_url")}
+     ("rocket_chat", "base_url"),
+     ("ntfy", "base_url")}
 )  # fmt: skip
 
 
