@@ -33,6 +33,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "fake_http": "providers.fake:FakeHttpProvider",
         "fcm": "providers.fcm:FcmProvider",
         "google_chat": "providers.google_chat:GoogleChatProvider",
+        "gotify": "providers.gotify:GotifyProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",
         "mattermost": "providers.mattermost:MattermostProvider",

@@ -67,6 +67,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     # serviceAccount is the service account's JSON key file, spread over our fields.
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
     NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
+    NovuProvider("gotify", "gotify", {"token": _c("app_token"), "baseUrl": _s("base_url")}),
     NovuProvider(
         "mailgun",
         "mailgun",

@@ -49,6 +49,8 @@ EXEMPT: dict[tuple[str, str], str] = {
         "(tests/dispatcher/runtime/test_guarded_connector.py)"
         for name in ("discord", "google_chat", "slack_webhook")
     },
+    ("gotify", "allowed_webhook_hosts"): "a filter on a subscriber's message URL, held to "
+    "base_url's host besides it (tests/providers/test_gotify.py)",
     **{
         (name, "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it"
         for name in (
@@ -136,6 +138,7 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
         (name, "base_url"): base_url(name)
         for name in (
             "brevo",
+            "gotify",
             "mailgun",
             "mailjet",
             "messagebird",
@@ -171,7 +174,8 @@ ON_PORT_443 = frozenset(
      ("telegram", "base_url"), ("teams_workflows", "webhook_url"),
      ("zulip", "base_url"),
      ("rocket_chat", "base_url"),
-     ("ntfy", "base_url")}
+     ("ntfy", "base_url"),
+     ("gotify", "base_url")}
 )  # fmt: skip
 
 
