@@ -34,6 +34,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "fcm": "providers.fcm:FcmProvider",
         "google_chat": "providers.google_chat:GoogleChatProvider",
         "gotify": "providers.gotify:GotifyProvider",
+        "line": "providers.line:LineProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",
         "mattermost": "providers.mattermost:MattermostProvider",

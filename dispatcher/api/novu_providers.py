@@ -68,6 +68,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
     NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
     NovuProvider("gotify", "gotify", {"token": _c("app_token"), "baseUrl": _s("base_url")}),
+    NovuProvider("line", "line", {"token": _c("channel_access_token"), "channelId": _s("to")}),
     NovuProvider(
         "mailgun",
         "mailgun",
