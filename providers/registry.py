@@ -37,6 +37,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "line": "providers.line:LineProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",
+        "matrix": "providers.matrix:MatrixProvider",
         "mattermost": "providers.mattermost:MattermostProvider",
         "messagebird": "providers.messagebird:MessageBirdProvider",
         "ntfy": "providers.ntfy:NtfyProvider",

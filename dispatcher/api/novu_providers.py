@@ -77,6 +77,11 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider(
         "mailjet", "mailjet", {"apiKey": _c("api_key"), "secretKey": _c("secret_key"), **EMAIL}
     ),
+    NovuProvider(
+        "matrix",
+        "matrix",
+        {"token": _c("access_token"), "baseUrl": _s("base_url"), "channelId": _s("room_id")},
+    ),
     NovuProvider("mattermost", "mattermost", WEBHOOK_CHAT),
     NovuProvider(
         "messagebird",

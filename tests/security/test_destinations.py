@@ -141,6 +141,7 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
             "gotify",
             "mailgun",
             "mailjet",
+            "matrix",
             "messagebird",
             "ntfy",
             "plivo",
@@ -175,7 +176,8 @@ ON_PORT_443 = frozenset(
      ("zulip", "base_url"),
      ("rocket_chat", "base_url"),
      ("ntfy", "base_url"),
-     ("gotify", "base_url")}
+     ("gotify", "base_url"),
+     ("matrix", "base_url")}
 )  # fmt: skip
 
 
