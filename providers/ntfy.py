@@ -111,7 +111,7 @@ class NtfyProvider(PerTokenHttpProvider[NtfyCredentials, NtfySettings, HttpReque
             "POST",
             f"{settings.base_url}/",
             headers=_headers(credentials),
-            json=build_payload(message, only_token(message), settings),
+            json=build_payload(message, only_token(self.name, message), settings),
             auth=_basic(credentials),
         )
 

@@ -116,11 +116,11 @@ def _folded_failure(provider: str, failures: list[ProviderError]) -> ProviderErr
     )
 
 
-def only_token(message: Message) -> str:
+def only_token(provider: str, message: Message) -> str:
     """The one device token of a message :class:`PerTokenHttpProvider` builds a request for."""
-    tokens = message.to.device_tokens
-    if len(tokens) != 1 or not tokens[0]:
-        raise RecipientError("push", "expected exactly one device token")
+    tokens = unique_tokens(provider, message.to.device_tokens)
+    if len(tokens) != 1:
+        raise RecipientError(provider, f"one device token per request, not {len(tokens)}")
     return tokens[0]
 
 

@@ -85,7 +85,7 @@ class PushoverProvider(PerTokenHttpProvider[PushoverCredentials, NoSettings, Htt
         return HttpRequest(
             "POST",
             f"{API_URL}/messages.json",
-            data=form(message, credentials, only_token(message)),
+            data=form(message, credentials, only_token(self.name, message)),
         )
 
     def rejection(self, response: httpx.Response, request: HttpRequest) -> ProviderError | None:

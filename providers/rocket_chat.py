@@ -57,6 +57,8 @@ DESTINATION_ERRORS = frozenset(
 )
 #: ``errorType`` values refusing this message itself, whatever the integration.
 MESSAGE_ERRORS = frozenset({"error-message-size-exceeded"})
+#: The code a refusal's ``error`` text ends with: ``... [error-too-many-requests]``.
+_BRACKETED = re.compile(r"\[([\w.-]+)\]\s*$")
 #: The wait a rate-limited answer names in its text.
 _WAIT = re.compile(r"wait (\d+) seconds")
 
@@ -156,12 +158,23 @@ def _headers(credentials: RocketChatCredentials) -> Mapping[str, str]:
     }
 
 
+def _code(body: dict[str, Any]) -> str | None:
+    """``errorType``, else the code ``error`` is or ends with (``invalid-channel``)."""
+    if body.get("errorType"):
+        return str(body["errorType"])
+    error = str(body.get("error") or "")
+    if error and not any(character.isspace() for character in error):
+        return error
+    bracketed = _BRACKETED.search(error)
+    return bracketed.group(1) if bracketed else None
+
+
 def _refusal(
     provider: str, response: httpx.Response, body: dict[str, Any], request: BotPost
 ) -> ProviderError:
     status = response.status_code
     secret = request.token.get_secret_value()
-    code = str(body.get("errorType") or body.get("error") or "") or None
+    code = _code(body)
     explained = str(body.get("error") or body.get("message") or "")
     detail = (
         redact(explained, secrets=[secret])
@@ -177,7 +190,7 @@ def _refusal(
         return RetryableError(
             provider, text, status_code=status, provider_code=code, retry_after=wait
         )
-    codes = {str(body.get("errorType") or ""), str(body.get("error") or "")}
+    codes = {code, str(body.get("error") or "")}
     if codes & DESTINATION_ERRORS:
         whose = "recipient's chat_id" if request.from_recipient else "channel setting"
         return destination_error(request.from_recipient)(

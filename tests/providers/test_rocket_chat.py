@@ -105,6 +105,7 @@ class TestRocketChat(ProviderContract):
                     },
                 ),
                 IntegrationError,
+                "error-unauthorized",
             ),
         ),
     )
@@ -122,6 +123,7 @@ def test_the_wait_named_in_a_rate_limited_answer() -> None:
     outcome = send(TestRocketChat.case, answer)
     assert isinstance(outcome.error, RetryableError)
     assert outcome.error.retry_after == 12.0
+    assert outcome.error.provider_code == "error-too-many-requests"
 
 
 def test_the_channel_setting_is_ours_and_a_room_id_is_sent_as_room_id() -> None:

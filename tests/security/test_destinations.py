@@ -53,15 +53,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     "base_url's host besides it (tests/providers/test_gotify.py)",
     **{
         (name, "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it"
-        for name in (
-            "discord",
-            "google_chat",
-            "mattermost",
-            "slack_webhook",
-            "teams",
-            "teams_workflows",
-        )
+        for name in ("discord", "google_chat", "mattermost", "slack_webhook", "teams")
     },
+    ("teams_workflows", "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it",
 }
 
 
@@ -172,11 +166,8 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
 #: Cases whose field must be an https URL on the default port.
 ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
-     ("telegram", "base_url"), ("teams_workflows", "webhook_url"),
-     ("zulip", "base_url"),
-     ("rocket_chat", "base_url"),
-     ("ntfy", "base_url"),
-     ("gotify", "base_url"),
+     ("telegram", "base_url"), ("teams_workflows", "webhook_url"), ("zulip", "base_url"),
+     ("rocket_chat", "base_url"), ("ntfy", "base_url"), ("gotify", "base_url"),
      ("matrix", "base_url")}
 )  # fmt: skip
 
