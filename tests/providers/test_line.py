@@ -2,7 +2,10 @@
 published in 2025): "Send push message" (``POST /v2/bot/message/push``, ``sentMessages``),
 "Retry failed API requests" (``X-Line-Retry-Key``, a UUID; 409 once accepted with
 ``x-line-accepted-request-id``), "Status codes" and the error response (``{"message",
-"details": [{"message", "property"}]}``) and "Get bot info" (``GET /v2/bot/info``)."""
+"details": [{"message", "property"}]}``) and "Get bot info" (``GET /v2/bot/info``); and LINE's
+OpenAPI document (github.com/line/line-openapi, messaging-api.yml: ``pushMessage`` with the
+``X-Line-Retry-Key`` UUID header, ``PushMessageResponse``, and ``ErrorResponse`` carrying
+``sentMessages`` on 409)."""
 
 import json
 import uuid
