@@ -54,9 +54,7 @@ def refused(status: int, parameter: str, error: str) -> Answer:
     )
 
 
-INVALID_USER = refused(
-    400, "user", "user identifier is not a valid user, group, or subscribed user key"
-)
+INVALID_USER = refused(400, "user", "user identifier is invalid")
 
 
 class TestPushover(ProviderContract):

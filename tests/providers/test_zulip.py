@@ -1,6 +1,6 @@
 """Zulip, against its REST API documentation (Zulip 10, 2025): "Send a message"
 (https://zulip.com/api/send-message: the form fields, the ``id`` answer, the
-``STREAM_DOES_NOT_EXIST`` and ``Invalid user ID`` errors), "HTTP basic authentication" and
+``STREAM_DOES_NOT_EXIST`` and ``Invalid email`` example errors), "HTTP basic authentication" and
 "Error handling" (https://zulip.com/api/rest-error-handling: ``INVALID_API_KEY``,
 ``RATE_LIMIT_HIT`` with ``retry-after``) and "Get own user" (https://zulip.com/api/get-own-user).
 """
@@ -59,7 +59,7 @@ def error(status: int, code: str, msg: str, **extra: object) -> Answer:
 NO_STREAM = error(
     400, "STREAM_DOES_NOT_EXIST", "Channel 'deploys' does not exist", stream="deploys"
 )
-INVALID_USER = error(400, "BAD_REQUEST", "Invalid user ID 10")
+INVALID_USER = error(400, "BAD_REQUEST", "Invalid email 'eeshan@zulip.com'")
 
 
 class TestZulip(ProviderContract):
@@ -70,7 +70,10 @@ class TestZulip(ProviderContract):
         message=MESSAGE,
         method="POST",
         url=URL,
-        success=Answer(200, json={"id": 42, "msg": "", "result": "success"}),
+        success=Answer(
+            200,
+            json={"automatic_new_visibility_policy": 2, "id": 42, "msg": "", "result": "success"},
+        ),
         expected_message_id="42",
         check_request=check_request,
         bad_credentials=error(401, "INVALID_API_KEY", "Invalid API key"),
