@@ -31,9 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Characters of a provider's reason an event keeps.
 MAX_REASON = 500
-#: How old (or how far ahead) a signed callback's timestamp may be: older ones are replays.
-CALLBACK_TOLERANCE_SECONDS = 300
-
 #: How far a signed callback's timestamp may be from our clock, in seconds, where the provider's
 #: scheme has one: older is a replay, newer a clock the provider does not keep.
 CALLBACK_TOLERANCE_SECONDS = 300

@@ -162,6 +162,23 @@ def webhook_url_validator(
     return check
 
 
+def base_url_validator(setting: str) -> Callable[[str], str]:
+    """A pydantic ``field_validator`` body for a server's base URL the tenant chooses (a
+    self-hosted chat server, a homeserver): ``https`` on the default port, no user info, query
+    or fragment (a path prefix is kept), returned without its trailing ``/``. The URL is not a
+    secret; the dispatcher's guard checks where it leads when it connects."""
+
+    def check(value: str) -> str:
+        problem = url_problem(value)
+        if problem is None and (httpx.URL(value).query or "#" in value):
+            problem = "must not carry a query or fragment"
+        if problem:
+            raise ValueError(f"{setting} {problem}")
+        return value.rstrip("/")
+
+    return check
+
+
 def webhook_destination(
     provider: str,
     message: Message,

@@ -13,14 +13,21 @@ themselves and call :func:`fold_outcomes`. Either way the outcomes fold into one
   request may have reached the provider (a resend may duplicate on that device), else a
   :class:`RetryableError` if any token got one (with the longest ``retry_after`` asked for), else
   a :class:`RecipientError` (every token is invalid or unregistered).
+
+:class:`PerTokenHttpProvider` is the :class:`~providers.http_provider.HttpProvider` of such an
+API: its request is built for a message holding one token (:func:`only_token`), and its ``send``
+makes one of those requests per token.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar, Generic
 
-from providers.base import SendResult
+import httpx
+
+from providers.base import CredentialsT, Message, SendResult, SettingsT
 from providers.errors import (
     AmbiguousError,
     IntegrationError,
@@ -28,6 +35,7 @@ from providers.errors import (
     RecipientError,
     RetryableError,
 )
+from providers.http_provider import HttpProvider, RequestT
 
 #: Requests in flight at once for one recipient's tokens.
 DEFAULT_MAX_CONCURRENCY = 10
@@ -106,3 +114,40 @@ def _folded_failure(provider: str, failures: list[ProviderError]) -> ProviderErr
         status_code=first.status_code,
         provider_code=first.provider_code,
     )
+
+
+def only_token(provider: str, message: Message) -> str:
+    """The one device token of a message :class:`PerTokenHttpProvider` builds a request for."""
+    tokens = unique_tokens(provider, message.to.device_tokens)
+    if len(tokens) != 1:
+        raise RecipientError(provider, f"one device token per request, not {len(tokens)}")
+    return tokens[0]
+
+
+class PerTokenHttpProvider(
+    HttpProvider[CredentialsT, SettingsT, RequestT], Generic[CredentialsT, SettingsT, RequestT]
+):
+    """A push API taking one address per request: :meth:`build_request` sees a message with
+    one device token (:func:`only_token`); ``send`` sends one per token and folds them."""
+
+    #: Requests in flight at once for one recipient's tokens.
+    max_concurrency: ClassVar[int] = DEFAULT_MAX_CONCURRENCY
+
+    async def send(
+        self,
+        message: Message,
+        credentials: CredentialsT,
+        settings: SettingsT,
+        client: httpx.AsyncClient,
+    ) -> SendResult:
+        send_one_request = super().send
+
+        async def send_one(token: str) -> SendResult:
+            single = message.model_copy(
+                update={"to": message.to.model_copy(update={"device_tokens": (token,)})}
+            )
+            return await send_one_request(single, credentials, settings, client)
+
+        return await send_to_each_token(
+            self.name, message.to.device_tokens, send_one, max_concurrency=self.max_concurrency
+        )

@@ -67,6 +67,8 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     # serviceAccount is the service account's JSON key file, spread over our fields.
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
     NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
+    NovuProvider("gotify", "gotify", {"token": _c("app_token"), "baseUrl": _s("base_url")}),
+    NovuProvider("line", "line", {"token": _c("channel_access_token"), "channelId": _s("to")}),
     NovuProvider(
         "mailgun",
         "mailgun",
@@ -75,11 +77,26 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider(
         "mailjet", "mailjet", {"apiKey": _c("api_key"), "secretKey": _c("secret_key"), **EMAIL}
     ),
+    NovuProvider(
+        "matrix",
+        "matrix",
+        {"token": _c("access_token"), "baseUrl": _s("base_url"), "channelId": _s("room_id")},
+    ),
     NovuProvider("mattermost", "mattermost", WEBHOOK_CHAT),
     NovuProvider(
         "messagebird",
         "messagebird",
         {"accessKey": _c("access_key"), "from": _s("originator"), "baseUrl": _s("base_url")},
+    ),
+    NovuProvider(
+        "ntfy",
+        "ntfy",
+        {
+            "token": _c("access_token"),
+            "user": _c("username"),
+            "password": _c("password"),
+            "baseUrl": _s("base_url"),
+        },
     ),
     NovuProvider(
         "onesignal", "one-signal", {"applicationId": _c("app_id"), "apiKey": _c("api_key")}
@@ -95,7 +112,19 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("postmark", "postmark", {"apiKey": _c("server_token"), **EMAIL}),
+    NovuProvider("pushover", "pushover", {"token": _c("app_token")}),
     NovuProvider("resend", "resend", {"apiKey": _c("api_key"), **EMAIL}),
+    # Novu's Rocket.Chat takes the same pair: its token and user.
+    NovuProvider(
+        "rocket_chat",
+        "rocket-chat",
+        {
+            "token": _c("auth_token"),
+            "user": _c("user_id"),
+            "baseUrl": _s("base_url"),
+            "channelId": _s("channel"),
+        },
+    ),
     NovuProvider(
         "sendgrid", "sendgrid", {"apiKey": _c("api_key"), "region": _s("region"), **EMAIL}
     ),
@@ -133,6 +162,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
+    NovuProvider("teams_workflows", "teams-workflows", WEBHOOK_CHAT),
     NovuProvider(
         "telegram",
         "telegram",
@@ -170,6 +200,13 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     ),
     NovuProvider(
         "webhook", "webhook", {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")}
+    ),
+    # Novu's Zulip posts to an incoming-webhook URL; this one is the bot API (a webhookUrl is
+    # refused by name): the bot's email as user, its key as apiKey, the site as baseUrl.
+    NovuProvider(
+        "zulip",
+        "zulip",
+        {"user": _c("email"), "apiKey": _c("api_key"), "baseUrl": _s("base_url")},
     ),
 )
 

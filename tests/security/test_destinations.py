@@ -49,6 +49,8 @@ EXEMPT: dict[tuple[str, str], str] = {
         "(tests/dispatcher/runtime/test_guarded_connector.py)"
         for name in ("discord", "google_chat", "slack_webhook")
     },
+    ("gotify", "allowed_webhook_hosts"): "a filter on a subscriber's message URL, held to "
+    "base_url's host besides it (tests/providers/test_gotify.py)",
     **{
         (name, "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it"
         for name in ("discord", "google_chat", "mattermost", "slack_webhook", "teams")
@@ -68,6 +70,7 @@ EXEMPT: dict[tuple[str, str], str] = {
         ),
         "verifies the provider's delivery callbacks: a credential, not a place",
     ),
+    ("teams_workflows", "allowed_webhook_hosts"): "a filter on webhook_url, whose case sets it",
 }
 
 
@@ -144,18 +147,23 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
         (name, "base_url"): base_url(name)
         for name in (
             "brevo",
+            "gotify",
             "mailgun",
             "mailjet",
+            "matrix",
             "messagebird",
+            "ntfy",
             "plivo",
             "postmark",
             "resend",
+            "rocket_chat",
             "sendgrid",
             "ses",
             "slack",
             "telnyx",
             "twilio",
             "vonage",
+            "zulip",
         )
     },
     ("telegram", "base_url"): telegram_base_url,
@@ -165,12 +173,17 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
     ("smtp", "host"): smtp_host,
     ("mattermost", "webhook_url"): chat_webhook("mattermost", samples("mattermost").URL),
     ("teams", "webhook_url"): chat_webhook("teams", samples("teams").URL),
+    ("teams_workflows", "webhook_url"): chat_webhook(
+        "teams_workflows", samples("teams_workflows").URL
+    ),
 }
 
 #: Cases whose field must be an https URL on the default port.
 ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
-     ("telegram", "base_url")}
+     ("telegram", "base_url"), ("teams_workflows", "webhook_url"), ("zulip", "base_url"),
+     ("rocket_chat", "base_url"), ("ntfy", "base_url"), ("gotify", "base_url"),
+     ("matrix", "base_url")}
 )  # fmt: skip
 
 
