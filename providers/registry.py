@@ -52,6 +52,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "twilio": "providers.twilio:TwilioProvider",
         "vonage": "providers.vonage:VonageProvider",
         "webhook": "providers.webhook:WebhookProvider",
+        "webpush": "providers.webpush:WebPushProvider",
     }
 )
 

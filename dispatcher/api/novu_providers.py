@@ -171,6 +171,8 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider(
         "webhook", "webhook", {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")}
     ),
+    # Novu has no Web Push provider: our name, the VAPID key as secretKey, its contact as from.
+    NovuProvider("webpush", "webpush", {"secretKey": _c("private_key"), "from": _s("subject")}),
 )
 
 BY_NAME = {provider.name: provider for provider in PROVIDERS}
