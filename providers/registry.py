@@ -53,6 +53,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "vonage": "providers.vonage:VonageProvider",
         "webhook": "providers.webhook:WebhookProvider",
         "webpush": "providers.webpush:WebPushProvider",
+        "whatsapp_business": "providers.whatsapp_business:WhatsAppProvider",
     }
 )
 

@@ -173,6 +173,15 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     ),
     # Novu has no Web Push provider: our name, the VAPID key as secretKey, its contact as from.
     NovuProvider("webpush", "webpush", {"secretKey": _c("private_key"), "from": _s("subject")}),
+    NovuProvider(
+        "whatsapp_business",
+        "whatsapp-business",
+        {
+            "apiToken": _c("access_token"),
+            "phoneNumberIdentification": _s("phone_number_id"),
+            "baseUrl": _s("base_url"),
+        },
+    ),
 )
 
 BY_NAME = {provider.name: provider for provider in PROVIDERS}
