@@ -50,6 +50,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "telegram": "providers.telegram:TelegramProvider",
         "telnyx": "providers.telnyx:TelnyxProvider",
         "twilio": "providers.twilio:TwilioProvider",
+        "twilio_whatsapp": "providers.twilio_whatsapp:TwilioWhatsAppProvider",
         "vonage": "providers.vonage:VonageProvider",
         "webhook": "providers.webhook:WebhookProvider",
         "webpush": "providers.webpush:WebPushProvider",

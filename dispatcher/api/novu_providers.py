@@ -158,6 +158,17 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "baseUrl": _s("base_url"),
         },
     ),
+    # Novu has no Twilio WhatsApp provider (its "twilio" is SMS): our name in Novu's case.
+    NovuProvider(
+        "twilio_whatsapp",
+        "twilio-whatsapp",
+        {
+            "accountSid": _c("account_sid"),
+            "token": _c("auth_token"),
+            "from": _s("from_number"),
+            "baseUrl": _s("base_url"),
+        },
+    ),
     NovuProvider(
         "vonage",
         "nexmo",
