@@ -132,6 +132,15 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "senderName": _s("from_name"),
         },
     ),
+    NovuProvider(
+        "sns",
+        "sns",
+        {
+            "apiKey": _c("access_key_id"),
+            "secretKey": _c("secret_access_key"),
+            "region": _s("region"),
+        },
+    ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
     NovuProvider(
         "telegram",
