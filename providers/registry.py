@@ -27,6 +27,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
     {
         "apns": "providers.apns:ApnsProvider",
         "brevo": "providers.brevo:BrevoProvider",
+        "clickatell": "providers.clickatell:ClickatellProvider",
         "discord": "providers.discord:DiscordProvider",
         "expo": "providers.expo:ExpoProvider",
         "fake": "providers.fake:FakeProvider",

@@ -60,6 +60,11 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("brevo", "sendinblue", {"apiKey": _c("api_key"), **EMAIL}),
+    NovuProvider(
+        "clickatell",
+        "clickatell",
+        {"apiKey": _c("api_key"), "from": _s("from_number"), "baseUrl": _s("base_url")},
+    ),
     NovuProvider("discord", "discord", WEBHOOK_CHAT),
     NovuProvider("expo", "expo", {"apiKey": _c("access_token")}),
     NovuProvider("fake", "fake", {"apiKey": _c("api_key")}),
