@@ -27,6 +27,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
     {
         "apns": "providers.apns:ApnsProvider",
         "brevo": "providers.brevo:BrevoProvider",
+        "clickatell": "providers.clickatell:ClickatellProvider",
         "discord": "providers.discord:DiscordProvider",
         "expo": "providers.expo:ExpoProvider",
         "fake": "providers.fake:FakeProvider",
@@ -52,13 +53,17 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "slack": "providers.slack:SlackProvider",
         "slack_webhook": "providers.slack_webhook:SlackWebhookProvider",
         "smtp": "providers.smtp:SmtpProvider",
+        "sns": "providers.sns:SnsProvider",
         "teams": "providers.teams:TeamsProvider",
         "teams_workflows": "providers.teams_workflows:TeamsWorkflowsProvider",
         "telegram": "providers.telegram:TelegramProvider",
         "telnyx": "providers.telnyx:TelnyxProvider",
         "twilio": "providers.twilio:TwilioProvider",
+        "twilio_whatsapp": "providers.twilio_whatsapp:TwilioWhatsAppProvider",
         "vonage": "providers.vonage:VonageProvider",
         "webhook": "providers.webhook:WebhookProvider",
+        "webpush": "providers.webpush:WebPushProvider",
+        "whatsapp_business": "providers.whatsapp_business:WhatsAppProvider",
         "zulip": "providers.zulip:ZulipProvider",
     }
 )

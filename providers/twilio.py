@@ -14,6 +14,9 @@ with the Auth Token, are verified and read by :mod:`providers.twilio_callbacks`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
@@ -92,6 +95,8 @@ class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
     #: "Body ... can be up to 1,600 characters in length."
     max_body_length = 1600
     supports_callbacks = True
+    #: The Twilio error codes this sender's answers are read with (a subclass adds its own).
+    twilio_codes: ClassVar[CodeTable] = ERROR_CODES
 
     def build_request(
         self, message: Message, credentials: TwilioCredentials, settings: TwilioSettings
@@ -100,8 +105,13 @@ class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
             "POST",
             f"{_account_url(credentials, settings)}/Messages.json",
             auth=_auth(credentials),
-            data=build_form(message, recipient_number(self.name, message), settings),
+            data=self.form(message, settings),
         )
+
+    def form(self, message: Message, settings: TwilioSettings) -> dict[str, str]:
+        """The Create Message form of ``message``; the hook a sender on another Twilio channel
+        (WhatsApp) overrides, keeping the request, check and error reading of this one."""
+        return build_form(message, recipient_number(self.name, message), settings)
 
     async def check(
         self,
@@ -135,7 +145,9 @@ class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
 
     def classify(self, response: httpx.Response) -> ProviderError:
         code = self.error_code(response)
-        known = code and code_error(self.name, ERROR_CODES, str(code.code), code.detail, response)
+        known = code and code_error(
+            self.name, self.twilio_codes, str(code.code), code.detail, response
+        )
         return known or self.coded_error(response, code)
 
     def error_code(self, response: httpx.Response) -> ErrorCode | None:
@@ -146,9 +158,21 @@ class TwilioProvider(HttpProvider[TwilioCredentials, TwilioSettings]):
         return ErrorCode(code, f"HTTP {response.status_code}: {code}: {detail}", detail)
 
 
-def build_form(message: Message, to: str, settings: TwilioSettings) -> dict[str, str]:
-    """The documented Create Message form for one recipient."""
-    form = {"To": to, "Body": message_text(TwilioProvider.name, message)}
+def build_form(
+    message: Message,
+    to: str,
+    settings: TwilioSettings,
+    *,
+    content: Mapping[str, str] | None = None,
+    provider: str = "twilio",
+) -> dict[str, str]:
+    """The documented Create Message form for one recipient: the message's text as ``Body``,
+    or ``content`` (a Content template's ``ContentSid`` and ``ContentVariables``) instead."""
+    form = {"To": to}
+    if content:
+        form.update(content)
+    else:
+        form["Body"] = message_text(provider, message)
     if settings.from_number:
         form["From"] = settings.from_number
     if settings.messaging_service_sid:

@@ -60,6 +60,11 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("brevo", "sendinblue", {"apiKey": _c("api_key"), **EMAIL}),
+    NovuProvider(
+        "clickatell",
+        "clickatell",
+        {"apiKey": _c("api_key"), "from": _s("from_number"), "baseUrl": _s("base_url")},
+    ),
     NovuProvider("discord", "discord", WEBHOOK_CHAT),
     NovuProvider("expo", "expo", {"apiKey": _c("access_token")}),
     NovuProvider("fake", "fake", {"apiKey": _c("api_key")}),
@@ -161,6 +166,15 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "senderName": _s("from_name"),
         },
     ),
+    NovuProvider(
+        "sns",
+        "sns",
+        {
+            "apiKey": _c("access_key_id"),
+            "secretKey": _c("secret_access_key"),
+            "region": _s("region"),
+        },
+    ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
     NovuProvider("teams_workflows", "teams-workflows", WEBHOOK_CHAT),
     NovuProvider(
@@ -188,6 +202,17 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "baseUrl": _s("base_url"),
         },
     ),
+    # Novu has no Twilio WhatsApp provider (its "twilio" is SMS): our name in Novu's case.
+    NovuProvider(
+        "twilio_whatsapp",
+        "twilio-whatsapp",
+        {
+            "accountSid": _c("account_sid"),
+            "token": _c("auth_token"),
+            "from": _s("from_number"),
+            "baseUrl": _s("base_url"),
+        },
+    ),
     NovuProvider(
         "vonage",
         "nexmo",
@@ -200,6 +225,17 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     ),
     NovuProvider(
         "webhook", "webhook", {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")}
+    ),
+    # Novu has no Web Push provider: our name, the VAPID key as secretKey, its contact as from.
+    NovuProvider("webpush", "webpush", {"secretKey": _c("private_key"), "from": _s("subject")}),
+    NovuProvider(
+        "whatsapp_business",
+        "whatsapp-business",
+        {
+            "apiToken": _c("access_token"),
+            "phoneNumberIdentification": _s("phone_number_id"),
+            "baseUrl": _s("base_url"),
+        },
     ),
     # Novu's Zulip posts to an incoming-webhook URL; this one is the bot API (a webhookUrl is
     # refused by name): the bot's email as user, its key as apiKey, the site as baseUrl.
