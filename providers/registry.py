@@ -46,6 +46,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "slack": "providers.slack:SlackProvider",
         "slack_webhook": "providers.slack_webhook:SlackWebhookProvider",
         "smtp": "providers.smtp:SmtpProvider",
+        "sparkpost": "providers.sparkpost:SparkPostProvider",
         "teams": "providers.teams:TeamsProvider",
         "telegram": "providers.telegram:TelegramProvider",
         "telnyx": "providers.telnyx:TelnyxProvider",

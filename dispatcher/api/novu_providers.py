@@ -132,6 +132,9 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "senderName": _s("from_name"),
         },
     ),
+    NovuProvider(
+        "sparkpost", "sparkpost", {"apiKey": _c("api_key"), "region": _s("region"), **EMAIL}
+    ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
     NovuProvider(
         "telegram",
