@@ -35,6 +35,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "google_chat": "providers.google_chat:GoogleChatProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",
+        "mandrill": "providers.mandrill:MandrillProvider",
         "mattermost": "providers.mattermost:MattermostProvider",
         "messagebird": "providers.messagebird:MessageBirdProvider",
         "onesignal": "providers.onesignal:OneSignalProvider",
