@@ -33,6 +33,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "fake_http": "providers.fake:FakeHttpProvider",
         "fcm": "providers.fcm:FcmProvider",
         "google_chat": "providers.google_chat:GoogleChatProvider",
+        "mailersend": "providers.mailersend:MailerSendProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",
         "mandrill": "providers.mandrill:MandrillProvider",

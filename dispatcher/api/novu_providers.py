@@ -67,6 +67,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     # serviceAccount is the service account's JSON key file, spread over our fields.
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
     NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
+    NovuProvider("mailersend", "mailersend", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider(
         "mailgun",
         "mailgun",
