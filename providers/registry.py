@@ -36,6 +36,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "mailersend": "providers.mailersend:MailerSendProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",
+        "mailtrap": "providers.mailtrap:MailtrapProvider",
         "mandrill": "providers.mandrill:MandrillProvider",
         "mattermost": "providers.mattermost:MattermostProvider",
         "messagebird": "providers.messagebird:MessageBirdProvider",

@@ -76,6 +76,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider(
         "mailjet", "mailjet", {"apiKey": _c("api_key"), "secretKey": _c("secret_key"), **EMAIL}
     ),
+    NovuProvider("mailtrap", "mailtrap", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider("mandrill", "mandrill", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider("mattermost", "mattermost", WEBHOOK_CHAT),
     NovuProvider(
