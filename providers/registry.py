@@ -33,6 +33,8 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "fake_http": "providers.fake:FakeHttpProvider",
         "fcm": "providers.fcm:FcmProvider",
         "google_chat": "providers.google_chat:GoogleChatProvider",
+        "infobip_email": "providers.infobip_email:InfobipEmailProvider",
+        "infobip_sms": "providers.infobip_sms:InfobipSmsProvider",
         "mailersend": "providers.mailersend:MailerSendProvider",
         "mailgun": "providers.mailgun:MailgunProvider",
         "mailjet": "providers.mailjet:MailjetProvider",

@@ -67,6 +67,12 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     # serviceAccount is the service account's JSON key file, spread over our fields.
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
     NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
+    NovuProvider("infobip_email", "infobip-email", {"apiKey": _c("api_key"), **EMAIL}),
+    NovuProvider(
+        "infobip_sms",
+        "infobip-sms",
+        {"apiKey": _c("api_key"), "baseUrl": _s("base_url"), "from": _s("sender")},
+    ),
     NovuProvider("mailersend", "mailersend", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider(
         "mailgun",
