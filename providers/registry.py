@@ -48,6 +48,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "resend": "providers.resend:ResendProvider",
         "sendgrid": "providers.sendgrid:SendGridProvider",
         "ses": "providers.ses:SesProvider",
+        "sinch": "providers.sinch:SinchProvider",
         "slack": "providers.slack:SlackProvider",
         "slack_webhook": "providers.slack_webhook:SlackWebhookProvider",
         "smtp": "providers.smtp:SmtpProvider",

@@ -119,6 +119,16 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider(
+        "sinch",
+        "sinch",
+        {
+            "servicePlanId": _c("service_plan_id"),
+            "apiToken": _c("api_token"),
+            "region": _s("region"),
+            "from": _s("sender"),
+        },
+    ),
+    NovuProvider(
         "slack",
         "slack",
         {
