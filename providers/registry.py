@@ -42,6 +42,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType(
         "mandrill": "providers.mandrill:MandrillProvider",
         "mattermost": "providers.mattermost:MattermostProvider",
         "messagebird": "providers.messagebird:MessageBirdProvider",
+        "msgraph": "providers.msgraph:MsGraphProvider",
         "onesignal": "providers.onesignal:OneSignalProvider",
         "plivo": "providers.plivo:PlivoProvider",
         "postmark": "providers.postmark:PostmarkProvider",

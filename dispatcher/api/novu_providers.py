@@ -90,6 +90,18 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         "messagebird",
         {"accessKey": _c("access_key"), "from": _s("originator"), "baseUrl": _s("base_url")},
     ),
+    # Novu's outlook365 is SMTP with a password: not this API, so the id is our own.
+    NovuProvider(
+        "msgraph",
+        "msgraph",
+        {
+            "tenantId": _c("tenant_id"),
+            "clientId": _c("client_id"),
+            "secretKey": _c("client_secret"),
+            "from": _s("from_email"),
+            "senderName": _s("from_name"),
+        },
+    ),
     NovuProvider(
         "onesignal", "one-signal", {"applicationId": _c("app_id"), "apiKey": _c("api_key")}
     ),
