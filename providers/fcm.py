@@ -40,7 +40,6 @@ from providers.base import (
 )
 from providers.errors import (
     MAX_DETAIL,
-    AmbiguousError,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -53,6 +52,7 @@ from providers.jwt_auth import (
     TokenCache,
     fingerprint,
     load_private_key,
+    request_token,
     sign_jwt,
 )
 from providers.push_fanout import send_to_each_token
@@ -250,44 +250,14 @@ class FcmProvider(Provider[FcmCredentials, NoSettings]):
         self, credentials: FcmCredentials, client: httpx.AsyncClient
     ) -> CachedToken:
         now = int(self._clock())
-        try:
-            response = await send_request(
-                self.name,
-                client,
-                "POST",
-                credentials.token_uri,
-                data={
-                    "grant_type": JWT_BEARER_GRANT,
-                    "assertion": self._assertion(credentials, now),
-                },
-            )
-        except AmbiguousError as exc:
-            # No message was sent yet: a lost token answer cannot duplicate one.
-            raise RetryableError(self.name, f"token exchange: {exc.reason}") from None
-        body = json_body(response)
-        if not response.is_success:
-            # OAuth errors: {"error": "invalid_grant", "error_description": "..."}.
-            oauth_error = body.get("error")
-            code = oauth_error if isinstance(oauth_error, str) else None
-            description = body.get("error_description")
-            reason = f"token exchange failed: HTTP {response.status_code} {code or ''}".strip()
-            if isinstance(description, str) and description:
-                reason = f"{reason}: {description[:MAX_DETAIL]}"
-            raise classify_status(
-                self.name,
-                response,
-                table={400: IntegrationError},
-                message=reason,
-                provider_code=code,
-            )
-        value = body.get("access_token")
-        if not isinstance(value, str) or not value:
-            raise RetryableError(
-                self.name, "token exchange answered without an access token", status_code=200
-            )
-        expires_in = body.get("expires_in")
-        lifetime = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
-        return CachedToken(value=value, expires_at=now + lifetime - TOKEN_REFRESH_MARGIN)
+        return await request_token(
+            self.name,
+            client,
+            credentials.token_uri,
+            {"grant_type": JWT_BEARER_GRANT, "assertion": self._assertion(credentials, now)},
+            now=now,
+            refresh_margin=TOKEN_REFRESH_MARGIN,
+        )
 
     def _assertion(self, credentials: FcmCredentials, now: int) -> str:
         claims = {

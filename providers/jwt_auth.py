@@ -8,7 +8,9 @@ and mint a new one shortly before it expires:
   load becomes an :class:`IntegrationError` naming the credentials field, never the key;
 * :func:`load_private_key` checks a PEM key's type when credentials are parsed;
 * :class:`TokenCache` keeps one token per credentials fingerprint until its ``expires_at`` and lets
-  one coroutine per key and event loop mint a fresh one while the others wait for it.
+  one coroutine per key and event loop mint a fresh one while the others wait for it;
+* :func:`request_token` posts an OAuth 2.0 token request (RFC 6749 section 4: FCM's JWT bearer
+  grant, Microsoft Graph's client credentials) and reads the answer into a :class:`CachedToken`.
 """
 
 from __future__ import annotations
@@ -22,14 +24,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from pydantic import SecretStr
 
-from providers.errors import IntegrationError
+from providers.errors import MAX_DETAIL, AmbiguousError, IntegrationError, RetryableError
+from providers.http import classify_status, json_body, send_request
 
 Clock = Callable[[], float]
+
+#: Lifetime assumed for an access token whose answer states no ``expires_in``.
+DEFAULT_TOKEN_LIFETIME = 3600.0
 
 
 def pem_text(private_key: SecretStr) -> str:
@@ -120,3 +127,44 @@ class TokenCache:
     def _lock(self, key: str) -> asyncio.Lock:
         locks = self._locks.setdefault(asyncio.get_running_loop(), {})
         return locks.setdefault(key, asyncio.Lock())
+
+
+async def request_token(
+    provider: str,
+    client: httpx.AsyncClient,
+    token_url: str,
+    form: Mapping[str, str],
+    *,
+    now: float,
+    refresh_margin: float,
+) -> CachedToken:
+    """The access token an OAuth 2.0 token endpoint grants for ``form``, kept until
+    ``refresh_margin`` seconds before its ``expires_in`` runs out.
+
+    No message has been sent yet, so a lost answer is plainly retryable (never ambiguous). A
+    refusal (RFC 6749 section 5.2: ``{"error", "error_description"}``, a 400 or 401 for bad
+    client credentials or grant) is an :class:`IntegrationError`; a 5xx or 429 is retried.
+    """
+    try:
+        response = await send_request(provider, client, "POST", token_url, data=dict(form))
+    except AmbiguousError as exc:
+        raise RetryableError(provider, f"token exchange: {exc.reason}") from None
+    body = json_body(response)
+    if not response.is_success:
+        oauth_error = body.get("error")
+        code = oauth_error if isinstance(oauth_error, str) else None
+        description = body.get("error_description")
+        reason = f"token exchange failed: HTTP {response.status_code} {code or ''}".strip()
+        if isinstance(description, str) and description:
+            reason = f"{reason}: {description[:MAX_DETAIL]}"
+        raise classify_status(
+            provider, response, table={400: IntegrationError}, message=reason, provider_code=code
+        )
+    value = body.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise RetryableError(
+            provider, "token exchange answered without an access token", status_code=200
+        )
+    expires_in = body.get("expires_in")
+    lifetime = float(expires_in) if isinstance(expires_in, int | float) else DEFAULT_TOKEN_LIFETIME
+    return CachedToken(value=value, expires_at=now + lifetime - refresh_margin)

@@ -74,6 +74,13 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
     NovuProvider("gotify", "gotify", {"token": _c("app_token"), "baseUrl": _s("base_url")}),
     NovuProvider("line", "line", {"token": _c("channel_access_token"), "channelId": _s("to")}),
+    NovuProvider("infobip_email", "infobip-email", {"apiKey": _c("api_key"), **EMAIL}),
+    NovuProvider(
+        "infobip_sms",
+        "infobip-sms",
+        {"apiKey": _c("api_key"), "baseUrl": _s("base_url"), "from": _s("sender")},
+    ),
+    NovuProvider("mailersend", "mailersend", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider(
         "mailgun",
         "mailgun",
@@ -87,11 +94,25 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         "matrix",
         {"token": _c("access_token"), "baseUrl": _s("base_url"), "channelId": _s("room_id")},
     ),
+    NovuProvider("mailtrap", "mailtrap", {"apiKey": _c("api_key"), **EMAIL}),
+    NovuProvider("mandrill", "mandrill", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider("mattermost", "mattermost", WEBHOOK_CHAT),
     NovuProvider(
         "messagebird",
         "messagebird",
         {"accessKey": _c("access_key"), "from": _s("originator"), "baseUrl": _s("base_url")},
+    ),
+    # Novu's outlook365 is SMTP with a password: not this API, so the id is our own.
+    NovuProvider(
+        "msgraph",
+        "msgraph",
+        {
+            "tenantId": _c("tenant_id"),
+            "clientId": _c("client_id"),
+            "secretKey": _c("client_secret"),
+            "from": _s("from_email"),
+            "senderName": _s("from_name"),
+        },
     ),
     NovuProvider(
         "ntfy",
@@ -144,6 +165,16 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider(
+        "sinch",
+        "sinch",
+        {
+            "servicePlanId": _c("service_plan_id"),
+            "apiToken": _c("api_token"),
+            "region": _s("region"),
+            "from": _s("sender"),
+        },
+    ),
+    NovuProvider(
         "slack",
         "slack",
         {
@@ -174,6 +205,9 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "secretKey": _c("secret_access_key"),
             "region": _s("region"),
         },
+    ),
+    NovuProvider(
+        "sparkpost", "sparkpost", {"apiKey": _c("api_key"), "region": _s("region"), **EMAIL}
     ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
     NovuProvider("teams_workflows", "teams-workflows", WEBHOOK_CHAT),
