@@ -19,6 +19,8 @@ from tests.providers.harness import Answer, ProviderCase, ProviderContract, Refu
 URL = "https://platform.clickatell.com/v1/message"
 API_KEY = "SECRET-clickatell-key-Zq3"
 MESSAGE_ID = "02ca87d5a95446e68b0ac36a0c2057f1"
+CREDENTIALS = {"api_key": API_KEY}
+SETTINGS = {"from_number": "+15559990000"}
 
 MESSAGE = Message(
     delivery_id="d-1",
@@ -121,8 +123,8 @@ REFUSALS = (
 class TestClickatell(ProviderContract):
     case = ProviderCase(
         provider=ClickatellProvider,
-        credentials={"api_key": API_KEY},
-        settings={"from_number": "+15559990000"},
+        credentials=CREDENTIALS,
+        settings=SETTINGS,
         message=MESSAGE,
         method="POST",
         url=URL,

@@ -39,6 +39,12 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("telnyx", "webhook_url"): "a status callback Telnyx calls, never the dispatcher",
     ("twilio", "status_callback"): "a status callback Twilio calls, never the dispatcher",
     ("vonage", "callback"): "a status callback Vonage calls, never the dispatcher",
+    ("infobip_email", "notify_url"): "a status callback Infobip calls, never the dispatcher",
+    ("infobip_sms", "notify_url"): "a status callback Infobip calls, never the dispatcher",
+    ("sinch", "callback_url"): "a status callback Sinch calls, never the dispatcher",
+    ("twilio_whatsapp", "status_callback"): "a status callback Twilio calls, never the dispatcher",
+    ("whatsapp_business", "preview_url"): "a flag: whether WhatsApp shows a link preview",
+    ("sns", "region"): "validated as an AWS region code: a label under amazonaws.com",
     ("mailgun", "domain"): "a path segment of the API URL, not a host",
     ("ses", "region"): "validated as an AWS region code: a label under amazonaws.com",
     ("smtp", "port"): "always paired with host, whose case connects to it",
@@ -147,9 +153,15 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
         (name, "base_url"): base_url(name)
         for name in (
             "brevo",
+            "clickatell",
             "gotify",
+            "infobip_email",
+            "infobip_sms",
             "mailgun",
+            "mailersend",
             "mailjet",
+            "mailtrap",
+            "mandrill",
             "matrix",
             "messagebird",
             "ntfy",
@@ -160,9 +172,13 @@ CASES: dict[tuple[str, str], Callable[[Listener], Case]] = {
             "sendgrid",
             "ses",
             "slack",
+            "sns",
+            "sparkpost",
             "telnyx",
             "twilio",
+            "twilio_whatsapp",
             "vonage",
+            "whatsapp_business",
             "zulip",
         )
     },
@@ -183,7 +199,7 @@ ON_PORT_443 = frozenset(
     {("mattermost", "webhook_url"), ("teams", "webhook_url"), ("slack", "base_url"),
      ("telegram", "base_url"), ("teams_workflows", "webhook_url"), ("zulip", "base_url"),
      ("rocket_chat", "base_url"), ("ntfy", "base_url"), ("gotify", "base_url"),
-     ("matrix", "base_url")}
+     ("matrix", "base_url"), ("infobip_email", "base_url"), ("infobip_sms", "base_url")}
 )  # fmt: skip
 
 
