@@ -32,6 +32,9 @@ class NovuProvider:
     novu_id: str
     #: Novu credential name -> (where it goes here, the field's name there).
     fields: Mapping[str, tuple[Part, str]] = field(default_factory=dict)
+    #: False when ``novu_id`` is this project's name, which Novu's closed enum of provider ids
+    #: (in its activity ``jobs``) does not hold.
+    in_novu: bool = True
 
 
 def _c(name: str) -> tuple[Part, str]:
@@ -62,11 +65,13 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     NovuProvider("brevo", "sendinblue", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider("discord", "discord", WEBHOOK_CHAT),
     NovuProvider("expo", "expo", {"apiKey": _c("access_token")}),
-    NovuProvider("fake", "fake", {"apiKey": _c("api_key")}),
-    NovuProvider("fake_http", "fake-http", {"apiKey": _c("api_key"), "baseUrl": _s("url")}),
+    NovuProvider("fake", "fake", {"apiKey": _c("api_key")}, in_novu=False),
+    NovuProvider(
+        "fake_http", "fake-http", {"apiKey": _c("api_key"), "baseUrl": _s("url")}, in_novu=False
+    ),
     # serviceAccount is the service account's JSON key file, spread over our fields.
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
-    NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
+    NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT, in_novu=False),
     NovuProvider(
         "mailgun",
         "mailgun",
@@ -118,7 +123,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "baseUrl": _s("base_url"),
         },
     ),
-    NovuProvider("slack_webhook", "slack-webhook", WEBHOOK_CHAT),
+    NovuProvider("slack_webhook", "slack-webhook", WEBHOOK_CHAT, in_novu=False),
     NovuProvider(
         "smtp",
         "nodemailer",
@@ -169,7 +174,10 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider(
-        "webhook", "webhook", {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")}
+        "webhook",
+        "webhook",
+        {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")},
+        in_novu=False,
     ),
 )
 
@@ -184,6 +192,27 @@ def novu_id(name: str) -> str:
     """Novu's id for one of this project's providers (unmapped names travel as they are)."""
     provider = BY_NAME.get(name)
     return provider.novu_id if provider else name
+
+
+#: The id an activity job names when its provider has none of Novu's (or none yet): Novu's
+#: generic provider of the channel.
+GENERIC_BY_CHANNEL = {
+    "email": "email-webhook",
+    "sms": "generic-sms",
+    "chat": "chat-webhook",
+    "push": "push-webhook",
+    "in_app": "novu",
+    "webhook": "tool-webhook",
+}
+
+
+def job_provider_id(name: str | None, channel: str) -> str:
+    """A provider id Novu's SDKs accept in a job: Novu's own for a provider Novu has, else the
+    channel's generic one (the delivery keeps this project's in ``deliveries``)."""
+    provider = BY_NAME.get(name or "")
+    if provider is not None and provider.in_novu:
+        return provider.novu_id
+    return GENERIC_BY_CHANNEL[channel]
 
 
 def from_novu_id(provider_id: str, field_name: str = "providerId") -> NovuProvider:
