@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
-from dispatcher import Ok, run_action
+from dispatcher import Ok, run_action, trigger
 from dispatcher.api.keys import create_key
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
@@ -162,3 +162,41 @@ def test_a_notification_is_sent_with_the_version_it_was_triggered_with(
             )
         ).one()
     assert (content["body"], version) == ("old 7", 1)
+
+
+def statements_of_a_trigger(organisation_id: uuid.UUID, key: str, to: str) -> list[str]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    engine = database().engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        trigger(organisation_id, key, to, {"code": "1"})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_trigger_of_a_changed_workflow_costs_the_statements_of_an_unchanged_one(
+    client: TestClient, keyed: Keyed
+) -> None:
+    for key in ("plain", "changed"):
+        created(client, keyed, key, [DELAY, email("{{ payload.code }}")])
+    for version in range(2, 5):
+        answer = client.patch(f"{URL}/changed", headers=keyed.headers,
+                              json={"steps": [DELAY, email(f"v{version} {{{{ payload.code }}}}")]})  # fmt: skip
+        assert answer.json()["data"]["version"] == version
+    for name in ("ada", "bo", "cy", "di"):
+        subscriber(keyed.organisation_id, name)
+    statements_of_a_trigger(keyed.organisation_id, "plain", "ada")  # warm: caches, templates
+    statements_of_a_trigger(keyed.organisation_id, "changed", "bo")
+    plain = statements_of_a_trigger(keyed.organisation_id, "plain", "cy")
+    changed = statements_of_a_trigger(keyed.organisation_id, "changed", "di")
+    assert len(changed) == len(plain), (plain, changed)
+    with database().session() as session:
+        steps = session.scalars(
+            select(Delivery.step_id).where(Delivery.organisation_id == keyed.organisation_id)
+        ).all()
+    assert len(steps) == 4 and None not in steps
