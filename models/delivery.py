@@ -82,6 +82,8 @@ class Notification(Row, Mutable, Tenant, Base):
 
     transaction_id: Mapped[str] = mapped_column(String(200))
     workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    #: The workflow's version when triggered: the steps its deliveries were planned from.
+    workflow_version: Mapped[int] = mapped_column(default=1, server_default="1")
     subscriber_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )

@@ -1,8 +1,26 @@
-"""Workflow actions: a workflow and its ordered steps, templates checked when they are stored."""
+"""Workflow actions: a workflow and its ordered steps, templates checked when they are stored.
+
+The functions here are the one place workflows are written, for the actions, the CLI (which
+runs the actions) and the HTTP API alike:
+
+* :func:`write_workflow` creates a workflow at version 1;
+* :func:`write_version` changes one: new steps (or the current ones copied) are written as the
+  rows of the next version and the workflow moves to it. The earlier rows stay, so a
+  notification triggered before is sent with the steps it was planned from (its deliveries
+  name their step rows; ``notifications.workflow_version`` records which version that was);
+* :func:`remove_workflow` deletes softly: the row stays for the notifications that refer to it,
+  its key is given up so a new workflow may take it.
+
+Versions are step rows, not a JSON snapshot beside them, because both hot paths stay as they
+were: a trigger reads the workflow with its current steps in one joined query
+(:attr:`models.Workflow.steps` joins on the current version) and a worker reads the steps of
+its deliveries by id. A snapshot would have made the worker read a version table instead, and
+the trigger write step ids that point nowhere.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
@@ -15,13 +33,15 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from sqlalchemy import select
 
 from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
-from dispatcher.results import Ok, Result
+from dispatcher.results import Err, ErrorCode, Ok, Result
 from dispatcher.sending.conditions import Condition
 from dispatcher.sending.rendering import compile_template
 from dispatcher.validation import Key, LongText, Name, storable
 from models import ChannelType, StepKind, Workflow, WorkflowStep
+from models.types import utcnow
 
 TEMPLATE_FIELDS = frozenset({"subject", "body", "html", "title"})
 MAX_TEMPLATE_LENGTH = 100_000
@@ -44,26 +64,17 @@ class StepArgs(BaseModel):
         cls, data: Any, handler: ModelWrapValidatorHandler[StepArgs]
     ) -> StepArgs:
         # {"kind": "email", "subject": ...} is the commonest first guess: say where it goes.
+        # A bad template is named down to its field: ``template.body``.
         try:
             return handler(data)
         except ValidationError as exc:
             errors = exc.errors()
-            if not any(_misplaced_template_field(item["type"], item["loc"]) for item in errors):
-                raise
-            details = [
-                InitErrorDetails(
-                    type=PydanticCustomError(
-                        "template_field",
-                        'put template fields under template: {"template": {"{name}": ...}}',
-                        {"name": item["loc"][-1]},
-                    ),
-                    loc=item["loc"],
-                    input=item["input"],
-                )
-                if _misplaced_template_field(item["type"], item["loc"])
-                else cast(InitErrorDetails, item)
+            if not any(
+                _misplaced_template_field(item["type"], item["loc"]) or item["type"] == "template"
                 for item in errors
-            ]
+            ):
+                raise
+            details = [_located(item) for item in errors]
             raise ValidationError.from_exception_data(exc.title, details) from None
 
     @field_validator("*", mode="after")
@@ -78,12 +89,14 @@ class StepArgs(BaseModel):
             if name not in TEMPLATE_FIELDS:
                 raise ValueError(f"unknown template field {name!r}; use {sorted(TEMPLATE_FIELDS)}")
             if len(source) > MAX_TEMPLATE_LENGTH:
-                raise ValueError(f"{name}: template longer than {MAX_TEMPLATE_LENGTH} characters")
+                raise _template_error(
+                    name, f"template longer than {MAX_TEMPLATE_LENGTH} characters"
+                )
             try:
                 compile_template(_syntax, source)
             except TemplateSyntaxError as exc:
-                raise ValueError(
-                    f"{name}: template syntax error on line {exc.lineno}: {exc.message}"
+                raise _template_error(
+                    name, f"template syntax error on line {exc.lineno}: {exc.message}"
                 ) from None
         return template
 
@@ -100,6 +113,33 @@ class StepArgs(BaseModel):
         ):
             raise ValueError("template.body: a channel step needs a body template")
         return self
+
+
+def _located(item: Any) -> InitErrorDetails:
+    if _misplaced_template_field(item["type"], item["loc"]):
+        return InitErrorDetails(
+            type=PydanticCustomError(
+                "template_field",
+                'put template fields under template: {"template": {"{name}": ...}}',
+                {"name": item["loc"][-1]},
+            ),
+            loc=item["loc"],
+            input=item["input"],
+        )
+    if item["type"] == "template":
+        field = item["ctx"]["field"]
+        return InitErrorDetails(
+            type=PydanticCustomError("template", "{problem}", {"problem": item["ctx"]["problem"]}),
+            loc=(*item["loc"], field),
+            input=item["input"].get(field) if isinstance(item["input"], dict) else item["input"],
+        )
+    return cast(InitErrorDetails, item)
+
+
+def _template_error(field: str, problem: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "template", "{field}: {problem}", {"field": field, "problem": problem}
+    )
 
 
 def _misplaced_template_field(error_type: str, location: tuple[int | str, ...]) -> bool:
@@ -120,17 +160,45 @@ def _positive_seconds(config: dict[str, Any], key: str) -> None:
         raise ValueError(f"config.{key}: a number of seconds between 1 and {MAX_WAIT_SECONDS}")
 
 
+Steps = Annotated[list[StepArgs], Field(min_length=1, max_length=50)]
+
+
 class CreateWorkflowArgs(ActionArgs):
     key: Key
     name: Name
     description: LongText | None = None
     critical: bool = False
-    steps: list[StepArgs] = Field(min_length=1, max_length=50)
+    steps: Steps
 
 
-@catalogue.action("create_workflow", CreateWorkflowArgs)
-def create_workflow(ctx: ActionContext, args: CreateWorkflowArgs) -> Result:
-    """Create a workflow from its ordered steps (email, sms, chat, push, webhook, in_app, ...)."""
+class UpdateWorkflowArgs(ActionArgs):
+    """The fields given change; the others keep their values. Any change makes a new version."""
+
+    key: Key
+    name: Name | None = None
+    description: LongText | None = None
+    critical: bool | None = None
+    active: bool | None = None
+    steps: Steps | None = None
+
+
+class DeleteWorkflowArgs(ActionArgs):
+    key: Key
+
+
+def find_workflow(ctx: ActionContext, key: str, *, lock: bool = False) -> Workflow | None:
+    """The organisation's workflow with this key, not deleted (other tenants' read as missing).
+    With ``lock`` the row is held until commit, so two changes make two versions in turn."""
+    query = select(Workflow).where(
+        Workflow.organisation_id == ctx.organisation_id,
+        Workflow.key == key,
+        Workflow.deleted_at.is_(None),
+    )
+    return ctx.session.scalars(query.with_for_update() if lock else query).one_or_none()
+
+
+def write_workflow(ctx: ActionContext, args: CreateWorkflowArgs) -> Workflow:
+    """A new workflow at version 1 with ``args.steps``."""
     workflow = ctx.add(
         Workflow(
             key=args.key,
@@ -140,15 +208,96 @@ def create_workflow(ctx: ActionContext, args: CreateWorkflowArgs) -> Result:
             meta=args.meta,
         )
     )
-    for position, step in enumerate(args.steps):
-        ctx.add(
+    _write_steps(ctx, workflow, 1, [_step_row(step) for step in args.steps])
+    return workflow
+
+
+def write_version(ctx: ActionContext, workflow: Workflow, args: UpdateWorkflowArgs) -> Workflow:
+    """The workflow changed as ``args`` says, at its next version."""
+    fields = args.model_fields_set - {"key", "steps", "meta"}
+    for name in fields:
+        value = getattr(args, name)
+        if value is not None or name == "description":
+            setattr(workflow, name, value)
+    if "meta" in args.model_fields_set:
+        workflow.meta = args.meta
+    if args.steps is not None:
+        rows = [_step_row(step) for step in args.steps]
+    else:
+        rows = [
+            {"kind": step.kind, "template": step.template, "conditions": step.conditions,
+             "config": step.config}
+            for step in workflow.steps
+        ]  # fmt: skip
+    version = workflow.version + 1
+    _write_steps(ctx, workflow, version, rows)
+    workflow.version = version
+    workflow.updated_at = utcnow()
+    ctx.session.flush()
+    ctx.session.expire(workflow, ["steps"])
+    return workflow
+
+
+def remove_workflow(ctx: ActionContext, workflow: Workflow) -> None:
+    """Delete softly: no new trigger finds it; what it sent and is sending stays."""
+    workflow.meta = {**workflow.meta, "deleted_key": workflow.key}
+    workflow.key = f"~{workflow.id.hex}"  # outside Key's alphabet: no live key is ever this
+    workflow.active = False
+    workflow.deleted_at = utcnow()
+    ctx.session.flush()
+
+
+def _step_row(step: StepArgs) -> dict[str, Any]:
+    return {
+        "kind": StepKind(step.kind),
+        "template": step.template,
+        "conditions": [item.model_dump(mode="json") for item in step.conditions],
+        "config": step.config,
+    }
+
+
+def _write_steps(
+    ctx: ActionContext, workflow: Workflow, version: int, rows: list[dict[str, Any]]
+) -> None:
+    for position, row in enumerate(rows):
+        ctx.session.add(
             WorkflowStep(
+                organisation_id=ctx.organisation_id,
                 workflow_id=workflow.id,
+                version=version,
                 position=position,
-                kind=StepKind(step.kind),
-                template=step.template,
-                conditions=[item.model_dump(mode="json") for item in step.conditions],
-                config=step.config,
+                **row,
             )
         )
+    ctx.session.flush()
+
+
+def _missing(key: str) -> Err:
+    return Err(ErrorCode.NOT_FOUND, f"key: no workflow {key!r} in this organisation",
+               {"field": "key"})  # fmt: skip
+
+
+@catalogue.action("create_workflow", CreateWorkflowArgs)
+def create_workflow(ctx: ActionContext, args: CreateWorkflowArgs) -> Result:
+    """Create a workflow from its ordered steps (email, sms, chat, push, webhook, in_app, ...)."""
+    return Ok(str(write_workflow(ctx, args).id))
+
+
+@catalogue.action("update_workflow", UpdateWorkflowArgs)
+def update_workflow(ctx: ActionContext, args: UpdateWorkflowArgs) -> Result:
+    """Change a workflow (its name, flags or steps); notifications already triggered keep the
+    version they were triggered with. Returns the new version number."""
+    workflow = find_workflow(ctx, args.key, lock=True)
+    if workflow is None:
+        return _missing(args.key)
+    return Ok(write_version(ctx, workflow, args).version)
+
+
+@catalogue.action("delete_workflow", DeleteWorkflowArgs)
+def delete_workflow(ctx: ActionContext, args: DeleteWorkflowArgs) -> Result:
+    """Delete a workflow: no new trigger finds it; notifications already triggered go on."""
+    workflow = find_workflow(ctx, args.key, lock=True)
+    if workflow is None:
+        return _missing(args.key)
+    remove_workflow(ctx, workflow)
     return Ok(str(workflow.id))

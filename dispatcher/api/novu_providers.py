@@ -32,6 +32,9 @@ class NovuProvider:
     novu_id: str
     #: Novu credential name -> (where it goes here, the field's name there).
     fields: Mapping[str, tuple[Part, str]] = field(default_factory=dict)
+    #: False when ``novu_id`` is this project's name, which Novu's closed enum of provider ids
+    #: (in its activity ``jobs``) does not hold.
+    in_novu: bool = True
 
 
 def _c(name: str) -> tuple[Part, str]:
@@ -67,12 +70,16 @@ PROVIDERS: tuple[NovuProvider, ...] = (
     ),
     NovuProvider("discord", "discord", WEBHOOK_CHAT),
     NovuProvider("expo", "expo", {"apiKey": _c("access_token")}),
-    NovuProvider("fake", "fake", {"apiKey": _c("api_key")}),
-    NovuProvider("fake_http", "fake-http", {"apiKey": _c("api_key"), "baseUrl": _s("url")}),
+    NovuProvider("fake", "fake", {"apiKey": _c("api_key")}, in_novu=False),
+    NovuProvider(
+        "fake_http", "fake-http", {"apiKey": _c("api_key"), "baseUrl": _s("url")}, in_novu=False
+    ),
     # serviceAccount is the service account's JSON key file, spread over our fields.
     NovuProvider("fcm", "fcm", {"serviceAccount": _c("*service_account")}),
-    NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT),
-    NovuProvider("gotify", "gotify", {"token": _c("app_token"), "baseUrl": _s("base_url")}),
+    NovuProvider("google_chat", "google-chat", WEBHOOK_CHAT, in_novu=False),
+    NovuProvider(
+        "gotify", "gotify", {"token": _c("app_token"), "baseUrl": _s("base_url")}, in_novu=False
+    ),
     NovuProvider("line", "line", {"token": _c("channel_access_token"), "channelId": _s("to")}),
     NovuProvider("infobip_email", "infobip-email", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider(
@@ -93,6 +100,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         "matrix",
         "matrix",
         {"token": _c("access_token"), "baseUrl": _s("base_url"), "channelId": _s("room_id")},
+        in_novu=False,
     ),
     NovuProvider("mailtrap", "mailtrap", {"apiKey": _c("api_key"), **EMAIL}),
     NovuProvider("mandrill", "mandrill", {"apiKey": _c("api_key"), **EMAIL}),
@@ -113,6 +121,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "from": _s("from_email"),
             "senderName": _s("from_name"),
         },
+        in_novu=False,
     ),
     NovuProvider(
         "ntfy",
@@ -123,6 +132,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "password": _c("password"),
             "baseUrl": _s("base_url"),
         },
+        in_novu=False,
     ),
     NovuProvider(
         "onesignal", "one-signal", {"applicationId": _c("app_id"), "apiKey": _c("api_key")}
@@ -138,7 +148,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider("postmark", "postmark", {"apiKey": _c("server_token"), **EMAIL}),
-    NovuProvider("pushover", "pushover", {"token": _c("app_token")}),
+    NovuProvider("pushover", "pushover", {"token": _c("app_token")}, in_novu=False),
     NovuProvider("resend", "resend", {"apiKey": _c("api_key"), **EMAIL}),
     # Novu's Rocket.Chat takes the same pair: its token and user.
     NovuProvider(
@@ -183,7 +193,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "baseUrl": _s("base_url"),
         },
     ),
-    NovuProvider("slack_webhook", "slack-webhook", WEBHOOK_CHAT),
+    NovuProvider("slack_webhook", "slack-webhook", WEBHOOK_CHAT, in_novu=False),
     NovuProvider(
         "smtp",
         "nodemailer",
@@ -210,7 +220,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         "sparkpost", "sparkpost", {"apiKey": _c("api_key"), "region": _s("region"), **EMAIL}
     ),
     NovuProvider("teams", "msteams", WEBHOOK_CHAT),
-    NovuProvider("teams_workflows", "teams-workflows", WEBHOOK_CHAT),
+    NovuProvider("teams_workflows", "teams-workflows", WEBHOOK_CHAT, in_novu=False),
     NovuProvider(
         "telegram",
         "telegram",
@@ -246,6 +256,7 @@ PROVIDERS: tuple[NovuProvider, ...] = (
             "from": _s("from_number"),
             "baseUrl": _s("base_url"),
         },
+        in_novu=False,
     ),
     NovuProvider(
         "vonage",
@@ -258,10 +269,15 @@ PROVIDERS: tuple[NovuProvider, ...] = (
         },
     ),
     NovuProvider(
-        "webhook", "webhook", {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")}
+        "webhook",
+        "webhook",
+        {"secretKey": _c("signing_secret"), "webhookUrl": _s("url")},
+        in_novu=False,
     ),
     # Novu has no Web Push provider: our name, the VAPID key as secretKey, its contact as from.
-    NovuProvider("webpush", "webpush", {"secretKey": _c("private_key"), "from": _s("subject")}),
+    NovuProvider(
+        "webpush", "webpush", {"secretKey": _c("private_key"), "from": _s("subject")}, in_novu=False
+    ),
     NovuProvider(
         "whatsapp_business",
         "whatsapp-business",
@@ -291,6 +307,27 @@ def novu_id(name: str) -> str:
     """Novu's id for one of this project's providers (unmapped names travel as they are)."""
     provider = BY_NAME.get(name)
     return provider.novu_id if provider else name
+
+
+#: The id an activity job names when its provider has none of Novu's (or none yet): Novu's
+#: generic provider of the channel.
+GENERIC_BY_CHANNEL = {
+    "email": "email-webhook",
+    "sms": "generic-sms",
+    "chat": "chat-webhook",
+    "push": "push-webhook",
+    "in_app": "novu",
+    "webhook": "tool-webhook",
+}
+
+
+def job_provider_id(name: str | None, channel: str) -> str:
+    """A provider id Novu's SDKs accept in a job: Novu's own for a provider Novu has, else the
+    channel's generic one (the delivery keeps this project's in ``deliveries``)."""
+    provider = BY_NAME.get(name or "")
+    if provider is not None and provider.in_novu:
+        return provider.novu_id
+    return GENERIC_BY_CHANNEL[channel]
 
 
 def from_novu_id(provider_id: str, field_name: str = "providerId") -> NovuProvider:

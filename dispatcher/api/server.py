@@ -29,5 +29,7 @@ def serve(host: str, port: int, workers: int = 1) -> None:
         port=port,
         workers=workers,
         server_header=False,
+        # Requests the HTTP parser refuses are answered in Novu's error shape too.
+        http="dispatcher.api.http_protocol:NovuErrorsProtocol",
         log_config=None,
     )

@@ -404,6 +404,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             "organisation_id": organisation,
             "transaction_id": event.transaction_id,
             "workflow_id": workflow.id,
+            "workflow_version": workflow.version,
             "subscriber_id": subscriber_id,
             "payload": event.payload,
             "actor": event.actor,

@@ -234,6 +234,13 @@ ATTACKS: list[Attack] = [
         {"name": OWN_WORKFLOW, "to": OWN_SUBSCRIBER, "payload": {"code": "x"}},
         {"name": Slot("workflow"), "to": OWN_SUBSCRIBER}]}),
     Attack("POST", "/v1/events/trigger/broadcast", body={"name": Slot("workflow"), "payload": {}}),
+    Attack("GET", "/v1/workflows/{key}", {"key": Slot("workflow")}),
+    Attack("GET", "/v1/workflows/{key}", {"key": Slot("workflow")}, query={"version": 1}),
+    Attack("GET", "/v1/workflows/{key}/versions", {"key": Slot("workflow")}),
+    Attack("PUT", "/v1/workflows/{key}", {"key": Slot("workflow")},
+           {"name": "pwned", "steps": [{"kind": "sms", "template": {"body": "pwned"}}]}),
+    Attack("PATCH", "/v1/workflows/{key}", {"key": Slot("workflow")}, {"active": False}),
+    Attack("DELETE", "/v1/workflows/{key}", {"key": Slot("workflow")}),
 ]  # fmt: skip
 
 #: Routes without an id of another organisation to try, and why.
@@ -247,7 +254,8 @@ NOT_ATTACKED: dict[tuple[str, str], str] = {
     ("GET", "/v1/actions"): "the catalogue, the same for everyone",
 }
 #: Routes that create: a key of B's in the body names a new row of A's own (test below).
-CREATES = {("POST", "/v2/subscribers"), ("POST", "/v2/topics"), ("POST", "/v1/integrations")}
+CREATES = {("POST", "/v2/subscribers"), ("POST", "/v2/topics"), ("POST", "/v1/integrations"),
+           ("POST", "/v1/workflows")}  # fmt: skip
 #: Lists, with their filters by B's ids (test below).
 LISTS = {
     ("GET", "/v2/subscribers"),
@@ -256,6 +264,7 @@ LISTS = {
     ("GET", "/v1/integrations/active"),
     ("GET", "/v1/notifications"),
     ("GET", "/v1/messages"),
+    ("GET", "/v1/workflows"),
 }
 
 
@@ -518,6 +527,7 @@ def test_lists_with_a_s_key_hold_none_of_b_s_rows_and_filters_by_b_s_ids_find_no
         ("/v1/messages", "transactionId", b.world.transaction_id, a_transaction),
         ("/v1/messages", "subscriberId", b_names.subscriber_b_only, "ada"),
         ("/v2/subscribers", "subscriberId", b_names.subscriber_b_only, "ada"),
+        ("/v1/workflows", "key", b_names.workflow_b_only, b_names.workflow),
     ]
     for path, name, foreign, own in filters:
         assert listed(path, **{name: foreign}) == [], (path, name)
@@ -581,5 +591,9 @@ def test_creates_with_b_s_keys_and_idempotency_keys_make_rows_of_a_s_own(
         json={"name": names.workflow_b_only, "to": to_topic},
     )
     assert refused.status_code == 400, refused.text
+    flow = client.post("/v1/workflows", headers=a.headers, json={
+        "key": names.workflow_b_only, "name": "A's", "steps": [{"kind": "sms",
+                                                               "template": {"body": "a"}}]})  # fmt: skip
+    assert flow.status_code == 201 and flow.json()["data"]["_id"] != b.world.s("workflows")
     assert snapshot(b.organisation_id) == before_b
     assert not b_path_asked(fake_provider, b)

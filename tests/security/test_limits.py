@@ -80,7 +80,7 @@ def test_template_size_is_limited_when_the_workflow_is_created(organisation_id: 
         run_action("create_workflow", create("x" * (MAX_TEMPLATE_LENGTH + 1)),
                    organisation_id=organisation_id)  # fmt: skip
     [error] = caught.value.errors
-    assert error["field"] == "steps.0.template"
+    assert error["field"] == "steps.0.template.body"
     assert f"template longer than {MAX_TEMPLATE_LENGTH} characters" in error["message"]
     assert "xxxx" not in str(caught.value)  # the input is not echoed
     assert act(organisation_id, "create_workflow", create("x" * MAX_TEMPLATE_LENGTH))

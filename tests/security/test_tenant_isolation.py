@@ -73,6 +73,9 @@ KEY_ATTACKS: list[tuple[str, str, Callable[[Names], Any], bool]] = [
     ("invoke_tool", "to", lambda n: [n.subscriber_b_only], True),
     ("invoke_tool", "to", lambda n: [{"topic": n.topic_b_only}], True),
     ("create_schedule", "workflow", lambda n: n.workflow_b_only, True),
+    # Before create_workflow below makes B's workflow key one of A's own.
+    ("update_workflow", "key", lambda n: n.workflow_b_only, True),
+    ("delete_workflow", "key", lambda n: n.workflow_b_only, True),
     ("create_subscriber", "external_id", lambda n: n.subscriber_b_only, False),
     ("create_topic", "key", lambda n: n.topic_b_only, False),
     ("create_workflow", "key", lambda n: n.workflow_b_only, False),
@@ -156,7 +159,12 @@ def test_the_base_arguments_are_accepted_in_their_own_organisation(
     names = Names("Org", ("ada", "bo"), "team", "welcome", "cy", "b-topic", "b-flow")
     world = build_world(create_organisation("Own"), names, fake_provider, b_only=False)
     # Last: the ones that take away what the others need.
-    finishing = ["deactivate_integration", "revoke_access", "deactivate_schedule"]
+    finishing = [
+        "deactivate_integration",
+        "revoke_access",
+        "deactivate_schedule",
+        "delete_workflow",
+    ]
     for action in sorted(catalogue.names(), key=lambda name: (name in finishing, name)):
         result = run_action(
             action, BASE_ARGUMENTS[action](world), organisation_id=world.organisation_id

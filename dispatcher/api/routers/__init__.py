@@ -16,6 +16,7 @@ from dispatcher.api.routers import (
     preferences,
     subscribers,
     topics,
+    workflows,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -25,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     preferences.router,
     credentials.router,
     topics.router,
+    workflows.router,
     integrations.router,
     notifications.router,
     messages.router,

@@ -5,8 +5,13 @@ Answers have Novu's required fields (``_id``, ``_environmentId``, ``_organizatio
 ``_subscriberId``, ``transactionId``; a list is ``{data, hasMore, pageSize, page}``) plus ours:
 ``status`` and ``deliveries``, each with its attempts (integration, provider, outcome, HTTP
 status, latency, error class; never an error text, which could hold what a provider echoed).
-Novu's ``jobs`` are not answered: their provider id and step fields are closed enums this
-project's deliveries do not all fit (a webhook step, a Google Chat webhook).
+
+Novu's ``jobs`` are the deliveries again, one per channel step, in the shape Novu's SDKs parse:
+``type`` the channel (a webhook step is Novu's ``http_request``), ``status`` Novu's job status
+(:data:`JOB_STATUS`), ``executionDetails`` one per attempt (on retrieve, as the attempt log),
+``providerId`` Novu's id of the provider, or the channel's generic one where Novu has no such
+provider (a Google Chat webhook, the fakes) or none was chosen yet: Novu's ids are a closed
+enum. Delay and digest steps make no delivery here and so no job.
 
 Filters: ``transactionId``, ``subscriberIds`` (or ``subscriberId``), ``templates`` (or
 ``workflow``: workflow keys or ids), ``channels`` (or ``channel``), ``status``, and a time range
@@ -27,16 +32,18 @@ from pydantic import Field
 from sqlalchemy import Select, or_, select
 
 from dispatcher.api.errors import NotFoundError, UnprocessableError
-from dispatcher.api.novu_providers import novu_id
+from dispatcher.api.novu_providers import job_provider_id, novu_id
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import MAX_PAGE, Envelope, WireModel, envelope
 from dispatcher.notifications.redelivery import Retry, retry_delivery
 from dispatcher.runtime.resources import database
 from models import (
+    AttemptOutcome,
     ChannelType,
     Delivery,
     DeliveryAttempt,
+    DeliveryStatus,
     Notification,
     NotificationStatus,
     Subscriber,
@@ -78,6 +85,38 @@ class DeliveryAnswer(WireModel):
     attempt_log: list[AttemptAnswer] = Field(default_factory=list)
 
 
+class ExecutionDetailAnswer(WireModel):
+    """One attempt as Novu's execution detail (no error text: see the module's docstring)."""
+
+    id: str = Field(alias="_id")
+    status: Literal["Success", "Warning", "Failed", "Pending", "Queued"]
+    detail: str
+    is_retry: bool
+    is_test: bool = False
+    source: Literal["Internal", "Credentials", "Payload", "Webhook"] = "Internal"
+    provider_id: str
+    created_at: str
+
+
+class JobStepAnswer(WireModel):
+    id: str = Field(alias="_id")
+    active: bool = True
+    filters: list[dict[str, Any]] = Field(default_factory=list)
+    template_id: str = Field(alias="_templateId")
+    name: str
+
+
+class JobAnswer(WireModel):
+    id: str = Field(alias="_id")
+    type: Literal["in_app", "email", "sms", "chat", "push", "http_request"]
+    status: str
+    execution_details: list[ExecutionDetailAnswer]
+    step: JobStepAnswer
+    provider_id: str
+    created_at: str
+    updated_at: str
+
+
 class SubscriberAnswer(WireModel):
     id: str = Field(alias="_id")
     subscriber_id: str
@@ -114,6 +153,8 @@ class NotificationAnswer(WireModel):
     payload: dict[str, Any]
     status: str
     deliveries: list[DeliveryAnswer]
+    #: The deliveries as Novu's jobs (see the module's docstring).
+    jobs: list[JobAnswer]
 
 
 class ActivityPage(WireModel):
@@ -163,11 +204,72 @@ def _delivery(row: Delivery, attempts: Sequence[DeliveryAttempt] = ()) -> Delive
     )
 
 
+#: Novu's job status of each delivery status (Novu has no retrying or unknown: a retry waits in
+#: the queue, an outcome not known is not a success).
+JOB_STATUS = {
+    DeliveryStatus.QUEUED: "queued",
+    DeliveryStatus.SENDING: "running",
+    DeliveryStatus.RETRYING: "queued",
+    DeliveryStatus.SENT: "completed",
+    DeliveryStatus.FAILED: "failed",
+    DeliveryStatus.UNKNOWN: "failed",
+    DeliveryStatus.SKIPPED: "skipped",
+    DeliveryStatus.CANCELLED: "canceled",
+}
+#: Novu's execution detail status and source of each attempt outcome.
+DETAIL_STATUS: dict[AttemptOutcome, tuple[Literal["Success", "Warning", "Failed"], str]] = {
+    AttemptOutcome.SENT: ("Success", "Internal"),
+    AttemptOutcome.RETRYABLE: ("Warning", "Internal"),
+    AttemptOutcome.AMBIGUOUS: ("Warning", "Internal"),
+    AttemptOutcome.INTEGRATION_ERROR: ("Failed", "Credentials"),
+    AttemptOutcome.RECIPIENT_ERROR: ("Failed", "Payload"),
+    AttemptOutcome.SKIPPED: ("Warning", "Internal"),
+}
+DETAIL_TEXT = {
+    AttemptOutcome.SENT: "Message sent",
+    AttemptOutcome.RETRYABLE: "Provider failed; retried",
+    AttemptOutcome.AMBIGUOUS: "No answer from the provider; the message may have been sent",
+    AttemptOutcome.INTEGRATION_ERROR: "The integration was refused (credentials or settings)",
+    AttemptOutcome.RECIPIENT_ERROR: "The provider refused the recipient or the content",
+    AttemptOutcome.SKIPPED: "Skipped",
+}
+
+
+def _detail(row: DeliveryAttempt, position: int, channel: str) -> ExecutionDetailAnswer:
+    status, source = DETAIL_STATUS[row.outcome]
+    facts = [f"HTTP {row.http_status}" if row.http_status else "", row.error_class or ""]
+    detail = DETAIL_TEXT[row.outcome] + "".join(f"; {fact}" for fact in facts if fact)
+    return ExecutionDetailAnswer(
+        _id=str(row.id), status=status, detail=detail, is_retry=position > 0,
+        source=source,
+        provider_id=job_provider_id(row.provider, channel), created_at=row.created_at.isoformat(),
+    )  # fmt: skip
+
+
+def _job(row: Delivery, workflow_id: uuid.UUID, attempts: Sequence[DeliveryAttempt]) -> JobAnswer:
+    channel = row.channel_type.value if row.channel_type else row.step_kind.value
+    return JobAnswer(
+        _id=str(row.id),
+        type="http_request" if channel == ChannelType.WEBHOOK.value else channel,
+        status=JOB_STATUS[row.status],
+        execution_details=[_detail(a, i, channel) for i, a in enumerate(attempts)],
+        step=JobStepAnswer(
+            _id=str(row.step_id or row.id),
+            _templateId=str(workflow_id),
+            name=f"{row.step_kind.value} (step {row.step_position})",
+        ),
+        provider_id=job_provider_id(row.provider, channel),
+        created_at=row.created_at.isoformat(),
+        updated_at=row.updated_at.isoformat(),
+    )
+
+
 def _answer(
     row: Notification,
     subscriber: Subscriber | None,
     workflow: Workflow | None,
     deliveries: list[DeliveryAnswer],
+    jobs: list[JobAnswer],
 ) -> NotificationAnswer:
     channels = sorted(
         {d.channel for d in deliveries if d.channel and d.channel != ChannelType.WEBHOOK.value}
@@ -202,6 +304,7 @@ def _answer(
         payload=row.payload,
         status=row.status.value,
         deliveries=deliveries,
+        jobs=jobs,
     )
 
 
@@ -311,6 +414,7 @@ def _render(
             subscribers.get(row.subscriber_id),
             workflows.get(row.workflow_id),
             [_delivery(d, attempts.get(d.id, ())) for d in deliveries.get(row.id, [])],
+            [_job(d, row.workflow_id, attempts.get(d.id, ())) for d in deliveries.get(row.id, [])],
         )
         for row in rows
     ]

@@ -35,3 +35,15 @@ def test_novus_names_for_renamed_providers() -> None:
         "smtp": "nodemailer", "brevo": "sendinblue", "vonage": "nexmo",
         "onesignal": "one-signal", "teams": "msteams",
     }  # fmt: skip
+
+
+def test_providers_said_to_be_novus_are_in_the_sdks_provider_ids() -> None:
+    """``in_novu`` decides whether a job names the provider's id or the channel's generic one;
+    the SDK refuses an answer with an id outside its closed list."""
+    from novu_py.models.providersidenum import ProvidersIDEnum
+
+    ids = {member.value for member in ProvidersIDEnum}
+    claimed = {p.name: p.novu_id for p in PROVIDERS if p.in_novu}
+    assert {name: novu for name, novu in claimed.items() if novu not in ids} == {}
+    unclaimed = {p.name for p in PROVIDERS if not p.in_novu and p.novu_id in ids}
+    assert unclaimed == set()

@@ -84,8 +84,8 @@ def test_create_workflow_names_the_field_in_the_producer(
     with pytest.raises(ActionArgumentsError) as caught:
         run_action("create_workflow", workflow_arguments(body), organisation_id=organisation_id)
     errors = {error["field"]: error["message"] for error in caught.value.errors}
-    assert list(errors) == ["steps.0.template"]
-    assert "body: template syntax error on line 1: the template" in errors["steps.0.template"]
+    assert list(errors) == ["steps.0.template.body"]
+    assert "template syntax error on line 1: the template" in errors["steps.0.template.body"]
 
 
 @pytest.mark.worker
