@@ -181,3 +181,40 @@ def test_the_sdk_fans_a_trigger_out_to_a_topic(
         ]
         recorded = [str(vars(row)) for pair in kept for row in pair]
     assert not any("ada@example.com" in text for text in recorded)
+
+
+def test_the_sdk_sets_chat_ids_and_refuses_the_wrong_kind_by_field(
+    novu: Novu, organisation_id: uuid.UUID
+) -> None:
+    novu.subscribers.create(
+        create_subscriber_request_dto=models.CreateSubscriberRequestDto(subscriber_id="ada")
+    )
+    sent = {
+        models.ChatOrPushProviderEnum.ZULIP: ("ops>deploys", "zulip"),
+        models.ChatOrPushProviderEnum.ROCKET_CHAT: ("#general", "rocket_chat"),
+        models.ChatOrPushProviderEnum.LINE: ("U" + "b" * 32, "line"),
+        models.ChatOrPushProviderEnum.TELEGRAM: ("123456789", "telegram"),
+        models.ChatOrPushProviderEnum.SLACK: ("C0123ABC", "slack"),
+    }
+    for provider_id, (chat_id, ours) in sent.items():
+        novu.subscribers.credentials.update(
+            subscriber_id="ada",
+            update_subscriber_channel_request_dto=models.UpdateSubscriberChannelRequestDto(
+                provider_id=provider_id, credentials=models.ChannelCredentials(channel=chat_id)
+            ),
+        )
+        with database().session() as session:
+            ada = session.query(Subscriber).filter_by(
+                organisation_id=organisation_id, external_id="ada"
+            ).one()  # fmt: skip
+            assert ada.channels["chat"] == {"provider": ours, "chat_id": chat_id}
+    with pytest.raises(models.ValidationErrorDto) as refused:
+        novu.subscribers.credentials.update(
+            subscriber_id="ada",
+            update_subscriber_channel_request_dto=models.UpdateSubscriberChannelRequestDto(
+                provider_id=models.ChatOrPushProviderEnum.ZULIP,
+                credentials=models.ChannelCredentials(webhook_url="https://x.example.com/hook"),
+            ),
+        )
+    assert refused.value.data.status_code == 422
+    assert list(refused.value.data.errors) == ["credentials.webhookUrl"]
