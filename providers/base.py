@@ -86,6 +86,9 @@ class SendResult(BaseModel):
 
     provider_message_id: str | None = None
     status_code: int | None = None
+    #: Device tokens of the recipient the provider said are gone (others were sent to): the
+    #: dispatcher removes them from the subscriber (:class:`providers.errors.ExpiredTokenError`).
+    expired_tokens: tuple[str, ...] = ()
 
 
 class CheckResult(BaseModel):

@@ -13,7 +13,9 @@ class alone::
     ├── IntegrationError           permanent for this integration (401/403, bad credentials, bad
     │                              configuration): fall back to the next integration at once
     └── RecipientError             permanent for this message (invalid address, unknown device
-                                   token): fail the delivery without burning other integrations
+        │                          token): fail the delivery without burning other integrations
+        └── ExpiredTokenError      a device token or push subscription the provider says is gone:
+                                   also removed from the subscriber
 
 Messages never contain credentials, URLs carrying tokens, or request bodies: they are written to
 attempt records and logs.
@@ -45,6 +47,9 @@ class ProviderError(Exception):
         self.reason = message
         self.status_code = status_code
         self.provider_code = provider_code
+        #: Device tokens of the recipient found gone while trying (a fan-out to several
+        #: tokens may fail for other reasons): the dispatcher removes them.
+        self.expired_tokens: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -85,6 +90,11 @@ class IntegrationError(ProviderError):
 
 class RecipientError(ProviderError):
     """Permanent for this message: the recipient cannot be reached through any integration."""
+
+
+class ExpiredTokenError(RecipientError):
+    """The device token or push subscription is gone for good (Web Push 404/410): the
+    dispatcher removes it from the subscriber's push addresses, so it is not tried again."""
 
 
 class AmbiguousError(RetryableError):

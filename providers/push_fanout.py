@@ -30,6 +30,7 @@ import httpx
 from providers.base import CredentialsT, Message, SendResult, SettingsT
 from providers.errors import (
     AmbiguousError,
+    ExpiredTokenError,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -59,7 +60,11 @@ async def send_to_each_token(
     """Run ``send_one`` for every token concurrently and fold the outcomes (see module doc)."""
     unique = unique_tokens(provider, tokens)
     if len(unique) == 1:
-        return await send_one(unique[0])
+        try:
+            return await send_one(unique[0])
+        except ExpiredTokenError as exc:
+            exc.expired_tokens = (unique[0],)
+            raise
     semaphore = asyncio.Semaphore(max_concurrency)
 
     async def bounded(token: str) -> SendResult:
@@ -67,7 +72,17 @@ async def send_to_each_token(
             return await send_one(token)
 
     outcomes = await asyncio.gather(*(bounded(token) for token in unique), return_exceptions=True)
-    return fold_outcomes(provider, outcomes)
+    expired = tuple(
+        token
+        for token, outcome in zip(unique, outcomes, strict=True)
+        if isinstance(outcome, ExpiredTokenError)
+    )
+    try:
+        result = fold_outcomes(provider, outcomes)
+    except ProviderError as exc:
+        exc.expired_tokens = expired
+        raise
+    return result.model_copy(update={"expired_tokens": expired}) if expired else result
 
 
 def fold_outcomes(provider: str, outcomes: Sequence[SendResult | BaseException]) -> SendResult:

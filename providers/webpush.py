@@ -22,10 +22,11 @@ One ``POST <endpoint>`` per subscription, concurrently (:mod:`providers.push_fan
   ``Topic`` when set.
 
 A 201 accepts the message; its ``Location`` (the push message resource, RFC 8030 §5) is the
-message id. 404 and 410 mean the subscription expired or was withdrawn: a recipient error
-whose removal from the subscriber is the application's work, as for FCM's and APNs'
-unregistered tokens. 413 is a payload the service refuses; 401/403 a VAPID key or token the
-service does not accept (an integration error); 429 and 5xx are retried after ``Retry-After``.
+message id. 404 and 410 mean the subscription expired or was withdrawn: an
+:class:`~providers.errors.ExpiredTokenError` (a recipient error), which the dispatcher answers
+by removing the subscription from the subscriber's device tokens. 413 is a payload the
+service refuses; 401/403 a VAPID key or token the service does not accept (an integration
+error); 429 and 5xx are retried after ``Retry-After``.
 
 The endpoint is chosen by the subscriber's browser and stored by the tenant, so it is a
 tenant-supplied destination: it must be ``https``, the dispatcher's guarded client refuses it
@@ -51,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, field_validator
 
 from providers.base import ChannelType, Credentials, Message, Provider, SendResult, Settings
-from providers.errors import IntegrationError, ProviderError, RecipientError
+from providers.errors import ExpiredTokenError, IntegrationError, ProviderError, RecipientError
 from providers.http import (
     DestinationRefusedError,
     classify_status,
@@ -78,7 +79,7 @@ TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 Urgency = Literal["very-low", "low", "normal", "high"]
 
 #: Statuses of the push service with a meaning of their own (RFC 8030 §6.2, §7.2, §8.3).
-STATUS_ERRORS = {404: RecipientError, 410: RecipientError, 413: RecipientError}
+STATUS_ERRORS = {404: ExpiredTokenError, 410: ExpiredTokenError, 413: RecipientError}
 
 
 def _b64url_decode(value: str) -> bytes:

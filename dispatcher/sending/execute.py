@@ -85,6 +85,8 @@ class Attempt:
     error_class: str | None = None
     error: str | None = None
     at: datetime = field(default_factory=utcnow)
+    #: Device tokens the provider said are gone (not part of the attempt log: an address).
+    expired_tokens: tuple[str, ...] = ()
 
 
 @dataclass
@@ -356,6 +358,7 @@ class BatchSender:
         error: Exception | None = None
         message_id: str | None = None
         status_code: int | None = None
+        expired: tuple[str, ...] = ()
         try:
             prepared = await self._prepared(candidate)
             await self._guard_recipient(job, candidate)
@@ -377,13 +380,17 @@ class BatchSender:
                     ),
                 )
             message_id, status_code = result.provider_message_id, result.status_code
+            expired = result.expired_tokens
         except Exception as exc:
+            if isinstance(exc, ProviderError):
+                expired = exc.expired_tokens
             error = _blame_recipient_url(job, exc)
         latency = (time.perf_counter() - started) * 1000
         if error is None:
             attempt = Attempt(
                 job.delivery_id, job.organisation_id, candidate.integration_id,
                 candidate.provider, AttemptOutcome.SENT, status_code, latency, at=started_at,
+                expired_tokens=expired,
             )  # fmt: skip
             return attempt, message_id, None
         outcome, status_code, reason = classify(error)
@@ -392,7 +399,7 @@ class BatchSender:
         attempt = Attempt(
             job.delivery_id, job.organisation_id, candidate.integration_id, candidate.provider,
             outcome, status_code, latency, type(error).__name__, reason[:MAX_ERROR_LENGTH],
-            at=started_at,
+            at=started_at, expired_tokens=expired,
         )  # fmt: skip
         if outcome is AttemptOutcome.INTEGRATION_ERROR and not isinstance(error, ProviderError):
             error = IntegrationError(candidate.provider, reason)

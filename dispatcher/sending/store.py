@@ -31,6 +31,7 @@ from models import (
     IntegrationStatus,
     Notification,
     NotificationStatus,
+    Subscriber,
 )
 from models.bulk import among, insert_many, update_many
 from models.types import utcnow
@@ -236,7 +237,30 @@ def _write_back(
     insert_many(session, DeliveryAttempt, attempts)
     if inbox:
         session.execute(insert(InboxMessage), inbox)
+    forget_expired_tokens(session, finished)
     update_notification_statuses(session, {job.notification_id for job, _ in finished}, now)
+
+
+def forget_expired_tokens(session: Session, finished: list[tuple[Job, Outcome]]) -> None:
+    """Remove from each subscriber the device tokens its provider said are gone (Web Push
+    404/410), so later deliveries neither try them nor fail on them."""
+    expired: dict[tuple[uuid.UUID, uuid.UUID], set[str]] = {}
+    for job, outcome in finished:
+        tokens = {token for attempt in outcome.attempts for token in attempt.expired_tokens}
+        if tokens and job.subscriber_id is not None:
+            expired.setdefault((job.organisation_id, job.subscriber_id), set()).update(tokens)
+    for (organisation_id, subscriber_id), tokens in expired.items():
+        subscriber = session.scalars(
+            select(Subscriber)
+            .where(Subscriber.id == subscriber_id, Subscriber.organisation_id == organisation_id)
+            .with_for_update()
+        ).first()
+        push = (subscriber.channels or {}).get("push") if subscriber is not None else None
+        if subscriber is None or not isinstance(push, dict):
+            continue
+        kept = [token for token in push.get("device_tokens") or () if token not in tokens]
+        subscriber.channels = {**subscriber.channels, "push": {**push, "device_tokens": kept}}
+        logger.info("removed %d expired device tokens of a subscriber", len(tokens))
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:

@@ -381,7 +381,7 @@ class ProviderContract:
         if self.case.invalid_recipient is None:
             pytest.skip(f"{self.case.provider.name}'s API reports no distinct recipient error")
         error = failure(self.case, self.case.invalid_recipient)
-        assert type(error) is RecipientError
+        assert isinstance(error, RecipientError)
 
     def test_rate_limited_is_retryable_with_retry_after(self) -> None:
         error = failure(self.case, self.case.rate_limited)

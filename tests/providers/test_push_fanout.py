@@ -6,6 +6,7 @@ import pytest
 from providers.base import SendResult
 from providers.errors import (
     AmbiguousError,
+    ExpiredTokenError,
     IntegrationError,
     ProviderError,
     RecipientError,
@@ -146,3 +147,39 @@ def test_fold_outcomes_of_a_batch_api() -> None:
     )
     with pytest.raises(RecipientError):
         fold_outcomes("push", [])
+
+
+def _expired(token: str) -> ExpiredTokenError:
+    return ExpiredTokenError("push", "subscription gone", status_code=410)
+
+
+def test_expired_tokens_are_reported_beside_a_success() -> None:
+    folded, _ = _fan_out(
+        ("a", "b", "c"), lambda token: _ok(token) if token == "b" else _expired(token)
+    )
+    assert isinstance(folded, SendResult)
+    assert folded.provider_message_id == "id-b"
+    assert folded.expired_tokens == ("a", "c")
+
+
+def test_expired_tokens_are_reported_on_the_folded_failure() -> None:
+    folded, _ = _fan_out(
+        ("a", "b", "c"),
+        lambda token: _unregistered(token) if token == "b" else _expired(token),
+    )
+    assert isinstance(folded, RecipientError)
+    assert folded.expired_tokens == ("a", "c")
+
+
+def test_a_single_expired_token_is_named_on_its_error() -> None:
+    folded, _ = _fan_out(("only",), _expired)
+    assert isinstance(folded, ExpiredTokenError)
+    assert folded.expired_tokens == ("only",)
+
+
+def test_a_token_rejected_otherwise_is_not_reported_expired() -> None:
+    folded, _ = _fan_out(
+        ("a", "b"), lambda token: _ok(token) if token == "b" else _unregistered(token)
+    )
+    assert isinstance(folded, SendResult)
+    assert folded.expired_tokens == ()

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from providers.base import ChannelType, Message, Recipient, SendResult
-from providers.errors import IntegrationError, RecipientError, RetryableError
+from providers.errors import ExpiredTokenError, IntegrationError, RecipientError, RetryableError
 from providers.webpush import WebPushProvider, parse_subscription
 from tests.providers.harness import (
     Answer,
@@ -148,8 +148,8 @@ class TestWebPush(ProviderContract):
         required_credential="private_key",
         derived_secrets=(VAPID_PEM.splitlines()[1], b64url(UA_AUTH)),
         refusals=(
-            Refusal(Answer(404, text="Not Found"), RecipientError),
-            Refusal(Answer(410, text="Gone"), RecipientError),
+            Refusal(Answer(404, text="Not Found"), ExpiredTokenError),
+            Refusal(Answer(410, text="Gone"), ExpiredTokenError),
             Refusal(Answer(413, text="Payload Too Large"), RecipientError),
             Refusal(Answer(401, text="Unauthorized"), IntegrationError),
             Refusal(Answer(400, text="Invalid TTL"), IntegrationError),

@@ -8,7 +8,7 @@ provider id chooses the channel and which of Novu's fields carries the address
 (:data:`ADDRESSES`, one entry per chat or push provider here):
 
 * ``deviceTokens``: device tokens for the push providers, and what a subscriber subscribes to
-  elsewhere too: Pushover user keys, ntfy topics;
+  elsewhere too: Pushover user keys, ntfy topics, Web Push subscriptions (their JSON);
 * ``webhookUrl``: the subscriber's own incoming webhook (Discord, Google Chat, Slack webhooks,
   Teams, Teams Workflows, Mattermost) or Gotify message URL;
 * ``channel``: a chat id on the integration's server (a Slack or Mattermost channel, a Telegram
@@ -68,7 +68,8 @@ class Kind(enum.StrEnum):
 #: How each chat or push provider here addresses a subscriber: the fields it takes.
 ADDRESSES: Mapping[str, frozenset[Kind]] = {
     **dict.fromkeys(
-        ("apns", "expo", "fcm", "ntfy", "onesignal", "pushover"), frozenset({Kind.TOKENS})
+        ("apns", "expo", "fcm", "ntfy", "onesignal", "pushover", "webpush"),
+        frozenset({Kind.TOKENS}),
     ),
     **dict.fromkeys(
         ("discord", "google_chat", "gotify", "slack_webhook", "teams", "teams_workflows"),
@@ -80,6 +81,9 @@ ADDRESSES: Mapping[str, frozenset[Kind]] = {
         ("line", "matrix", "rocket_chat", "slack", "telegram", "zulip"), frozenset({Kind.CHAT_ID})
     ),
 }
+#: Chat providers that send to the subscriber's phone number (``phone`` on the subscriber):
+#: they have no channel address of their own.
+ADDRESSED_BY_PHONE = frozenset({"twilio_whatsapp", "whatsapp_business"})
 #: What each provider's ``channel`` is, for the error when it is missing.
 CHAT_IDS = {
     "line": "a LINE user, group or room id",
@@ -161,6 +165,13 @@ class UpdateCredentialsRequest(WireModel):
 def target_of(provider_id: str) -> Target:
     target = TARGETS.get(provider_id)
     if target is None:
+        by_phone = provider_id in ADDRESSED_BY_PHONE or any(
+            BY_NAME[name].novu_id == provider_id for name in ADDRESSED_BY_PHONE if name in BY_NAME
+        )
+        if by_phone:
+            raise UnprocessableError(
+                {"providerId": [f"{provider_id!r} sends to the subscriber's phone: set phone"]}
+            )
         raise UnprocessableError({"providerId": ["not a chat or push provider id"]})
     return target
 

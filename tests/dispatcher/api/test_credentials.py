@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dispatcher.api.novu_providers import novu_id
-from dispatcher.api.routers.credentials import ADDRESSES, TARGETS, Kind
+from dispatcher.api.routers.credentials import ADDRESSED_BY_PHONE, ADDRESSES, TARGETS, Kind
 from dispatcher.runtime.resources import database
 from dispatcher.sending.plan import recipient
 from models import Subscriber
@@ -137,7 +137,12 @@ def test_every_chat_and_push_provider_of_the_registry_takes_its_kind_only(
         for cls in registry.for_channel(channel)
     ]
     assert len(addressed) >= 19
-    assert sorted(addressed) == sorted(ADDRESSES)
+    assert sorted(set(addressed) - ADDRESSED_BY_PHONE) == sorted(ADDRESSES)
+    for name in ADDRESSED_BY_PHONE:
+        refused = put(client, keyed, name, channel="x")
+        assert refused.status_code == 422
+        assert "phone" in refused.json()["errors"]["providerId"]["messages"][0]
+    addressed = [name for name in addressed if name not in ADDRESSED_BY_PHONE]
     for name in addressed:
         for provider_id in {name, novu_id(name)}:
             # Novu's ``slack`` also takes a webhook URL, for ``slack_webhook``.

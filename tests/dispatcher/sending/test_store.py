@@ -14,10 +14,17 @@ from sqlalchemy import func, select, update
 from dispatcher import trigger
 from dispatcher.config import Settings, get_settings, reset_settings
 from dispatcher.notifications.outbox import reserve_due
+from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
 from dispatcher.sending.execute import Attempt, Outcome
 from dispatcher.sending.plan import Job
-from dispatcher.sending.store import BatchReport, claim, renew, write_outcomes
+from dispatcher.sending.store import (
+    BatchReport,
+    claim,
+    forget_expired_tokens,
+    renew,
+    write_outcomes,
+)
 from models import (
     AttemptOutcome,
     ChannelType,
@@ -25,6 +32,7 @@ from models import (
     DeliveryAttempt,
     DeliveryStatus,
     Integration,
+    Subscriber,
 )
 from models.types import utcnow
 from providers.retry_after import MAX_RETRY_AFTER
@@ -201,3 +209,32 @@ def test_an_absurd_retry_delay_is_written_back_bounded_not_raised(
         due = session.scalar(select(Delivery.next_attempt_at).where(Delivery.id == delivery_id))
     assert due is not None
     assert due <= utcnow() + timedelta(seconds=MAX_RETRY_AFTER + settings.enqueue_lease + 60)
+
+
+def test_expired_device_tokens_are_removed_from_the_subscriber(organisation_id: uuid.UUID) -> None:
+    other_organisation = create_organisation(f"other-{uuid.uuid4().hex[:8]}")
+    tokens = ["gone-1", "alive", "gone-2"]
+    mine = subscriber(organisation_id, "ada", channels={"push": {"device_tokens": tokens}})
+    theirs = subscriber(other_organisation, "ada", channels={"push": {"device_tokens": tokens}})
+    attempt = Attempt(
+        uuid.uuid4(), organisation_id, uuid.uuid4(), "webpush", AttemptOutcome.SENT, 201, 1.0,
+        expired_tokens=("gone-1", "gone-2"),
+    )  # fmt: skip
+    outcome = Outcome(DeliveryStatus.SENT, attempts=[attempt])
+    job = Job(
+        attempt.delivery_id, organisation_id, uuid.uuid4(), ChannelType.PUSH, attempts=0,
+        subscriber_id=mine,
+    )  # fmt: skip
+    # A job naming the other organisation's subscriber under this organisation changes nothing.
+    stray = Job(
+        attempt.delivery_id, organisation_id, uuid.uuid4(), ChannelType.PUSH, attempts=0,
+        subscriber_id=theirs,
+    )  # fmt: skip
+    with database().transaction() as session:
+        forget_expired_tokens(session, [(job, outcome), (stray, outcome)])
+    with database().session() as session:
+        kept = {
+            row.id: row.channels["push"]["device_tokens"]
+            for row in session.scalars(select(Subscriber).where(Subscriber.id.in_([mine, theirs])))
+        }
+    assert kept == {mine: ["alive"], theirs: tokens}
