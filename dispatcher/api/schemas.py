@@ -8,6 +8,8 @@
 * :class:`CursorPage` / :func:`cursor_page`: Novu's cursor lists, ``{data, next, previous,
   totalCount, totalCountCapped}``; a list answer keeps its other keys, so the SDK does not
   unwrap it.
+* :class:`SubscriberProfile`: a subscriber's profile fields as Novu sends them, in a subscriber
+  request and inline in a trigger.
 * Tags of wire unions start with ``~`` (``Tag("~topic")``): the 422 handler leaves them out of
   field paths, so a bad recipient is reported as ``to.1.topicKey``.
 """
@@ -37,6 +39,19 @@ class WireModel(BaseModel):
         populate_by_name=True,
         extra="ignore",
     )
+
+
+# The profile fields of a subscriber request and of a trigger's inline subscriber (no docstring:
+# it would become the OpenAPI schema's description). Novu's ``avatar`` is accepted and not stored.
+class SubscriberProfile(WireModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    avatar: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    data: dict[str, Any] | None = None
 
 
 class Envelope(WireModel, Generic[T]):
@@ -133,6 +148,7 @@ __all__ = [
     "CursorPage",
     "Envelope",
     "Field",
+    "SubscriberProfile",
     "WireModel",
     "cursor_page",
     "decode_cursor",

@@ -28,7 +28,14 @@ from dispatcher.api.errors import NotFoundError, UnprocessableError, wire_field
 from dispatcher.api.keyset import SortedCursorQueryDep, keyset_page
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import NOT_FOUND, resource_router
-from dispatcher.api.schemas import CursorPage, Envelope, Field, WireModel, envelope
+from dispatcher.api.schemas import (
+    CursorPage,
+    Envelope,
+    Field,
+    SubscriberProfile,
+    WireModel,
+    envelope,
+)
 from dispatcher.notifications.erasure import erase_subscriber, not_erased
 from dispatcher.runtime.resources import database
 from models import Subscriber
@@ -39,17 +46,6 @@ router: APIRouter = resource_router(prefix="/v2/subscribers", tag="Subscribers")
 PROFILE_FIELDS = ("first_name", "last_name", "email", "phone", "locale", "timezone", "data")
 #: Novu's ``orderBy`` values this server sorts by, and the column of each.
 ORDER_COLUMNS = {"createdAt": Subscriber.created_at, "updatedAt": Subscriber.updated_at}
-
-
-class SubscriberProfile(WireModel):
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    avatar: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    data: dict[str, Any] | None = None
 
 
 class CreateSubscriberRequest(SubscriberProfile):
