@@ -10,6 +10,8 @@
   unwrap it.
 * :class:`SubscriberProfile`: a subscriber's profile fields as Novu sends them, in a subscriber
   request and inline in a trigger.
+* :class:`SubscriberRecordIds`: the ids Novu puts on a record of a subscriber's (a message, a
+  notification), underscore-prefixed.
 * Tags of wire unions start with ``~`` (``Tag("~topic")``): the 422 handler leaves them out of
   field paths, so a bad recipient is reported as ``to.1.topicKey``.
 """
@@ -52,6 +54,16 @@ class SubscriberProfile(WireModel):
     locale: str | None = None
     timezone: str | None = None
     data: dict[str, Any] | None = None
+
+
+# The underscore-prefixed ids of a record addressed to a subscriber (a message, a notification);
+# ``_environmentId`` is the organisation (this project has no environments). No docstring: it
+# would become the description of the subclasses' OpenAPI schemas.
+class SubscriberRecordIds(WireModel):
+    id: str = Field(alias="_id")
+    environment_id: str = Field(alias="_environmentId")
+    organization_id: str = Field(alias="_organizationId")
+    subscriber_id: str = Field(alias="_subscriberId")
 
 
 class Envelope(WireModel, Generic[T]):
@@ -149,6 +161,7 @@ __all__ = [
     "Envelope",
     "Field",
     "SubscriberProfile",
+    "SubscriberRecordIds",
     "WireModel",
     "cursor_page",
     "decode_cursor",
