@@ -20,21 +20,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.fernet import Fernet
+from bench.throughput import REDIS, prepare_tenant
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
-ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 DATABASE = "dispatcher_bench_acceptance"
+BROKER_DB = 13
 SUBSCRIBERS = 2000
 BULK_EVENTS = 2000
 #: Queues nothing consumes: the messages are counted, then dropped.
@@ -54,43 +50,14 @@ def event(number: int) -> dict[str, Any]:
 
 
 def prepare() -> uuid.UUID:
-    """A fresh database with one organisation, its workflow and its subscribers."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    database_url = f"{ADMIN_URL.rpartition('/')[0]}/{DATABASE}"
-    os.environ.update(
-        DISPATCHER_DATABASE_URL=database_url,
-        DISPATCHER_BROKER_URL=f"{REDIS}/13",
-        DISPATCHER_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        DISPATCHER_DATA_DIR=tempfile.mkdtemp(prefix="dispatcher-bench-accept-"),
-        **QUEUES,
+    """A fresh database with one organisation, its workflow and its subscribers, on the
+    dispatcher's default settings (the figures are of the defaults, not of the throughput
+    benchmark's tuning). Its integration points at a closed port: no worker runs, nothing is
+    sent."""
+    os.environ.update(QUEUES)
+    organisation, _ = prepare_tenant(
+        "http://127.0.0.1:9", SUBSCRIBERS, DATABASE, BROKER_DB, tuning={}
     )
-    from dispatcher import create_organisation, run_action
-    from dispatcher.runtime.resources import database
-    from models import Subscriber
-    from models.migrate import upgrade
-
-    upgrade(database_url)
-    organisation = create_organisation("Bench")
-    run_action(
-        "create_workflow",
-        {"key": "bench", "name": "Bench", "steps": [
-            {"kind": "email", "template": {"subject": "Hi {{ subscriber.first_name }}",
-                                           "body": "Your code is {{ payload.code }}"}}]},
-        organisation_id=organisation,
-    )  # fmt: skip
-    with database().transaction() as session:
-        session.execute(
-            sa.insert(Subscriber),
-            [{"id": uuid.uuid4(), "organisation_id": organisation, "external_id": f"u{number}",
-              "email": f"u{number}@example.com", "first_name": f"User{number}", "channels": {},
-              "data": {}, "meta": {}} for number in range(SUBSCRIBERS)],
-        )  # fmt: skip
     return organisation
 
 
@@ -173,7 +140,7 @@ def messages() -> int:
     """Messages published to the benchmark's queues since the last call (then dropped)."""
     import redis
 
-    client = redis.Redis.from_url(f"{REDIS}/13")
+    client = redis.Redis.from_url(f"{REDIS}/{BROKER_DB}")
     count = sum(int(client.llen(queue)) for queue in QUEUES.values())
     client.delete(*QUEUES.values())
     client.close()

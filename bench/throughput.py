@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -152,10 +152,15 @@ def peak_rss_mb(pid: int) -> tuple[float, float]:
 
 
 def prepare_tenant(
-    url: str, subscribers: int, database_name: str = DATABASE, broker_db: int = 12
+    url: str,
+    subscribers: int,
+    database_name: str = DATABASE,
+    broker_db: int = 12,
+    tuning: Mapping[str, str] | None = None,
 ) -> tuple[uuid.UUID, dict[str, str]]:
     """A fresh bench database with one organisation posting to the fake provider; answers the
-    organisation and the worker's environment (also applied to this process)."""
+    organisation and the worker's environment (also applied to this process). ``tuning``: the
+    dispatcher settings of the run, :data:`TUNING` unless given (``{}``: the defaults)."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -174,7 +179,7 @@ def prepare_tenant(
         DISPATCHER_ENCRYPTION_KEYS=ENCRYPTION_KEY,
         DISPATCHER_DATA_DIR=str(WORK),
         DISPATCHER_URL_ALLOWLIST="127.0.0.1",
-        **TUNING,
+        **(TUNING if tuning is None else tuning),
     )
     os.environ.update({k: v for k, v in env.items() if k.startswith("DISPATCHER_")})
     from dispatcher import create_organisation, run_action

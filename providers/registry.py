@@ -96,6 +96,12 @@ class ProviderRegistry:
     def register(self, provider_class: type[AnyProvider]) -> None:
         self._classes[provider_class.name] = provider_class
 
+    def unregister(self, name: str) -> None:
+        """Take out the class registered (or loaded) under ``name``: a name only registered in
+        code is then unknown, one of a built-in or an entry point is loaded again from its path
+        when next asked for (so code that registers for a while, such as a test, can undo it)."""
+        self._classes.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(set(self._paths) | set(self._classes))
 

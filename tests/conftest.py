@@ -273,6 +273,25 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None
 
 
 @pytest.fixture
+def register_provider() -> Iterator[Callable[..., None]]:
+    """Register provider classes in this process's default registry for one test; they are
+    taken out after it, so later tests (those listing every provider) see the registry as the
+    application has it."""
+    from providers.registry import default_registry
+
+    names: list[str] = []
+
+    def register(*provider_classes: type[Any]) -> None:
+        for provider_class in provider_classes:
+            default_registry.register(provider_class)
+            names.append(provider_class.name)
+
+    yield register
+    for name in names:
+        default_registry.unregister(name)
+
+
+@pytest.fixture
 def organisation_id(postgres_url: str) -> uuid.UUID:
     from dispatcher.organisations import create_organisation
 

@@ -1,6 +1,9 @@
 """Keyset pages of one table for Novu's cursor lists (``after``/``before``/``limit``/
 ``orderDirection``/``includeCursor``), sorted by a timestamp column with the row id as the tie
-breaker, so a page is one indexed range read however deep it is."""
+breaker, so a page is one indexed range read however deep it is.
+
+:class:`CursorQuery` (and :class:`SortedCursorQuery`, which adds ``orderBy``) are the query
+parameters of such a list, declared once for every router that serves one (``Depends()``)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Depends, Query
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -21,6 +25,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
 Direction = Literal["ASC", "DESC"]
+#: The timestamps a sorted list orders by (Novu's ``orderBy``).
+OrderBy = Literal["createdAt", "updatedAt"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,33 @@ class PageRequest:
     limit: int = DEFAULT_LIMIT
     direction: Direction = "DESC"
     include_cursor: bool = False
+
+
+@dataclass(frozen=True)
+class CursorQuery:
+    """The query parameters of a cursor list (the names and defaults are Novu's)."""
+
+    after: str | None = None
+    before: str | None = None
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    order_direction: Annotated[Direction, Query(alias="orderDirection")] = "DESC"
+    include_cursor: Annotated[bool, Query(alias="includeCursor")] = False
+
+    def page(self) -> PageRequest:
+        return PageRequest(
+            self.after, self.before, self.limit, self.order_direction, self.include_cursor
+        )
+
+
+@dataclass(frozen=True)
+class SortedCursorQuery(CursorQuery):
+    """A cursor list the caller may sort by its creation or its last change."""
+
+    order_by: Annotated[OrderBy, Query(alias="orderBy")] = "createdAt"
+
+
+CursorQueryDep = Annotated[CursorQuery, Depends()]
+SortedCursorQueryDep = Annotated[SortedCursorQuery, Depends()]
 
 
 def keyset_page(

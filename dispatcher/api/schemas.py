@@ -8,6 +8,10 @@
 * :class:`CursorPage` / :func:`cursor_page`: Novu's cursor lists, ``{data, next, previous,
   totalCount, totalCountCapped}``; a list answer keeps its other keys, so the SDK does not
   unwrap it.
+* :class:`SubscriberProfile`: a subscriber's profile fields as Novu sends them, in a subscriber
+  request and inline in a trigger.
+* :class:`SubscriberRecordIds`: the ids Novu puts on a record of a subscriber's (a message, a
+  notification), underscore-prefixed.
 * Tags of wire unions start with ``~`` (``Tag("~topic")``): the 422 handler leaves them out of
   field paths, so a bad recipient is reported as ``to.1.topicKey``.
 """
@@ -37,6 +41,29 @@ class WireModel(BaseModel):
         populate_by_name=True,
         extra="ignore",
     )
+
+
+# The profile fields of a subscriber request and of a trigger's inline subscriber (no docstring:
+# it would become the OpenAPI schema's description). Novu's ``avatar`` is accepted and not stored.
+class SubscriberProfile(WireModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    avatar: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    data: dict[str, Any] | None = None
+
+
+# The underscore-prefixed ids of a record addressed to a subscriber (a message, a notification);
+# ``_environmentId`` is the organisation (this project has no environments). No docstring: it
+# would become the description of the subclasses' OpenAPI schemas.
+class SubscriberRecordIds(WireModel):
+    id: str = Field(alias="_id")
+    environment_id: str = Field(alias="_environmentId")
+    organization_id: str = Field(alias="_organizationId")
+    subscriber_id: str = Field(alias="_subscriberId")
 
 
 class Envelope(WireModel, Generic[T]):
@@ -133,6 +160,8 @@ __all__ = [
     "CursorPage",
     "Envelope",
     "Field",
+    "SubscriberProfile",
+    "SubscriberRecordIds",
     "WireModel",
     "cursor_page",
     "decode_cursor",

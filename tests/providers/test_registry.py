@@ -68,3 +68,23 @@ def test_third_party_providers_register_in_code() -> None:
     registry.register(AcmeProvider)
     assert registry.get("acme") is AcmeProvider
     assert "acme" in registry.names()
+
+
+def test_a_provider_registered_in_code_can_be_taken_out() -> None:
+    from providers.fake import FakeProvider
+
+    class AcmeProvider(FakeProvider):
+        name = "acme"
+
+    class OwnSendGrid(FakeProvider):
+        name = "sendgrid"
+
+    registry = ProviderRegistry(load_entry_points=False)
+    registry.register(AcmeProvider)
+    registry.register(OwnSendGrid)
+    registry.unregister("acme")
+    registry.unregister("sendgrid")
+    assert "acme" not in registry.names()
+    with pytest.raises(UnknownProviderError):
+        registry.get("acme")
+    assert registry.get("sendgrid").__name__ == "SendGridProvider"  # the built-in again

@@ -22,7 +22,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import TRIGGER_INVALID, resource_router
-from dispatcher.api.schemas import Envelope, WireModel, envelope, wire_tag
+from dispatcher.api.schemas import Envelope, SubscriberProfile, WireModel, envelope, wire_tag
 from dispatcher.errors import TriggerError
 from dispatcher.notifications import triggers
 from dispatcher.notifications.broadcast import trigger_broadcast
@@ -37,16 +37,8 @@ MAX_BULK_EVENTS = 100
 SUBSCRIBER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "timezone", "data")
 
 
-class SubscriberPayload(WireModel):
+class SubscriberPayload(SubscriberProfile):
     subscriber_id: str
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    avatar: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    data: dict[str, Any] | None = None
     channels: list[dict[str, Any]] | None = None
 
 

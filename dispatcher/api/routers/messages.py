@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dispatcher.api.novu_providers import novu_id
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import resource_router
-from dispatcher.api.schemas import MAX_PAGE, WireModel
+from dispatcher.api.schemas import MAX_PAGE, SubscriberRecordIds, WireModel
 from dispatcher.runtime.resources import database
 from models import ChannelType, Delivery, DeliveryStatus, InboxMessage, Notification, Subscriber
 
@@ -33,12 +33,8 @@ ENVIRONMENT = "production"
 MAX_LIMIT = 100
 
 
-class MessageAnswer(WireModel):
-    id: str = Field(alias="_id")
-    environment_id: str = Field(alias="_environmentId")
-    organization_id: str = Field(alias="_organizationId")
+class MessageAnswer(SubscriberRecordIds):
     notification_id: str = Field(alias="_notificationId")
-    subscriber_id: str = Field(alias="_subscriberId")
     created_at: str
     transaction_id: str
     channel: NovuChannel

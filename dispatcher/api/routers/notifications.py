@@ -35,7 +35,7 @@ from dispatcher.api.errors import NotFoundError, UnprocessableError
 from dispatcher.api.novu_providers import job_provider_id, novu_id
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import NOT_FOUND, resource_router
-from dispatcher.api.schemas import MAX_PAGE, Envelope, WireModel, envelope
+from dispatcher.api.schemas import MAX_PAGE, Envelope, SubscriberRecordIds, WireModel, envelope
 from dispatcher.notifications.redelivery import Retry, retry_delivery
 from dispatcher.runtime.resources import database
 from models import (
@@ -138,11 +138,7 @@ class TemplateAnswer(WireModel):
     triggers: list[TriggerAnswer]
 
 
-class NotificationAnswer(WireModel):
-    id: str = Field(alias="_id")
-    environment_id: str = Field(alias="_environmentId")
-    organization_id: str = Field(alias="_organizationId")
-    subscriber_id: str = Field(alias="_subscriberId")
+class NotificationAnswer(SubscriberRecordIds):
     template_id: str = Field(alias="_templateId")
     transaction_id: str
     created_at: str

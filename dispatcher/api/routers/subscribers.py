@@ -25,10 +25,17 @@ from sqlalchemy.orm import Session
 from dispatcher.actions.base import ActionContext, argument_errors
 from dispatcher.actions.recipients import CreateSubscriberArgs, create_subscriber
 from dispatcher.api.errors import NotFoundError, UnprocessableError, wire_field
-from dispatcher.api.keyset import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, keyset_page
+from dispatcher.api.keyset import SortedCursorQueryDep, keyset_page
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import NOT_FOUND, resource_router
-from dispatcher.api.schemas import CursorPage, Envelope, Field, WireModel, envelope
+from dispatcher.api.schemas import (
+    CursorPage,
+    Envelope,
+    Field,
+    SubscriberProfile,
+    WireModel,
+    envelope,
+)
 from dispatcher.notifications.erasure import erase_subscriber, not_erased
 from dispatcher.runtime.resources import database
 from models import Subscriber
@@ -39,17 +46,6 @@ router: APIRouter = resource_router(prefix="/v2/subscribers", tag="Subscribers")
 PROFILE_FIELDS = ("first_name", "last_name", "email", "phone", "locale", "timezone", "data")
 #: Novu's ``orderBy`` values this server sorts by, and the column of each.
 ORDER_COLUMNS = {"createdAt": Subscriber.created_at, "updatedAt": Subscriber.updated_at}
-
-
-class SubscriberProfile(WireModel):
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    avatar: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    data: dict[str, Any] | None = None
 
 
 class CreateSubscriberRequest(SubscriberProfile):
@@ -184,12 +180,7 @@ def _upsert(
 def search_subscribers(
     *,
     caller: CallerDep,
-    after: str | None = None,
-    before: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    order_by: Annotated[Literal["createdAt", "updatedAt"], Query(alias="orderBy")] = "createdAt",
-    order_direction: Annotated[Literal["ASC", "DESC"], Query(alias="orderDirection")] = "DESC",
-    include_cursor: Annotated[bool, Query(alias="includeCursor")] = False,
+    cursor: SortedCursorQueryDep,
     email: str | None = None,
     name: str | None = None,
     phone: str | None = None,
@@ -211,11 +202,10 @@ def search_subscribers(
             func.coalesce(Subscriber.first_name, "") + " " + func.coalesce(Subscriber.last_name, "")
         )
         query = query.where(full.icontains(name, autoescape=True))
-    page = PageRequest(after, before, limit, order_direction, include_cursor)
     with database().session() as session:
         return keyset_page(
-            session, query, sort=ORDER_COLUMNS[order_by], row_id=Subscriber.id, page=page,
-            render=render,
+            session, query, sort=ORDER_COLUMNS[cursor.order_by], row_id=Subscriber.id,
+            page=cursor.page(), render=render,
         )  # fmt: skip
 
 

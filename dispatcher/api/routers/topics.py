@@ -11,7 +11,7 @@ subscriber id the organisation does not have; removing them likewise. Novu's per
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field as PydanticField
@@ -27,7 +27,7 @@ from dispatcher.actions.recipients import (
     subscribe_to_topic,
 )
 from dispatcher.api.errors import NotFoundError, UnprocessableError, wire_field
-from dispatcher.api.keyset import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, keyset_page
+from dispatcher.api.keyset import CursorQueryDep, SortedCursorQueryDep, keyset_page
 from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routers.subscribers import timestamp
 from dispatcher.api.routing import NOT_FOUND, resource_router
@@ -158,12 +158,7 @@ def create_or_update_topic(
 def list_topics(
     *,
     caller: CallerDep,
-    after: str | None = None,
-    before: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    order_by: Annotated[Literal["createdAt", "updatedAt"], Query(alias="orderBy")] = "createdAt",
-    order_direction: Annotated[Literal["ASC", "DESC"], Query(alias="orderDirection")] = "DESC",
-    include_cursor: Annotated[bool, Query(alias="includeCursor")] = False,
+    cursor: SortedCursorQueryDep,
     key: str | None = None,
     name: str | None = None,
 ) -> dict[str, Any]:
@@ -173,10 +168,11 @@ def list_topics(
         query = query.where(Topic.key.icontains(key, autoescape=True))
     if name:
         query = query.where(Topic.name.icontains(name, autoescape=True))
-    sort = Topic.created_at if order_by == "createdAt" else Topic.updated_at
-    page = PageRequest(after, before, limit, order_direction, include_cursor)
+    sort = Topic.created_at if cursor.order_by == "createdAt" else Topic.updated_at
     with database().session() as session:
-        return keyset_page(session, query, sort=sort, row_id=Topic.id, page=page, render=render)
+        return keyset_page(
+            session, query, sort=sort, row_id=Topic.id, page=cursor.page(), render=render
+        )
 
 
 @router.get("/{topicKey}", response_model=Envelope[TopicAnswer], responses=NOT_FOUND)
@@ -315,14 +311,9 @@ def list_subscriptions(
     *,
     caller: CallerDep,
     topic_key: TopicKeyPath,
-    after: str | None = None,
-    before: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    order_direction: Annotated[Literal["ASC", "DESC"], Query(alias="orderDirection")] = "DESC",
-    include_cursor: Annotated[bool, Query(alias="includeCursor")] = False,
+    cursor: CursorQueryDep,
 ) -> dict[str, Any]:
     """The topic's subscriptions, newest first by default."""
-    page = PageRequest(after, before, limit, order_direction, include_cursor)
     with database().session() as session:
         topic = find_topic(session, caller.organisation_id, topic_key)
 
@@ -338,5 +329,5 @@ def list_subscriptions(
         )
         return keyset_page(
             session, query, sort=TopicSubscription.created_at, row_id=TopicSubscription.id,
-            page=page, render=render_row,
+            page=cursor.page(), render=render_row,
         )  # fmt: skip

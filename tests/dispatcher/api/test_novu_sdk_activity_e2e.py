@@ -9,7 +9,6 @@ import pytest
 from novu_py import Novu, models
 
 from dispatcher.dev.fakeserver import FakeProviderServer
-from tests.dispatcher.api.test_novu_sdk_e2e import api_url, novu
 from tests.dispatcher.notify_support import (
     EMAIL_STEP,
     subscriber,
@@ -17,8 +16,6 @@ from tests.dispatcher.notify_support import (
     wire,
     workflow,
 )
-
-__all__ = ["api_url", "novu"]
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from novu_py import Novu, models
 from dispatcher.api.keys import create_key
 from dispatcher.dev.api_process import running_api
 from dispatcher.dev.fakeserver import FakeProviderServer
-from tests.conftest import DATA_DIR, REDIS_URL, free_port
+from tests.conftest import REDIS_URL, free_port
 from tests.dispatcher.notify_support import (
     EMAIL_STEP,
     subscriber,
@@ -26,20 +25,6 @@ from tests.dispatcher.notify_support import (
 pytestmark = pytest.mark.usefixtures("worker")
 
 DELAYED = [{"kind": "delay", "config": {"seconds": 3600}}, EMAIL_STEP]
-
-
-@pytest.fixture(scope="module")
-def api_url(postgres_url: str, redis_url: str) -> Iterator[str]:
-    port = free_port()
-    with running_api(port=port, log_file=DATA_DIR / "api.log"):
-        yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def novu(api_url: str, organisation_id: uuid.UUID) -> Iterator[Novu]:
-    key = create_key(organisation_id, "sdk").key
-    with Novu(server_url=api_url, secret_key=key) as client:
-        yield client
 
 
 def test_the_sdk_triggers_and_the_worker_sends(

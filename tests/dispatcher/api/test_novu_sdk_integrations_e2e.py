@@ -9,10 +9,7 @@ from novu_py import Novu, models
 
 from dispatcher.runtime.resources import database, ensure_ready
 from models import Integration
-from tests.conftest import DATA_DIR
-from tests.dispatcher.api.test_novu_sdk_e2e import api_url, novu
-
-__all__ = ["api_url", "novu"]
+from tests.dispatcher.api.conftest import API_LOG
 
 SECRET = "SG.sdk-secret"
 
@@ -62,4 +59,4 @@ def test_the_sdk_manages_integrations(novu: Novu, organisation_id: uuid.UUID) ->
     remaining = novu.integrations.delete(integration_id=second.id).result
     assert [item.id for item in remaining] == [first.id]
     assert novu.integrations.list_active().result == []
-    assert SECRET not in (DATA_DIR / "api.log").read_text(errors="replace")
+    assert SECRET not in API_LOG.read_text(errors="replace")

@@ -5,14 +5,11 @@ the session's real worker through the local fake provider."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from novu_py import Novu, models
 from sqlalchemy import select
 
-from dispatcher.api.keys import create_key
-from dispatcher.dev.api_process import running_api
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
 from models import (
@@ -23,24 +20,9 @@ from models import (
     Notification,
     Subscriber,
 )
-from tests.conftest import DATA_DIR, free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, wait_until_terminal, wire, workflow
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-@pytest.fixture(scope="module")
-def api_url(postgres_url: str, redis_url: str) -> Iterator[str]:
-    port = free_port()
-    with running_api(port=port, log_file=DATA_DIR / "api-recipients.log"):
-        yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def novu(api_url: str, organisation_id: uuid.UUID) -> Iterator[Novu]:
-    key = create_key(organisation_id, "sdk").key
-    with Novu(server_url=api_url, secret_key=key) as client:
-        yield client
 
 
 def test_the_sdk_manages_subscribers_credentials_and_preferences(

@@ -1,7 +1,9 @@
 """A batch sender with in-memory providers, for the functional core's direct tests.
 
 The providers below record what they were handed (``FakeProvider``) and differ only in the limits
-they declare; they are registered in this process's registry, as a third-party provider would be.
+they declare; a test module registers them (:data:`LIMITED_PROVIDERS`) in this process's registry,
+as a third-party provider would be, with the ``register_provider`` fixture, which takes them out
+after each test.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from dispatcher.sending.rate_limit import MemoryRateStore, Pacer
 from models import ChannelType, IntegrationStatus
 from providers.base import Attachment, LongBody, Message, Recipient
 from providers.fake import FakeCredentials, FakeProvider
-from providers.registry import default_registry
 
 
 class ShortTextProvider(FakeProvider):
@@ -49,8 +50,7 @@ class PacedProvider(FakeProvider):
     rate_limit_per_second: ClassVar[float | None] = 2.0
 
 
-for provider_class in (ShortTextProvider, TruncatingProvider, RoomyProvider, PacedProvider):
-    default_registry.register(provider_class)
+LIMITED_PROVIDERS = (ShortTextProvider, TruncatingProvider, RoomyProvider, PacedProvider)
 
 
 def policy(max_rate_wait: float = 0.0) -> Policy:

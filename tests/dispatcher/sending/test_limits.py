@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -19,7 +19,7 @@ from providers.slack import SlackProvider
 from providers.slack_webhook import SlackWebhookProvider
 from providers.telegram import TelegramProvider
 from providers.twilio import TwilioProvider
-from tests.dispatcher.sending.support import candidate, job, sender, sent_by
+from tests.dispatcher.sending.support import LIMITED_PROVIDERS, candidate, job, sender, sent_by
 
 
 @pytest.fixture
@@ -27,6 +27,11 @@ def runtime() -> Iterator[SendingRuntime]:
     runtime = SendingRuntime(timeout=5.0, max_connections=10, url_allowlist=())
     yield runtime
     runtime.close()
+
+
+@pytest.fixture(autouse=True)
+def limited_providers(register_provider: Callable[..., None]) -> None:
+    register_provider(*LIMITED_PROVIDERS)
 
 
 def message(body: str, html: str | None = None) -> Message:

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -27,7 +27,7 @@ from dispatcher.sending.rate_limit import (
 from models import DeliveryStatus
 from providers.fake import FakeHttpProvider, FakeHttpSettings
 from providers.teams import TeamsProvider, TeamsSettings
-from tests.dispatcher.sending.support import candidate, job, sender, sent_by
+from tests.dispatcher.sending.support import LIMITED_PROVIDERS, candidate, job, sender, sent_by
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -43,6 +43,11 @@ def runtime() -> Iterator[SendingRuntime]:
     runtime = SendingRuntime(timeout=5.0, max_connections=10, url_allowlist=())
     yield runtime
     runtime.close()
+
+
+@pytest.fixture(autouse=True)
+def limited_providers(register_provider: Callable[..., None]) -> None:
+    register_provider(*LIMITED_PROVIDERS)
 
 
 def test_one_send_per_interval_is_granted_at_once(store: RateStore) -> None:
