@@ -32,9 +32,7 @@ def event(status: str, **fields: Any) -> dict[str, Any]:
             "timestamp": 1_700_000_000.5, "recipient": "ada@example.com", **fields}  # fmt: skip
 
 
-def parse(
-    raw: bytes, headers: dict[str, str], secret: str | None = SECRET
-) -> ParsedCallback:
+def parse(raw: bytes, headers: dict[str, str], secret: str | None = SECRET) -> ParsedCallback:
     credentials = FakeCredentials.model_validate({"api_key": "k", "webhook_secret": secret})
     request = CallbackRequest(url=URL, headers=headers, body=raw)
 

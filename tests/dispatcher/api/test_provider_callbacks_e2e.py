@@ -14,14 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from dispatcher import trigger
 from dispatcher.api.keys import create_key
+from dispatcher.cli.main import main
 from dispatcher.dev.api_process import running_api
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
-from models import Delivery, DeliveryEventRecord, Suppression
+from models import Delivery, DeliveryEventRecord, Notification, Suppression
 from providers.fake import sign_fake_callback
 from tests.conftest import DATA_DIR, free_port
 from tests.dispatcher.notify_support import EMAIL_STEP, act, subscriber, wait_until_terminal
@@ -71,15 +73,20 @@ class World:
 
 
 @pytest.fixture
-def world(
-    fake_provider: FakeProviderServer, organisation_id: uuid.UUID, api_url: str
-) -> World:
+def world(fake_provider: FakeProviderServer, organisation_id: uuid.UUID, api_url: str) -> World:
     return World(fake_provider, organisation_id, api_url)
 
 
 def fake_event(message_id: str, status: str, **fields: Any) -> dict[str, Any]:
     return {"id": fields.pop("id", uuid.uuid4().hex), "messageId": message_id,
             "status": status, "timestamp": time.time(), **fields}  # fmt: skip
+
+
+def view_transaction(row: Delivery) -> str:
+    with database().session() as session:
+        notification = session.get(Notification, row.notification_id)
+        assert notification is not None
+        return notification.transaction_id
 
 
 def delivery(delivery_id: str) -> Delivery:
@@ -119,6 +126,26 @@ def test_the_fake_provider_calls_back_and_the_delivery_shows_delivered(world: Wo
         "sent", "delivered",
     )  # fmt: skip
     assert world.fake.state.callback_errors == []
+
+    # Shown by the activity API and by `dispatcher status`, with the event.
+    answer = httpx.get(f"{world.api_url}/v1/notifications/{row.notification_id}",
+                       headers=world.headers, timeout=10)  # fmt: skip
+    assert answer.status_code == 200
+    [shown] = answer.json()["data"]["deliveries"]
+    assert (shown["status"], shown["reportedStatus"]) == ("sent", "delivered")
+    assert [event["kind"] for event in shown["events"]] == ["delivered"]
+    assert shown["reportedAt"]
+    status = CliRunner().invoke(
+        main, ["status", view_transaction(row), "--org", str(world.organisation_id), "--json"]
+    )
+    assert status.exit_code == 0, status.output
+    [printed] = json.loads(status.output)
+    assert (printed["status"], printed["reported_status"]) == ("sent", "delivered")
+    assert [event["kind"] for event in printed["events"]] == ["delivered"]
+    table = CliRunner().invoke(
+        main, ["status", view_transaction(row), "--org", str(world.organisation_id)]
+    )
+    assert "delivered" in table.output
 
 
 def test_a_bad_signature_or_an_unknown_integration_is_401_and_changes_nothing(
