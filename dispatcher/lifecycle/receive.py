@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -38,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds for fetching what a signature check needs, or a subscription confirmation.
 FETCH_TIMEOUT = 10.0
+#: Seconds an integration read for a callback is reused for: a burst of callbacks for one
+#: integration reads and decrypts it once (a change of its credentials applies this much later).
+TARGET_TTL = 10.0
+#: Integrations kept at most.
+TARGET_CACHE_SIZE = 1000
 
 
 class Refused(Exception):  # noqa: N818 - an answer, not a failure of ours
@@ -98,11 +105,34 @@ def load_target(integration_id: str) -> Target:
     return Target(row.id, row.organisation_id, row.provider, opened.credentials, row.settings or {})
 
 
+class TargetCache:
+    """Integrations recently read for callbacks (unknown ids are not kept: they cost a read)."""
+
+    def __init__(self, ttl: float = TARGET_TTL, size: int = TARGET_CACHE_SIZE) -> None:
+        self.ttl, self.size = ttl, size
+        self._targets: dict[str, tuple[float, Target]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, integration_id: str) -> Target:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._targets.get(integration_id)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        target = load_target(integration_id)
+        with self._lock:
+            if len(self._targets) >= self.size:
+                self._targets.clear()
+            self._targets[integration_id] = (now, target)
+        return target
+
+
 class CallbackReceiver:
     """Per API process: the provider instances, and a guarded HTTP client per event loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.targets = TargetCache()
         self.connector = GuardedConnector(AddressPolicy(settings.url_allowlist))
         self._providers: dict[str, AnyProvider] = {}
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]

@@ -5,7 +5,8 @@ signature with the integration's credentials (:mod:`dispatcher.lifecycle.receive
 provider's webhook at this URL with the integration's id. Answers:
 
 * 200 ``{"data": {"received": n}}``: authentic; its ``n`` events are queued for the worker
-  (``DISPATCHER_LIFECYCLE_QUEUE``), which applies them within moments;
+  (``DISPATCHER_LIFECYCLE_QUEUE``, with the events of concurrent callbacks: see
+  :mod:`dispatcher.lifecycle.publishing`), which applies them within moments;
 * 401: not authentic, or no such integration (the same answer, so ids cannot be probed);
   nothing changes;
 * 400: authentic but unreadable; nothing changes;
@@ -18,6 +19,7 @@ the one they called, which the request's own URL is not.
 
 from __future__ import annotations
 
+import asyncio
 from functools import cache
 from typing import Annotated, Any
 
@@ -33,13 +35,8 @@ from dispatcher.api.errors import (
 )
 from dispatcher.api.schemas import Envelope, WireModel, envelope
 from dispatcher.config import Settings, get_settings
-from dispatcher.lifecycle.receive import (
-    CallbackReceiver,
-    Refused,
-    Unavailable,
-    as_message,
-    load_target,
-)
+from dispatcher.lifecycle.publishing import CallbackPublisher
+from dispatcher.lifecycle.receive import CallbackReceiver, Refused, Unavailable, as_message
 from dispatcher.notifications.enqueue import publish_delivery_events
 from providers.callbacks import CallbackRequest
 
@@ -56,6 +53,11 @@ class Received(WireModel):
 @cache
 def receiver() -> CallbackReceiver:
     return CallbackReceiver(get_settings())
+
+
+@cache
+def publisher() -> CallbackPublisher:
+    return CallbackPublisher(lambda callbacks: publish_delivery_events(callbacks, get_settings()))
 
 
 def public_url(request: Request, settings: Settings) -> str:
@@ -89,7 +91,7 @@ async def provider_callback(
         body=await request.body(),
     )
     try:
-        target = await run_in_threadpool(load_target, integration_id)
+        target = await run_in_threadpool(receiver().targets.get, integration_id)
         parsed = await receiver().parse(target, callback)
         if parsed.confirm_subscription_url:
             await receiver().confirm_subscription(target, parsed.confirm_subscription_url)
@@ -101,7 +103,7 @@ async def provider_callback(
         raise ServiceUnavailableError(headers=RETRY_AFTER) from None
     if parsed.events:
         try:
-            await run_in_threadpool(publish_delivery_events, [as_message(target, parsed)], settings)
+            await asyncio.wrap_future(publisher().submit(as_message(target, parsed)))
         except BrokerError:
             raise ServiceUnavailableError(headers=RETRY_AFTER) from None
     return envelope(Received(received=len(parsed.events)))
