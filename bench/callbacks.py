@@ -9,7 +9,8 @@ clients post one ``delivered`` event per delivery, signed (HMAC-SHA256, ``provid
 BENCH_CALLBACK_INFLIGHT (16) requests in flight; the single-event round posts a tenth of the
 events. Accepted is events answered 200 per second of posting; applied is events written
 (``delivery_events`` rows, reported status set) per second from the first post to the last row.
-The API runs one uvicorn worker, the worker BENCH_WORKER_PROCESSES (4) processes. Environment
+The API runs one uvicorn worker, the worker BENCH_WORKER_PROCESSES (4) processes; ``GET
+/healthz`` of the same server, at the same concurrency, is the ceiling of the HTTP path. Environment
 also: those of :mod:`bench.throughput` (PostgreSQL and Redis URLs). Run:
 ``python -m bench callbacks``.
 """
@@ -81,7 +82,9 @@ def bodies(prefix: str, count: int, batch: int) -> list[tuple[bytes, dict[str, s
     return signed
 
 
-async def post_all(url: str, signed: list[tuple[bytes, dict[str, str]]]) -> tuple[int, int]:
+async def post_all(
+    url: str, signed: list[tuple[bytes, dict[str, str]]], method: str = "POST"
+) -> tuple[int, int]:
     """(requests answered 200, other answers)."""
     queue = list(reversed(signed))
     ok = failed = 0
@@ -93,7 +96,7 @@ async def post_all(url: str, signed: list[tuple[bytes, dict[str, str]]]) -> tupl
             while queue:
                 body, headers = queue.pop()
                 try:
-                    answer = await client.post(url, content=body, headers=headers)
+                    answer = await client.request(method, url, content=body, headers=headers)
                     ok, failed = (ok + 1, failed) if answer.status_code == 200 else (ok, failed + 1)
                 except httpx.HTTPError:
                     failed += 1
@@ -134,6 +137,9 @@ def main() -> None:
     with process(worker_command(), env, "callbacks-worker.log"), server(env, 1) as url:
         time.sleep(4)  # worker start-up is not part of the figure
         endpoint = f"{url}/v1/webhooks/providers/{integration}"
+        started = time.time()
+        ok, _ = asyncio.run(post_all(f"{url}/healthz", [(b"", {})] * 2000, method="GET"))
+        print(f"/healthz of the same server, the ceiling: {ok / (time.time() - started):,.0f}/s")
         for batch in BATCHES:
             count = EVENTS if batch > 1 else max(1, EVENTS // 10)
             prefix = f"b{batch}"
