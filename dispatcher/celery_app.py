@@ -38,6 +38,9 @@ from dispatcher.runtime.resources import ensure_ready, reset
 from dispatcher.runtime.startup import refuse_to_start_unless_ready
 
 ACTION_TASK_PREFIX = "action."
+#: Applies provider callbacks' events (``dispatcher.tasks.lifecycle``), on its own queue: a burst
+#: of callbacks never waits behind sends, nor sends behind it.
+APPLY_EVENTS_TASK = "dispatcher.apply_delivery_events"
 
 #: Sent by the delivery task with the finished batch's report (``report=``): metrics, and any
 #: other cross-cutting work, read it here instead of inside the batch.
@@ -60,6 +63,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_routing_key": settings.action_queue,
         "task_routes": {
             f"{ACTION_TASK_PREFIX}*": {"queue": settings.action_queue},
+            # Exact names are matched before the patterns.
+            APPLY_EVENTS_TASK: {"queue": settings.lifecycle_queue},
             "dispatcher.*": {"queue": settings.delivery_queue},
         },
         "beat_schedule": {
@@ -131,7 +136,12 @@ def task_queues(settings: Settings) -> tuple[Queue, ...]:
     exchanges, which Celery's native delayed delivery needs for countdowns: a direct exchange
     would make a worker hold each countdown task in memory until it is due.
     """
-    names = (settings.action_queue, settings.delivery_queue, settings.critical_queue)
+    names = (
+        settings.action_queue,
+        settings.delivery_queue,
+        settings.critical_queue,
+        settings.lifecycle_queue,
+    )
     if settings.uses_amqp_broker:
         return tuple(
             Queue(

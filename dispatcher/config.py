@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     action_queue: str = "actions"
     delivery_queue: str = "deliveries"
     critical_queue: str = "critical"
+    #: Provider callbacks' events wait here for the worker that applies them.
+    lifecycle_queue: str = "lifecycle"
 
     #: How often a task that lost its database connection is retried before it answers an Err.
     action_max_retries: int = Field(default=5, ge=0)
@@ -159,6 +161,10 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     #: Seconds the first answer to an ``Idempotency-Key`` is replayed for.
     api_idempotency_ttl: float = Field(default=24 * 3600.0, gt=0)
+    #: The API's URL as providers call it (``https://notify.example.com``), behind a proxy:
+    #: providers that sign the URL (Twilio, Plivo) are verified against it. Unset: the URL of
+    #: the request as it arrived.
+    public_url: str | None = None
     #: Subscribers written per transaction by a broadcast trigger.
     broadcast_chunk_size: int = Field(default=1000, ge=1, le=10_000)
 

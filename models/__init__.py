@@ -26,12 +26,20 @@ from models.integrations import (
     ResourceType,
 )
 from models.learning import Course, Flow, FlowProgress, Lesson, ProgressStatus
+from models.lifecycle import (
+    REPORTED_RANK,
+    DeliveryEventRecord,
+    ReportedStatus,
+    Suppression,
+    normalize_address,
+)
 from models.recipients import Preference, Subscriber, Topic, TopicSubscription
 from models.schedules import Schedule
 from models.tenancy import Group, Membership, Organisation, User
 from models.workflows import StepKind, Workflow, WorkflowStep
 
 __all__ = [
+    "REPORTED_RANK",
     "TERMINAL_DELIVERY_STATUSES",
     "ActionRun",
     "Agent",
@@ -46,6 +54,7 @@ __all__ = [
     "Course",
     "Delivery",
     "DeliveryAttempt",
+    "DeliveryEventRecord",
     "DeliveryStatus",
     "Flow",
     "FlowProgress",
@@ -67,10 +76,12 @@ __all__ = [
     "Preference",
     "ProgressStatus",
     "Prompt",
+    "ReportedStatus",
     "ResourceType",
     "Schedule",
     "StepKind",
     "Subscriber",
+    "Suppression",
     "Tool",
     "Topic",
     "TopicSubscription",
@@ -79,4 +90,5 @@ __all__ = [
     "WorkflowStep",
     "credential_keys",
     "generate_key",
+    "normalize_address",
 ]

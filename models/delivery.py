@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Mutable, Row, Tenant, enum_column
 from models.integrations import ChannelType
+from models.lifecycle import ReportedStatus
 from models.workflows import StepKind
 
 
@@ -112,6 +113,8 @@ class Delivery(Row, Mutable, Tenant, Base):
         UniqueConstraint("notification_id", "step_position"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_organisation_status", "organisation_id", "status"),
+        # A provider callback names the message by the id the provider answered the send with.
+        Index("ix_deliveries_provider_message", "integration_id", "provider_message_id"),
     )
 
     notification_id: Mapped[uuid.UUID] = mapped_column(
@@ -143,6 +146,12 @@ class Delivery(Row, Mutable, Tenant, Base):
     sent_at: Mapped[datetime | None]
     #: Rendered content and resolved address, kept for audit and retries.
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the provider last reported of it after ``sent`` (its callbacks), and when that
+    #: happened: ``status`` stays the sending status (see :mod:`models.lifecycle`).
+    reported_status: Mapped[ReportedStatus | None] = mapped_column(
+        enum_column(ReportedStatus, "reported_status")
+    )
+    reported_at: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Row, Tenant, Base):

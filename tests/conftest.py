@@ -52,6 +52,7 @@ TEST_ENVIRONMENT = {
     "DISPATCHER_ACTION_QUEUE": f"actions-{os.getpid()}",
     "DISPATCHER_DELIVERY_QUEUE": f"deliveries-{os.getpid()}",
     "DISPATCHER_CRITICAL_QUEUE": f"critical-{os.getpid()}",
+    "DISPATCHER_LIFECYCLE_QUEUE": f"lifecycle-{os.getpid()}",
     # Short waits so retries, leases, circuits and the sweeper act within a test's patience.
     "DISPATCHER_RETRY_BASE_DELAY": "0.2",
     "DISPATCHER_RETRY_MAX_DELAY": "1",

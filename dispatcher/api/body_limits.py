@@ -1,5 +1,8 @@
 """Request bodies: at most ``DISPATCHER_API_MAX_BODY_BYTES`` (413), and JSON (415).
 
+Provider callbacks (:data:`ANY_MEDIA_PREFIX`) are the exception to JSON: Twilio and Plivo post
+forms, Amazon SNS ``text/plain``; their provider module reads and verifies whatever they send.
+
 A plain ASGI middleware, outermost, so that nothing reads an oversized body: a declared
 ``Content-Length`` over the limit is refused before a byte is read, and a chunked body is read
 up to the limit only. The body read is handed on whole to the application.
@@ -17,6 +20,8 @@ from dispatcher.api.errors import (
 )
 
 JSON_TYPES = ("application/json",)
+#: Paths whose bodies may be of any media type (the size limit still holds).
+ANY_MEDIA_PREFIX = "/v1/webhooks/providers/"
 
 
 def is_json(content_type: str) -> bool:
@@ -45,7 +50,7 @@ class BodyLimits:
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
             await api_error_response(PayloadTooLargeError(), path)(scope, receive, send)
             return
-        if not is_json(headers.get("content-type", "")):
+        if not path.startswith(ANY_MEDIA_PREFIX) and not is_json(headers.get("content-type", "")):
             await api_error_response(UnsupportedMediaTypeError(), path)(scope, receive, send)
             return
         chunks: list[bytes] = []

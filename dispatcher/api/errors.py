@@ -7,6 +7,7 @@ handlers registered by :func:`install` turn it, request validation errors, trigg
 errors, an unavailable database and anything unexpected into such a body::
 
     ApiError                    status, message, headers
+    ├── BadRequestError              400
     ├── UnauthorizedError            401
     ├── NotFoundError                404
     ├── PayloadTooLargeError         413
@@ -57,6 +58,11 @@ class ApiError(Exception):
     def extra(self) -> dict[str, Any]:
         """Fields of the body besides the common ones."""
         return {}
+
+
+class BadRequestError(ApiError):
+    status_code = 400
+    message = "bad request"
 
 
 class UnauthorizedError(ApiError):

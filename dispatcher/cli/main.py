@@ -20,6 +20,7 @@ from dispatcher.cli.integrations import integrations
 from dispatcher.cli.json_input import json_object
 from dispatcher.cli.keys import rotate
 from dispatcher.cli.output import json_option, print_json, print_table
+from dispatcher.cli.suppressions import suppressions
 from dispatcher.config import get_settings
 from dispatcher.dev.demo import run_demo
 from dispatcher.errors import ActionTimeoutError, ConfigurationError, DispatcherError
@@ -234,7 +235,8 @@ def _target(text: str) -> Any:
 @click.option("--org", "organisation_id", required=True, help="Organisation id.")
 @json_option
 def status_command(transaction_id: str, organisation_id: str, as_json: bool) -> None:
-    """Show every delivery of a transaction: channel, integration, status, attempts, error."""
+    """Show every delivery of a transaction: channel, integration, status, attempts, error, and
+    what the provider reported since (``delivered``, ``opened``, ...) with its events."""
     try:
         organisation = uuid.UUID(organisation_id)
     except ValueError:
@@ -246,11 +248,12 @@ def status_command(transaction_id: str, organisation_id: str, as_json: bool) -> 
         print_json([asdict(view) for view in views])
         return
     table = Table("subscriber", "step", "channel", "integration", "provider", "status",
-                  "attempts", "last error")  # fmt: skip
+                  "attempts", "last error", "reported", "events")  # fmt: skip
     for view in views:
         table.add_row(
             view.subscriber, str(view.step), view.channel, view.integration or "-",
             view.provider or "-", view.status, str(view.attempts), view.last_error or "",
+            view.reported_status or "-", ", ".join(event.kind for event in view.events),
         )  # fmt: skip
     print_table(table)
 
@@ -275,6 +278,7 @@ def demo() -> None:
 main.add_command(integrations)
 main.add_command(api)
 main.add_command(api_keys)
+main.add_command(suppressions)
 keys.add_command(rotate)
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ requests answer 500 at random; then ``default``. ``idempotent`` makes the path k
 first one's message id without sending again (recorded as ``replayed``).
 ``trickle_ms`` writes the answer one byte at a time, that many milliseconds apart (a provider
 that never stops answering quite long enough for a per-read timeout to fire).
+``callback_url`` with ``callback_secret`` makes the path call back like a real provider: after
+each message it accepted (``ok``), ``callback_delay_ms`` later (default 500), it posts a signed
+delivery callback (``providers.fake``: ``X-Fake-Signature``) with status ``callback_status``
+(default ``delivered``) for the message id it answered, the message's ``to.email`` (or phone)
+as recipient.
 Every request is recorded by delivery id: ``GET /_stats`` counts them, ``GET /_requests`` lists
 them, ``DELETE /_requests`` forgets them. Used by the end-to-end tests, the demo and the
 benchmarks; it listens on loopback only.
@@ -34,9 +39,12 @@ import socket
 import struct
 import threading
 import time
+import urllib.request
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from providers.fake import sign_fake_callback
 
 #: Answers for which the provider sent the message (the answer may have been lost).
 SENDING_ANSWERS = frozenset({"ok", "drop", "reset", "stall"})
@@ -62,6 +70,10 @@ class Behaviour:
     trickle_ms: float = 0.0
     first_answer: str | None = None
     idempotent: bool = False
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    callback_status: str = "delivered"
+    callback_delay_ms: float = 500.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Behaviour:
@@ -74,6 +86,10 @@ class Behaviour:
             trickle_ms=float(data.get("trickle_ms", 0.0)),
             first_answer=str(data["first_answer"]) if data.get("first_answer") else None,
             idempotent=bool(data.get("idempotent", False)),
+            callback_url=data.get("callback_url"),
+            callback_secret=data.get("callback_secret"),
+            callback_status=str(data.get("callback_status", "delivered")),
+            callback_delay_ms=float(data.get("callback_delay_ms", 500.0)),
         )
 
 
@@ -99,6 +115,8 @@ class FakeProviderState:
         self.seen: set[tuple[str, str | None]] = set()
         #: (path, idempotency key) -> message id, on idempotent paths.
         self.keys: dict[tuple[str, str], str] = {}
+        #: Callbacks that could not be posted.
+        self.callback_errors: list[str] = []
 
     def answer_for(self, path: str, delivery_id: str | None = None) -> tuple[str, Behaviour]:
         behaviour = self.behaviours.setdefault(path, Behaviour())
@@ -218,9 +236,10 @@ class FakeProviderServer:
     ) -> tuple[int, str, bytes, dict[str, str], float]:
         """The provider's answer to a message posted to path ``name``."""
         try:
-            delivery_id = json.loads(body).get("delivery_id")
+            message = json.loads(body)
+            delivery_id = message.get("delivery_id")
         except (ValueError, AttributeError):
-            delivery_id = None
+            message, delivery_id = {}, None
         behaviour = self.state.behaviours.setdefault(name, Behaviour())
         replayed = self.state.keys.get((name, key)) if key and behaviour.idempotent else None
         if replayed is not None:
@@ -242,6 +261,14 @@ class FakeProviderServer:
         headers: dict[str, str] = {}
         if answer == "ok":
             payload = json.dumps({"id": message_id}).encode()
+            if behaviour.callback_url and behaviour.callback_secret:
+                self._loop.call_later(
+                    behaviour.callback_delay_ms / 1000,
+                    self._call_back,
+                    behaviour,
+                    message_id,
+                    (message.get("to") or {}) if isinstance(message, dict) else {},
+                )
         elif answer == "invalid":
             payload = b'{"error": "invalid_recipient"}'
         elif answer == "429":
@@ -251,6 +278,32 @@ class FakeProviderServer:
         else:
             payload = json.dumps({"error": answer}).encode()
         return status, reason, payload, headers, delay
+
+    def _call_back(self, behaviour: Behaviour, message_id: str, to: dict[str, Any]) -> None:
+        """Post the delivery callback from a thread (the server's loop keeps serving)."""
+        assert behaviour.callback_url is not None
+        assert behaviour.callback_secret is not None
+        event = {
+            "id": f"evt-{message_id}-{behaviour.callback_status}",
+            "messageId": message_id,
+            "status": behaviour.callback_status,
+            "timestamp": time.time(),
+            "recipient": to.get("email") or to.get("phone"),
+        }
+        body = json.dumps([event]).encode()
+        headers = sign_fake_callback(behaviour.callback_secret, body)
+        request = urllib.request.Request(  # noqa: S310 - the test's own callback URL
+            behaviour.callback_url, data=body, headers=headers, method="POST"
+        )
+
+        def post() -> None:
+            try:
+                with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+                    pass
+            except OSError as exc:
+                self.state.callback_errors.append(f"{type(exc).__name__}: {exc}")
+
+        threading.Thread(target=post, daemon=True).start()
 
 
 async def _read_request(

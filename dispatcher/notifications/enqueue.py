@@ -2,8 +2,10 @@
 
 Triggers publish their due batches right after their commit, the pump and the sweeper enqueue what
 the outbox reserved, and a batch's short retries are published with a countdown. Every message
-carries delivery ids only, never content or credentials. When the broker is unreachable nothing
-is lost: the rows stay in the outbox and the sweeper enqueues them later.
+carries delivery ids only, never content or credentials (the one other kind, a provider
+callback's verified events, carries the events as plain JSON: ids, kinds, times, addresses).
+When the broker is unreachable nothing is lost: the rows stay in the outbox and the sweeper
+enqueues them later.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from amqp.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
 
-from dispatcher.celery_app import app
+from dispatcher.celery_app import APPLY_EVENTS_TASK, app
 from dispatcher.config import Settings, get_settings
 from dispatcher.notifications.outbox import DueBatch, SweepReport, chunks, release, reserve_due
 
@@ -103,6 +105,22 @@ def publish_retries(retrying: Iterable[tuple[uuid.UUID, float, bool]], settings:
                 )
     except BrokerError:
         logger.warning("deliver: broker unavailable; retries are left to the outbox sweeper")
+
+
+def publish_delivery_events(
+    callbacks: list[dict[str, Any]], settings: Settings, *, countdown: float | None = None
+) -> None:
+    """Verified callbacks' events for the lifecycle worker (``dispatcher.tasks.lifecycle``).
+
+    Raises the broker's error: the API then answers 503 and the provider calls again, since
+    nothing else holds the events."""
+    app.send_task(
+        APPLY_EVENTS_TASK,
+        kwargs={"callbacks": callbacks},
+        queue=settings.lifecycle_queue,
+        countdown=countdown,
+        ignore_result=True,
+    )
 
 
 def queue_depth(queue: str) -> int:

@@ -9,6 +9,11 @@ Four metrics recorded once per batch by :func:`record_batch`:
 - ``dispatcher_deliveries_finished_total{channel, status}``: deliveries that reached ``sent``,
   ``failed`` or ``skipped``;
 
+one recorded by the lifecycle task for each batch of provider callbacks it applied:
+
+- ``dispatcher_callback_events_total{provider, kind}``: delivery events applied (duplicates and
+  events for unknown messages are not counted);
+
 and one more, set by the circuit probe (a beat job) after counting them:
 
 - ``dispatcher_undecryptable_integrations``: integrations whose stored credentials the worker's
@@ -77,7 +82,7 @@ class MetricsSettings(BaseSettings):
 
 
 class WorkerMetrics:
-    """The four metrics, registered in one registry."""
+    """The metrics, registered in one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -105,6 +110,12 @@ class WorkerMetrics:
             "dispatcher_deliveries_finished",
             "Deliveries that reached a final status, by channel and status.",
             ["channel", "status"],
+            registry=registry,
+        )
+        self.callback_events = Counter(
+            "dispatcher_callback_events",
+            "Provider callback events applied to deliveries, by provider and kind.",
+            ["provider", "kind"],
             registry=registry,
         )
         self.undecryptable = Gauge(
@@ -162,6 +173,15 @@ def record_batch(
         worker_metrics.record(jobs, outcomes, claimed_at=claimed_at, due=due)
     except Exception:
         logger.warning("metrics: could not record a batch", exc_info=True)
+
+
+def record_callback_events(counts: Mapping[tuple[str, str], int]) -> None:
+    """Count applied callback events by (provider, kind). Never raises."""
+    try:
+        for (provider, kind), count in counts.items():
+            worker_metrics.callback_events.labels(provider, kind).inc(count)
+    except Exception:
+        logger.warning("metrics: could not record callback events", exc_info=True)
 
 
 def record_undecryptable(count: int) -> None:

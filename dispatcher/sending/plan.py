@@ -1,9 +1,11 @@
 """Load what a claimed batch needs in a few queries, and decide each delivery's fate.
 
 For every delivery: are its conditions met, has the subscriber opted out, can its templates be
-rendered, has the subscriber an address for the channel, and which integrations may send it, in
-order (primary first, then ascending priority, then oldest), minus those this delivery already
-burned. The result is a :class:`Job` to send, or a final outcome reached without sending.
+rendered, has the subscriber an address for the channel, is that address suppressed (a hard
+bounce or a complaint: ``skipped``, reason ``suppressed``, before any request, no integration
+burned), and which integrations may send it, in order (primary first, then ascending
+priority, then oldest), minus those this delivery already burned. The result is a :class:`Job`
+to send, or a final outcome reached without sending.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from models import (
     Notification,
     Preference,
     Subscriber,
+    Suppression,
     Workflow,
     WorkflowStep,
+    normalize_address,
 )
 from models.bulk import among
 from providers.base import Message, Recipient
@@ -154,6 +158,15 @@ class Loaded:
     integrations: dict[tuple[uuid.UUID, ChannelType], list[Candidate]]
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]]
     digests: dict[uuid.UUID, list[dict[str, Any]]]
+    #: (organisation, channel, normalized address) of the batch's addresses that are suppressed.
+    suppressed: frozenset[tuple[uuid.UUID, ChannelType, str]] = frozenset()
+
+
+#: The channels whose addresses can be suppressed, and the recipient field of each.
+SUPPRESSIBLE = {ChannelType.EMAIL: "email", ChannelType.SMS: "phone"}
+
+#: A delivery's reason when its address is suppressed.
+SUPPRESSED = "suppressed"
 
 
 def _by_id(rows: Iterable[Any]) -> dict[uuid.UUID, Any]:
@@ -245,7 +258,46 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
     return Loaded(
         deliveries, notifications, subscribers, steps, workflows, preferences, integrations,
         attempts, _digest_events(session, notifications),
+        _suppressed(session, deliveries, notifications, subscribers),
     )  # fmt: skip
+
+
+def _suppressed(
+    session: Session,
+    deliveries: list[DeliveryRow],
+    notifications: Mapping[uuid.UUID, NotificationRow],
+    subscribers: Mapping[uuid.UUID, SubscriberRow],
+) -> frozenset[tuple[uuid.UUID, ChannelType, str]]:
+    """Which of the batch's addresses are suppressed, in one query: every address a delivery
+    may go to (the subscriber's, and an override's)."""
+    addresses: set[str] = set()
+    organisations: set[uuid.UUID] = set()
+    for delivery in deliveries:
+        field_name = SUPPRESSIBLE.get(delivery.channel_type) if delivery.channel_type else None
+        notification = notifications.get(delivery.notification_id)
+        if field_name is None or notification is None or delivery.channel_type is None:
+            continue
+        subscriber = subscribers.get(notification.subscriber_id)
+        override = ((notification.meta.get("overrides") or {}).get(delivery.channel_type.value)
+                    or {}).get("to") or {}  # fmt: skip
+        for value in (getattr(subscriber, field_name, None), override.get(field_name)):
+            if isinstance(value, str) and value:
+                addresses.add(normalize_address(delivery.channel_type, value))
+                organisations.add(delivery.organisation_id)
+    if not addresses:
+        return frozenset()
+    return frozenset(
+        (row.organisation_id, row.channel_type, row.address)
+        for row in session.execute(
+            select(
+                Suppression.organisation_id, Suppression.channel_type, Suppression.address
+            ).where(
+                Suppression.organisation_id.in_(organisations),
+                Suppression.channel_type.in_(list(SUPPRESSIBLE)),
+                among(session, Suppression.address, addresses),
+            )
+        )
+    )
 
 
 def _integrations(
@@ -434,6 +486,18 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     required = MISSING_ADDRESS.get(job.channel)
     if required and required[1] and not getattr(to, required[0]):
         job.decided = (DeliveryStatus.FAILED, required[1])
+        return
+    suppressible = SUPPRESSIBLE.get(job.channel)
+    if (
+        suppressible
+        and (
+            delivery.organisation_id,
+            job.channel,
+            normalize_address(job.channel, getattr(to, suppressible)),
+        )
+        in loaded.suppressed
+    ):
+        job.decided = (DeliveryStatus.SKIPPED, SUPPRESSED)
         return
     job.content = rendered
     job.message = Message(

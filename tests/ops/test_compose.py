@@ -224,17 +224,22 @@ def test_dispatcher_services_are_configured_by_environment_only(
     assert re.fullmatch(password, services["postgres"]["environment"]["POSTGRES_PASSWORD"])
 
 
-def test_only_the_worker_holds_the_encryption_keys(services: dict[str, dict[str, Any]]) -> None:
+def test_only_the_worker_and_the_api_hold_the_encryption_keys(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The worker decrypts credentials to send, the API to verify provider callbacks; beat,
+    Flower and the migration never see them."""
     holders = {
         name
         for name, service in services.items()
         if "DISPATCHER_ENCRYPTION_KEYS" in service.get("environment", {})
     }
-    assert holders == {"worker"}
-    value = services["worker"]["environment"]["DISPATCHER_ENCRYPTION_KEYS"]
-    assert re.fullmatch(
-        r"\$\{DISPATCHER_ENCRYPTION_KEYS:\?[^}]*dispatcher keys generate[^}]*\}", value
-    )
+    assert holders == {"worker", "api"}
+    for holder in holders:
+        value = services[holder]["environment"]["DISPATCHER_ENCRYPTION_KEYS"]
+        assert re.fullmatch(
+            r"\$\{DISPATCHER_ENCRYPTION_KEYS:\?[^}]*dispatcher keys generate[^}]*\}", value
+        )
 
 
 def test_only_flower_and_the_api_are_published_and_on_loopback(

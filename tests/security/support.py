@@ -20,7 +20,16 @@ from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
 from dispatcher.sending.batch import process_batch
 from dispatcher.sending.store import BatchReport
-from models import Base, Delivery, DeliveryStatus, InboxMessage, Notification, Organisation
+from models import (
+    Base,
+    ChannelType,
+    Delivery,
+    DeliveryStatus,
+    InboxMessage,
+    Notification,
+    Organisation,
+    Suppression,
+)
 from models.types import utcnow
 from tests.dispatcher.notify_support import act
 
@@ -165,6 +174,11 @@ def build_world(
             id=ids["inbox_messages"], organisation_id=organisation_id,
             subscriber_id=ids["subscribers"], title=names.organisation, body="inbox",
             data={}, meta={}, created_at=utcnow(), updated_at=utcnow()))  # fmt: skip
+        ids["suppressions"] = uuid.uuid4()
+        session.execute(insert(Suppression).values(
+            id=ids["suppressions"], organisation_id=organisation_id,
+            channel_type=ChannelType.SMS, address="+15550100", reason="complained", meta={},
+            created_at=utcnow()))  # fmt: skip
     world.transaction_id = f"tx-{organisation_id.hex}"
     trigger(organisation_id, names.workflow, list(names.subscribers), {"code": "1"},
             transaction_id=world.transaction_id)  # fmt: skip

@@ -104,6 +104,7 @@ FOREIGN: dict[str, Callable[[Tenant], list[str]]] = {
     "topic": lambda b: [b.world.names.topic_b_only, b.world.s("topics")],
     "workflow": lambda b: [b.world.names.workflow_b_only, b.world.s("workflows")],
     "integration": lambda b: [b.world.s("integrations")],
+    "suppression": lambda b: [b.world.s("suppressions")],
     "subscriber_row": lambda b: [b.world.s("subscribers"), b.world.s("subscribers2")],
     "inbox_message": lambda b: [b.world.s("inbox_messages")],
     "notification": lambda b: b.notification_ids,
@@ -214,6 +215,11 @@ ATTACKS: list[Attack] = [
            {"notificationId": OWN_NOTIFICATION, "deliveryId": Slot("delivery")}),
     Attack("DELETE", "/v1/events/trigger/{transactionId}", {"transactionId": Slot("transaction")}),
     Attack("GET", "/v1/actions/{taskId}", {"taskId": Slot("task")}),
+    Attack("DELETE", "/v1/suppressions/{suppressionId}", {"suppressionId": Slot("suppression")}),
+    # No API key counts here (the provider's signature does): B's integration and a missing one
+    # are the same 401 to an unsigned callback, and nothing changes.
+    Attack("POST", "/v1/webhooks/providers/{integrationId}",
+           {"integrationId": Slot("integration")}, []),
     # Run by the worker (the answer waits for the result): B's ids are refused there.
     *(Attack("POST", "/v1/actions/{name}", {"name": constant(name)}, body, WAIT)
       for name, body in [
@@ -265,6 +271,7 @@ LISTS = {
     ("GET", "/v1/notifications"),
     ("GET", "/v1/messages"),
     ("GET", "/v1/workflows"),
+    ("GET", "/v1/suppressions"),
 }
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from dispatcher.api.routers import (
     actions,
+    callbacks,
     credentials,
     events,
     health,
@@ -15,6 +16,7 @@ from dispatcher.api.routers import (
     notifications,
     preferences,
     subscribers,
+    suppressions,
     topics,
     workflows,
 )
@@ -31,4 +33,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications.router,
     messages.router,
     actions.router,
+    callbacks.router,
+    suppressions.router,
 )

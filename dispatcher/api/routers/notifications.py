@@ -4,7 +4,9 @@ every delivery and (on retrieve) its attempt timeline.
 Answers have Novu's required fields (``_id``, ``_environmentId``, ``_organizationId``,
 ``_subscriberId``, ``transactionId``; a list is ``{data, hasMore, pageSize, page}``) plus ours:
 ``status`` and ``deliveries``, each with its attempts (integration, provider, outcome, HTTP
-status, latency, error class; never an error text, which could hold what a provider echoed).
+status, latency, error class; never an error text, which could hold what a provider echoed),
+what the provider reported since (``reportedStatus``, ``reportedAt``) and, on retrieve, the
+reported events (``events``: kind, time, reason, followed link).
 
 Novu's ``jobs`` are the deliveries again, one per channel step, in the shape Novu's SDKs parse:
 ``type`` the channel (a webhook step is Novu's ``http_request``), ``status`` Novu's job status
@@ -37,6 +39,7 @@ from dispatcher.api.rate_limit import CallerDep
 from dispatcher.api.routing import NOT_FOUND, resource_router
 from dispatcher.api.schemas import MAX_PAGE, Envelope, SubscriberRecordIds, WireModel, envelope
 from dispatcher.notifications.redelivery import Retry, retry_delivery
+from dispatcher.notifications.status import EventView, delivery_events
 from dispatcher.runtime.resources import database
 from models import (
     AttemptOutcome,
@@ -68,6 +71,13 @@ class AttemptAnswer(WireModel):
     error_class: str | None
 
 
+class EventAnswer(WireModel):
+    kind: str
+    occurred_at: str
+    reason: str | None
+    url: str | None
+
+
 class DeliveryAnswer(WireModel):
     id: str = Field(alias="_id")
     step_position: int
@@ -83,6 +93,11 @@ class DeliveryAnswer(WireModel):
     next_attempt_at: str | None
     #: The attempt timeline, oldest first (on retrieve; empty in lists).
     attempt_log: list[AttemptAnswer] = Field(default_factory=list)
+    #: What the provider reported after ``sent`` (``delivered``, ``opened``, ...), and when.
+    reported_status: str | None = None
+    reported_at: str | None = None
+    #: The provider's events, oldest first (on retrieve; empty in lists).
+    events: list[EventAnswer] = Field(default_factory=list)
 
 
 class ExecutionDetailAnswer(WireModel):
@@ -182,7 +197,9 @@ def _attempt(row: DeliveryAttempt) -> AttemptAnswer:
     )
 
 
-def _delivery(row: Delivery, attempts: Sequence[DeliveryAttempt] = ()) -> DeliveryAnswer:
+def _delivery(
+    row: Delivery, attempts: Sequence[DeliveryAttempt] = (), events: Sequence[EventView] = ()
+) -> DeliveryAnswer:
     return DeliveryAnswer(
         _id=str(row.id),
         step_position=row.step_position,
@@ -197,7 +214,14 @@ def _delivery(row: Delivery, attempts: Sequence[DeliveryAttempt] = ()) -> Delive
         sent_at=_iso(row.sent_at),
         next_attempt_at=_iso(row.next_attempt_at),
         attempt_log=[_attempt(attempt) for attempt in attempts],
-    )
+        reported_status=row.reported_status.value if row.reported_status else None,
+        reported_at=_iso(row.reported_at),
+        events=[
+            EventAnswer(kind=e.kind, occurred_at=e.occurred_at.isoformat(), reason=e.reason,
+                        url=e.url)
+            for e in events
+        ],
+    )  # fmt: skip
 
 
 #: Novu's job status of each delivery status (Novu has no retrying or unknown: a retry waits in
@@ -393,8 +417,10 @@ def _render(
         ):
             deliveries[delivery.notification_id].append(delivery)
         attempts: dict[uuid.UUID, list[DeliveryAttempt]] = defaultdict(list)
+        events: dict[uuid.UUID, list[EventView]] = {}
         if with_attempts:
             delivery_ids = [d.id for ds in deliveries.values() for d in ds]
+            events = delivery_events(session, organisation_id, delivery_ids)
             for attempt in session.scalars(
                 select(DeliveryAttempt)
                 .where(
@@ -409,7 +435,10 @@ def _render(
             row,
             subscribers.get(row.subscriber_id),
             workflows.get(row.workflow_id),
-            [_delivery(d, attempts.get(d.id, ())) for d in deliveries.get(row.id, [])],
+            [
+                _delivery(d, attempts.get(d.id, ()), events.get(d.id, ()))
+                for d in deliveries.get(row.id, [])
+            ],
             [_job(d, row.workflow_id, attempts.get(d.id, ())) for d in deliveries.get(row.id, [])],
         )
         for row in rows

@@ -214,6 +214,7 @@ def test_the_exposition_names_types_and_help_of_the_metrics(fresh: WorkerMetrics
         "dispatcher_send_latency_seconds": "histogram",
         "dispatcher_queue_lag_seconds": "histogram",
         "dispatcher_deliveries_finished": "counter",
+        "dispatcher_callback_events": "counter",
         "dispatcher_undecryptable_integrations": "gauge",
     }
     assert all(family.documentation for family in families.values())
@@ -240,6 +241,14 @@ def test_record_batch_counts_on_the_worker_registry() -> None:
         key: value - attempts_in(before).get(key, 0.0) for key, value in attempts_in(after).items()
     }
     assert {key: value for key, value in grown.items() if value} == EXPECTED_ATTEMPTS
+
+
+def test_applied_callback_events_are_counted_by_provider_and_kind() -> None:
+    value = metrics.registry.get_sample_value
+    labels = {"provider": "fake_http", "kind": "delivered"}
+    before = value("dispatcher_callback_events_total", labels) or 0.0
+    metrics.record_callback_events({("fake_http", "delivered"): 3, ("fake_http", "opened"): 1})
+    assert value("dispatcher_callback_events_total", labels) == before + 3
 
 
 def test_record_batch_never_fails_a_batch(caplog: pytest.LogCaptureFixture) -> None:
