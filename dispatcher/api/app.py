@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from dispatcher.api import errors
 from dispatcher.api.body_limits import BodyLimits
 from dispatcher.api.idempotency import Idempotency, IdempotencyStore, build_store
+from dispatcher.api.inbox.cors import InboxCors
 from dispatcher.api.nul_characters import NulCharacters
 from dispatcher.api.routers import ROUTERS
 from dispatcher.config import Settings, get_settings
@@ -35,4 +36,6 @@ def create_app(
     app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(NulCharacters)
+    # Outermost: a preflight is answered before anything reads a body it does not have.
+    app.add_middleware(InboxCors)
     return app

@@ -10,6 +10,7 @@ from dispatcher.api.routers import (
     credentials,
     events,
     health,
+    inbox,
     integrations,
     messages,
     notifications,
@@ -29,4 +30,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications.router,
     messages.router,
     actions.router,
+    inbox.router,
 )
