@@ -17,16 +17,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from dispatcher.actions.base import ActionContext
 from dispatcher.actions.recipients import SetPreferenceArgs, set_preference
 from dispatcher.api.errors import ErrorBody, UnprocessableError
 from dispatcher.api.inbox import feed, sessions
 from dispatcher.api.inbox.cors import check_origin
+from dispatcher.api.inbox.live import LiveHub
 from dispatcher.api.inbox.secrets import keys_for_application, keys_for_organisation
 from dispatcher.api.inbox.sessions import InboxCaller, InboxUnauthorizedError
 from dispatcher.api.routers.preferences import (
@@ -69,6 +72,39 @@ def inbox_caller(
 
 
 SubscriberDep = Annotated[InboxCaller, Depends(inbox_caller)]
+
+
+def _stream_caller(request: Request, token: str | None) -> InboxCaller:
+    caller = sessions.verify(token)
+    keys = keys_for_organisation(caller.organisation_id)
+    if keys is None:
+        raise InboxUnauthorizedError()
+    check_origin(request, keys)
+    return caller
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def live_events(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)],
+    token: Annotated[str | None, Query(max_length=4000)] = None,
+) -> StreamingResponse:
+    """The subscriber's live events as Server-Sent Events, named as the Socket.IO ones
+    (``notification_received``, ``unread_count_changed``, ``unseen_count_changed``); the
+    session token as ``?token=`` (``EventSource`` sends no headers) or ``Authorization``. Both
+    counts come first."""
+    given = token or (credentials.credentials if credentials else None)
+    caller = await run_in_threadpool(_stream_caller, request, given)
+    hub: LiveHub = request.app.state.live_hub
+    return StreamingResponse(
+        hub.stream(caller),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 # --- the session ----------------------------------------------------------------------------
