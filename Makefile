@@ -22,7 +22,7 @@ tests/inbox_js/node_modules/.installed: tests/inbox_js/package.json tests/inbox_
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/dispatcher demo
+	DISPATCHER_INBOX_EXAMPLE=true $(BIN)/dispatcher demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     api_rate_limit_burst: int = Field(default=200, ge=1)
     #: Seconds the first answer to an ``Idempotency-Key`` is replayed for.
     api_idempotency_ttl: float = Field(default=24 * 3600.0, gt=0)
+    #: Serve ``/inbox/example?applicationIdentifier=&subscriberId=``: a page showing any
+    #: subscriber's inbox (it signs the id itself). For trying it out; never in production.
+    inbox_example: bool = False
     #: Subscribers written per transaction by a broadcast trigger.
     broadcast_chunk_size: int = Field(default=1000, ge=1, le=10_000)
 

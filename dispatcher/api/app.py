@@ -8,6 +8,7 @@ from starlette.types import ASGIApp
 from dispatcher.api import errors
 from dispatcher.api.body_limits import BodyLimits
 from dispatcher.api.idempotency import Idempotency, IdempotencyStore, build_store
+from dispatcher.api.inbox import example as inbox_example
 from dispatcher.api.inbox.cors import InboxCors
 from dispatcher.api.inbox.live import LiveHub
 from dispatcher.api.nul_characters import NulCharacters
@@ -35,6 +36,8 @@ def create_app(
     app.state.live_hub = LiveHub()
     for router in ROUTERS:
         app.include_router(router)
+    if settings.inbox_example:
+        app.include_router(inbox_example.router)
     store = idempotency_store or build_store(settings.resolved_redis_url)
     # Added last, so outermost: the body limit is applied before idempotency reads the body.
     app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)

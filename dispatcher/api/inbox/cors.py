@@ -35,8 +35,8 @@ class OriginRefusedError(ApiError):
 def check_origin(request: Request, keys: InboxKeys) -> None:
     """Refuse an ``Origin`` the organisation does not allow; remember an allowed one."""
     origin = request.headers.get("origin")
-    if origin is None:
-        return
+    if origin is None or origin == f"{request.url.scheme}://{request.headers.get('host')}":
+        return  # not a cross-origin call (a page of this server, or no page at all)
     if origin not in keys.cors_origins:
         raise OriginRefusedError()
     request.scope.setdefault("state", {})[STATE_KEY] = origin
