@@ -1,4 +1,4 @@
-"""``python -m bench [trickle|api]``: one scenario; the throughput benchmark by default."""
+"""``python -m bench [trickle|api|inbox]``: one scenario; the throughput benchmark by default."""
 
 import sys
 
@@ -7,6 +7,8 @@ if __name__ == "__main__":
         from bench.trickle import main
     elif sys.argv[1:] == ["api"]:
         from bench.api import main
+    elif sys.argv[1:] == ["inbox"]:
+        from bench.inbox import main
     else:
         from bench.throughput import main
     main()

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 
 from dispatcher.api.errors import ApiError
 from dispatcher.api.inbox import feed, sessions
-from dispatcher.api.inbox.secrets import keys_for_organisation, origin_allowed_anywhere
+from dispatcher.api.inbox.secrets import origin_allowed_anywhere
 from dispatcher.api.inbox.sessions import InboxCaller
 from dispatcher.config import get_settings
 from dispatcher.runtime import inbox_events
@@ -116,9 +116,8 @@ class LiveHub:
 
     @staticmethod
     def authenticate(token: str | None, origin: str | None) -> InboxCaller:
-        caller = sessions.verify(token)
-        keys = keys_for_organisation(caller.organisation_id)
-        if keys is None or (origin is not None and origin not in keys.cors_origins):
+        caller, keys = sessions.verify(token)
+        if origin is not None and origin not in keys.cors_origins:
             raise sessions.InboxUnauthorizedError()
         return caller
 

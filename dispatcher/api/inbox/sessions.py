@@ -115,8 +115,9 @@ def issue(keys: InboxKeys, subscriber: InboxCaller, lifetime: int = SESSION_LIFE
     return jwt.encode(claims, _session_key(keys.secrets[0]), algorithm=ALGORITHM)
 
 
-def verify(token: str | None) -> InboxCaller:
-    """The subscriber of a session token; 401 for anything else (an API key included)."""
+def verify(token: str | None) -> tuple[InboxCaller, InboxKeys]:
+    """The subscriber of a session token and its organisation's inbox settings; 401 for
+    anything else (an API key included)."""
     if not token or not _looks_like_jwt(token):
         raise InboxUnauthorizedError()
     try:
@@ -142,9 +143,10 @@ def verify(token: str | None) -> InboxCaller:
         except jwt.PyJWTError:
             raise InboxUnauthorizedError() from None
         try:
-            return InboxCaller(organisation_id, str(claims["sub"]), uuid.UUID(str(claims["sid"])))
+            caller = InboxCaller(organisation_id, str(claims["sub"]), uuid.UUID(str(claims["sid"])))
         except ValueError:
             raise InboxUnauthorizedError() from None
+        return caller, keys
     raise InboxUnauthorizedError()
 
 

@@ -30,7 +30,7 @@ from dispatcher.api.errors import ErrorBody, UnprocessableError
 from dispatcher.api.inbox import feed, sessions
 from dispatcher.api.inbox.cors import check_origin
 from dispatcher.api.inbox.live import LiveHub
-from dispatcher.api.inbox.secrets import keys_for_application, keys_for_organisation
+from dispatcher.api.inbox.secrets import keys_for_application
 from dispatcher.api.inbox.sessions import InboxCaller, InboxUnauthorizedError
 from dispatcher.api.routers.preferences import (
     NOVU_CHANNELS,
@@ -63,10 +63,7 @@ def inbox_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)],
 ) -> InboxCaller:
-    caller = sessions.verify(credentials.credentials if credentials else None)
-    keys = keys_for_organisation(caller.organisation_id)
-    if keys is None:
-        raise InboxUnauthorizedError()
+    caller, keys = sessions.verify(credentials.credentials if credentials else None)
     check_origin(request, keys)
     return caller
 
@@ -75,10 +72,7 @@ SubscriberDep = Annotated[InboxCaller, Depends(inbox_caller)]
 
 
 def _stream_caller(request: Request, token: str | None) -> InboxCaller:
-    caller = sessions.verify(token)
-    keys = keys_for_organisation(caller.organisation_id)
-    if keys is None:
-        raise InboxUnauthorizedError()
+    caller, keys = sessions.verify(token)
     check_origin(request, keys)
     return caller
 
