@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_PATHS := dispatcher providers models tests $(wildcard bench)
+# @novu/js for the inbox's end-to-end test, when Node is installed (else that test skips).
+JS_STAMP := $(if $(shell command -v npm),tests/inbox_js/node_modules/.installed)
 
 .PHONY: run test lint typecheck imports pytest bench openapi clean
 
@@ -15,8 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+tests/inbox_js/node_modules/.installed: tests/inbox_js/package.json tests/inbox_js/package-lock.json
+	cd tests/inbox_js && npm ci --no-audit --no-fund --silent
+	touch $@
+
 run: $(STAMP)
-	$(BIN)/dispatcher demo
+	DISPATCHER_INBOX_EXAMPLE=true $(BIN)/dispatcher demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
@@ -28,7 +34,7 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck imports pytest

@@ -1,4 +1,4 @@
-"""``python -m bench [trickle|api|callbacks]``: one scenario; the throughput benchmark by default."""
+"""``python -m bench [trickle|api|callbacks|inbox]``: one scenario; the throughput benchmark by default."""
 
 import sys
 
@@ -9,6 +9,8 @@ if __name__ == "__main__":
         from bench.api import main
     elif sys.argv[1:] == ["callbacks"]:
         from bench.callbacks import main
+    elif sys.argv[1:] == ["inbox"]:
+        from bench.inbox import main
     else:
         from bench.throughput import main
     main()

@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     #: providers that sign the URL (Twilio, Plivo) are verified against it. Unset: the URL of
     #: the request as it arrived.
     public_url: str | None = None
+    #: Serve ``/inbox/example?applicationIdentifier=&subscriberId=``: a page showing any
+    #: subscriber's inbox (it signs the id itself). For trying it out; never in production.
+    inbox_example: bool = False
     #: Subscribers written per transaction by a broadcast trigger.
     broadcast_chunk_size: int = Field(default=1000, ge=1, le=10_000)
 

@@ -16,6 +16,7 @@ from models.delivery import (
     NotificationStatus,
     OnAmbiguous,
 )
+from models.inbox import InboxSettings
 from models.integrations import (
     Channel,
     ChannelType,
@@ -62,6 +63,7 @@ __all__ = [
     "GranteeType",
     "Group",
     "InboxMessage",
+    "InboxSettings",
     "Integration",
     "IntegrationStatus",
     "KeyRing",

@@ -191,3 +191,11 @@ class InboxMessage(Row, Mutable, Tenant, Base):
     seen_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
     archived_at: Mapped[datetime | None]
+    #: Hidden from the feed until then (the browser inbox's snooze).
+    snoozed_until: Mapped[datetime | None]
+    #: The step's ``options.tags``: the browser inbox filters its tabs by them.
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    #: ``{"primary": {"label", "url"}, "secondary": ...}`` from the step's options.
+    actions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Which action the subscriber completed (``primary`` or ``secondary``), if any.
+    completed_action: Mapped[str | None] = mapped_column(String(20))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from dispatcher.api import errors
 from dispatcher.api.body_limits import BodyLimits
 from dispatcher.api.idempotency import Idempotency, IdempotencyStore, build_store
+from dispatcher.api.inbox import example as inbox_example
+from dispatcher.api.inbox.cors import InboxCors
+from dispatcher.api.inbox.live import LiveHub
 from dispatcher.api.nul_characters import NulCharacters
 from dispatcher.api.routers import ROUTERS
 from dispatcher.config import Settings, get_settings
@@ -28,11 +32,23 @@ def create_app(
     settings = settings or get_settings()
     app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION)
     errors.install(app)
+    #: The browser inbox's live connections of this process (served beside by :func:`served`).
+    app.state.live_hub = LiveHub()
     for router in ROUTERS:
         app.include_router(router)
+    if settings.inbox_example:
+        app.include_router(inbox_example.router)
     store = idempotency_store or build_store(settings.resolved_redis_url)
     # Added last, so outermost: the body limit is applied before idempotency reads the body.
     app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(NulCharacters)
+    # Outermost: a preflight is answered before anything reads a body it does not have.
+    app.add_middleware(InboxCors)
     return app
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """The application with the browser inbox's Socket.IO endpoint (``/socket.io/``) beside it."""
+    hub: LiveHub = app.state.live_hub
+    return hub.asgi(app)

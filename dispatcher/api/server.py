@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
-from dispatcher.api.app import create_app
+from dispatcher.api.app import create_app, served
 from dispatcher.config import get_settings
 from dispatcher.observability.logging import configure_logging
 from dispatcher.observability.redaction import install_log_redaction
 
 
-def served_app() -> FastAPI:
+def served_app() -> ASGIApp:
     """The factory each uvicorn worker process calls: logging as the workers log (redacted),
-    then the application."""
+    then the application with the inbox's Socket.IO endpoint beside it."""
     settings = get_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
     install_log_redaction()
-    return create_app(settings)
+    return served(create_app(settings))
 
 
 def serve(host: str, port: int, workers: int = 1) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from dispatcher.actions import catalogue
 from dispatcher.cli.api import api, api_keys
 from dispatcher.cli.describe import describe_argument, describe_arguments
+from dispatcher.cli.inbox import inbox_origins, inbox_secret
 from dispatcher.cli.integrations import integrations
 from dispatcher.cli.json_input import json_object
 from dispatcher.cli.keys import rotate
@@ -279,6 +280,8 @@ main.add_command(integrations)
 main.add_command(api)
 main.add_command(api_keys)
 main.add_command(suppressions)
+main.add_command(inbox_secret)
+main.add_command(inbox_origins)
 keys.add_command(rotate)
 
 if __name__ == "__main__":

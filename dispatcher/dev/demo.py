@@ -150,6 +150,18 @@ def show_api(console: Console, organisation_id: uuid.UUID, url: str) -> None:
         soft_wrap=True,
         markup=False,
     )
+    if get_settings().inbox_example:
+        rotated = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+            [sys.executable, "-m", "dispatcher.cli", "inbox-secret", "rotate",
+             "--org", str(organisation_id), "--json"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        application = json.loads(rotated)["application_identifier"]
+        console.print(
+            f"[bold]inbox[/] {url}/inbox/example?applicationIdentifier={application}"
+            "&subscriberId=user-1",
+            soft_wrap=True,
+        )
 
 
 def _safe(url: str) -> str:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings
+from dispatcher.runtime import inbox_events
 from dispatcher.runtime.resources import database
 from dispatcher.sending.circuit import CircuitView
 from dispatcher.sending.execute import Attempt, Outcome
@@ -237,6 +238,12 @@ def _write_back(
     insert_many(session, DeliveryAttempt, attempts)
     if inbox:
         session.execute(insert(InboxMessage), inbox)
+        published = [
+            inbox_events.event(row["organisation_id"], row["subscriber_id"], row["id"])
+            for row in inbox
+        ]
+        # After the commit: a page told of a message it cannot read yet would miss it.
+        event.listen(session, "after_commit", lambda _: inbox_events.publish(published), once=True)
     forget_expired_tokens(session, finished)
     update_notification_statuses(session, {job.notification_id for job, _ in finished}, now)
 
@@ -290,10 +297,29 @@ def _inbox_row(job: Job, now: datetime) -> dict[str, Any]:
         "title": _fit(job.message.title or job.message.subject, 500),
         "body": job.message.body,
         "data": job.message.data,
+        "tags": _tags(job.message.options.get("tags")),
+        "actions": _actions(job.message.options),
         "meta": {},
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _tags(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [_fit(str(tag), 100) or "" for tag in value][:20]
+
+
+def _actions(options: dict[str, Any]) -> dict[str, Any]:
+    """``primaryAction``/``secondaryAction`` (``{"label", "url"}``) of the step's options."""
+    found: dict[str, Any] = {}
+    for kind in ("primary", "secondary"):
+        action = options.get(f"{kind}Action")
+        if isinstance(action, dict) and isinstance(action.get("label"), str):
+            url = action.get("url")
+            found[kind] = {"label": action["label"], "url": url if isinstance(url, str) else None}
+    return found
 
 
 def update_notification_statuses(

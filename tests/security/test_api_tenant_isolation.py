@@ -31,6 +31,7 @@ from sqlalchemy import select
 from dispatcher.api import create_app
 from dispatcher.api.keys import create_key
 from dispatcher.api.rate_limit import api_rate_store
+from dispatcher.api.routers import inbox as inbox_routes
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
@@ -258,6 +259,13 @@ NOT_ATTACKED: dict[tuple[str, str], str] = {
     ("GET", "/docs/oauth2-redirect"): "the document",
     ("GET", "/redoc"): "the document",
     ("GET", "/v1/actions"): "the catalogue, the same for everyone",
+    # The browser inbox takes a subscriber's session token, never an API key (an API key is
+    # 401 there); one subscriber against another's ids: tests/dispatcher/api/inbox.
+    **{
+        (method, route.path): "subscriber session routes"
+        for route in inbox_routes.router.routes
+        for method in getattr(route, "methods", ())
+    },
 }
 #: Routes that create: a key of B's in the body names a new row of A's own (test below).
 CREATES = {("POST", "/v2/subscribers"), ("POST", "/v2/topics"), ("POST", "/v1/integrations"),

@@ -11,6 +11,7 @@ from dispatcher.api.routers import (
     credentials,
     events,
     health,
+    inbox,
     integrations,
     messages,
     notifications,
@@ -35,4 +36,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     actions.router,
     callbacks.router,
     suppressions.router,
+    inbox.router,
 )

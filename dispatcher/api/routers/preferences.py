@@ -170,7 +170,7 @@ def update_preferences(
     """Turn channels on or off, globally or for one workflow; answers the preferences after."""
     with database().transaction() as session:
         subscriber = find_subscriber(session, caller.organisation_id, subscriber_id)
-        workflow = _workflow(session, caller.organisation_id, body.workflow_id)
+        workflow = find_workflow(session, caller.organisation_id, body.workflow_id)
         ctx = ActionContext(session, caller.organisation_id)
         channels = body.channels.model_dump(exclude_none=True) if body.channels else {}
         for channel, enabled in channels.items():
@@ -187,7 +187,9 @@ def update_preferences(
         return envelope(preferences_of(session, subscriber, criticality))
 
 
-def _workflow(session: Session, organisation_id: uuid.UUID, key: str | None) -> Workflow | None:
+def find_workflow(session: Session, organisation_id: uuid.UUID, key: str | None) -> Workflow | None:
+    """The organisation's workflow by key or row id (422 naming ``workflowId`` when missing or
+    critical); ``None`` for no key."""
     if key is None:
         return None
     try:

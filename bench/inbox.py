@@ -1,0 +1,191 @@
+"""The browser inbox's live connections: how many one API process holds, what each costs in
+memory, and how fast a change reaches them.
+
+A real ``dispatcher api`` process (one uvicorn worker) on PostgreSQL and Redis, one
+organisation with BENCH_INBOX_CONNECTIONS (2000) subscribers; each gets a session
+(``POST /v1/inbox/session``) and one Socket.IO connection over WebSocket (the protocol spoken by
+hand with ``websockets``, as ``@novu/js``'s client speaks it: open packet, ``40`` connect, pong
+to each ping), BENCH_INBOX_OPENING (100) opening at a time. Measured:
+
+1. the API process's resident memory (``VmRSS``) before the first and after the last
+   connection, divided by the connections: the memory of one connection;
+2. the time to open them all (each counted open once it has received its counts);
+3. fan-out: BENCH_INBOX_EVENTS (200) count changes published on the change feed for random
+   subscribers, one after another, each timed from its publish to the arrival of its
+   ``unread_count_changed`` on that subscriber's connection (median, p99, max).
+
+The clients run in this process, on the same machine (2 cores shared here): figures are a
+floor, not a ceiling. Environment also: those of :mod:`bench.throughput` (PostgreSQL and Redis
+URLs). Run: ``python -m bench inbox``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+from bench.throughput import free_port, prepare_tenant, process
+
+CONNECTIONS = int(os.environ.get("BENCH_INBOX_CONNECTIONS", "2000"))
+OPENING = int(os.environ.get("BENCH_INBOX_OPENING", "100"))
+EVENTS = int(os.environ.get("BENCH_INBOX_EVENTS", "200"))
+BROKER_DB = 13
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+class Connection:
+    """One page's Socket.IO connection; ``arrivals`` gets the time of each count change."""
+
+    def __init__(self, subscriber: str) -> None:
+        self.subscriber = subscriber
+        self.opened = asyncio.Event()
+        self.arrivals: asyncio.Queue[float] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, url: str, token: str) -> None:
+        async with websockets.connect(
+            f"ws{url.removeprefix('http')}/socket.io/?EIO=4&transport=websocket&token={token}",
+            max_size=None,
+        ) as socket:
+            await socket.recv()  # the Engine.IO open packet
+            await socket.send("40")
+            async for frame in socket:
+                text = frame if isinstance(frame, str) else frame.decode()
+                if text == "2":
+                    await socket.send("3")
+                elif text.startswith("42"):
+                    name = json.loads(text[2:])[0]
+                    if name == "unread_count_changed":
+                        if self.opened.is_set():
+                            self.arrivals.put_nowait(time.perf_counter())
+                        self.opened.set()
+                elif text.startswith("44"):
+                    raise RuntimeError(f"refused: {text}")
+
+
+async def scenario(
+    url: str, organisation: uuid.UUID, application: str, secret: str, pid: int
+) -> dict[str, Any]:
+    from dispatcher.runtime import inbox_events
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def session(number: int) -> tuple[str, str]:
+            subscriber = f"u{number}"
+            proof = hmac.new(secret.encode(), subscriber.encode(), hashlib.sha256).hexdigest()
+            answer = await client.post(
+                "/v1/inbox/session",
+                json={"applicationIdentifier": application,
+                      "subscriber": {"subscriberId": subscriber}, "subscriberHash": proof},
+            )  # fmt: skip
+            answer.raise_for_status()
+            claims = answer.json()["data"]["token"]
+            return subscriber, claims
+
+        tokens: list[tuple[str, str]] = []
+        for start in range(0, CONNECTIONS, OPENING):
+            tokens += await asyncio.gather(
+                *(session(n) for n in range(start, min(start + OPENING, CONNECTIONS)))
+            )
+    rows = _subscriber_rows(organisation)
+    before = rss_kib(pid)
+    connections = [Connection(subscriber) for subscriber, _ in tokens]
+    started = time.perf_counter()
+    for start in range(0, CONNECTIONS, OPENING):
+        batch = connections[start : start + OPENING]
+        for connection, (_, token) in zip(batch, tokens[start : start + OPENING], strict=True):
+            connection.task = asyncio.create_task(connection.run(url, token))
+        await asyncio.wait_for(asyncio.gather(*(c.opened.wait() for c in batch)), 120)
+    opening = time.perf_counter() - started
+    await asyncio.sleep(2)  # let the server settle before reading its memory
+    after = rss_kib(pid)
+    latencies = []
+    for connection in random.Random(7).choices(connections, k=EVENTS):
+        sent = time.perf_counter()
+        await asyncio.to_thread(
+            inbox_events.publish,
+            [inbox_events.event(organisation, rows[connection.subscriber])],
+        )
+        arrived = await asyncio.wait_for(connection.arrivals.get(), 30)
+        latencies.append((arrived - sent) * 1000)
+        while not connection.arrivals.empty():
+            connection.arrivals.get_nowait()
+    alive = sum(1 for c in connections if c.task is not None and not c.task.done())
+    for connection in connections:
+        if connection.task is not None:
+            connection.task.cancel()
+    latencies.sort()
+    return {
+        "connections": CONNECTIONS,
+        "alive_at_end": alive,
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_after_mib": round(after / 1024, 1),
+        "kib_per_connection": round((after - before) / CONNECTIONS, 1),
+        "open_all_s": round(opening, 2),
+        "fanout_ms_median": round(statistics.median(latencies), 2),
+        "fanout_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "fanout_ms_max": round(latencies[-1], 2),
+    }
+
+
+def _subscriber_rows(organisation: uuid.UUID) -> dict[str, uuid.UUID]:
+    from sqlalchemy import select
+
+    from dispatcher.runtime.resources import database
+    from models import Subscriber
+
+    with database().session() as session:
+        query = select(Subscriber.external_id, Subscriber.id).where(
+            Subscriber.organisation_id == organisation
+        )
+        return {str(external): row_id for external, row_id in session.execute(query).all()}
+
+
+def main() -> None:
+    organisation, env = prepare_tenant(
+        "http://127.0.0.1:9", CONNECTIONS, "dispatcher_bench_inbox", broker_db=BROKER_DB
+    )
+    env = {**env, "DISPATCHER_REDIS_URL": env["DISPATCHER_BROKER_URL"]}
+    os.environ["DISPATCHER_REDIS_URL"] = env["DISPATCHER_REDIS_URL"]
+    from dispatcher.api.inbox.secrets import rotate
+    from dispatcher.config import reset_settings
+
+    reset_settings()
+    rotated = rotate(organisation)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env["DISPATCHER_LOG_LEVEL"] = "WARNING"
+    command = [sys.executable, "-m", "dispatcher.cli", "api", "--port", str(port)]
+    with process(command, env, "api-inbox.log") as api:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit("dispatcher api did not start")
+        figures = asyncio.run(
+            scenario(url, organisation, rotated.application_identifier, rotated.secret, api.pid)
+        )
+    print(json.dumps(figures, indent=2))
