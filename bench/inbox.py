@@ -12,7 +12,12 @@ to each ping), BENCH_INBOX_OPENING (100) opening at a time. Measured:
 2. the time to open them all (each counted open once it has received its counts);
 3. fan-out: BENCH_INBOX_EVENTS (200) count changes published on the change feed for random
    subscribers, one after another, each timed from its publish to the arrival of its
-   ``unread_count_changed`` on that subscriber's connection (median, p99, max).
+   ``unread_count_changed`` on that subscriber's connection (median, p99, max);
+4. broadcast: a new in-app message for every subscriber at once, as the worker's write-back of
+   one broadcast leaves them: the rows inserted in one transaction, then one event each
+   published in one pipeline after the commit; each connection's ``notification_received`` is
+   timed from the publish (median, p99, max) and counted (how many of the connections got it
+   within BENCH_INBOX_BROADCAST_WAIT, 60 s).
 
 The clients run in this process, on the same machine (2 cores shared here): figures are a
 floor, not a ceiling. Environment also: those of :mod:`bench.throughput` (PostgreSQL and Redis
@@ -31,6 +36,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,7 @@ from bench.throughput import free_port, prepare_tenant, process
 CONNECTIONS = int(os.environ.get("BENCH_INBOX_CONNECTIONS", "2000"))
 OPENING = int(os.environ.get("BENCH_INBOX_OPENING", "100"))
 EVENTS = int(os.environ.get("BENCH_INBOX_EVENTS", "200"))
+BROADCAST_WAIT = float(os.environ.get("BENCH_INBOX_BROADCAST_WAIT", "60"))
 BROKER_DB = 13
 
 
@@ -53,12 +60,15 @@ def rss_kib(pid: int) -> int:
 
 
 class Connection:
-    """One page's Socket.IO connection; ``arrivals`` gets the time of each count change."""
+    """One page's Socket.IO connection; ``arrivals`` gets the time of each count change,
+    ``received`` that of its first new message."""
 
     def __init__(self, subscriber: str) -> None:
         self.subscriber = subscriber
         self.opened = asyncio.Event()
         self.arrivals: asyncio.Queue[float] = asyncio.Queue()
+        self.received: float | None = None
+        self.got_message = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def run(self, url: str, token: str) -> None:
@@ -78,6 +88,9 @@ class Connection:
                         if self.opened.is_set():
                             self.arrivals.put_nowait(time.perf_counter())
                         self.opened.set()
+                    elif name == "notification_received" and self.received is None:
+                        self.received = time.perf_counter()
+                        self.got_message.set()
                 elif text.startswith("44"):
                     raise RuntimeError(f"refused: {text}")
 
@@ -129,6 +142,7 @@ async def scenario(
         latencies.append((arrived - sent) * 1000)
         while not connection.arrivals.empty():
             connection.arrivals.get_nowait()
+    broadcast = await _broadcast(organisation, rows, connections)
     alive = sum(1 for c in connections if c.task is not None and not c.task.done())
     for connection in connections:
         if connection.task is not None:
@@ -144,6 +158,47 @@ async def scenario(
         "fanout_ms_median": round(statistics.median(latencies), 2),
         "fanout_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 2),
         "fanout_ms_max": round(latencies[-1], 2),
+        **broadcast,
+    }
+
+
+async def _broadcast(
+    organisation: uuid.UUID, rows: dict[str, uuid.UUID], connections: list[Connection]
+) -> dict[str, Any]:
+    """One new message for every connection's subscriber, published in one burst."""
+    from sqlalchemy import insert
+
+    from dispatcher.runtime import inbox_events
+    from dispatcher.runtime.resources import database
+    from models import InboxMessage
+
+    now = datetime.now(UTC)
+    messages = [
+        {"id": uuid.uuid4(), "organisation_id": organisation, "subscriber_id": rows[c.subscriber],
+         "title": "Broadcast", "body": "To everyone at once", "created_at": now, "updated_at": now}
+        for c in connections
+    ]  # fmt: skip
+
+    def write() -> None:
+        with database().transaction() as session:
+            session.execute(insert(InboxMessage), messages)
+
+    await asyncio.to_thread(write)
+    events = [inbox_events.event(organisation, m["subscriber_id"], m["id"]) for m in messages]
+    sent = time.perf_counter()
+    await asyncio.to_thread(inbox_events.publish, events)
+    waiting = [asyncio.create_task(c.got_message.wait()) for c in connections]
+    await asyncio.wait(waiting, timeout=BROADCAST_WAIT)
+    for task in waiting:
+        task.cancel()
+    arrived = sorted((c.received - sent) * 1000 for c in connections if c.received is not None)
+    if not arrived:
+        return {"broadcast_received": 0}
+    return {
+        "broadcast_received": len(arrived),
+        "broadcast_ms_median": round(statistics.median(arrived), 1),
+        "broadcast_ms_p99": round(arrived[max(int(len(arrived) * 0.99) - 1, 0)], 1),
+        "broadcast_ms_max": round(arrived[-1], 1),
     }
 
 

@@ -1,7 +1,9 @@
 """The example page in Debian's Chromium (Playwright driving /usr/bin/chromium, never a browser
 it downloads) against a real API process and the real worker: the bell shows the unread count,
-a trigger appears in the feed and raises it, a click reads the message and lowers it. Without
-Chromium or Playwright the test skips locally and fails under CI."""
+a trigger appears in the feed and raises it, a click reads the message and lowers it. A
+screenshot of the page with the live item is kept as ``inbox-example-page.png`` in
+``DISPATCHER_TEST_ARTIFACTS`` (default ``var/test-artifacts/`` under the repository, ignored by
+git). Without Chromium or Playwright the test skips locally and fails under CI."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 60_000
+ARTIFACTS = Path(
+    os.environ.get(
+        "DISPATCHER_TEST_ARTIFACTS", Path(__file__).resolve().parents[4] / "var" / "test-artifacts"
+    )
+)
 
 
 def _missing(reason: str) -> None:
@@ -65,6 +72,10 @@ def test_the_bell_and_the_feed_update_live(example_api: str, organisation_id: uu
             trigger(organisation_id, "hello", "ada", {"name": "Live"})
             expect(feed.first).to_have_text("Hello: Welcome Live", timeout=WAIT_MS)
             expect(count).to_have_text("2", timeout=WAIT_MS)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / "inbox-example-page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.read_bytes().startswith(b"\x89PNG")
             feed.first.click()
             expect(count).to_have_text("1", timeout=WAIT_MS)
             expect(feed.first).to_have_class("read", timeout=WAIT_MS)
