@@ -29,6 +29,7 @@ from models.learning import Course, Flow, FlowProgress, Lesson, ProgressStatus
 from models.recipients import Preference, Subscriber, Topic, TopicSubscription
 from models.schedules import Schedule
 from models.tenancy import Group, Membership, Organisation, User
+from models.throttles import ThrottleWindow
 from models.workflows import StepKind, Workflow, WorkflowStep
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "Schedule",
     "StepKind",
     "Subscriber",
+    "ThrottleWindow",
     "Tool",
     "Topic",
     "TopicSubscription",

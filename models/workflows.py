@@ -21,6 +21,7 @@ class StepKind(enum.StrEnum):
     IN_APP = "in_app"
     DELAY = "delay"
     DIGEST = "digest"
+    THROTTLE = "throttle"
 
 
 class Workflow(Row, Mutable, Tenant, Base):
@@ -53,7 +54,8 @@ class WorkflowStep(Row, Mutable, Tenant, Base):
     template: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Conditions on payload or subscriber data; all must hold for the step to run.
     conditions: Mapped[list[Any]] = mapped_column(default=list)
-    #: Step options: delay ``seconds``, digest ``window_seconds``, provider ``options``.
+    #: Step options: delay ``seconds``, digest ``window_seconds``, throttle ``limit``/``window``/
+    #: ``key``, provider ``options``, per-locale ``translations``.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     workflow: Mapped[Workflow] = relationship(back_populates="steps")

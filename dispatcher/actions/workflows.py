@@ -17,6 +17,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
+from dispatcher.notifications.throttling import ThrottleConfig
 from dispatcher.results import Ok, Result
 from dispatcher.sending.conditions import Condition
 from dispatcher.sending.rendering import compile_template
@@ -93,6 +94,8 @@ class StepArgs(BaseModel):
             _positive_seconds(self.config, "seconds")
         elif self.kind is StepKind.DIGEST:
             _positive_seconds(self.config, "window_seconds")
+        elif self.kind is StepKind.THROTTLE:
+            _throttle_config(self.config)
         elif (
             self.kind in CHANNEL_KINDS
             and not self.template.get("body")
@@ -118,6 +121,22 @@ def _positive_seconds(config: dict[str, Any], key: str) -> None:
         or not 0 < value <= MAX_WAIT_SECONDS
     ):
         raise ValueError(f"config.{key}: a number of seconds between 1 and {MAX_WAIT_SECONDS}")
+
+
+def _throttle_config(config: dict[str, Any]) -> None:
+    try:
+        throttle = ThrottleConfig.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"config.{where}: {first['msg']}") from None
+    if throttle.key:
+        try:
+            compile_template(_syntax, throttle.key)
+        except TemplateSyntaxError as exc:
+            raise ValueError(
+                f"config.key: template syntax error on line {exc.lineno}: {exc.message}"
+            ) from None
 
 
 class CreateWorkflowArgs(ActionArgs):
