@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from jinja2 import TemplateSyntaxError
@@ -21,11 +22,14 @@ from dispatcher.notifications.throttling import ThrottleConfig
 from dispatcher.results import Ok, Result
 from dispatcher.sending.conditions import Condition
 from dispatcher.sending.rendering import compile_template
+from dispatcher.sending.translations import TRANSLATIONS
 from dispatcher.validation import Key, LongText, Name, storable
 from models import ChannelType, StepKind, Workflow, WorkflowStep
 
 TEMPLATE_FIELDS = frozenset({"subject", "body", "html", "title"})
 MAX_TEMPLATE_LENGTH = 100_000
+#: A BCP 47-like locale tag: ``de``, ``pt-BR``, ``zh_Hant``.
+LOCALE = re.compile(r"[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8}){0,3}")
 
 _syntax = SandboxedEnvironment()
 
@@ -76,17 +80,26 @@ class StepArgs(BaseModel):
     @classmethod
     def _templates_parse(cls, template: dict[str, str]) -> dict[str, str]:
         for name, source in template.items():
-            if name not in TEMPLATE_FIELDS:
-                raise ValueError(f"unknown template field {name!r}; use {sorted(TEMPLATE_FIELDS)}")
-            if len(source) > MAX_TEMPLATE_LENGTH:
-                raise ValueError(f"{name}: template longer than {MAX_TEMPLATE_LENGTH} characters")
-            try:
-                compile_template(_syntax, source)
-            except TemplateSyntaxError as exc:
-                raise ValueError(
-                    f"{name}: template syntax error on line {exc.lineno}: {exc.message}"
-                ) from None
+            _check_template(name, name, source)
         return template
+
+    @field_validator("config")
+    @classmethod
+    def _translations_parse(cls, config: dict[str, Any]) -> dict[str, Any]:
+        translations = config.get(TRANSLATIONS)
+        if translations is None:
+            return config
+        if not isinstance(translations, dict):
+            raise ValueError("config.translations: an object of locale -> template fields")
+        for locale, fields in translations.items():
+            where = f"config.translations.{locale}"
+            if not LOCALE.fullmatch(locale):
+                raise ValueError(f"{where}: not a locale tag such as 'de' or 'pt-BR'")
+            if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+                raise ValueError(f"{where}: an object of template fields")
+            for name, source in fields.items():
+                _check_template(f"{where}.{name}", name, source)
+        return config
 
     @model_validator(mode="after")
     def _config_fits_kind(self) -> StepArgs:
@@ -103,6 +116,19 @@ class StepArgs(BaseModel):
         ):
             raise ValueError("template.body: a channel step needs a body template")
         return self
+
+
+def _check_template(where: str, name: str, source: str) -> None:
+    if name not in TEMPLATE_FIELDS:
+        raise ValueError(f"unknown template field {name!r}; use {sorted(TEMPLATE_FIELDS)}")
+    if len(source) > MAX_TEMPLATE_LENGTH:
+        raise ValueError(f"{where}: template longer than {MAX_TEMPLATE_LENGTH} characters")
+    try:
+        compile_template(_syntax, source)
+    except TemplateSyntaxError as exc:
+        raise ValueError(
+            f"{where}: template syntax error on line {exc.lineno}: {exc.message}"
+        ) from None
 
 
 def _misplaced_template_field(error_type: str, location: tuple[int | str, ...]) -> bool:

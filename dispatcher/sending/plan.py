@@ -24,6 +24,7 @@ from dispatcher.sending.conditions import all_hold
 from dispatcher.sending.digests import close_open_digests
 from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
+from dispatcher.sending.translations import render_localized
 from models import (
     AttemptOutcome,
     ChannelType,
@@ -419,8 +420,8 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
         job.channel.value
     ) or {}
     try:
-        rendered = renderer.render_fields(
-            {key: value for key, value in step.template.items() if key in TEMPLATE_FIELDS}, context
+        rendered = render_localized(
+            renderer, step.template, step.config, subscriber.locale, context, TEMPLATE_FIELDS
         )
     except RenderError as exc:
         job.decided = (DeliveryStatus.FAILED, f"template: {exc}")
