@@ -20,6 +20,7 @@ from dispatcher.cli.integrations import integrations
 from dispatcher.cli.json_input import json_object
 from dispatcher.cli.keys import rotate
 from dispatcher.cli.output import json_option, print_json, print_table
+from dispatcher.cli.preview import preview_command
 from dispatcher.config import get_settings
 from dispatcher.dev.demo import run_demo
 from dispatcher.errors import ActionTimeoutError, ConfigurationError, DispatcherError
@@ -275,6 +276,7 @@ def demo() -> None:
 main.add_command(integrations)
 main.add_command(api)
 main.add_command(api_keys)
+main.add_command(preview_command)
 keys.add_command(rotate)
 
 if __name__ == "__main__":

@@ -33,21 +33,26 @@ def locale_chain(locale: str | None) -> list[str]:
     return chain
 
 
-def translation_for(config: Mapping[str, Any], locale: str | None) -> dict[str, str] | None:
-    """The translated fields the locale chain finds first, or ``None``."""
+def translation_tag(config: Mapping[str, Any], locale: str | None) -> str | None:
+    """The tag (as written in the step) of the translation the locale chain finds first."""
     translations = config.get(TRANSLATIONS)
     if not isinstance(translations, Mapping) or not translations:
         return None
     by_tag = {
-        str(tag).replace("_", "-").lower(): fields
+        str(tag).replace("_", "-").lower(): str(tag)
         for tag, fields in translations.items()
         if isinstance(fields, Mapping)
     }
-    for tag in locale_chain(locale):
-        if tag in by_tag:
-            return {str(name): value for name, value in by_tag[tag].items()
-                    if isinstance(value, str)}  # fmt: skip
-    return None
+    return next((by_tag[tag] for tag in locale_chain(locale) if tag in by_tag), None)
+
+
+def translation_for(config: Mapping[str, Any], locale: str | None) -> dict[str, str] | None:
+    """The translated fields the locale chain finds first, or ``None``."""
+    tag = translation_tag(config, locale)
+    if tag is None:
+        return None
+    fields = config[TRANSLATIONS][tag]
+    return {str(name): value for name, value in fields.items() if isinstance(value, str)}
 
 
 def localized_templates(

@@ -234,6 +234,10 @@ ATTACKS: list[Attack] = [
         {"name": OWN_WORKFLOW, "to": OWN_SUBSCRIBER, "payload": {"code": "x"}},
         {"name": Slot("workflow"), "to": OWN_SUBSCRIBER}]}),
     Attack("POST", "/v1/events/trigger/broadcast", body={"name": Slot("workflow"), "payload": {}}),
+    Attack("POST", "/v1/preview", body={"workflow": Slot("workflow"), "step": 0,
+                                        "subscriberId": OWN_SUBSCRIBER}),
+    Attack("POST", "/v1/preview", body={"workflow": OWN_WORKFLOW, "step": 0,
+                                        "subscriberId": Slot("subscriber")}),
 ]  # fmt: skip
 
 #: Routes without an id of another organisation to try, and why.

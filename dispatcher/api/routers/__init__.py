@@ -14,6 +14,7 @@ from dispatcher.api.routers import (
     messages,
     notifications,
     preferences,
+    preview,
     subscribers,
     topics,
 )
@@ -29,4 +30,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications.router,
     messages.router,
     actions.router,
+    preview.router,
 )
