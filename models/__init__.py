@@ -25,6 +25,7 @@ from models.integrations import (
     IntegrationStatus,
     ResourceType,
 )
+from models.layouts import EmailLayout
 from models.learning import Course, Flow, FlowProgress, Lesson, ProgressStatus
 from models.recipients import Preference, Subscriber, Topic, TopicSubscription
 from models.schedules import Schedule
@@ -48,6 +49,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DeliveryStatus",
+    "EmailLayout",
     "Flow",
     "FlowProgress",
     "Grant",

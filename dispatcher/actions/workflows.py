@@ -86,6 +86,9 @@ class StepArgs(BaseModel):
     @field_validator("config")
     @classmethod
     def _translations_parse(cls, config: dict[str, Any]) -> dict[str, Any]:
+        layout = config.get("layout")
+        if layout is not None and layout is not False and not isinstance(layout, str):
+            raise ValueError("config.layout: a layout's key, or false for none")
         translations = config.get(TRANSLATIONS)
         if translations is None:
             return config
@@ -113,6 +116,8 @@ class StepArgs(BaseModel):
             self.kind in CHANNEL_KINDS
             and not self.template.get("body")
             and self.kind is not StepKind.PUSH
+            # An email with only HTML gets its text part derived from it.
+            and not (self.kind is StepKind.EMAIL and self.template.get("html"))
         ):
             raise ValueError("template.body: a channel step needs a body template")
         return self

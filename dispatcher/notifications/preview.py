@@ -2,11 +2,11 @@
 and writing nothing.
 
 The step is rendered the way a worker renders it (the same sandbox, the same context, the
-subscriber's translation), so what the preview shows is what would be sent. Unlike a worker,
-the preview reports a translation that does not render (as a warning, beside the default text
-a worker would fall back to), and a default template that does not render is an error naming
-the step, the field and the template line. The subscriber is a stored one (by external id) or
-given inline; either way only reads run, in a transaction that is rolled back.
+subscriber's translation, the email layout), so what the preview shows is what would be sent.
+Unlike a worker, the preview reports a translation that does not render (as a warning, beside
+the default text a worker would fall back to), and a default template that does not render is
+an error naming the step, the field and the template line. The subscriber is a stored one (by
+external id) or given inline; either way only reads run, in a transaction that is rolled back.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from dispatcher.notifications.events import InlineSubscriber
 from dispatcher.runtime.resources import database
 from dispatcher.sending.conditions import all_hold
+from dispatcher.sending.layouts import choose_layout, finish_email, load_layouts
 from dispatcher.sending.plan import (
     SUBSCRIBER_COLUMNS,
     TEMPLATE_FIELDS,
@@ -158,6 +159,9 @@ def preview_step(
             templates, locale = default, None
     if templates is default:
         content = _render(renderer, default, context, step, "template")
+    if chosen.kind is StepKind.EMAIL:
+        layouts = load_layouts(session, [organisation]).get(organisation, [])
+        content = finish_email(renderer, choose_layout(layouts, chosen.config), content, context)
     return StepPreview(step, chosen.kind.value, chosen.kind.value, locale, content, holds, warnings)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dispatcher.sending.conditions import all_hold
 from dispatcher.sending.digests import close_open_digests
 from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
+from dispatcher.sending.layouts import LayoutRow, choose_layout, finish_email, load_layouts
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from dispatcher.sending.translations import render_localized
 from models import (
@@ -155,6 +156,8 @@ class Loaded:
     integrations: dict[tuple[uuid.UUID, ChannelType], list[Candidate]]
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]]
     digests: dict[uuid.UUID, list[dict[str, Any]]]
+    #: Email layouts per organisation (only of organisations with email deliveries).
+    layouts: dict[uuid.UUID, list[LayoutRow]] = field(default_factory=dict)
 
 
 def _by_id(rows: Iterable[Any]) -> dict[uuid.UUID, Any]:
@@ -246,6 +249,8 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
     return Loaded(
         deliveries, notifications, subscribers, steps, workflows, preferences, integrations,
         attempts, _digest_events(session, notifications),
+        load_layouts(session, {d.organisation_id for d in deliveries
+                               if d.channel_type is ChannelType.EMAIL}),
     )  # fmt: skip
 
 
@@ -427,6 +432,9 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
         job.decided = (DeliveryStatus.FAILED, f"template: {exc}")
         return
     rendered.update({key: str(overrides[key]) for key in TEMPLATE_FIELDS if key in overrides})
+    if job.channel is ChannelType.EMAIL:
+        layout = choose_layout(loaded.layouts.get(delivery.organisation_id, ()), step.config)
+        rendered = finish_email(renderer, layout, rendered, context)
     try:
         to = recipient(subscriber, overrides.get("to") or {})
     except ValueError:

@@ -333,6 +333,7 @@ BASE_ARGUMENTS: dict[str, Builder] = {
     "set_preference": lambda w: {"subscriber_id": w.s("subscribers"),
                                  "workflow_id": w.s("workflows"), "enabled": False},
     "create_workflow": lambda w: {"key": uuid.uuid4().hex, "name": "w", "steps": [email_step()]},
+    "create_layout": lambda w: {"key": uuid.uuid4().hex, "name": "l", "html": "<i>{{ body }}</i>"},
     "create_integration": lambda w: {
         "name": "i", "provider": "fake_http", "channel_type": "sms", "created_by": w.s("users"),
         "credentials": {"api_key": "k-123456"}, "settings": {"url": "http://127.0.0.1:9/x"},

@@ -1,4 +1,4 @@
-"""throttle steps: the ``throttle`` step kind and the ``throttle_windows`` counters
+"""workflow features: the ``throttle`` step kind, ``throttle_windows`` counters, email layouts
 
 Revision ID: 0011
 Revises: 0007
@@ -75,8 +75,37 @@ def upgrade() -> None:
             batch_op.f("ix_throttle_windows_subscriber_id"), ["subscriber_id"], unique=False
         )
 
+    op.create_table(
+        "email_layouts",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("html", sa.Text(), nullable=False),
+        sa.Column("logo_url", sa.String(length=2048), nullable=True),
+        sa.Column("colors", _JSON, nullable=False),
+        sa.Column("footer", sa.Text(), nullable=True),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("meta", _JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"], ["organisations.id"],
+            name=op.f("fk_email_layouts_organisation_id_organisations"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_email_layouts")),
+        sa.UniqueConstraint(
+            "organisation_id", "key", name=op.f("uq_email_layouts_organisation_id_key")
+        ),
+    )  # fmt: skip
+    with op.batch_alter_table("email_layouts") as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_email_layouts_organisation_id"), ["organisation_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    op.drop_table("email_layouts")
     op.drop_table("throttle_windows")
     op.execute("DELETE FROM deliveries WHERE step_kind = 'throttle'")
     op.execute("DELETE FROM workflow_steps WHERE kind = 'throttle'")
