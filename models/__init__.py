@@ -26,6 +26,7 @@ from models.integrations import (
     IntegrationStatus,
     ResourceType,
 )
+from models.layouts import EmailLayout
 from models.learning import Course, Flow, FlowProgress, Lesson, ProgressStatus
 from models.lifecycle import (
     REPORTED_RANK,
@@ -37,6 +38,7 @@ from models.lifecycle import (
 from models.recipients import Preference, Subscriber, Topic, TopicSubscription
 from models.schedules import Schedule
 from models.tenancy import Group, Membership, Organisation, User
+from models.throttles import ThrottleWindow
 from models.workflows import StepKind, Workflow, WorkflowStep
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryEventRecord",
     "DeliveryStatus",
+    "EmailLayout",
     "Flow",
     "FlowProgress",
     "Grant",
@@ -84,6 +87,7 @@ __all__ = [
     "StepKind",
     "Subscriber",
     "Suppression",
+    "ThrottleWindow",
     "Tool",
     "Topic",
     "TopicSubscription",

@@ -30,6 +30,7 @@ class StepKind(enum.StrEnum):
     IN_APP = "in_app"
     DELAY = "delay"
     DIGEST = "digest"
+    THROTTLE = "throttle"
 
 
 class Workflow(Row, Mutable, Tenant, Base):
@@ -73,5 +74,6 @@ class WorkflowStep(Row, Mutable, Tenant, Base):
     template: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Conditions on payload or subscriber data; all must hold for the step to run.
     conditions: Mapped[list[Any]] = mapped_column(default=list)
-    #: Step options: delay ``seconds``, digest ``window_seconds``, provider ``options``.
+    #: Step options: delay ``seconds``, digest ``window_seconds``, throttle ``limit``/``window``/
+    #: ``key``, provider ``options``, per-locale ``translations``.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)

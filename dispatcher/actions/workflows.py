@@ -20,6 +20,7 @@ the trigger write step ids that point nowhere.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, cast
 
 from jinja2 import TemplateSyntaxError
@@ -36,15 +37,19 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import select
 
 from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
+from dispatcher.notifications.throttling import ThrottleConfig
 from dispatcher.results import Err, ErrorCode, Ok, Result
 from dispatcher.sending.conditions import Condition
 from dispatcher.sending.rendering import compile_template
+from dispatcher.sending.translations import TRANSLATIONS
 from dispatcher.validation import Key, LongText, Name, storable
 from models import ChannelType, StepKind, Workflow, WorkflowStep
 from models.types import utcnow
 
 TEMPLATE_FIELDS = frozenset({"subject", "body", "html", "title"})
 MAX_TEMPLATE_LENGTH = 100_000
+#: A BCP 47-like locale tag: ``de``, ``pt-BR``, ``zh_Hant``.
+LOCALE = re.compile(r"[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8}){0,3}")
 
 _syntax = SandboxedEnvironment()
 
@@ -86,19 +91,31 @@ class StepArgs(BaseModel):
     @classmethod
     def _templates_parse(cls, template: dict[str, str]) -> dict[str, str]:
         for name, source in template.items():
-            if name not in TEMPLATE_FIELDS:
-                raise ValueError(f"unknown template field {name!r}; use {sorted(TEMPLATE_FIELDS)}")
-            if len(source) > MAX_TEMPLATE_LENGTH:
-                raise _template_error(
-                    name, f"template longer than {MAX_TEMPLATE_LENGTH} characters"
-                )
-            try:
-                compile_template(_syntax, source)
-            except TemplateSyntaxError as exc:
-                raise _template_error(
-                    name, f"template syntax error on line {exc.lineno}: {exc.message}"
-                ) from None
+            if (problem := _template_problem(name, source)) is not None:
+                raise _template_error(name, problem)
         return template
+
+    @field_validator("config")
+    @classmethod
+    def _translations_parse(cls, config: dict[str, Any]) -> dict[str, Any]:
+        layout = config.get("layout")
+        if layout is not None and layout is not False and not isinstance(layout, str):
+            raise ValueError("config.layout: a layout's key, or false for none")
+        translations = config.get(TRANSLATIONS)
+        if translations is None:
+            return config
+        if not isinstance(translations, dict):
+            raise ValueError("config.translations: an object of locale -> template fields")
+        for locale, fields in translations.items():
+            where = f"config.translations.{locale}"
+            if not LOCALE.fullmatch(locale):
+                raise ValueError(f"{where}: not a locale tag such as 'de' or 'pt-BR'")
+            if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+                raise ValueError(f"{where}: an object of template fields")
+            for name, source in fields.items():
+                if (problem := _template_problem(name, source)) is not None:
+                    raise ValueError(f"{where}.{name}: {problem}")
+        return config
 
     @model_validator(mode="after")
     def _config_fits_kind(self) -> StepArgs:
@@ -106,10 +123,14 @@ class StepArgs(BaseModel):
             _positive_seconds(self.config, "seconds")
         elif self.kind is StepKind.DIGEST:
             _positive_seconds(self.config, "window_seconds")
+        elif self.kind is StepKind.THROTTLE:
+            _throttle_config(self.config)
         elif (
             self.kind in CHANNEL_KINDS
             and not self.template.get("body")
             and self.kind is not StepKind.PUSH
+            # An email with only HTML gets its text part derived from it.
+            and not (self.kind is StepKind.EMAIL and self.template.get("html"))
         ):
             raise ValueError("template.body: a channel step needs a body template")
         return self
@@ -136,6 +157,19 @@ def _located(item: Any) -> InitErrorDetails:
     return cast(InitErrorDetails, item)
 
 
+def _template_problem(name: str, source: str) -> str | None:
+    """What is wrong with one template field, or ``None``; an unknown field name raises."""
+    if name not in TEMPLATE_FIELDS:
+        raise ValueError(f"unknown template field {name!r}; use {sorted(TEMPLATE_FIELDS)}")
+    if len(source) > MAX_TEMPLATE_LENGTH:
+        return f"template longer than {MAX_TEMPLATE_LENGTH} characters"
+    try:
+        compile_template(_syntax, source)
+    except TemplateSyntaxError as exc:
+        return f"template syntax error on line {exc.lineno}: {exc.message}"
+    return None
+
+
 def _template_error(field: str, problem: str) -> PydanticCustomError:
     return PydanticCustomError(
         "template", "{field}: {problem}", {"field": field, "problem": problem}
@@ -158,6 +192,22 @@ def _positive_seconds(config: dict[str, Any], key: str) -> None:
         or not 0 < value <= MAX_WAIT_SECONDS
     ):
         raise ValueError(f"config.{key}: a number of seconds between 1 and {MAX_WAIT_SECONDS}")
+
+
+def _throttle_config(config: dict[str, Any]) -> None:
+    try:
+        throttle = ThrottleConfig.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"config.{where}: {first['msg']}") from None
+    if throttle.key:
+        try:
+            compile_template(_syntax, throttle.key)
+        except TemplateSyntaxError as exc:
+            raise ValueError(
+                f"config.key: template syntax error on line {exc.lineno}: {exc.message}"
+            ) from None
 
 
 Steps = Annotated[list[StepArgs], Field(min_length=1, max_length=50)]

@@ -21,6 +21,7 @@ from dispatcher.cli.integrations import integrations
 from dispatcher.cli.json_input import json_object
 from dispatcher.cli.keys import rotate
 from dispatcher.cli.output import json_option, print_json, print_table
+from dispatcher.cli.preview import preview_command
 from dispatcher.cli.suppressions import suppressions
 from dispatcher.config import get_settings
 from dispatcher.dev.demo import run_demo
@@ -282,6 +283,7 @@ main.add_command(api_keys)
 main.add_command(suppressions)
 main.add_command(inbox_secret)
 main.add_command(inbox_origins)
+main.add_command(preview_command)
 keys.add_command(rotate)
 
 if __name__ == "__main__":

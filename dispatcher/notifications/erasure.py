@@ -30,6 +30,7 @@ from models import (
     Notification,
     Preference,
     Subscriber,
+    ThrottleWindow,
     TopicSubscription,
 )
 from models.types import utcnow
@@ -95,7 +96,7 @@ def erase_subscriber(organisation_id: uuid.UUID, subscriber_id: uuid.UUID) -> in
             .values(payload={}, actor=None)
             .execution_options(synchronize_session=False)
         )
-        for model in (InboxMessage, Preference, TopicSubscription):
+        for model in (InboxMessage, Preference, ThrottleWindow, TopicSubscription):
             session.execute(
                 delete(model).where(
                     model.organisation_id == organisation_id,

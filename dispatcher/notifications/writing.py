@@ -23,6 +23,12 @@ from dispatcher.config import Settings
 from dispatcher.errors import TriggerError
 from dispatcher.notifications.events import InlineSubscriber, TopicTarget, TriggerEvent
 from dispatcher.notifications.outbox import DueBatch
+from dispatcher.notifications.throttling import (
+    NOTHING_THROTTLED,
+    THROTTLED,
+    count_throttles,
+    throttle_keys,
+)
 from dispatcher.sending.rendering import required_payload_keys
 from dispatcher.validation import oversize_problem
 from models import (
@@ -163,12 +169,13 @@ def _write_one(  # noqa: PLR0917 - private helper of one caller
         return TriggerReceipt(event.transaction_id, existing, 0, True), None
     workflow = _workflow(known, event.workflow, prefix)
     _check_required_payload(workflow, event, prefix)
+    keys = throttle_keys(workflow.steps, event.payload, event.actor, prefix)
     subscribers = _recipients(session, organisation, event.to, prefix, settings, known)
     if any(step.kind is StepKind.DIGEST for step in workflow.steps):
         # Joining an open digest reads the leaders in the database: an earlier event of this
         # call may have just opened one.
         _insert(session, pending)
-    planned = _plan(session, organisation, workflow, event, subscribers, settings)
+    planned = _plan(session, organisation, workflow, event, subscribers, settings, keys)
     pump = False
     if not reserve or len(planned.due_now) > settings.direct_enqueue_limit:
         # A blast (or a caller that cannot publish): left to the outbox pump, which feeds the
@@ -389,9 +396,15 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
     event: TriggerEvent,
     subscribers: list[uuid.UUID],
     settings: Settings,
+    keys: dict[uuid.UUID, str],
 ) -> _Planned:
     now = utcnow()
     planned = _Planned()
+    throttled = (
+        count_throttles(session, organisation, workflow.steps, keys, subscribers, now=now)
+        if keys
+        else NOTHING_THROTTLED
+    )
     digest_step = next((step for step in workflow.steps if step.kind is StepKind.DIGEST), None)
     leaders = (
         _open_digests(session, organisation, workflow, subscribers, now) if digest_step else {}
@@ -418,6 +431,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         planned.notifications.append(notification)
         due = now
         collected = False
+        stopped = False
         first_row = len(planned.deliveries)  # this notification's deliveries start here
         for step in workflow.steps:
             if step.kind is StepKind.DELAY:
@@ -429,6 +443,9 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
                 else:
                     due += timedelta(seconds=float(step.config["window_seconds"]))
                     notification["digest_until"] = due
+                continue
+            if step.kind is StepKind.THROTTLE:
+                stopped = stopped or throttled.stops(step, subscriber_id)
                 continue
             planned.deliveries.append(
                 _delivery(
@@ -443,13 +460,16 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
                 )
             )
             row = planned.deliveries[-1]
+            if stopped and row["status"] is DeliveryStatus.QUEUED:
+                row.update(status=DeliveryStatus.SKIPPED, next_attempt_at=None,
+                           last_error=THROTTLED)  # fmt: skip
             if row["status"] is DeliveryStatus.QUEUED and due <= now:
                 planned.due_now.append(row["id"])
-        if collected and not any(
+        if (collected or stopped) and not any(
             row["status"] is DeliveryStatus.QUEUED for row in planned.deliveries[first_row:]
         ):
-            # Every step after the digest was collected into the leader's: nothing of this
-            # notification will be sent by a worker, so it is finished as written.
+            # Every step after the digest was collected into the leader's (or throttled):
+            # nothing of this notification will be sent by a worker, so it is finished as written.
             notification["status"] = NotificationStatus.COMPLETED
     return planned
 

@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 from dispatcher.sending.conditions import all_hold
 from dispatcher.sending.digests import close_open_digests
 from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
+from dispatcher.sending.layouts import LayoutRow, choose_layout, finish_email, load_layouts
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
+from dispatcher.sending.translations import render_localized
 from models import (
     AttemptOutcome,
     ChannelType,
@@ -160,6 +162,8 @@ class Loaded:
     digests: dict[uuid.UUID, list[dict[str, Any]]]
     #: (organisation, channel, normalized address) of the batch's addresses that are suppressed.
     suppressed: frozenset[tuple[uuid.UUID, ChannelType, str]] = frozenset()
+    #: Email layouts per organisation (only of organisations with email deliveries).
+    layouts: dict[uuid.UUID, list[LayoutRow]] = field(default_factory=dict)
 
 
 #: The channels whose addresses can be suppressed, and the recipient field of each.
@@ -259,6 +263,8 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
         deliveries, notifications, subscribers, steps, workflows, preferences, integrations,
         attempts, _digest_events(session, notifications),
         _suppressed(session, deliveries, notifications, subscribers),
+        load_layouts(session, {d.organisation_id for d in deliveries
+                               if d.channel_type is ChannelType.EMAIL}),
     )  # fmt: skip
 
 
@@ -471,13 +477,16 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
         job.channel.value
     ) or {}
     try:
-        rendered = renderer.render_fields(
-            {key: value for key, value in step.template.items() if key in TEMPLATE_FIELDS}, context
+        rendered = render_localized(
+            renderer, step.template, step.config, subscriber.locale, context, TEMPLATE_FIELDS
         )
     except RenderError as exc:
         job.decided = (DeliveryStatus.FAILED, f"template: {exc}")
         return
     rendered.update({key: str(overrides[key]) for key in TEMPLATE_FIELDS if key in overrides})
+    if job.channel is ChannelType.EMAIL:
+        layout = choose_layout(loaded.layouts.get(delivery.organisation_id, ()), step.config)
+        rendered = finish_email(renderer, layout, rendered, context)
     try:
         to = recipient(subscriber, overrides.get("to") or {})
     except ValueError:

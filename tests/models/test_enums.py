@@ -15,7 +15,11 @@ def test_models_and_providers_name_the_same_channels() -> None:
 def test_every_channel_is_a_step_kind() -> None:
     kinds = {kind.value for kind in models.StepKind}
     assert {channel.value for channel in models.ChannelType} <= kinds
-    assert kinds - {channel.value for channel in models.ChannelType} == {"delay", "digest"}
+    assert kinds - {channel.value for channel in models.ChannelType} == {
+        "delay",
+        "digest",
+        "throttle",
+    }
 
 
 def test_reported_statuses_are_the_callback_kinds() -> None:

@@ -349,6 +349,7 @@ BASE_ARGUMENTS: dict[str, Builder] = {
     "create_workflow": lambda w: {"key": uuid.uuid4().hex, "name": "w", "steps": [email_step()]},
     "update_workflow": lambda w: {"key": w.names.workflow, "steps": [email_step()]},
     "delete_workflow": lambda w: {"key": w.names.workflow},
+    "create_layout": lambda w: {"key": uuid.uuid4().hex, "name": "l", "html": "<i>{{ body }}</i>"},
     "create_integration": lambda w: {
         "name": "i", "provider": "fake_http", "channel_type": "sms", "created_by": w.s("users"),
         "credentials": {"api_key": "k-123456"}, "settings": {"url": "http://127.0.0.1:9/x"},

@@ -248,6 +248,10 @@ ATTACKS: list[Attack] = [
            {"name": "pwned", "steps": [{"kind": "sms", "template": {"body": "pwned"}}]}),
     Attack("PATCH", "/v1/workflows/{key}", {"key": Slot("workflow")}, {"active": False}),
     Attack("DELETE", "/v1/workflows/{key}", {"key": Slot("workflow")}),
+    Attack("POST", "/v1/preview", body={"workflow": Slot("workflow"), "step": 0,
+                                        "subscriberId": OWN_SUBSCRIBER}),
+    Attack("POST", "/v1/preview", body={"workflow": OWN_WORKFLOW, "step": 0,
+                                        "subscriberId": Slot("subscriber")}),
 ]  # fmt: skip
 
 #: Routes without an id of another organisation to try, and why.

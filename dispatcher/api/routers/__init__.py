@@ -16,6 +16,7 @@ from dispatcher.api.routers import (
     messages,
     notifications,
     preferences,
+    preview,
     subscribers,
     suppressions,
     topics,
@@ -37,4 +38,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     callbacks.router,
     suppressions.router,
     inbox.router,
+    preview.router,
 )
