@@ -46,6 +46,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("whatsapp_business", "preview_url"): "a flag: whether WhatsApp shows a link preview",
     ("sns", "region"): "validated as an AWS region code: a label under amazonaws.com",
     ("mailgun", "domain"): "a path segment of the API URL, not a host",
+    ("fake", "webhook_secret"): "verifies the fake provider's callbacks: a credential",
+    ("fake_http", "webhook_secret"): "verifies the fake provider's callbacks: a credential",
     ("ses", "region"): "validated as an AWS region code: a label under amazonaws.com",
     ("smtp", "port"): "always paired with host, whose case connects to it",
     ("postmark", "server_token"): "a credential, not a place",

@@ -96,7 +96,7 @@ def test_template_size_is_limited_on_the_worker_too(organisation_id: uuid.UUID) 
     result = raw_on_worker("create_workflow", organisation_id, arguments)
     assert isinstance(result, Err)
     assert result.code == ErrorCode.INVALID_ARGS
-    assert [item["field"] for item in result.details["errors"]] == ["steps.0.template"]
+    assert [item["field"] for item in result.details["errors"]] == ["steps.0.template.body"]
 
 
 @pytest.fixture
