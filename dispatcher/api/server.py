@@ -9,6 +9,7 @@ from dispatcher.api.app import create_app, served
 from dispatcher.config import get_settings
 from dispatcher.observability.logging import configure_logging
 from dispatcher.observability.redaction import install_log_redaction
+from dispatcher.runtime.startup import refuse_to_start_unless_ready
 
 
 def served_app() -> ASGIApp:
@@ -21,7 +22,15 @@ def served_app() -> ASGIApp:
 
 
 def serve(host: str, port: int, workers: int = 1) -> None:
-    """Serve until interrupted; with several workers uvicorn starts them (each stateless)."""
+    """Serve until interrupted; with several workers uvicorn starts them (each stateless).
+
+    Like the worker and beat, the API refuses to start (exit non-zero with the message) when
+    its key ring is missing or malformed, or opens none of the stored credentials: it decrypts
+    integrations' credentials to verify provider callbacks and the organisations' inbox
+    secrets, and would otherwise answer ``/healthz`` while refusing every one of them. The
+    check runs once here, before uvicorn forks its processes, so a refusal is one exit rather
+    than workers restarted in a loop."""
+    refuse_to_start_unless_ready("the API")
     uvicorn.run(
         "dispatcher.api.server:served_app",
         factory=True,

@@ -1,4 +1,4 @@
-"""What a worker and beat check before they start, and refuse to start without.
+"""What a worker, beat and the HTTP API check before they start, and refuse to start without.
 
 A process that cannot decrypt credentials would report ready, answer pings and leave every
 delivery waiting as "cannot be decrypted". So at start-up the key ring must load (a missing or
@@ -86,7 +86,7 @@ def require_working_keys(db: Database) -> KeyCheck | None:
 
 
 def refuse_to_start_unless_ready(process: str) -> None:
-    """The start-up check of a worker or beat: on a configuration error, exit non-zero with
+    """The start-up check of a worker, beat or the API: on a configuration error, exit non-zero with
     the message (raised as :class:`SystemExit`, which Celery's signal dispatch does not swallow,
     unlike any :class:`Exception` raised by a signal receiver)."""
     try:

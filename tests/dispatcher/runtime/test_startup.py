@@ -1,4 +1,4 @@
-"""A worker or beat that cannot decrypt credentials refuses to start: real processes, real
+"""A worker, beat or API that cannot decrypt credentials refuses to start: real processes, real
 PostgreSQL. Before this check a worker with a malformed key logged the error from its start-up
 signal, reported ready and answered pings while every delivery waited."""
 
@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from dispatcher.dev.worker_process import worker_command
 from dispatcher.runtime.resources import database
 from dispatcher.runtime.startup import check_stored_credentials, require_working_keys
-from tests.conftest import DATA_DIR, TEST_KEY
+from tests.conftest import DATA_DIR, TEST_KEY, free_port
 from tests.dispatcher.notify_support import act
 
 pytestmark = pytest.mark.usefixtures("postgres_url", "redis_url")
@@ -33,7 +33,7 @@ def start(command: list[str], **environment: str) -> subprocess.CompletedProcess
             command, env=env, capture_output=True, text=True, timeout=60, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{command[4]} started although it must refuse:\n{exc.stdout!r}")
+        pytest.fail(f"{command[2:5]} started although it must refuse:\n{exc.stdout!r}")
 
 
 def worker(**environment: str) -> subprocess.CompletedProcess[str]:
@@ -44,6 +44,11 @@ def worker(**environment: str) -> subprocess.CompletedProcess[str]:
 def beat(**environment: str) -> subprocess.CompletedProcess[str]:
     schedule = DATA_DIR / f"beat-{uuid.uuid4().hex[:8]}"
     return start([*BEAT, "--schedule", str(schedule)], **environment)
+
+
+def api(**environment: str) -> subprocess.CompletedProcess[str]:
+    port = str(free_port())
+    return start([sys.executable, "-m", "dispatcher.cli", "api", "--port", port], **environment)
 
 
 def stored_credentials(organisation_id: uuid.UUID) -> None:
@@ -60,7 +65,7 @@ def stored_credentials(organisation_id: uuid.UUID) -> None:
 
 
 @pytest.mark.worker
-@pytest.mark.parametrize("run", [worker, beat], ids=["worker", "beat"])
+@pytest.mark.parametrize("run", [worker, beat, api], ids=["worker", "beat", "api"])
 def test_a_malformed_key_stops_the_process_with_the_message(run: object) -> None:
     done = run(DISPATCHER_ENCRYPTION_KEYS="short,garbage")  # type: ignore[operator]
     assert done.returncode != 0
@@ -89,7 +94,7 @@ def test_a_missing_key_off_the_embedded_default_stops_the_worker() -> None:
 
 
 @pytest.mark.worker
-@pytest.mark.parametrize("run", [worker, beat], ids=["worker", "beat"])
+@pytest.mark.parametrize("run", [worker, beat, api], ids=["worker", "beat", "api"])
 def test_a_well_formed_wrong_key_stops_the_process(run: object, organisation_id: uuid.UUID) -> None:
     stored_credentials(organisation_id)
     wrong = Fernet.generate_key().decode()
