@@ -14,6 +14,11 @@ import httpx
 from dispatcher.dev.worker_process import die_with_parent, stop_worker
 
 
+def api_command(*, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The argv of ``dispatcher api`` on ``host:port`` with this interpreter."""
+    return [sys.executable, "-m", "dispatcher.cli", "api", "--host", host, "--port", str(port)]
+
+
 @contextmanager
 def running_api(
     *,
@@ -26,7 +31,7 @@ def running_api(
     """``dispatcher api`` on ``host:port`` for the block, once ``/healthz`` answers."""
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-        [sys.executable, "-m", "dispatcher.cli", "api", "--host", host, "--port", str(port)],
+        api_command(port=port, host=host),
         env=None if environment is None else dict(environment),
         stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec

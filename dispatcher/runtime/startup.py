@@ -86,9 +86,9 @@ def require_working_keys(db: Database) -> KeyCheck | None:
 
 
 def refuse_to_start_unless_ready(process: str) -> None:
-    """The start-up check of a worker, beat or the API: on a configuration error, exit non-zero with
-    the message (raised as :class:`SystemExit`, which Celery's signal dispatch does not swallow,
-    unlike any :class:`Exception` raised by a signal receiver)."""
+    """The start-up check of a worker, beat or the API: on a configuration error, exit
+    non-zero with the message (raised as :class:`SystemExit`, which Celery's signal dispatch
+    does not swallow, unlike any :class:`Exception` raised by a signal receiver)."""
     try:
         ensure_ready()
         require_working_keys(database())

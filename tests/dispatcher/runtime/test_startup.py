@@ -5,6 +5,7 @@ signal, reported ready and answered pings while every delivery waited."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from dispatcher.dev.api_process import api_command
 from dispatcher.dev.worker_process import worker_command
 from dispatcher.runtime.resources import database
 from dispatcher.runtime.startup import check_stored_credentials, require_working_keys
@@ -33,7 +35,7 @@ def start(command: list[str], **environment: str) -> subprocess.CompletedProcess
             command, env=env, capture_output=True, text=True, timeout=60, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{command[2:5]} started although it must refuse:\n{exc.stdout!r}")
+        pytest.fail(f"{shlex.join(command[1:])} started although it must refuse:\n{exc.stdout!r}")
 
 
 def worker(**environment: str) -> subprocess.CompletedProcess[str]:
@@ -47,8 +49,7 @@ def beat(**environment: str) -> subprocess.CompletedProcess[str]:
 
 
 def api(**environment: str) -> subprocess.CompletedProcess[str]:
-    port = str(free_port())
-    return start([sys.executable, "-m", "dispatcher.cli", "api", "--port", port], **environment)
+    return start(api_command(port=free_port()), **environment)
 
 
 def stored_credentials(organisation_id: uuid.UUID) -> None:
