@@ -31,6 +31,8 @@ class StepKind(enum.StrEnum):
     DELAY = "delay"
     DIGEST = "digest"
     THROTTLE = "throttle"
+    #: An HTTP request whose JSON answer is merged into the payload of the steps after it.
+    FETCH = "fetch"
 
 
 class Workflow(Row, Mutable, Tenant, Base):
@@ -75,5 +77,6 @@ class WorkflowStep(Row, Mutable, Tenant, Base):
     #: Conditions on payload or subscriber data; all must hold for the step to run.
     conditions: Mapped[list[Any]] = mapped_column(default=list)
     #: Step options: delay ``seconds``, digest ``window_seconds``, throttle ``limit``/``window``/
-    #: ``key``, provider ``options``, per-locale ``translations``.
+    #: ``key``, fetch ``url``/``method``/... (:mod:`dispatcher.sending.fetch`), provider
+    #: ``options``, per-locale ``translations``.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -10,6 +10,7 @@ For the same reason, importing this module makes httpx's request log lines show 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import logging
@@ -210,6 +211,50 @@ async def send_request(
     except httpx.TransportError as exc:
         raise transport_error(provider, exc) from None
     return response
+
+
+class AnswerTooLargeError(IntegrationError):
+    """An answer longer than the caller's limit: not read further, never retried."""
+
+
+async def send_bounded_request(
+    provider: str,
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    **kwargs: Any,
+) -> tuple[httpx.Response, bytes]:
+    """:func:`send_request` for a tenant's URL whose answer is read up to ``max_bytes`` (one
+    byte more raises :class:`AnswerTooLargeError`) within ``timeout`` seconds for the whole
+    exchange (a timeout is retryable: the caller resends). The response is closed on return."""
+    request = client.build_request(
+        method, url, timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), **kwargs
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.send(request, stream=True)
+            try:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise AnswerTooLargeError(provider, f"answer larger than {max_bytes} bytes")
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise AnswerTooLargeError(provider, f"answer larger than {max_bytes} bytes")
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise RetryableError(provider, f"no complete answer within {timeout:g}s") from None
+    except RefusedConnectionError as exc:
+        raise DestinationRefusedError(provider, exc) from None
+    except httpx.TransportError as exc:
+        error = transport_error(provider, exc)
+        raise RetryableError(provider, error.reason, status_code=error.status_code) from None
+    return response, bytes(body)
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:

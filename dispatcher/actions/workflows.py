@@ -26,6 +26,7 @@ from typing import Annotated, Any, cast
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     ModelWrapValidatorHandler,
@@ -40,6 +41,7 @@ from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext,
 from dispatcher.notifications.throttling import ThrottleConfig
 from dispatcher.results import Err, ErrorCode, Ok, Result
 from dispatcher.sending.conditions import Condition
+from dispatcher.sending.fetch import FetchConfig
 from dispatcher.sending.rendering import compile_template
 from dispatcher.sending.translations import TRANSLATIONS
 from dispatcher.validation import Key, LongText, Name, storable
@@ -63,6 +65,18 @@ class StepArgs(BaseModel):
     conditions: list[Condition] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _fetch_fits(self) -> StepArgs:
+        # Defined before the wrap validator below, so that it runs inside it.
+        if self.kind is StepKind.FETCH:
+            if self.template:
+                raise _step_config_error(
+                    "template", "a fetch step has no templates: its url, headers and body are "
+                    "templates in config"
+                )  # fmt: skip
+            _fetch_config(self.config)
+        return self
+
     @model_validator(mode="wrap")
     @classmethod
     def _template_fields_belong_in_template(
@@ -75,7 +89,8 @@ class StepArgs(BaseModel):
         except ValidationError as exc:
             errors = exc.errors()
             if not any(
-                _misplaced_template_field(item["type"], item["loc"]) or item["type"] == "template"
+                _misplaced_template_field(item["type"], item["loc"])
+                or item["type"] in {"template", "step_config"}
                 for item in errors
             ):
                 raise
@@ -125,6 +140,8 @@ class StepArgs(BaseModel):
             _positive_seconds(self.config, "window_seconds")
         elif self.kind is StepKind.THROTTLE:
             _throttle_config(self.config)
+        elif self.kind is StepKind.FETCH:
+            pass  # checked by _fetch_fits (whose errors the wrap validator locates)
         elif (
             self.kind in CHANNEL_KINDS
             and not self.template.get("body")
@@ -146,6 +163,14 @@ def _located(item: Any) -> InitErrorDetails:
             ),
             loc=item["loc"],
             input=item["input"],
+        )
+    if item["type"] == "step_config":
+        return InitErrorDetails(
+            type=PydanticCustomError(
+                "step_config", "{problem}", {"problem": item["ctx"]["problem"]}
+            ),
+            loc=(*item["loc"], *item["ctx"]["field"].split(".")),
+            input=None,
         )
     if item["type"] == "template":
         field = item["ctx"]["field"]
@@ -210,7 +235,54 @@ def _throttle_config(config: dict[str, Any]) -> None:
             ) from None
 
 
-Steps = Annotated[list[StepArgs], Field(min_length=1, max_length=50)]
+def _fetch_config(config: dict[str, Any]) -> None:
+    """A fetch step's config fits :class:`FetchConfig` and its templates parse; an error is
+    named down to its field (``config.url``, ``config.headers.X-Token``)."""
+    try:
+        fetch = FetchConfig.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in ("config", *first["loc"]))
+        message = first["msg"].removeprefix("Value error, ")
+        if where == "config" and message.startswith("body: "):
+            where, message = "config.body", message.removeprefix("body: ")
+        raise _step_config_error(where, message) from None
+    for where, source in fetch.templates().items():
+        if len(source) > MAX_TEMPLATE_LENGTH:
+            raise _step_config_error(
+                f"config.{where}", f"template longer than {MAX_TEMPLATE_LENGTH} characters"
+            )
+        try:
+            compile_template(_syntax, source)
+        except TemplateSyntaxError as exc:
+            raise _step_config_error(
+                f"config.{where}", f"template syntax error on line {exc.lineno}: {exc.message}"
+            ) from None
+
+
+def _step_config_error(field: str, problem: str) -> PydanticCustomError:
+    """An error of one step located at ``field`` (dotted, inside the step)."""
+    return PydanticCustomError(
+        "step_config", "{field}: {problem}", {"field": field, "problem": problem}
+    )
+
+
+def _no_fetch_before_digest(steps: list[StepArgs]) -> list[StepArgs]:
+    fetch = next((i for i, step in enumerate(steps) if step.kind is StepKind.FETCH), None)
+    digest = next((i for i, step in enumerate(steps) if step.kind is StepKind.DIGEST), None)
+    if fetch is not None and digest is not None and fetch < digest:
+        # A notification collected into another's digest would fetch for nothing, and the
+        # digest could be sent before the events' fetches finished.
+        raise ValueError(
+            f"steps.{fetch}: a fetch step before a digest step is not supported; put it after "
+            "the digest (it then fetches once for the digest)"
+        )
+    return steps
+
+
+Steps = Annotated[
+    list[StepArgs], Field(min_length=1, max_length=50), AfterValidator(_no_fetch_before_digest)
+]
 
 
 class CreateWorkflowArgs(ActionArgs):

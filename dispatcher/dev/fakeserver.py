@@ -17,6 +17,9 @@ each delivery on the path; then ``script`` answers are used, in order; then ``fa
 requests answer 500 at random; then ``default``. ``idempotent`` makes the path keep the
 ``Idempotency-Key`` of every message it accepted: a request with a known key is answered the
 first one's message id without sending again (recorded as ``replayed``).
+``answer_json`` (or ``answer_text``) is what ``ok`` answers in place of the message id: a fetch
+step's answer; a path configured so answers ``GET`` requests too (other ``GET`` requests are
+answered ``{"ok": true}``).
 ``trickle_ms`` writes the answer one byte at a time, that many milliseconds apart (a provider
 that never stops answering quite long enough for a per-read timeout to fire).
 ``callback_url`` with ``callback_secret`` makes the path call back like a real provider: after
@@ -74,6 +77,10 @@ class Behaviour:
     callback_secret: str | None = None
     callback_status: str = "delivered"
     callback_delay_ms: float = 500.0
+    #: What ``ok`` answers instead of ``{"id": <message id>}``: a fetch step's answer (JSON,
+    #: or ``answer_text`` sent as it is).
+    answer_json: Any = None
+    answer_text: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Behaviour:
@@ -90,6 +97,8 @@ class Behaviour:
             callback_secret=data.get("callback_secret"),
             callback_status=str(data.get("callback_status", "delivered")),
             callback_delay_ms=float(data.get("callback_delay_ms", 500.0)),
+            answer_json=data.get("answer_json"),
+            answer_text=data.get("answer_text"),
         )
 
 
@@ -227,7 +236,7 @@ class FakeProviderServer:
                 return 200, "OK", b'{"ok": true}', {}, 0.0
             listed = [item.__dict__ for item in self.state.requests]
             return 200, "OK", json.dumps({"requests": listed}).encode(), {}, 0.0
-        if method == "GET":
+        if method == "GET" and name not in self.state.behaviours:
             return 200, "OK", b'{"ok": true}', {}, 0.0
         return self._answer(name, body, key)
 
@@ -259,7 +268,13 @@ class FakeProviderServer:
             return 504, "Gateway Timeout", b"", {}, 60.0
         status, reason = ANSWERS.get(answer, (500, "Internal Server Error"))
         headers: dict[str, str] = {}
-        if answer == "ok":
+        if answer == "ok" and (behaviour.answer_json is not None or behaviour.answer_text):
+            payload = (
+                behaviour.answer_text.encode()
+                if behaviour.answer_text is not None
+                else json.dumps(behaviour.answer_json).encode()
+            )
+        elif answer == "ok":
             payload = json.dumps({"id": message_id}).encode()
             if behaviour.callback_url and behaviour.callback_secret:
                 self._loop.call_later(

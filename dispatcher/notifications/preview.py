@@ -1,6 +1,10 @@
 """Preview: one workflow step rendered for a subscriber and a sample payload, sending nothing
 and writing nothing.
 
+A fetch step is rendered, not made: its preview shows the method, URL and body it would send.
+The steps after one render with the sample payload as given, and say in a warning that the
+fetch's answer is not merged (the caller puts what it would answer in the sample payload).
+
 The step is rendered the way a worker renders it (the same sandbox, the same context, the
 subscriber's translation, the email layout), so what the preview shows is what would be sent.
 Unlike a worker, the preview reports a translation that does not render (as a warning, beside
@@ -18,12 +22,14 @@ from types import TracebackType
 from typing import Any
 
 from jinja2 import TemplateSyntaxError
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dispatcher.notifications.events import InlineSubscriber
 from dispatcher.runtime.resources import database
 from dispatcher.sending.conditions import all_hold
+from dispatcher.sending.fetch import FetchConfig, render_request
 from dispatcher.sending.layouts import choose_layout, finish_email, load_layouts
 from dispatcher.sending.plan import (
     SUBSCRIBER_COLUMNS,
@@ -142,13 +148,24 @@ def preview_step(
     if any(earlier.kind is StepKind.DIGEST for earlier in steps[:step]):
         context["digest"] = {"events": [dict(payload)], "count": 1}
     holds = all_hold(chosen.conditions, context)
+    renderer = renderer or TemplateRenderer()
+    if chosen.kind is StepKind.FETCH:
+        return _preview_fetch(renderer, chosen.config, context, step, holds)
     if chosen.kind not in _CHANNEL_KINDS:
         return StepPreview(step, chosen.kind.value, None, None, {}, holds)
-    renderer = renderer or TemplateRenderer()
+    unmade = [
+        TemplateProblem(
+            f"steps.{earlier.position}", None,
+            f"step {earlier.position} is a fetch, which a preview does not make: its answer is "
+            "not merged (give the fields it would answer in the payload)",
+        )
+        for earlier in steps[:step]
+        if earlier.kind is StepKind.FETCH
+    ]  # fmt: skip
     templates, default = localized_templates(
         chosen.template, chosen.config, recipient.locale, TEMPLATE_FIELDS
     )
-    warnings: list[TemplateProblem] = []
+    warnings: list[TemplateProblem] = unmade
     locale = translation_tag(chosen.config, recipient.locale) if templates is not default else None
     content: dict[str, str] = {}
     if templates is not default:
@@ -163,6 +180,33 @@ def preview_step(
         layouts = load_layouts(session, [organisation]).get(organisation, [])
         content = finish_email(renderer, choose_layout(layouts, chosen.config), content, context)
     return StepPreview(step, chosen.kind.value, chosen.kind.value, locale, content, holds, warnings)
+
+
+def _preview_fetch(
+    renderer: TemplateRenderer,
+    config: Mapping[str, Any],
+    context: Mapping[str, Any],
+    step: int,
+    holds: bool,
+) -> StepPreview:
+    """The request a fetch step would make, rendered; not made (a preview sends nothing)."""
+    try:
+        request = render_request(FetchConfig.model_validate(config), renderer, context)
+    except ValidationError:
+        raise PreviewError(
+            f"steps.{step}.config", "the fetch step's stored config is not valid"
+        ) from None
+    except RenderError as exc:
+        where, _, problem = str(exc).partition(": ")
+        raise PreviewError(f"steps.{step}.{where}", f"step {step}, {where}: {problem}") from None
+    content = {"method": request.method, "url": request.url}
+    if request.body is not None:
+        content["body"] = request.body.decode()
+    note = TemplateProblem(
+        f"steps.{step}", None, "a preview does not make the request; the URL guard checks it "
+        "when a worker does",
+    )  # fmt: skip
+    return StepPreview(step, StepKind.FETCH.value, None, None, content, holds, [note])
 
 
 def _render(

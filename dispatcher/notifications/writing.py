@@ -29,6 +29,7 @@ from dispatcher.notifications.throttling import (
     count_throttles,
     throttle_keys,
 )
+from dispatcher.sending.fetch import AFTER_FETCH
 from dispatcher.sending.rendering import required_payload_keys
 from dispatcher.validation import oversize_problem
 from models import (
@@ -282,8 +283,22 @@ def _workflow(known: _Known, key: str, prefix: str) -> Workflow:
 
 
 def _check_required_payload(workflow: Workflow, event: TriggerEvent, prefix: str) -> None:
-    sources = tuple(source for step in workflow.steps for source in step.template.values())
-    missing = sorted(_required_keys(sources) - set(event.payload))
+    required: set[str] = set()
+    sources: list[str] = []
+    merged: frozenset[str] = frozenset()
+    for step in workflow.steps:
+        if step.kind is StepKind.FETCH:
+            # The keys a fetch merges are not the producer's to give.
+            required |= _required_keys(tuple(sources)) - merged
+            sources = []
+            if not step.config.get("merge_key"):
+                break  # an answer merged at the top level may provide any key
+            merged |= {step.config["merge_key"]}
+            continue
+        sources.extend(step.template.values())
+    else:
+        required |= _required_keys(tuple(sources)) - merged
+    missing = sorted(required - set(event.payload))
     if missing:
         raise TriggerError(
             [
@@ -433,9 +448,13 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         collected = False
         stopped = False
         first_row = len(planned.deliveries)  # this notification's deliveries start here
+        #: The last fetch step before the current one, and the delay steps' seconds since.
+        fetch: dict[str, Any] | None = None
         for step in workflow.steps:
             if step.kind is StepKind.DELAY:
                 due += timedelta(seconds=float(step.config["seconds"]))
+                if fetch is not None:
+                    fetch["delay"] += float(step.config["seconds"])
                 continue
             if step.kind is StepKind.DIGEST:
                 if leader is not None:
@@ -459,12 +478,9 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
                     settings,
                 )
             )
-            row = planned.deliveries[-1]
-            if stopped and row["status"] is DeliveryStatus.QUEUED:
-                row.update(status=DeliveryStatus.SKIPPED, next_attempt_at=None,
-                           last_error=THROTTLED)  # fmt: skip
-            if row["status"] is DeliveryStatus.QUEUED and due <= now:
-                planned.due_now.append(row["id"])
+            _hold(planned.deliveries[-1], stopped, fetch, due <= now, planned)
+            if step.kind is StepKind.FETCH:
+                fetch = {"position": step.position, "delay": 0.0}
         if (collected or stopped) and not any(
             row["status"] is DeliveryStatus.QUEUED for row in planned.deliveries[first_row:]
         ):
@@ -472,6 +488,24 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             # nothing of this notification will be sent by a worker, so it is finished as written.
             notification["status"] = NotificationStatus.COMPLETED
     return planned
+
+
+def _hold(
+    row: dict[str, Any],
+    stopped: bool,
+    fetch: dict[str, Any] | None,
+    due_now: bool,
+    planned: _Planned,
+) -> None:
+    """A queued delivery row skipped by a throttle, held for the fetch step before it, or
+    reserved for the broker message sent after the commit when it is due now."""
+    if stopped and row["status"] is DeliveryStatus.QUEUED:
+        row.update(status=DeliveryStatus.SKIPPED, next_attempt_at=None, last_error=THROTTLED)
+    if fetch is not None and row["status"] is DeliveryStatus.QUEUED:
+        # Made due when the fetch's outcome is written (dispatcher.sending.store).
+        row.update(next_attempt_at=None, meta={AFTER_FETCH: dict(fetch)})
+    elif row["status"] is DeliveryStatus.QUEUED and due_now:
+        planned.due_now.append(row["id"])
 
 
 def _delivery(  # noqa: PLR0917 - private helper of one caller
@@ -491,7 +525,7 @@ def _delivery(  # noqa: PLR0917 - private helper of one caller
         "step_id": step.id,
         "step_position": step.position,
         "step_kind": step.kind,
-        "channel_type": ChannelType(step.kind.value),
+        "channel_type": None if step.kind is StepKind.FETCH else ChannelType(step.kind.value),
         "critical": workflow.critical,
         "status": DeliveryStatus.QUEUED,
         "attempts": 0,

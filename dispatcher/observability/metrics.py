@@ -137,7 +137,8 @@ class WorkerMetrics:
         attempts: Tally[tuple[str, str, str]] = Tally()
         finished: Tally[tuple[str, str]] = Tally()
         for job in jobs:
-            channel = job.channel.value
+            # A fetch step has no channel: its requests and outcomes are labelled "fetch".
+            channel = "fetch" if job.fetch_position is not None else job.channel.value
             if due is not None and claimed_at is not None and job.delivery_id in due:
                 lag = (claimed_at - due[job.delivery_id]).total_seconds()
                 priority = "critical" if job.critical else "normal"

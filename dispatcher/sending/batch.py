@@ -132,7 +132,9 @@ def _work(
     outcomes: dict[uuid.UUID, Outcome] = {}
     for job in jobs:
         if job.decided is not None:
-            outcomes[job.delivery_id] = Outcome(status=job.decided[0], reason=job.decided[1])
+            outcomes[job.delivery_id] = Outcome(
+                status=job.decided[0], reason=job.decided[1], delay=job.decided_delay
+            )
         elif job.channel is ChannelType.IN_APP:
             outcomes[job.delivery_id] = Outcome(status=DeliveryStatus.SENT, provider="inbox")
         else:

@@ -54,6 +54,7 @@ from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationErro
 from dispatcher.sending.ambiguity import on_ambiguous
 from dispatcher.sending.backoff import hold_delay, retry_delay
 from dispatcher.sending.circuit import CircuitView
+from dispatcher.sending.fetch import FETCH_PROVIDER, Fetched, FetchRequest, perform
 from dispatcher.sending.integrations import Candidate, Prepared, prepare
 from dispatcher.sending.limits import fitting
 from dispatcher.sending.plan import Job
@@ -77,7 +78,8 @@ MAX_ERROR_LENGTH = 500
 class Attempt:
     delivery_id: uuid.UUID
     organisation_id: uuid.UUID
-    integration_id: uuid.UUID
+    #: None for a fetch step's request (no integration).
+    integration_id: uuid.UUID | None
     provider: str
     outcome: AttemptOutcome
     http_status: int | None
@@ -100,6 +102,8 @@ class Outcome:
     provider_message_id: str | None = None
     delay: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    #: A fetch step's answer (when ``sent``), merged into the payload as it is written back.
+    fetched: Fetched | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,8 @@ class BatchSender:
         return outcome
 
     async def send_one(self, job: Job) -> Outcome:  # noqa: PLR0912 - the docstring's table
+        if job.fetch is not None:
+            return await self.fetch_one(job, job.fetch)
         assert job.message is not None
         outcome = Outcome(status=DeliveryStatus.FAILED)
         total = job.attempts
@@ -248,6 +254,53 @@ class BatchSender:
             outcome, total=total, last_error=last_error, paused=paused,
             waited_on_circuit=waited_on_circuit, unreadable=unreadable,
         )  # fmt: skip
+
+    async def fetch_one(self, job: Job, request: FetchRequest) -> Outcome:
+        """A fetch step's request: retried like a send on one integration (backoff, or the
+        answer's ``Retry-After`` up to the cap, for ``max_attempts_per_integration``
+        attempts); every other failure fails it at once."""
+        if (withheld := self._withheld(job)) is not None:
+            return Outcome(DeliveryStatus.RETRYING, withheld.reason, delay=0.0)
+        started, started_at = time.perf_counter(), utcnow()
+        try:
+            fetched, status = await perform(request, self.runtime.client(), self.guard)
+        except ProviderError as error:
+            outcome, status_code, reason = classify(error)
+            reason = default_redactor.redact_text(reason)[:MAX_ERROR_LENGTH]
+            attempt = Attempt(
+                job.delivery_id, job.organisation_id, None, FETCH_PROVIDER, outcome,
+                status_code, (time.perf_counter() - started) * 1000, type(error).__name__,
+                reason, at=started_at,
+            )  # fmt: skip
+            return self._fetch_failed(job, attempt, error)
+        attempt = Attempt(
+            job.delivery_id, job.organisation_id, None, FETCH_PROVIDER, AttemptOutcome.SENT,
+            status, (time.perf_counter() - started) * 1000, at=started_at,
+        )  # fmt: skip
+        return Outcome(
+            DeliveryStatus.SENT, provider=FETCH_PROVIDER, attempts=[attempt], fetched=fetched
+        )
+
+    def _fetch_failed(self, job: Job, attempt: Attempt, error: ProviderError) -> Outcome:
+        made = job.attempts + 1
+        reason = f"fetch: {attempt.error}"
+        outcome = Outcome(
+            DeliveryStatus.FAILED, reason, provider=FETCH_PROVIDER, attempts=[attempt]
+        )
+        if not isinstance(error, RetryableError):
+            return outcome
+        if made >= self.policy.max_attempts_per_integration:
+            outcome.reason = f"fetch: gave up after {made} attempts: {attempt.error}"
+            return outcome
+        outcome.status = DeliveryStatus.RETRYING
+        if error.retry_after:
+            held = min(error.retry_after, self.policy.retry_after_cap)
+            outcome.delay = hold_delay(held, spread=self.policy.retry_base_delay)
+        else:
+            outcome.delay = retry_delay(
+                made, base=self.policy.retry_base_delay, cap=self.policy.retry_max_delay
+            )
+        return outcome
 
     def _settled(
         self,

@@ -19,16 +19,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dispatcher.sending.conditions import all_hold
 from dispatcher.sending.digests import close_open_digests
+from dispatcher.sending.fetch import (
+    AFTER_FETCH,
+    FetchConfig,
+    FetchRequest,
+    described_url,
+    render_request,
+)
 from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
 from dispatcher.sending.layouts import LayoutRow, choose_layout, finish_email, load_layouts
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from dispatcher.sending.translations import render_localized
 from models import (
+    TERMINAL_DELIVERY_STATUSES,
     AttemptOutcome,
     ChannelType,
     Delivery,
@@ -38,6 +47,7 @@ from models import (
     IntegrationStatus,
     Notification,
     Preference,
+    StepKind,
     Subscriber,
     Suppression,
     Workflow,
@@ -45,6 +55,7 @@ from models import (
     normalize_address,
 )
 from models.bulk import among
+from models.types import utcnow
 from providers.base import Message, Recipient
 
 logger = logging.getLogger(__name__)
@@ -68,7 +79,13 @@ class Job:
     burned: set[uuid.UUID] = field(default_factory=set)
     #: Set when the outcome is known without sending: ("skipped" | "failed", reason).
     decided: tuple[DeliveryStatus, str] | None = None
+    #: Seconds before a delivery ``decided`` retrying is tried again (None: at once).
+    decided_delay: float | None = None
     subscriber_id: uuid.UUID | None = None
+    #: A fetch step's request, rendered: made instead of a send (no integration).
+    fetch: FetchRequest | None = None
+    #: A fetch step's position, whatever its outcome: the deliveries after it wait for it.
+    fetch_position: int | None = None
 
 
 class DeliveryRow(Protocol):
@@ -91,6 +108,10 @@ class DeliveryRow(Protocol):
     def meta(self) -> dict[str, Any]: ...
     @property
     def critical(self) -> bool: ...
+    @property
+    def step_kind(self) -> StepKind: ...
+    @property
+    def step_position(self) -> int: ...
 
 
 class NotificationRow(Protocol):
@@ -136,7 +157,7 @@ class SubscriberRow(Protocol):
 DELIVERY_COLUMNS = tuple(
     getattr(Delivery, name)
     for name in ("id", "organisation_id", "notification_id", "step_id", "channel_type",
-                 "attempts", "critical", "meta")
+                 "attempts", "critical", "meta", "step_kind", "step_position")
 )  # fmt: skip
 NOTIFICATION_COLUMNS = tuple(
     getattr(Notification, name)
@@ -164,6 +185,17 @@ class Loaded:
     suppressed: frozenset[tuple[uuid.UUID, ChannelType, str]] = frozenset()
     #: Email layouts per organisation (only of organisations with email deliveries).
     layouts: dict[uuid.UUID, list[LayoutRow]] = field(default_factory=dict)
+    #: (notification, step position) -> the fetch delivery a delivery of the batch waits for.
+    fetches: dict[tuple[uuid.UUID, int], FetchState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """A fetch step's delivery as a delivery waiting for it sees it."""
+
+    status: DeliveryStatus
+    last_error: str | None
+    next_attempt_at: datetime | None
 
 
 #: The channels whose addresses can be suppressed, and the recipient field of each.
@@ -201,6 +233,9 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
     deliveries: list[DeliveryRow] = list(
         session.execute(select(*DELIVERY_COLUMNS).where(among(session, Delivery.id, ids)))
     )
+    # Before the payloads: a fetch found finished has merged its answer into the payload
+    # read next (its outcome and the merge are one commit).
+    fetches = _fetches(session, deliveries)
     notifications: dict[uuid.UUID, NotificationRow] = _by_id(
         session.execute(
             select(*NOTIFICATION_COLUMNS).where(
@@ -265,7 +300,29 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
         _suppressed(session, deliveries, notifications, subscribers),
         load_layouts(session, {d.organisation_id for d in deliveries
                                if d.channel_type is ChannelType.EMAIL}),
+        fetches,
     )  # fmt: skip
+
+
+def _fetches(
+    session: Session, deliveries: list[DeliveryRow]
+) -> dict[tuple[uuid.UUID, int], FetchState]:
+    waiting = {d.notification_id for d in deliveries if AFTER_FETCH in (d.meta or {})}
+    if not waiting:
+        return {}
+    rows = session.execute(
+        select(
+            Delivery.notification_id, Delivery.step_position, Delivery.status,
+            Delivery.last_error, Delivery.next_attempt_at,
+        ).where(among(session, Delivery.notification_id, waiting),
+                Delivery.step_kind == StepKind.FETCH)
+    )  # fmt: skip
+    return {
+        (row.notification_id, row.step_position): FetchState(
+            row.status, row.last_error, row.next_attempt_at
+        )
+        for row in rows
+    }
 
 
 def _suppressed(
@@ -435,6 +492,9 @@ def build_jobs(
             attempts=delivery.attempts,
             critical=delivery.critical,
             subscriber_id=notification.subscriber_id,
+            fetch_position=(
+                delivery.step_position if delivery.step_kind is StepKind.FETCH else None
+            ),
         )
         jobs.append(job)
         if deadline is not None and time.monotonic() >= deadline:
@@ -444,7 +504,7 @@ def build_jobs(
     return jobs
 
 
-def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without sending
+def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery ends unsent
     job: Job,
     delivery: DeliveryRow,
     notification: NotificationRow,
@@ -465,8 +525,13 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     if notification.id in loaded.digests:
         events = loaded.digests[notification.id]
         context["digest"] = {"events": events, "count": len(events)}
+    if _waits_for_fetch(job, delivery, loaded):
+        return
     if not all_hold(step.conditions, context):
         job.decided = (DeliveryStatus.SKIPPED, "step conditions not met")
+        return
+    if step.kind is StepKind.FETCH:
+        _decide_fetch(job, step, context, renderer)
         return
     if not workflow.critical and opted_out(
         loaded.preferences.get(subscriber.id, []), workflow.id, job.channel
@@ -535,3 +600,51 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
             DeliveryStatus.FAILED,
             f"no active {job.channel.value} integration in this organisation",
         )
+
+
+#: Longest wait before a delivery claimed while its fetch is unfinished looks again.
+MAX_FETCH_RECHECK = 300.0
+
+
+def _waits_for_fetch(job: Job, delivery: DeliveryRow, loaded: Loaded) -> bool:
+    """Whether the delivery's outcome is decided by the fetch step it waits for: failed with
+    the fetch's reason, or retried once the fetch is due again when it is unfinished (only a
+    delivery claimed before its fetch made it due gets here unfinished)."""
+    wait = (delivery.meta or {}).get(AFTER_FETCH)
+    if not isinstance(wait, dict):
+        return False
+    position = int(wait.get("position", -1))
+    state = loaded.fetches.get((delivery.notification_id, position))
+    if state is None:
+        job.decided = (DeliveryStatus.FAILED, f"the fetch step (step {position}) is missing")
+        return True
+    if state.status in {DeliveryStatus.SENT, DeliveryStatus.SKIPPED}:
+        return False
+    if state.status in TERMINAL_DELIVERY_STATUSES:
+        job.decided = (DeliveryStatus.FAILED, fetch_failed(position, state.last_error))
+        return True
+    job.decided = (DeliveryStatus.RETRYING, f"waiting for the fetch step (step {position})")
+    remaining = (state.next_attempt_at - utcnow()).total_seconds() if state.next_attempt_at else 0.0
+    job.decided_delay = min(MAX_FETCH_RECHECK, max(1.0, remaining + 1.0))
+    return True
+
+
+def fetch_failed(position: int, reason: str | None) -> str:
+    """The reason of a delivery not sent because the fetch step before it failed."""
+    return f"the fetch step (step {position}) failed: {reason or 'no reason recorded'}"
+
+
+def _decide_fetch(
+    job: Job, step: WorkflowStep, context: Mapping[str, Any], renderer: TemplateRenderer
+) -> None:
+    try:
+        config = FetchConfig.model_validate(step.config)
+    except ValidationError:
+        job.decided = (DeliveryStatus.FAILED, "the fetch step's stored config is not valid")
+        return
+    try:
+        job.fetch = render_request(config, renderer, context)
+    except RenderError as exc:
+        job.decided = (DeliveryStatus.FAILED, f"template: {exc}")
+        return
+    job.content = {"method": job.fetch.method, "url": described_url(job.fetch.url)}

@@ -20,7 +20,8 @@ from dispatcher.runtime import inbox_events
 from dispatcher.runtime.resources import database
 from dispatcher.sending.circuit import CircuitView
 from dispatcher.sending.execute import Attempt, Outcome
-from dispatcher.sending.plan import Job
+from dispatcher.sending.fetch import AFTER_FETCH, merge_answer
+from dispatcher.sending.plan import Job, fetch_failed
 from models import (
     TERMINAL_DELIVERY_STATUSES,
     ChannelType,
@@ -54,6 +55,8 @@ class BatchReport:
     lost: int = 0
     #: (delivery id, seconds until the retry, critical)
     retrying: list[tuple[uuid.UUID, float, bool]] = field(default_factory=list)
+    #: Deliveries made due by the fetch step they waited for: (id, seconds until due, critical).
+    released: list[tuple[uuid.UUID, float, bool]] = field(default_factory=list)
     #: What was planned and how it ended, for the metrics (not part of the task's result).
     jobs: list[Job] = field(default_factory=list, repr=False)
     outcomes: dict[uuid.UUID, Outcome] = field(default_factory=dict, repr=False)
@@ -244,8 +247,79 @@ def _write_back(
         ]
         # After the commit: a page told of a message it cannot read yet would miss it.
         event.listen(session, "after_commit", lambda _: inbox_events.publish(published), once=True)
+    fetches = [
+        (job, outcome)
+        for job, outcome in finished
+        if job.fetch_position is not None and outcome.status in TERMINAL_DELIVERY_STATUSES
+    ]
+    if fetches:
+        _after_fetches(session, fetches, now, report, settings)
     forget_expired_tokens(session, finished)
     update_notification_statuses(session, {job.notification_id for job, _ in finished}, now)
+
+
+def _after_fetches(
+    session: Session,
+    finished: list[tuple[Job, Outcome]],
+    now: datetime,
+    report: BatchReport,
+    settings: Settings,
+) -> None:
+    """In the transaction that writes the fetches' outcomes: each answer merged into its
+    notification's payload, and the deliveries waiting for the fetch made due (sent or
+    skipped) or failed with its reason (a chain of fetches fails whole)."""
+    notification_ids = {job.notification_id for job, _ in finished}
+    answers = {
+        job.notification_id: (outcome.fetched, job.fetch)
+        for job, outcome in finished
+        if outcome.status is DeliveryStatus.SENT and outcome.fetched is not None
+    }
+    if answers:
+        payloads = session.execute(
+            select(Notification.id, Notification.payload)
+            .where(among(session, Notification.id, answers))
+            .with_for_update()
+        )
+        update_many(session, Notification, [
+            {"id": row.id, "payload": merge_answer(row.payload, fetched.value, request.merge_key),
+             "updated_at": now}
+            for row in payloads
+            for fetched, request in [answers[row.id]]
+            if fetched is not None and request is not None
+        ])  # fmt: skip
+    waiting = session.execute(
+        select(Delivery.id, Delivery.notification_id, Delivery.step_position, Delivery.meta,
+               Delivery.critical)
+        .where(
+            among(session, Delivery.notification_id, notification_ids),
+            Delivery.status == DeliveryStatus.QUEUED,
+            Delivery.next_attempt_at.is_(None),
+        )
+        .with_for_update()
+    ).all()  # fmt: skip
+    changes: list[dict[str, Any]] = []
+    for job, outcome in finished:
+        position = job.fetch_position
+        assert position is not None
+        proceeds = outcome.status in {DeliveryStatus.SENT, DeliveryStatus.SKIPPED}
+        for row in waiting:
+            wait = (row.meta or {}).get(AFTER_FETCH)
+            if row.notification_id != job.notification_id or not isinstance(wait, dict):
+                continue
+            if proceeds and wait.get("position") == position:
+                delay = float(wait.get("delay") or 0.0)
+                due = now + timedelta(seconds=delay)
+                if delay <= settings.retry_countdown_limit:
+                    due += timedelta(seconds=settings.enqueue_lease)  # a message is sent
+                changes.append({"id": row.id, "next_attempt_at": due, "updated_at": now})
+                report.released.append((row.id, delay, row.critical))
+            elif not proceeds and row.step_position > position:
+                changes.append({
+                    "id": row.id, "status": DeliveryStatus.FAILED, "updated_at": now,
+                    "last_error": fetch_failed(position, outcome.reason),
+                })  # fmt: skip
+                report.failed += 1
+    update_many(session, Delivery, changes)
 
 
 def forget_expired_tokens(session: Session, finished: list[tuple[Job, Outcome]]) -> None:

@@ -61,7 +61,8 @@ def finish_batch(delivery_ids: list[str]) -> dict[str, Any]:
     """Send the batch, then tell the metrics and schedule its short retries."""
     report = process_batch(delivery_ids)
     batch_finished.send(sender=deliver, report=report)
-    publish_retries(report.retrying, get_settings())
+    # Deliveries a fetch step made due go to the broker the way short retries do.
+    publish_retries([*report.retrying, *report.released], get_settings())
     return report.as_dict()
 
 

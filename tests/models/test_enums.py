@@ -19,6 +19,7 @@ def test_every_channel_is_a_step_kind() -> None:
         "delay",
         "digest",
         "throttle",
+        "fetch",
     }
 
 
