@@ -14,7 +14,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -241,7 +241,7 @@ async def send_bounded_request(
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise AnswerTooLargeError(provider, f"answer larger than {max_bytes} bytes")
                 body = bytearray()
-                async for chunk in response.aiter_raw():
+                async for chunk in _raw_chunks(response):
                     body += chunk
                     if len(body) > max_bytes:
                         raise AnswerTooLargeError(provider, f"answer larger than {max_bytes} bytes")
@@ -255,6 +255,16 @@ async def send_bounded_request(
         error = transport_error(provider, exc)
         raise RetryableError(provider, error.reason, status_code=error.status_code) from None
     return response, bytes(body)
+
+
+async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The answer's bytes as they arrive, undecoded (a small encoded chunk may expand a
+    thousandfold); a transport that hands over answers already read gives them whole."""
+    if response.is_stream_consumed:
+        yield response.content
+        return
+    async for chunk in response.aiter_raw():
+        yield chunk
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class TemplateProblem:
 class StepPreview:
     step: int
     kind: str
-    #: The channel a channel step sends on; ``None`` for delay, digest and throttle steps.
+    #: The channel a channel step sends on; ``None`` for delay, digest, throttle and fetch steps.
     channel: str | None
     #: The locale whose translation was used, or ``None`` for the step's default templates.
     locale: str | None

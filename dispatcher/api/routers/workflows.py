@@ -53,7 +53,8 @@ class StepBody(WireModel):
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates.
     template: dict[str, Any] = Field(default_factory=dict)
     conditions: list[Any] = Field(default_factory=list)
-    #: Delay ``seconds``, digest ``window_seconds``... as the step kind needs (kept as sent).
+    #: Delay ``seconds``, digest ``window_seconds``, fetch ``url``... as the step kind needs
+    #: (kept as sent).
     config: dict[str, Any] = Field(default_factory=dict)
 
 

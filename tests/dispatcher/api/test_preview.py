@@ -62,3 +62,35 @@ def test_unknown_workflow_or_subscriber_is_404_and_no_subscriber_is_422(
     assert client.post(PREVIEW, headers=keyed.headers, json=nobody).status_code == 404
     neither = client.post(PREVIEW, headers=keyed.headers, json={"workflow": "shipped"})
     assert (neither.status_code, list(neither.json()["errors"])) == (422, ["subscriberId"])
+
+
+def test_a_fetch_step_is_rendered_not_made(client: TestClient, keyed: Keyed) -> None:
+    subscriber(keyed.organisation_id, "ana", first_name="Ana")
+    steps = [
+        {"kind": "fetch", "config": {"url": "https://api.example.com/u/{{ subscriber.subscriber_id }}",
+                                     "method": "POST", "body": {"id": "{{ payload.id }}"},
+                                     "merge_key": "user"}},
+        {"kind": "email", "template": {"body": "Plan {{ payload.user.plan }}"}},
+    ]  # fmt: skip
+    workflow(keyed.organisation_id, "fetching", steps)
+    before = row_counts()
+    answer = client.post(
+        PREVIEW, headers=keyed.headers,
+        json={"workflow": "fetching", "step": 0, "subscriberId": "ana", "payload": {"id": 5}},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert (data["kind"], data["channel"]) == ("fetch", None)
+    assert data["content"] == {"method": "POST", "url": "https://api.example.com/u/ana",
+                               "body": '{"id":"5"}'}  # fmt: skip
+    assert [w["field"] for w in data["warnings"]] == ["steps.0"]
+    after = client.post(
+        PREVIEW, headers=keyed.headers,
+        json={"workflow": "fetching", "step": 1, "subscriberId": "ana",
+              "payload": {"user": {"plan": "gold"}}},
+    )  # fmt: skip
+    later = after.json()["data"]
+    assert later["content"] == {"body": "Plan gold"}
+    assert [w["field"] for w in later["warnings"]] == ["steps.0"]
+    assert "does not make" in later["warnings"][0]["message"]
+    assert row_counts() == before

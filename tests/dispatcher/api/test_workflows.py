@@ -200,3 +200,25 @@ def test_a_trigger_of_a_changed_workflow_costs_the_statements_of_an_unchanged_on
             select(Delivery.step_id).where(Delivery.organisation_id == keyed.organisation_id)
         ).all()
     assert len(steps) == 4 and None not in steps
+
+
+FETCH = {"kind": "fetch", "config": {"url": "https://api.example.com/u/{{ subscriber.subscriber_id }}",
+                                     "merge_key": "user"}}  # fmt: skip
+
+
+def test_a_fetch_step_is_accepted_and_its_bad_config_named_by_field(
+    client: TestClient, keyed: Keyed
+) -> None:
+    made = created(client, keyed, "fetching", [FETCH, email("Hi {{ payload.user.name }}")])
+    assert [(s["kind"], s["config"]) for s in made["steps"]] == [
+        ("fetch", FETCH["config"]), ("email", {}),
+    ]  # fmt: skip
+    bad = {"kind": "fetch", "config": {"url": "gopher://x", "method": "DELETE"}}
+    answer = client.post(URL, headers=keyed.headers,
+                         json={"key": "bad-fetch", "name": "B", "steps": [EMAIL_STEP, bad]})  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    errors = answer.json()["errors"]
+    assert list(errors) == ["steps.1.config.url"], errors
+    assert errors["steps.1.config.url"]["messages"] == [
+        "an http:// or https:// URL (templates may fill in what follows)"
+    ]

@@ -40,6 +40,9 @@ class DeliveryRow:
     channel_type: ChannelType | None
     attempts: int = 0
     critical: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    step_kind: StepKind = StepKind.EMAIL
+    step_position: int = 0
 
 
 @dataclass(frozen=True)
