@@ -2,7 +2,8 @@
 
 Migrates the database, starts a local fake provider, a worker and beat, creates a demo
 organisation with two integrations per channel (each primary fails some of its requests), runs
-the ONE actions, triggers a workflow to a few hundred subscribers with a live progress bar, and
+the ONE actions, triggers a workflow (a fetch step whose answer the fake server gives, then one
+step per channel) to a few hundred subscribers with a live progress bar, and
 prints what happened per channel and integration. It also serves the HTTP API (``dispatcher
 api``), sends one trigger through it, and prints an API key and a ``curl`` line; from a terminal
 the API, worker and beat then keep running until Ctrl-C.
@@ -225,13 +226,25 @@ def notify(console: Console, organisation_id: uuid.UUID, fake: FakeProviderServe
                 },
                 organisation_id=organisation_id,
             )
-    steps = [
+    # A fetch step first: each subscriber's account, answered by the fake server (which the
+    # demo's URL allow-list lets the worker reach, like the fake providers), is merged into the
+    # payload under "account" for the channel steps' templates. Its first answers are 500s:
+    # those fetches are retried like sends.
+    fake.configure("accounts", answer_json={"plan": "gold"}, script=["500"] * 20)
+    fetch = {
+        "kind": "fetch",
+        "config": {
+            "url": f"{fake.url}/accounts?user={{{{ subscriber.subscriber_id }}}}",
+            "merge_key": "account",
+        },
+    }
+    steps = [fetch] + [
         {
             "kind": channel,
             "template": {
                 "subject": "Hello {{ subscriber.first_name }}",
                 "title": "Hello",
-                "body": "Your code is {{ payload.code }}",
+                "body": "Your code is {{ payload.code }} ({{ payload.account.plan }} plan)",
             },
         }
         for channel in CHANNELS
@@ -317,7 +330,11 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
         )
         deliveries = session.execute(
             select(
-                Delivery.id, Delivery.channel_type, Delivery.status, Delivery.integration_id
+                Delivery.id,
+                Delivery.channel_type,
+                Delivery.step_kind,
+                Delivery.status,
+                Delivery.integration_id,
             ).where(Delivery.organisation_id == organisation_id)
         ).all()
         attempts = session.execute(
@@ -329,10 +346,11 @@ def summary_table(organisation_id: uuid.UUID) -> Table:
     for delivery_id, integration_id, attempt_outcome in attempts:
         tried[delivery_id].append((integration_id, attempt_outcome))
     rows: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for delivery_id, channel_type, status, integration_id in deliveries:
-        channel = channel_type.value if channel_type else "-"
+    for delivery_id, channel_type, step_kind, status, integration_id in deliveries:
+        # A fetch step's delivery has no channel: it is shown by its kind.
+        channel = channel_type.value if channel_type else step_kind.value
         history = tried.get(delivery_id, [])
-        fallback_name = "inbox" if channel_type is ChannelType.IN_APP else "-"
+        fallback_name = {ChannelType.IN_APP: "inbox", None: step_kind.value}.get(channel_type, "-")
         final = names.get(integration_id, fallback_name) if integration_id else fallback_name
         final = final.removeprefix(f"{channel} ")
         row = rows[(channel, final)]

@@ -17,6 +17,8 @@ each delivery on the path; then ``script`` answers are used, in order; then ``fa
 requests answer 500 at random; then ``default``. ``idempotent`` makes the path keep the
 ``Idempotency-Key`` of every message it accepted: a request with a known key is answered the
 first one's message id without sending again (recorded as ``replayed``).
+``signing_secret`` answers 401 to requests not signed with it the way ``providers.webhook``
+signs (a fetch step with ``sign``).
 ``answer_json`` (or ``answer_text``) is what ``ok`` answers in place of the message id: a fetch
 step's answer; a path configured so answers ``GET`` requests too (other ``GET`` requests are
 answered ``{"ok": true}``).
@@ -48,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers.fake import sign_fake_callback
+from providers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 #: Answers for which the provider sent the message (the answer may have been lost).
 SENDING_ANSWERS = frozenset({"ok", "drop", "reset", "stall"})
@@ -81,6 +84,8 @@ class Behaviour:
     #: or ``answer_text`` sent as it is).
     answer_json: Any = None
     answer_text: str | None = None
+    #: Requests not signed with it (``providers.webhook``'s scheme) are answered 401.
+    signing_secret: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Behaviour:
@@ -99,6 +104,7 @@ class Behaviour:
             callback_delay_ms=float(data.get("callback_delay_ms", 500.0)),
             answer_json=data.get("answer_json"),
             answer_text=data.get("answer_text"),
+            signing_secret=data.get("signing_secret"),
         )
 
 
@@ -199,8 +205,10 @@ class FakeProviderServer:
                 request = await _read_request(reader)
                 if request is None:
                     break
-                method, path, body, key = request
-                status, reason, payload, headers, delay = self._handle(method, path, body, key)
+                method, path, body, key, sent = request
+                status, reason, payload, headers, delay = self._handle(
+                    method, path, body, key, sent
+                )
                 if delay:
                     await asyncio.sleep(delay)
                 if reason in LOST_ANSWERS:
@@ -222,7 +230,12 @@ class FakeProviderServer:
             writer.close()
 
     def _handle(
-        self, method: str, path: str, body: bytes, key: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        key: str | None = None,
+        sent: dict[str, str] | None = None,
     ) -> tuple[int, str, bytes, dict[str, str], float]:
         name = path.split("?", 1)[0].strip("/")
         if name.startswith("_control/") and method == "POST":
@@ -238,17 +251,23 @@ class FakeProviderServer:
             return 200, "OK", json.dumps({"requests": listed}).encode(), {}, 0.0
         if method == "GET" and name not in self.state.behaviours:
             return 200, "OK", b'{"ok": true}', {}, 0.0
-        return self._answer(name, body, key)
+        return self._answer(name, body, key, sent or {})
 
     def _answer(
-        self, name: str, body: bytes, key: str | None
+        self, name: str, body: bytes, key: str | None, sent: dict[str, str]
     ) -> tuple[int, str, bytes, dict[str, str], float]:
         """The provider's answer to a message posted to path ``name``."""
+        secret = self.state.behaviours.get(name, Behaviour()).signing_secret
+        if secret is not None and not _signed(secret, body, sent):
+            self.state.requests.append(Recorded(name, key, "unsigned", time.time()))
+            return 401, "Unauthorized", b'{"error": "bad signature"}', {}, 0.0
         try:
             message = json.loads(body)
             delivery_id = message.get("delivery_id")
         except (ValueError, AttributeError):
             message, delivery_id = {}, None
+        # A fetch step's GET has no body; its Idempotency-Key names its delivery.
+        delivery_id = delivery_id or key
         behaviour = self.state.behaviours.setdefault(name, Behaviour())
         replayed = self.state.keys.get((name, key)) if key and behaviour.idempotent else None
         if replayed is not None:
@@ -268,14 +287,8 @@ class FakeProviderServer:
             return 504, "Gateway Timeout", b"", {}, 60.0
         status, reason = ANSWERS.get(answer, (500, "Internal Server Error"))
         headers: dict[str, str] = {}
-        if answer == "ok" and (behaviour.answer_json is not None or behaviour.answer_text):
-            payload = (
-                behaviour.answer_text.encode()
-                if behaviour.answer_text is not None
-                else json.dumps(behaviour.answer_json).encode()
-            )
-        elif answer == "ok":
-            payload = json.dumps({"id": message_id}).encode()
+        if answer == "ok":
+            payload = _accepted(behaviour, message_id)
             if behaviour.callback_url and behaviour.callback_secret:
                 self._loop.call_later(
                     behaviour.callback_delay_ms / 1000,
@@ -323,24 +336,41 @@ class FakeProviderServer:
 
 async def _read_request(
     reader: asyncio.StreamReader,
-) -> tuple[str, str, bytes, str | None] | None:
-    """Method, path, body and ``Idempotency-Key`` of the next request; None at the end."""
+) -> tuple[str, str, bytes, str | None, dict[str, str]] | None:
+    """Method, path, body, ``Idempotency-Key`` and the (lower-cased) headers of the next
+    request; None at the end."""
     line = await reader.readline()
     if not line:
         return None
     method, path, _ = line.decode("latin-1").split(" ", 2)
-    length, key = 0, None
+    headers: dict[str, str] = {}
     while True:
         header = await reader.readline()
         if header in (b"\r\n", b"\n", b""):
             break
         name, _, value = header.decode("latin-1").partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
-        elif name.strip().lower() == "idempotency-key":
-            key = value.strip()
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0") or "0")
     body = await reader.readexactly(length) if length else b""
-    return method, path, body, key
+    return method, path, body, headers.get("idempotency-key"), headers
+
+
+def _accepted(behaviour: Behaviour, message_id: str) -> bytes:
+    """What ``ok`` answers: the message id, or the path's fetch answer."""
+    if behaviour.answer_text is not None:
+        return behaviour.answer_text.encode()
+    if behaviour.answer_json is not None:
+        return json.dumps(behaviour.answer_json).encode()
+    return json.dumps({"id": message_id}).encode()
+
+
+def _signed(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    return verify_signature(
+        secret,
+        headers.get(TIMESTAMP_HEADER.lower(), ""),
+        body,
+        headers.get(SIGNATURE_HEADER.lower(), ""),
+    )
 
 
 def _hang_up(writer: asyncio.StreamWriter, *, reset: bool) -> None:

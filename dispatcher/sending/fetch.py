@@ -21,27 +21,38 @@ retryable (connection errors, timeouts, 408/409/425/429 and 5xx, with ``Retry-Af
 :class:`~providers.errors.IntegrationError`, which is not retried (other 4xx, a URL the guard
 refuses, an answer too large, not JSON, or not an object without ``merge_key``). Reasons name
 the status or the failure, never the URL's path or query, a header or the answer's body.
+
+Every request carries ``Idempotency-Key`` (the fetch's delivery id, the same on each retry). With
+``sign`` it is signed the way :mod:`providers.webhook` signs its posts (``X-Dispatcher-Timestamp``
+and ``X-Dispatcher-Signature: v1=<HMAC-SHA256 of "{timestamp}.{raw body}">``) with the signing
+secret of the organisation's ``webhook`` integration, so the receiver authenticates the
+dispatcher with no secret in the workflow's config; a GET's body is empty, so its signature
+proves who sent it and when, not which URL it asked for.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from dispatcher.runtime.url_guard import DestinationGuard, UnsafeDestinationError
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from providers.errors import IntegrationError
-from providers.http import classify_status, send_bounded_request
+from providers.http import DestinationRefusedError, classify_status, send_bounded_request
+from providers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 #: The attempt log's ``provider`` of a fetch step's requests.
 FETCH_PROVIDER = "fetch"
+#: The provider whose integration's signing secret signs a fetch step with ``sign``.
+SIGNING_PROVIDER = "webhook"
 #: ``Delivery.meta`` key of a delivery that waits for a fetch step: ``{"position": <the
 #: fetch's step position>, "delay": <seconds of delay steps between the fetch and it>}``.
 AFTER_FETCH = "after_fetch"
@@ -55,7 +66,8 @@ MAX_HEADERS = 20
 #: Headers the dispatcher sets itself (or the connection needs): a step may not set them.
 RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "accept-encoding",
-     "content-type", "user-agent"}
+     "content-type", "user-agent", "idempotency-key", TIMESTAMP_HEADER.lower(),
+     SIGNATURE_HEADER.lower()}
 )  # fmt: skip
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}")
 _MERGE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -78,6 +90,9 @@ class FetchConfig(BaseModel):
     )
     max_bytes: int = Field(default=DEFAULT_ANSWER_BYTES, ge=1, le=MAX_ANSWER_BYTES)
     merge_key: str | None = None
+    #: Sign the request as the webhook provider signs its posts, with the signing secret of
+    #: the organisation's webhook integration (:data:`SIGNING_PROVIDER`).
+    sign: bool = False
 
     @field_validator("method", mode="before")
     @classmethod
@@ -144,6 +159,10 @@ class FetchRequest:
     timeout: float
     max_bytes: int
     merge_key: str | None
+    #: Sent as ``Idempotency-Key``: the fetch's delivery id, the same on every retry.
+    idempotency_key: str | None = None
+    #: The webhook integration's signing secret when the step signs its requests.
+    signing_secret: SecretStr | None = None
 
     def __repr__(self) -> str:
         # A URL's query and a header may carry a token.
@@ -171,7 +190,12 @@ def described_url(url: str) -> str:
 
 
 def render_request(
-    config: FetchConfig, renderer: TemplateRenderer, context: Mapping[str, Any]
+    config: FetchConfig,
+    renderer: TemplateRenderer,
+    context: Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    signing_secret: SecretStr | None = None,
 ) -> FetchRequest:
     """The request for one notification; a template that does not render raises
     :class:`RenderError` naming its location (``url``, ``headers.X``, ``body.y``)."""
@@ -190,7 +214,7 @@ def render_request(
         body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     return FetchRequest(
         config.method, url, headers, body, config.timeout_seconds, config.max_bytes,
-        config.merge_key,
+        config.merge_key, idempotency_key, signing_secret,
     )  # fmt: skip
 
 
@@ -256,7 +280,10 @@ def merge_answer(payload: Mapping[str, Any], answer: Any, merge_key: str | None)
 
 
 async def perform(
-    request: FetchRequest, client: httpx.AsyncClient, guard: DestinationGuard
+    request: FetchRequest,
+    client: httpx.AsyncClient,
+    guard: DestinationGuard,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[Fetched, int]:
     """Make the request (its URL checked by ``guard`` first; the client's connector checks the
     address it connects to again); the parsed answer and its HTTP status, or a
@@ -273,10 +300,26 @@ async def perform(
     }
     if request.body is not None:
         headers["Content-Type"] = "application/json"
-    response, body = await send_bounded_request(
-        FETCH_PROVIDER, client, request.method, request.url, max_bytes=request.max_bytes,
-        timeout=request.timeout, headers=headers, content=request.body,
-    )  # fmt: skip
+    if request.idempotency_key is not None:
+        headers["Idempotency-Key"] = request.idempotency_key
+    if request.signing_secret is not None:
+        # Signed at each attempt, so a retry carries a fresh timestamp.
+        timestamp = str(int(clock()))
+        headers[TIMESTAMP_HEADER] = timestamp
+        headers[SIGNATURE_HEADER] = sign(
+            request.signing_secret.get_secret_value(), timestamp, request.body or b""
+        )
+    try:
+        response, body = await send_bounded_request(
+            FETCH_PROVIDER, client, request.method, request.url, max_bytes=request.max_bytes,
+            timeout=request.timeout, headers=headers, content=request.body,
+        )  # fmt: skip
+    except DestinationRefusedError as exc:
+        # The name resolved to another address when connecting (rebinding): refused all the same.
+        reason = exc.reason.removeprefix("destination refused: ")
+        raise IntegrationError(
+            FETCH_PROVIDER, f"refused by the URL guard when connecting: {reason}"
+        ) from None
     if not 200 <= response.status_code < 300:
         # The status alone: an error page may echo the request, tokens included.
         raise classify_status(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from dispatcher.sending.conditions import all_hold
 from dispatcher.sending.digests import close_open_digests
 from dispatcher.sending.fetch import (
     AFTER_FETCH,
+    SIGNING_PROVIDER,
     FetchConfig,
     FetchRequest,
     described_url,
@@ -57,6 +58,7 @@ from models import (
 from models.bulk import among
 from models.types import utcnow
 from providers.base import Message, Recipient
+from providers.webhook import WebhookCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -273,11 +275,16 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
         select(Preference).where(among(session, Preference.subscriber_id, subscribers))
     ):
         preferences[preference.subscriber_id].append(preference)
-    integrations = _integrations(
-        session,
-        {(d.organisation_id, d.channel_type) for d in deliveries if d.channel_type},
-        environment,
-    )
+    wanted = {(d.organisation_id, d.channel_type) for d in deliveries if d.channel_type}
+    # A fetch step that signs its requests uses the webhook integration's signing secret.
+    wanted |= {
+        (d.organisation_id, ChannelType.WEBHOOK)
+        for d in deliveries
+        if d.step_kind is StepKind.FETCH
+        and d.step_id in steps
+        and steps[d.step_id].config.get("sign") is True
+    }
+    integrations = _integrations(session, wanted, environment)
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]] = defaultdict(dict)
     burned_outcome = func.max(
         case((DeliveryAttempt.outcome == AttemptOutcome.INTEGRATION_ERROR, 1), else_=0)
@@ -531,7 +538,7 @@ def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery end
         job.decided = (DeliveryStatus.SKIPPED, "step conditions not met")
         return
     if step.kind is StepKind.FETCH:
-        _decide_fetch(job, step, context, renderer)
+        _decide_fetch(job, step, context, renderer, loaded)
         return
     if not workflow.critical and opted_out(
         loaded.preferences.get(subscriber.id, []), workflow.id, job.channel
@@ -635,16 +642,43 @@ def fetch_failed(position: int, reason: str | None) -> str:
 
 
 def _decide_fetch(
-    job: Job, step: WorkflowStep, context: Mapping[str, Any], renderer: TemplateRenderer
+    job: Job,
+    step: WorkflowStep,
+    context: Mapping[str, Any],
+    renderer: TemplateRenderer,
+    loaded: Loaded,
 ) -> None:
     try:
         config = FetchConfig.model_validate(step.config)
     except ValidationError:
         job.decided = (DeliveryStatus.FAILED, "the fetch step's stored config is not valid")
         return
+    secret = None
+    if config.sign:
+        secret = signing_secret(loaded.integrations.get((job.organisation_id, ChannelType.WEBHOOK)))
+        if secret is None:
+            job.decided = (DeliveryStatus.FAILED, UNSIGNABLE)
+            return
     try:
-        job.fetch = render_request(config, renderer, context)
+        job.fetch = render_request(
+            config, renderer, context, idempotency_key=str(job.delivery_id), signing_secret=secret
+        )
     except RenderError as exc:
         job.decided = (DeliveryStatus.FAILED, f"template: {exc}")
         return
     job.content = {"method": job.fetch.method, "url": described_url(job.fetch.url)}
+
+
+UNSIGNABLE = (
+    "config.sign: the organisation has no active webhook integration (provider webhook) with "
+    "a readable signing secret to sign the fetch with"
+)
+
+
+def signing_secret(candidates: list[Candidate] | None) -> SecretStr | None:
+    """The signing secret of the first usable ``webhook`` integration (primary first)."""
+    for candidate in candidates or ():
+        credentials = candidate.credentials
+        if candidate.provider == SIGNING_PROVIDER and isinstance(credentials, WebhookCredentials):
+            return credentials.signing_secret
+    return None

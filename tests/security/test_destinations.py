@@ -6,7 +6,7 @@ as a case, sent through the guarded runtime with that field pointing at a loopba
 is not allow-listed (no connection may reach it, the send fails as refused), and again with the
 listener allow-listed (it must be reached: the field really is a destination); or as an exemption
 with its reason. A new provider's destination-like field fails the first test until it is one or
-the other.
+the other. A workflow's fetch step names a URL too: its case is the last test.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from dispatcher.runtime.url_guard import DestinationGuard
+from dispatcher.sending.fetch import FetchRequest, perform
 from providers.base import Message
+from providers.errors import IntegrationError
 from providers.http import DestinationRefusedError
 from providers.registry import default_registry
 from tests.security.connections import Listener, guarded_runtime, listening
@@ -254,4 +257,36 @@ def test_a_destination_field_cannot_reach_a_private_address(name: str, field: st
 
         # The control: allowed, the same field does lead to a connection to the listener.
         send(name, case, allow=(listener.host,))
+        assert listener.connections >= 1
+
+
+def fetch(listener: Listener, *, guard_allows: bool, connector_allows: bool) -> Exception | None:
+    """A fetch step's request to the listener, checked by a URL guard and made through the
+    guarded runtime's client, each allowing the listener or not."""
+    request = FetchRequest("GET", f"{listener.url}/users/ada", (), None, 5.0, 1000, None)
+    guard = DestinationGuard((listener.host,) if guard_allows else ())
+    with guarded_runtime((listener.host,) if connector_allows else ()) as runtime:
+        try:
+            runtime.run(perform(request, runtime.client(), guard))
+        except Exception as exc:
+            return exc
+    return None
+
+
+def test_a_fetch_step_url_cannot_reach_a_private_address() -> None:
+    with listening() as listener:
+        refused = fetch(listener, guard_allows=False, connector_allows=False)
+        assert isinstance(refused, IntegrationError), repr(refused)
+        assert refused.reason.startswith(f"refused by the URL guard: host '{listener.host}'")
+        assert listener.connections == 0
+        # Past the URL check (a name that resolved to a public address when checked), the
+        # connector refuses the address it is about to connect to.
+        rebound = fetch(listener, guard_allows=True, connector_allows=False)
+        assert isinstance(rebound, IntegrationError), repr(rebound)
+        assert rebound.reason.startswith("refused by the URL guard when connecting: ")
+        assert listener.host in rebound.reason
+        assert listener.connections == 0
+
+        # The control: allowed, the fetch does connect to the listener.
+        fetch(listener, guard_allows=True, connector_allows=True)
         assert listener.connections >= 1

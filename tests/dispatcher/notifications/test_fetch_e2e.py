@@ -12,7 +12,7 @@ from dispatcher import trigger
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.runtime.resources import database
 from models import AttemptOutcome, Delivery, DeliveryAttempt, Notification, NotificationStatus
-from tests.dispatcher.notify_support import subscriber, wait_until_terminal, wire, workflow
+from tests.dispatcher.notify_support import act, subscriber, wait_until_terminal, wire, workflow
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -232,3 +232,46 @@ def test_a_fetch_to_a_private_address_is_refused_by_the_guard(
     assert why in fetched.last_error
     assert email.status == "failed"
     assert email.last_error == f"the fetch step (step 0) failed: {fetched.last_error}"
+
+
+def test_a_signed_fetch_is_signed_with_the_webhook_integrations_secret(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id, ("primary",))
+    act(organisation_id, "create_integration", {
+        "name": "hooks", "provider": "webhook", "channel_type": "webhook",
+        "credentials": {"signing_secret": "whsec-SECRET-org"},
+        "settings": {"url": f"{fake_provider.url}/unused"},
+    })  # fmt: skip
+    path = path_for(organisation_id, "signed")
+    fake_provider.configure(path, signing_secret="whsec-SECRET-org", answer_json={"ok": "yes"})
+    subscriber(organisation_id, "ada")
+    workflow(
+        organisation_id, "signed",
+        [fetch_step(f"{fake_provider.url}/{path}", method="POST", sign=True, merge_key="check"),
+         {"kind": "email", "template": {"body": "Checked {{ payload.check.ok }}"}}],
+    )  # fmt: skip
+    receipt = trigger(organisation_id, "signed", "ada", {})
+    fetched, email = wait_until_terminal(organisation_id, receipt.transaction_id)
+    assert (fetched.status, email.status) == ("sent", "sent")
+    assert content_of(email.delivery_id)["body"] == "Checked yes"
+    recorded = [r for r in fake_provider.state.requests if r.path == path]
+    assert [(r.delivery_id, r.answer) for r in recorded] == [(fetched.delivery_id, "ok")]
+
+
+def test_a_signed_fetch_without_a_webhook_integration_fails_saying_so(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id, ("primary",))
+    subscriber(organisation_id, "ada")
+    workflow(
+        organisation_id, "unsigned",
+        [fetch_step(f"{fake_provider.url}/{path_for(organisation_id, 'x')}", sign=True),
+         {"kind": "email", "template": {"body": "x"}}],
+    )  # fmt: skip
+    receipt = trigger(organisation_id, "unsigned", "ada", {})
+    fetched, email = wait_until_terminal(organisation_id, receipt.transaction_id)
+    assert (fetched.status, fetched.attempts) == ("failed", 0)
+    assert fetched.last_error is not None
+    assert fetched.last_error.startswith("config.sign: the organisation has no active webhook")
+    assert email.status == "failed"

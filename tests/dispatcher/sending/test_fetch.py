@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from dispatcher import ActionArgumentsError
 from dispatcher.producer import validate_action
@@ -26,6 +27,7 @@ from dispatcher.sending.fetch import (
 )
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from providers.errors import IntegrationError, RetryableError
+from providers.webhook import verify_signature
 
 EMAIL = {"kind": "email", "template": {"body": "b"}}
 
@@ -268,3 +270,53 @@ def test_the_guard_refuses_a_private_url_before_any_request(url: str) -> None:
 
     with pytest.raises(IntegrationError, match=r"^fetch: refused by the URL guard: host "):
         run(handler, request_to(url))
+
+
+def test_a_signed_request_verifies_with_the_webhook_scheme() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    config = FetchConfig.model_validate(
+        {"url": "http://203.0.113.9/x", "method": "POST", "sign": True}
+    )
+    request = render_request(
+        config, TemplateRenderer(), CONTEXT, idempotency_key="d-1",
+        signing_secret=SecretStr("whsec-SECRET"),
+    )  # fmt: skip
+    assert "whsec" not in repr(request)
+
+    async def call() -> Any:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await perform(request, client, DestinationGuard(ALLOWED), clock=lambda: 1000.0)
+
+    asyncio.run(call())
+    sent = seen[0]
+    assert sent.headers["idempotency-key"] == "d-1"
+    assert sent.headers["x-dispatcher-timestamp"] == "1000"
+    assert verify_signature(
+        "whsec-SECRET", "1000", sent.content, sent.headers["x-dispatcher-signature"], now=1000
+    )
+    assert not verify_signature(
+        "other", "1000", sent.content, sent.headers["x-dispatcher-signature"], now=1000
+    )
+
+
+def test_an_unsigned_request_carries_no_signature() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    run(handler, request_to(), allow=ALLOWED)
+    assert "x-dispatcher-signature" not in seen[0].headers
+
+
+@pytest.mark.parametrize("name", ["X-Dispatcher-Signature", "Idempotency-Key"])
+def test_a_step_may_not_set_the_signature_headers(name: str) -> None:
+    assert refused({"url": URL, "headers": {name: "forged"}}) == {
+        "steps.1.config.headers": f"header {name!r} is set by the dispatcher"
+    }
