@@ -275,3 +275,57 @@ def test_a_signed_fetch_without_a_webhook_integration_fails_saying_so(
     assert fetched.last_error is not None
     assert fetched.last_error.startswith("config.sign: the organisation has no active webhook")
     assert email.status == "failed"
+
+
+def test_a_fetch_may_use_an_earlier_fetchs_answer_and_delays_count_from_its_end(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id, ("primary",))
+    first, second = path_for(organisation_id, "first"), path_for(organisation_id, "second")
+    fake_provider.configure(first, answer_json={"next": second, "x": "one"})
+    fake_provider.configure(second, answer_json={"y": "two"})
+    subscriber(organisation_id, "ada")
+    workflow(
+        organisation_id, "chained",
+        [fetch_step(f"{fake_provider.url}/{first}", merge_key="a"),
+         fetch_step(fake_provider.url + "/{{ payload.a.next }}", merge_key="b"),
+         {"kind": "delay", "config": {"seconds": 1}},
+         {"kind": "email", "template": {"body": "{{ payload.a.x }} {{ payload.b.y }}"}}],
+    )  # fmt: skip
+    receipt = trigger(organisation_id, "chained", "ada", {})
+    views = wait_until_terminal(organisation_id, receipt.transaction_id)
+    assert [(v.channel, v.status) for v in views] == [
+        ("fetch", "sent"), ("fetch", "sent"), ("email", "sent"),
+    ]  # fmt: skip
+    assert content_of(views[2].delivery_id)["body"] == "one two"
+    with database().session() as session:
+        sent = dict(
+            session.execute(
+                select(Delivery.step_position, Delivery.sent_at).where(
+                    Delivery.id.in_([uuid.UUID(v.delivery_id) for v in views])
+                )
+            ).all()
+        )
+    # The delay after the second fetch started when that fetch's answer was written.
+    assert (sent[3] - sent[1]).total_seconds() >= 1.0
+
+
+def test_a_failed_first_fetch_fails_the_second_and_the_rest(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id, ("primary",))
+    path = path_for(organisation_id, "gone")
+    fake_provider.configure(path, default="invalid")
+    subscriber(organisation_id, "ada")
+    workflow(
+        organisation_id, "chain-fails",
+        [fetch_step(f"{fake_provider.url}/{path}", merge_key="a"),
+         fetch_step(f"{fake_provider.url}/{path}-2", merge_key="b"),
+         {"kind": "email", "template": {"body": "x"}}],
+    )  # fmt: skip
+    receipt = trigger(organisation_id, "chain-fails", "ada", {})
+    first, second, email = wait_until_terminal(organisation_id, receipt.transaction_id)
+    assert (first.status, first.last_error) == ("failed", "fetch: HTTP 400 from the fetch URL")
+    for view in (second, email):
+        assert (view.status, view.attempts) == ("failed", 0)
+        assert view.last_error == f"the fetch step (step 0) failed: {first.last_error}"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from dispatcher.sending.integrations import Candidate
-from dispatcher.sending.plan import Loaded, build_jobs, opted_out, recipient
+from dispatcher.sending.plan import FetchState, Loaded, build_jobs, opted_out, recipient
 from dispatcher.sending.rendering import TemplateRenderer
 from models import (
     ChannelType,
@@ -25,6 +26,7 @@ from models import (
     Workflow,
     WorkflowStep,
 )
+from models.types import utcnow
 from providers.fake import FakeCredentials
 
 ORG = uuid.uuid4()
@@ -297,3 +299,52 @@ def test_recipient_reads_channel_addresses_and_overrides() -> None:
     assert to.device_tokens == ("t3",)
     assert to.webhook_url == "https://chat.example/h"
     assert to.subscriber_id == "user-1"
+
+
+def waiting(state: FetchState | None) -> Loaded:
+    """A delivery that waits for the fetch step at position 0, the fetch in ``state``."""
+    data = loaded()
+    [delivery] = data.deliveries
+    assert isinstance(delivery, DeliveryRow)
+    data.deliveries = [replace(delivery, meta={"after_fetch": {"position": 0, "delay": 0}},
+                               step_position=1)]  # fmt: skip
+    if state is not None:
+        data.fetches = {(delivery.notification_id, 0): state}
+    return data
+
+
+SOON = utcnow() + timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected", "delay"),
+    [
+        (FetchState(DeliveryStatus.SENT, None, None), None, None),
+        (FetchState(DeliveryStatus.SKIPPED, "step conditions not met", None), None, None),
+        (FetchState(DeliveryStatus.FAILED, "fetch: HTTP 404 from the fetch URL", None),
+         (DeliveryStatus.FAILED,
+          "the fetch step (step 0) failed: fetch: HTTP 404 from the fetch URL"), None),
+        (FetchState(DeliveryStatus.CANCELLED, "cancelled by the producer", None),
+         (DeliveryStatus.FAILED, "the fetch step (step 0) failed: cancelled by the producer"),
+         None),
+        (FetchState(DeliveryStatus.RETRYING, "fetch: HTTP 503", SOON),
+         (DeliveryStatus.RETRYING, "waiting for the fetch step (step 0)"), (30.0, 31.0)),
+        (FetchState(DeliveryStatus.QUEUED, None, None),
+         (DeliveryStatus.RETRYING, "waiting for the fetch step (step 0)"), (1.0, 1.0)),
+        (None, (DeliveryStatus.FAILED, "the fetch step (step 0) is missing"), None),
+    ],
+)  # fmt: skip
+def test_a_delivery_after_a_fetch_goes_by_the_fetchs_state(
+    state: FetchState | None,
+    expected: tuple[DeliveryStatus, str] | None,
+    delay: tuple[float, float] | None,
+) -> None:
+    [job] = build_jobs(waiting(state), RENDERER)
+    assert job.decided == expected
+    if delay is None:
+        assert job.decided_delay is None
+    else:
+        assert job.decided_delay is not None
+        assert delay[0] - 1 <= job.decided_delay <= delay[1]
+    if expected is None:
+        assert job.message is not None and job.message.body == "Code 123"
