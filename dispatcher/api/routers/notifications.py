@@ -9,8 +9,8 @@ what the provider reported since (``reportedStatus``, ``reportedAt``) and, on re
 reported events (``events``: kind, time, reason, followed link).
 
 Novu's ``jobs`` are the deliveries again, one per channel step, in the shape Novu's SDKs parse:
-``type`` the channel (a webhook step is Novu's ``http_request``), ``status`` Novu's job status
-(:data:`JOB_STATUS`), ``executionDetails`` one per attempt (on retrieve, as the attempt log),
+``type`` the channel (a webhook or fetch step is Novu's ``http_request``), ``status`` Novu's job
+status (:data:`JOB_STATUS`), ``executionDetails`` one per attempt (on retrieve, as the attempt log),
 ``providerId`` Novu's id of the provider, or the channel's generic one where Novu has no such
 provider (a Google Chat webhook, the fakes) or none was chosen yet: Novu's ids are a closed
 enum. Delay and digest steps make no delivery here and so no job.
@@ -49,6 +49,7 @@ from models import (
     DeliveryStatus,
     Notification,
     NotificationStatus,
+    StepKind,
     Subscriber,
     Workflow,
 )
@@ -268,6 +269,9 @@ def _detail(row: DeliveryAttempt, position: int, channel: str) -> ExecutionDetai
 
 def _job(row: Delivery, workflow_id: uuid.UUID, attempts: Sequence[DeliveryAttempt]) -> JobAnswer:
     channel = row.channel_type.value if row.channel_type else row.step_kind.value
+    if row.step_kind is StepKind.FETCH:
+        # An HTTP request in Novu's terms (its http_request step), with none of Novu's providers.
+        channel = ChannelType.WEBHOOK.value
     return JobAnswer(
         _id=str(row.id),
         type="http_request" if channel == ChannelType.WEBHOOK.value else channel,

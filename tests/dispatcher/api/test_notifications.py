@@ -174,3 +174,19 @@ def test_messages_are_the_channel_deliveries_in_novus_page(
     theirs = Keyed(create_organisation("Other"), "")
     theirs = Keyed(theirs.organisation_id, create_key(theirs.organisation_id, "t").key)
     assert client.get("/v1/messages", headers=theirs.headers).json()["data"] == []
+
+
+def test_a_fetch_step_shows_as_an_http_request_job(client: TestClient, keyed: Keyed) -> None:
+    fetch = {"kind": "fetch", "config": {"url": "http://10.9.9.9/u/{{ subscriber.subscriber_id }}"}}
+    workflow(keyed.organisation_id, "fetching", [fetch, EMAIL_STEP])
+    subscriber(keyed.organisation_id, "ada")
+    trigger(client, keyed, "fetching", "ada", "tx-fetch")
+    [item] = listed(client, keyed, transactionId="tx-fetch")["data"]
+    assert [(d["stepKind"], d["channel"]) for d in item["deliveries"]] == [
+        ("fetch", None), ("email", "email"),
+    ]  # fmt: skip
+    assert [job["type"] for job in item["jobs"]] == ["http_request", "email"]
+    assert item["channels"] == ["email"]
+    retrieved = client.get(f"{URL}/{item['_id']}", headers=keyed.headers)
+    assert retrieved.status_code == 200, retrieved.text
+    assert retrieved.json()["data"]["jobs"][0]["providerId"] == "tool-webhook"

@@ -329,3 +329,33 @@ def test_a_failed_first_fetch_fails_the_second_and_the_rest(
     for view in (second, email):
         assert (view.status, view.attempts) == ("failed", 0)
         assert view.last_error == f"the fetch step (step 0) failed: {first.last_error}"
+
+
+def test_a_trigger_to_many_subscribers_fetches_for_each(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    """Many fetches at once: each batch merges its answers and makes its emails due together."""
+    wire(fake_provider, organisation_id, ("primary",))
+    path = path_for(organisation_id, "many")
+    fake_provider.configure(path, answer_json={"plan": "team"})
+    people = [f"p{n}" for n in range(120)]
+    for person in people:
+        subscriber(organisation_id, person)
+    workflow(
+        organisation_id, "many",
+        [fetch_step(fake_provider.url + "/" + path + "?u={{ subscriber.subscriber_id }}",
+                    merge_key="account"),
+         {"kind": "email", "template": {"body": "{{ subscriber.subscriber_id }}: "
+                                                "{{ payload.account.plan }}"}}],
+    )  # fmt: skip
+    receipt = trigger(organisation_id, "many", people, {})
+    views = wait_until_terminal(organisation_id, receipt.transaction_id, timeout=60)
+    assert {(v.channel, v.status) for v in views} == {("fetch", "sent"), ("email", "sent")}
+    assert len(views) == 2 * len(people)
+    with database().session() as session:
+        bodies = session.scalars(
+            select(Delivery.content["body"].as_string()).where(
+                Delivery.organisation_id == organisation_id, Delivery.step_position == 1
+            )
+        ).all()
+    assert sorted(bodies) == sorted(f"{person}: team" for person in people)
