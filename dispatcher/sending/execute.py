@@ -163,6 +163,10 @@ class BatchSender:
         self._semaphores: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(policy.concurrency_per_integration)
         )
+        # A fetch URL's host is a destination of its own, bounded like an integration.
+        self._fetch_slots: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(policy.concurrency_per_integration)
+        )
         # Per batch: each integration is prepared and each destination checked once.
         self._integrations: dict[uuid.UUID, asyncio.Future[Prepared]] = {}
         self.guard = DestinationGuard(policy.url_allowlist)
@@ -258,14 +262,23 @@ class BatchSender:
     async def fetch_one(self, job: Job, request: FetchRequest) -> Outcome:
         """A fetch step's request: retried like a send on one integration (backoff, or the
         answer's ``Retry-After`` up to the cap, for ``max_attempts_per_integration``
-        attempts); every other failure fails it at once."""
+        attempts); every other failure fails it at once. At most
+        ``concurrency_per_integration`` requests of the batch to one host are in flight."""
         if (withheld := self._withheld(job)) is not None:
             return Outcome(DeliveryStatus.RETRYING, withheld.reason, delay=0.0)
         started, started_at = time.perf_counter(), utcnow()
         try:
-            fetched, status = await perform(request, self.runtime.client(), self.guard)
-        except ProviderError as error:
-            outcome, status_code, reason = classify(error)
+            async with self._fetch_slots[_host_key(request.url)]:
+                fetched, status = await perform(request, self.runtime.client(), self.guard)
+        except Exception as exc:
+            # Whatever else a tenant's URL makes go wrong fails this fetch, never the batch.
+            outcome, status_code, reason = classify(exc)
+            error: ProviderError
+            if isinstance(exc, ProviderError):
+                error = exc
+            else:
+                reason = f"the request failed: {type(exc).__name__}"
+                error = IntegrationError(FETCH_PROVIDER, reason)
             reason = default_redactor.redact_text(reason)[:MAX_ERROR_LENGTH]
             attempt = Attempt(
                 job.delivery_id, job.organisation_id, None, FETCH_PROVIDER, outcome,
@@ -527,6 +540,13 @@ def _blame_recipient_url(job: Job, error: Exception) -> Exception:
     ):
         return RecipientError(error.provider, f"webhook URL refused: {error.reason}")
     return error
+
+
+def _host_key(url: str) -> str:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return url
 
 
 def _sooner(paused: float | None, held: float) -> float:
