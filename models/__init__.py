@@ -36,6 +36,7 @@ from models.lifecycle import (
     normalize_address,
 )
 from models.recipients import Preference, Subscriber, Topic, TopicSubscription
+from models.routing import DeliveryWatch, WatchState
 from models.schedules import Schedule
 from models.tenancy import Group, Membership, Organisation, User
 from models.throttles import ThrottleWindow
@@ -59,6 +60,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryEventRecord",
     "DeliveryStatus",
+    "DeliveryWatch",
     "EmailLayout",
     "Flow",
     "FlowProgress",
@@ -92,6 +94,7 @@ __all__ = [
     "Topic",
     "TopicSubscription",
     "User",
+    "WatchState",
     "Workflow",
     "WorkflowStep",
     "credential_keys",

@@ -66,6 +66,10 @@ class AttemptOutcome(enum.StrEnum):
     INTEGRATION_ERROR = "integration_error"
     RECIPIENT_ERROR = "recipient_error"
     SKIPPED = "skipped"
+    #: Accepted by the provider, then reported undelivered or soft-bounced, or not reported
+    #: delivered in time, on a step whose success is ``delivered``
+    #: (:mod:`dispatcher.lifecycle.routing`): the integration is not tried again for it.
+    UNCONFIRMED = "unconfirmed"
 
 
 class Notification(Row, Mutable, Tenant, Base):

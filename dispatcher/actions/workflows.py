@@ -31,6 +31,8 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -38,6 +40,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import select
 
 from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
+from dispatcher.actions.step_routing import routing_problems
 from dispatcher.notifications.throttling import ThrottleConfig
 from dispatcher.results import Err, ErrorCode, Ok, Result
 from dispatcher.sending.conditions import Condition
@@ -280,8 +283,31 @@ def _no_fetch_before_digest(steps: list[StepArgs]) -> list[StepArgs]:
     return steps
 
 
+def _routing_refers_backwards(value: Any, handler: ValidatorFunctionWrapHandler) -> list[StepArgs]:
+    """The steps' ``success`` and ``wait_for`` options checked across the steps, each problem
+    named by its path (``2.config.wait_for.step`` under ``steps``)."""
+    steps: list[StepArgs] = handler(value)
+    problems = routing_problems(steps)
+    if problems:
+        raise ValidationError.from_exception_data(
+            "steps",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("routing", "{problem}", {"problem": problem}),
+                    loc=loc,
+                    input=steps[int(loc[0])].config,
+                )
+                for loc, problem in problems
+            ],
+        )
+    return steps
+
+
 Steps = Annotated[
-    list[StepArgs], Field(min_length=1, max_length=50), AfterValidator(_no_fetch_before_digest)
+    list[StepArgs],
+    Field(min_length=1, max_length=50),
+    AfterValidator(_no_fetch_before_digest),
+    WrapValidator(_routing_refers_backwards),
 ]
 
 

@@ -15,7 +15,11 @@ them on the broker):
 3. each delivery's ``reported_status`` moves by :data:`models.REPORTED_RANK`: a higher rank
    always wins, within a rank the later event (out-of-order callbacks end where the latest says);
 4. hard bounces, complaints and events the provider marks ``suppress`` write a suppression of
-   the address (the event's recipient, else the subscriber's address for the channel).
+   the address (the event's recipient, else the subscriber's address for the channel);
+5. sends waiting for a ``delivered`` report are confirmed or failed over
+   (:mod:`~dispatcher.lifecycle.routing`). An event for the message of an earlier send of a
+   delivery (one failed over since) is found through its watch, recorded and suppresses as
+   any, but moves neither the delivery's reported status nor its routing.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from dispatcher.config import get_settings
+from dispatcher.lifecycle.routing import Reported, earlier_sends, route_reported
 from dispatcher.runtime.resources import database
 from models import (
     REPORTED_RANK,
@@ -124,6 +130,8 @@ class _Target:
     email: str | None
     phone: str | None
     changed: bool = False
+    #: Found by the message id of an earlier send: its events do not move the delivery.
+    earlier: bool = False
 
 
 def apply_events(session: Session, incoming: list[Incoming], report: ApplyReport) -> None:
@@ -143,7 +151,8 @@ def apply_events(session: Session, incoming: list[Incoming], report: ApplyReport
     for item, target in fresh:
         report.applied += 1
         report.by_provider_kind[(item.provider, item.event.kind.value)] += 1
-        _fold(target, item.event)
+        if not target.earlier:
+            _fold(target, item.event)
         row = _suppression(item, target)
         if row is not None:
             suppressions.setdefault(
@@ -164,6 +173,11 @@ def apply_events(session: Session, incoming: list[Incoming], report: ApplyReport
             ).returning(Suppression.id)
         )
         report.suppressed += len(result.all())
+    route_reported(
+        session,
+        [Reported(item.integration_id, item.event) for item, target in fresh if not target.earlier],
+        get_settings(),
+    )
 
 
 def _defer_unknown(unknown: list[Incoming], report: ApplyReport) -> None:
@@ -218,6 +232,12 @@ def _targets(session: Session, incoming: list[Incoming]) -> dict[tuple[uuid.UUID
         targets[key] = _Target(
             row.id, row.organisation_id, row.channel_type, row.reported_status, row.reported_at,
             row.email, row.phone,
+        )  # fmt: skip
+    for row in earlier_sends(session, [pair for pair in pairs if pair not in targets]):
+        key = (row.integration_id, row.provider_message_id)
+        targets[key] = _Target(
+            row.id, row.organisation_id, row.channel_type, row.reported_status, row.reported_at,
+            row.email, row.phone, earlier=True,
         )  # fmt: skip
     return targets
 

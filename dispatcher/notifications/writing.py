@@ -31,6 +31,7 @@ from dispatcher.notifications.throttling import (
 )
 from dispatcher.sending.fetch import AFTER_FETCH
 from dispatcher.sending.rendering import required_payload_keys
+from dispatcher.sending.routing import due_after_wait
 from dispatcher.validation import oversize_problem
 from models import (
     ChannelType,
@@ -450,6 +451,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         first_row = len(planned.deliveries)  # this notification's deliveries start here
         #: The last fetch step before the current one, and the delay steps' seconds since.
         fetch: dict[str, Any] | None = None
+        dues: dict[int, datetime] = {}
         for step in workflow.steps:
             if step.kind is StepKind.DELAY:
                 due += timedelta(seconds=float(step.config["seconds"]))
@@ -466,6 +468,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             if step.kind is StepKind.THROTTLE:
                 stopped = stopped or throttled.stops(step, subscriber_id)
                 continue
+            due = dues[step.position] = due_after_wait(step.config, due, dues)
             planned.deliveries.append(
                 _delivery(
                     organisation,

@@ -36,6 +36,7 @@ from dispatcher.sending.fetch import (
 from dispatcher.sending.integrations import Candidate, candidate_from_row, sealed_column
 from dispatcher.sending.layouts import LayoutRow, choose_layout, finish_email, load_layouts
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
+from dispatcher.sending.routing import Earlier, confirm_within, decide_wait, load_earlier, wait_for
 from dispatcher.sending.translations import render_localized
 from models import (
     TERMINAL_DELIVERY_STATUSES,
@@ -88,6 +89,8 @@ class Job:
     fetch: FetchRequest | None = None
     #: A fetch step's position, whatever its outcome: the deliveries after it wait for it.
     fetch_position: int | None = None
+    #: Seconds its send waits for a ``delivered`` report (``config.success``), or ``None``.
+    confirm_within: float | None = None
 
 
 class DeliveryRow(Protocol):
@@ -189,6 +192,8 @@ class Loaded:
     layouts: dict[uuid.UUID, list[LayoutRow]] = field(default_factory=dict)
     #: (notification, step position) -> the fetch delivery a delivery of the batch waits for.
     fetches: dict[tuple[uuid.UUID, int], FetchState] = field(default_factory=dict)
+    #: The earlier step's delivery of each delivery of a ``wait_for`` step.
+    earlier: dict[uuid.UUID, Earlier | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,8 +291,17 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
     }
     integrations = _integrations(session, wanted, environment)
     attempts: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bool]]] = defaultdict(dict)
+    # An integration whose send was reported undelivered is burned for the delivery too.
     burned_outcome = func.max(
-        case((DeliveryAttempt.outcome == AttemptOutcome.INTEGRATION_ERROR, 1), else_=0)
+        case(
+            (
+                DeliveryAttempt.outcome.in_(
+                    [AttemptOutcome.INTEGRATION_ERROR, AttemptOutcome.UNCONFIRMED]
+                ),
+                1,
+            ),
+            else_=0,
+        )
     )
     for delivery_id, integration_id, count, burned in session.execute(
         select(
@@ -308,6 +322,7 @@ def load(session: Session, ids: list[uuid.UUID], environment: str) -> Loaded:
         load_layouts(session, {d.organisation_id for d in deliveries
                                if d.channel_type is ChannelType.EMAIL}),
         fetches,
+        load_earlier(session, deliveries, steps),
     )  # fmt: skip
 
 
@@ -511,7 +526,21 @@ def build_jobs(
     return jobs
 
 
-def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery ends unsent
+def _waits(job: Job, delivery_id: uuid.UUID, step: WorkflowStep, loaded: Loaded) -> bool:
+    """Whether a ``wait_for`` step is decided by its wait: skipped, or due again later."""
+    wait = wait_for(step.config)
+    if wait is None:
+        return False
+    verdict = decide_wait(wait, loaded.earlier.get(delivery_id), utcnow())
+    if verdict.action == "skip":
+        job.decided = (DeliveryStatus.SKIPPED, verdict.reason)
+    elif verdict.action == "later":
+        job.decided = (DeliveryStatus.RETRYING, verdict.reason)
+        job.decided_delay = verdict.delay
+    return verdict.action != "send"
+
+
+def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery ends without sending
     job: Job,
     delivery: DeliveryRow,
     notification: NotificationRow,
@@ -539,6 +568,8 @@ def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery end
         return
     if step.kind is StepKind.FETCH:
         _decide_fetch(job, step, context, renderer, loaded)
+        return
+    if _waits(job, delivery.id, step, loaded):
         return
     if not workflow.critical and opted_out(
         loaded.preferences.get(subscriber.id, []), workflow.id, job.channel
@@ -594,6 +625,7 @@ def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery end
     )
     if job.channel is ChannelType.IN_APP:
         return
+    job.confirm_within = confirm_within(step.config)
     previous = loaded.attempts.get(delivery.id, {})
     job.attempts_by_integration = {key: count for key, (count, _) in previous.items()}
     job.burned = {key for key, (_, burned) in previous.items() if burned}

@@ -22,12 +22,14 @@ from dispatcher.sending.circuit import CircuitView
 from dispatcher.sending.execute import Attempt, Outcome
 from dispatcher.sending.fetch import AFTER_FETCH, merge_answer
 from dispatcher.sending.plan import Job, fetch_failed
+from dispatcher.sending.routing import watch_rows
 from models import (
     TERMINAL_DELIVERY_STATUSES,
     ChannelType,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
+    DeliveryWatch,
     InboxMessage,
     Integration,
     IntegrationStatus,
@@ -239,6 +241,7 @@ def _write_back(
         attempts.extend(_attempt_row(attempt) for attempt in outcome.attempts)
     update_many(session, Delivery, updates)
     insert_many(session, DeliveryAttempt, attempts)
+    insert_many(session, DeliveryWatch, watch_rows(finished, now))
     if inbox:
         session.execute(insert(InboxMessage), inbox)
         published = [

@@ -9,6 +9,7 @@ from celery import Task
 
 from dispatcher.celery_app import app, batch_finished
 from dispatcher.config import get_settings
+from dispatcher.lifecycle.routing import fail_over_timed_out
 from dispatcher.notifications.enqueue import (
     DELIVER_TASK,
     PUMP_TASK,
@@ -83,7 +84,8 @@ def pump_outbox() -> dict[str, Any]:
 
 @app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep_outbox() -> dict[str, Any]:
-    """Beat: re-enqueue deliveries whose time has come (delays, retries, lost messages)."""
+    """Beat: re-enqueue deliveries whose time has come (delays, retries, lost messages), and
+    fail over the sends not reported delivered in time."""
     settings = get_settings()
     # Behind a backlog, reservations run out while their messages still wait in the queue:
     # enqueueing those deliveries again would pile duplicates onto the backlog (measured: four
@@ -94,4 +96,6 @@ def sweep_outbox() -> dict[str, Any]:
         logger.warning(
             "sweep: %d deliveries were being sent by a worker that stopped", report.recovered_sends
         )
-    return {"enqueued": report.enqueued, "batches": report.batches}
+    # Sends whose window for a ``delivered`` report passed (status-driven routing).
+    failed_over = fail_over_timed_out(settings)
+    return {"enqueued": report.enqueued, "batches": report.batches, "failed_over": failed_over}

@@ -53,9 +53,20 @@ class StepBody(WireModel):
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates.
     template: dict[str, Any] = Field(default_factory=dict)
     conditions: list[Any] = Field(default_factory=list)
-    #: Delay ``seconds``, digest ``window_seconds``, fetch ``url``... as the step kind needs
-    #: (kept as sent).
-    config: dict[str, Any] = Field(default_factory=dict)
+    #: Delay ``seconds``, digest ``window_seconds``... as the step kind needs (kept as sent).
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Options of the step kind, kept as sent: a delay's `seconds`, a digest's "
+            "`window_seconds`, a fetch's `url`/`method`/`body`/`headers`, a throttle's `limit`/`window`/`key`, provider `options`, "
+            '`translations`. Routing, on channel steps: `success` is `"sent"` (default) or '
+            '`{"delivered_within": SECONDS}` (not reported delivered in time, or reported '
+            "undelivered or soft-bounced: sent again through the next integration); "
+            '`wait_for` is `{"step": POSITION, "status": "opened", "within": SECONDS}` '
+            "(due SECONDS after that earlier step's send, skipped if it reached the status: "
+            "delivered, opened, clicked; seen or read for an in-app step)."
+        ),
+    )
 
 
 class WorkflowChange(WireModel):
