@@ -239,6 +239,8 @@ def _decide(
         logger.info("routing: delivery %s failed: %s", delivery.id, verdict.reason)
     else:
         delivery.status = DeliveryStatus.QUEUED
+        # The reported status is of the current send: the next one starts without any.
+        delivery.reported_status = delivery.reported_at = None
         # Reserved for the message published after the commit; the sweep takes it otherwise.
         delivery.next_attempt_at = now + timedelta(seconds=settings.enqueue_lease)
         delivery.last_error = (
