@@ -5,7 +5,8 @@ their candidate integrations (no HTTP; ``digests`` closes a digest as it reads i
 ``execute`` sends the jobs concurrently through the providers (no database) after
 ``integrations.prepare`` readied each integration, and ``lease`` keeps the claim renewed and
 writes outcomes back through ``store`` as they come. ``limits``, ``rate_limit``, ``circuit``,
-``backoff``, ``rendering`` and ``conditions`` are the policies they use (``circuit`` keeps both
+``backoff``, ``rendering``, ``conditions`` and ``routing`` (a step's ``success`` and
+``wait_for`` options) are the policies they use (``circuit`` keeps both
 the failure-opened circuits and the providers' ``Retry-After`` holds), and ``probe`` is the beat
 job that closes circuits; the URL guard is the runtime's
 (:mod:`dispatcher.runtime.url_guard`), since its connector enforces it.
