@@ -1,6 +1,6 @@
 """status-driven routing: ``delivery_watches`` and the ``unconfirmed`` attempt outcome
 
-Revision ID: 0014
+Revision ID: 0013
 Revises: 0011
 Create Date: 2026-12-02 09:30:00.000000
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0014"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
