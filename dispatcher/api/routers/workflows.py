@@ -58,7 +58,8 @@ class StepBody(WireModel):
         default_factory=dict,
         description=(
             "Options of the step kind, kept as sent: a delay's `seconds`, a digest's "
-            "`window_seconds`, a fetch's `url`/`method`/`body`/`headers`, a throttle's `limit`/`window`/`key`, provider `options`, "
+            "`window_seconds`, a fetch's `url`/`method`/`body`/`headers`, a throttle's "
+            "`limit`/`window`/`key`, provider `options`, "
             '`translations`. Routing, on channel steps: `success` is `"sent"` (default) or '
             '`{"delivered_within": SECONDS}` (not reported delivered in time, or reported '
             "undelivered or soft-bounced: sent again through the next integration); "

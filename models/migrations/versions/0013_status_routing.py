@@ -1,7 +1,7 @@
 """status-driven routing: ``delivery_watches`` and the ``unconfirmed`` attempt outcome
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 09:30:00.000000
 """
 
