@@ -113,12 +113,18 @@ class TargetCache:
         self._targets: dict[str, tuple[float, Target]] = {}
         self._lock = threading.Lock()
 
-    def get(self, integration_id: str) -> Target:
-        now = time.monotonic()
+    def cached(self, integration_id: str) -> Target | None:
+        """The integration if it was read less than ``ttl`` ago (no I/O: callable on the loop)."""
         with self._lock:
             cached = self._targets.get(integration_id)
-        if cached is not None and now - cached[0] < self.ttl:
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
+        return None
+
+    def get(self, integration_id: str) -> Target:
+        if (target := self.cached(integration_id)) is not None:
+            return target
+        now = time.monotonic()
         target = load_target(integration_id)
         with self._lock:
             if len(self._targets) >= self.size:

@@ -24,8 +24,10 @@ from dispatcher.api.routers import (
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router,
+    # The busiest first: a request is matched against the routers in this order.
     events.router,
+    callbacks.router,
+    health.router,
     subscribers.router,
     preferences.router,
     credentials.router,
@@ -35,7 +37,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications.router,
     messages.router,
     actions.router,
-    callbacks.router,
     suppressions.router,
     inbox.router,
     preview.router,

@@ -91,7 +91,10 @@ async def provider_callback(
         body=await request.body(),
     )
     try:
-        target = await run_in_threadpool(receiver().targets.get, integration_id)
+        # A burst for one integration finds it cached: no thread hop for the lookup.
+        target = receiver().targets.cached(integration_id)
+        if target is None:
+            target = await run_in_threadpool(receiver().targets.get, integration_id)
         parsed = await receiver().parse(target, callback)
         if parsed.confirm_subscription_url:
             await receiver().confirm_subscription(target, parsed.confirm_subscription_url)
