@@ -108,6 +108,8 @@ class NotificationRow(Protocol):
     def meta(self) -> dict[str, Any]: ...
     @property
     def digest_until(self) -> datetime | None: ...
+    @property
+    def digest_key(self) -> str | None: ...
 
 
 class SubscriberRow(Protocol):
@@ -140,8 +142,9 @@ DELIVERY_COLUMNS = tuple(
 )  # fmt: skip
 NOTIFICATION_COLUMNS = tuple(
     getattr(Notification, name)
-    for name in ("id", "subscriber_id", "workflow_id", "payload", "actor", "meta", "digest_until")
-)
+    for name in ("id", "subscriber_id", "workflow_id", "payload", "actor", "meta", "digest_until",
+                 "digest_key")
+)  # fmt: skip
 SUBSCRIBER_COLUMNS = tuple(
     getattr(Subscriber, name)
     for name in ("id", "external_id", "first_name", "last_name", "email", "phone", "locale",
@@ -464,7 +467,7 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     }
     if notification.id in loaded.digests:
         events = loaded.digests[notification.id]
-        context["digest"] = {"events": events, "count": len(events)}
+        context["digest"] = {"events": events, "count": len(events), "key": notification.digest_key}
     if not all_hold(step.conditions, context):
         job.decided = (DeliveryStatus.SKIPPED, "step conditions not met")
         return
