@@ -467,7 +467,11 @@ def _decide(  # noqa: PLR0911 - one early return per way a delivery ends without
     }
     if notification.id in loaded.digests:
         events = loaded.digests[notification.id]
-        context["digest"] = {"events": events, "count": len(events), "key": notification.digest_key}
+        context["digest"] = {
+            "events": events,
+            "count": len(events),
+            "key": notification.digest_key or "",
+        }
     if not all_hold(step.conditions, context):
         job.decided = (DeliveryStatus.SKIPPED, "step conditions not met")
         return
