@@ -53,8 +53,14 @@ class StepBody(WireModel):
     #: ``subject``, ``body``, ``html``, ``title``: Jinja2 templates.
     template: dict[str, Any] = Field(default_factory=dict)
     conditions: list[Any] = Field(default_factory=list)
-    #: Delay ``seconds``, digest ``window_seconds``... as the step kind needs (kept as sent).
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Options of the step's kind: delay `seconds`; digest `window_seconds` or `cron` "
+            "(with an optional IANA `timezone`, else the subscriber's) and an optional `key` "
+            "template that separates a subscriber's digests; throttle `limit`, `window`, `key`."
+        ),
+    )
 
 
 class WorkflowChange(WireModel):
