@@ -103,6 +103,9 @@ class Notification(Row, Mutable, Tenant, Base):
     #: When a sender took the digest's events; no event joins it afterwards (a later one starts
     #: a new digest), so what was read is what the digest sends, retries included.
     digest_closed_at: Mapped[datetime | None]
+    #: The rendered ``config.key`` of the workflow's digest step (``None``: no key): the
+    #: open digest an event joins has its subscriber and this key.
+    digest_key: Mapped[str | None] = mapped_column(String(256))
     #: Set on a notification whose event was collected into another one's digest.
     digest_leader_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("notifications.id", ondelete="SET NULL"), index=True

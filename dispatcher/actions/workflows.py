@@ -31,6 +31,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
@@ -41,6 +42,8 @@ from sqlalchemy import select
 
 from dispatcher.actions.base import ARGUMENTS_CONFIG, ActionArgs, ActionContext, catalogue
 from dispatcher.actions.step_routing import routing_problems
+from dispatcher.notifications.cron import parse_cron, parse_timezone
+from dispatcher.notifications.digest_steps import MAX_KEY_TEMPLATE_LENGTH
 from dispatcher.notifications.throttling import ThrottleConfig
 from dispatcher.results import Err, ErrorCode, Ok, Result
 from dispatcher.sending.conditions import Condition
@@ -135,12 +138,24 @@ class StepArgs(BaseModel):
                     raise ValueError(f"{where}.{name}: {problem}")
         return config
 
+    @field_validator("config")
+    @classmethod
+    def _digest_options(cls, config: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if info.data.get("kind") is StepKind.DIGEST:
+            try:
+                _digest_config(config)
+            except _ConfigOptionError as exc:
+                raise PydanticCustomError(
+                    "step_config", "{problem}", {"option": exc.option, "problem": exc.problem}
+                ) from None
+        return config
+
     @model_validator(mode="after")
     def _config_fits_kind(self) -> StepArgs:
+        # A digest's options are checked with the config field (``_digest_options``), so that
+        # each error is named down to its option: ``steps.0.config.cron``.
         if self.kind is StepKind.DELAY:
             _positive_seconds(self.config, "seconds")
-        elif self.kind is StepKind.DIGEST:
-            _positive_seconds(self.config, "window_seconds")
         elif self.kind is StepKind.THROTTLE:
             _throttle_config(self.config)
         elif self.kind is StepKind.FETCH:
@@ -168,12 +183,14 @@ def _located(item: Any) -> InitErrorDetails:
             input=item["input"],
         )
     if item["type"] == "step_config":
+        # A fetch's errors name a dotted field (``headers.X-Token``), a digest's one option.
+        ctx = item["ctx"]
+        path = ctx["field"].split(".") if "field" in ctx else [ctx["option"]]
+        value = item["input"].get(path[0]) if isinstance(item["input"], dict) else None
         return InitErrorDetails(
-            type=PydanticCustomError(
-                "step_config", "{problem}", {"problem": item["ctx"]["problem"]}
-            ),
-            loc=(*item["loc"], *item["ctx"]["field"].split(".")),
-            input=None,
+            type=PydanticCustomError("step_config", "{problem}", {"problem": ctx["problem"]}),
+            loc=(*item["loc"], *path),
+            input=value if len(path) == 1 else None,
         )
     if item["type"] == "template":
         field = item["ctx"]["field"]
@@ -220,6 +237,86 @@ def _positive_seconds(config: dict[str, Any], key: str) -> None:
         or not 0 < value <= MAX_WAIT_SECONDS
     ):
         raise ValueError(f"config.{key}: a number of seconds between 1 and {MAX_WAIT_SECONDS}")
+
+
+#: A digest step's options: released after ``window_seconds`` or at ``cron`` (in ``timezone``,
+#: else the subscriber's), per subscriber and rendered ``key``.
+DIGEST_OPTIONS = ("window_seconds", "cron", "timezone", "key")
+MAX_CRON_LENGTH = 200
+
+
+class _ConfigOptionError(ValueError):
+    """What is wrong with one option of a step's ``config``: reported as ``steps.N.config.X``."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"config.{option}: {problem}")
+        self.option = option
+        self.problem = problem
+
+
+def _digest_config(config: dict[str, Any]) -> None:
+    """Check a digest step's ``config``; its cron expression is stored normalised."""
+    unknown = sorted(set(config) - set(DIGEST_OPTIONS))
+    if unknown:
+        raise _ConfigOptionError(
+            unknown[0], f"not a digest option; use {', '.join(DIGEST_OPTIONS)}"
+        )
+    if "cron" in config and "window_seconds" in config:
+        raise _ConfigOptionError("cron", "give either window_seconds or cron, not both")
+    if "cron" in config:
+        config["cron"] = _digest_cron(config["cron"])
+        if "timezone" in config:
+            _digest_timezone(config["timezone"])
+    elif "window_seconds" in config:
+        try:
+            _positive_seconds(config, "window_seconds")
+        except ValueError as exc:
+            raise _ConfigOptionError("window_seconds", str(exc).partition(": ")[2]) from None
+        if "timezone" in config:
+            raise _ConfigOptionError("timezone", "only a cron digest is read in a time zone")
+    else:
+        raise _ConfigOptionError(
+            "window_seconds",
+            "a digest needs window_seconds (seconds to collect for) or "
+            "cron (when to release, such as '0 9 * * *')",
+        )
+    if "key" in config:
+        _digest_key(config["key"])
+
+
+def _digest_cron(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_CRON_LENGTH:
+        raise _ConfigOptionError(
+            "cron", f"a cron expression such as '0 9 * * *' (at most {MAX_CRON_LENGTH} characters)"
+        )
+    try:
+        return parse_cron(value)
+    except ValueError as exc:
+        raise _ConfigOptionError("cron", str(exc)) from None
+
+
+def _digest_timezone(value: Any) -> None:
+    if not isinstance(value, str) or len(value) > 64:
+        raise _ConfigOptionError("timezone", "an IANA time zone name such as Europe/London")
+    try:
+        parse_timezone(value)
+    except ValueError as exc:
+        raise _ConfigOptionError("timezone", str(exc)) from None
+
+
+def _digest_key(value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise _ConfigOptionError("key", "a template such as '{{ payload.project_id }}'")
+    if len(value) > MAX_KEY_TEMPLATE_LENGTH:
+        raise _ConfigOptionError(
+            "key", f"a template of at most {MAX_KEY_TEMPLATE_LENGTH} characters"
+        )
+    try:
+        compile_template(_syntax, value)
+    except TemplateSyntaxError as exc:
+        raise _ConfigOptionError(
+            "key", f"template syntax error on line {exc.lineno}: {exc.message}"
+        ) from None
 
 
 def _throttle_config(config: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dispatcher.notifications.digest_steps import render_key
 from dispatcher.notifications.events import InlineSubscriber
 from dispatcher.runtime.resources import database
 from dispatcher.sending.conditions import all_hold
@@ -145,8 +146,11 @@ def preview_step(
         "subscriber": subscriber_context(recipient),
         "actor": dict(actor or {}),
     }
-    if any(earlier.kind is StepKind.DIGEST for earlier in steps[:step]):
-        context["digest"] = {"events": [dict(payload)], "count": 1}
+    digest = next((earlier for earlier in steps[:step] if earlier.kind is StepKind.DIGEST), None)
+    if digest is not None:
+        source = digest.config.get("key")
+        key = render_key(source, context)[0] if source else None
+        context["digest"] = {"events": [dict(payload)], "count": 1, "key": key or ""}
     holds = all_hold(chosen.conditions, context)
     renderer = renderer or TemplateRenderer()
     if chosen.kind is StepKind.FETCH:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
 
 from dispatcher.config import Settings
 from dispatcher.errors import TriggerError
+from dispatcher.notifications.digest_steps import Grouping, group, release_time
 from dispatcher.notifications.events import InlineSubscriber, TopicTarget, TriggerEvent
 from dispatcher.notifications.outbox import DueBatch
 from dispatcher.notifications.throttling import (
@@ -422,12 +423,19 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         else NOTHING_THROTTLED
     )
     digest_step = next((step for step in workflow.steps if step.kind is StepKind.DIGEST), None)
-    leaders = (
-        _open_digests(session, organisation, workflow, subscribers, now) if digest_step else {}
-    )
+    grouping = Grouping()
+    leaders: dict[uuid.UUID, uuid.UUID] = {}
+    if digest_step is not None:
+        grouping = group(
+            session, organisation, digest_step, event.payload, event.actor, subscribers
+        )
+        leaders = _open_digests(session, organisation, workflow, subscribers, grouping.keys, now)
     for subscriber_id in subscribers:
         notification_id = uuid.uuid4()
         leader = leaders.get(subscriber_id)
+        meta: dict[str, Any] = {"overrides": event.overrides} if event.overrides else {}
+        if subscriber_id in grouping.problems:
+            meta["digest_key_error"] = grouping.problems[subscriber_id]
         notification: dict[str, Any] = {
             "id": notification_id,
             "organisation_id": organisation,
@@ -437,11 +445,12 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             "subscriber_id": subscriber_id,
             "payload": event.payload,
             "actor": event.actor,
-            "meta": {"overrides": event.overrides} if event.overrides else {},
+            "meta": meta,
             "created_at": now,
             "updated_at": now,
             "digest_leader_id": leader,
             "digest_until": None,
+            "digest_key": grouping.keys.get(subscriber_id),
             "status": NotificationStatus.PENDING,
         }
         planned.notifications.append(notification)
@@ -462,7 +471,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
                 if leader is not None:
                     collected = True
                 else:
-                    due += timedelta(seconds=float(step.config["window_seconds"]))
+                    due = release_time(step.config, grouping.timezones.get(subscriber_id), due)
                     notification["digest_until"] = due
                 continue
             if step.kind is StepKind.THROTTLE:
@@ -548,14 +557,16 @@ def _delivery(  # noqa: PLR0917 - private helper of one caller
     return row
 
 
-def _open_digests(
+def _open_digests(  # noqa: PLR0917 - private helper of one caller
     session: Session,
     organisation: uuid.UUID,
     workflow: Workflow,
     subscribers: list[uuid.UUID],
+    keys: dict[uuid.UUID, str],
     now: datetime,
 ) -> dict[uuid.UUID, uuid.UUID]:
-    """Subscriber -> the notification whose digest is still open for them, held until commit.
+    """Subscriber -> the notification whose digest is still open for them and their digest key
+    (``keys``; a subscriber not in it has none), held until commit.
 
     Joining writes the leader row (an ``UPDATE`` that returns it) instead of reading it: on
     PostgreSQL the row lock serialises joining with a sender closing the digest
@@ -565,21 +576,44 @@ def _open_digests(
     check and the join one step under the database's single writer lock.
     """
     leaders: dict[uuid.UUID, uuid.UUID] = {}
-    for chunk_start in range(0, len(subscribers), 1000):
-        chunk = subscribers[chunk_start : chunk_start + 1000]
-        rows = session.execute(
-            update(Notification)
-            .where(
-                Notification.organisation_id == organisation,
-                Notification.workflow_id == workflow.id,
-                Notification.subscriber_id.in_(chunk),
-                Notification.digest_leader_id.is_(None),
-                Notification.digest_until > now,
-                Notification.digest_closed_at.is_(None),
-            )
-            .values(updated_at=now)
-            .returning(Notification.subscriber_id, Notification.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        leaders.update({row[0]: row[1] for row in rows})
+    unkeyed = [subscriber for subscriber in subscribers if subscriber not in keys]
+    keyed = [subscriber for subscriber in subscribers if subscriber in keys]
+    for chunk_start in range(0, len(unkeyed), 1000):
+        chunk = unkeyed[chunk_start : chunk_start + 1000]
+        matching = (Notification.subscriber_id.in_(chunk), Notification.digest_key.is_(None))
+        leaders.update(_join_open(session, organisation, workflow, now, matching))
+    for chunk_start in range(0, len(keyed), 500):
+        chunk = keyed[chunk_start : chunk_start + 500]
+        matching = (
+            # The subscriber alone as well, so PostgreSQL finds the rows by the digest index.
+            Notification.subscriber_id.in_(chunk),
+            tuple_(Notification.subscriber_id, Notification.digest_key).in_(
+                [(subscriber, keys[subscriber]) for subscriber in chunk]
+            ),
+        )
+        leaders.update(_join_open(session, organisation, workflow, now, matching))
     return leaders
+
+
+def _join_open(
+    session: Session,
+    organisation: uuid.UUID,
+    workflow: Workflow,
+    now: datetime,
+    matching: tuple[Any, ...],
+) -> dict[uuid.UUID, uuid.UUID]:
+    rows = session.execute(
+        update(Notification)
+        .where(
+            Notification.organisation_id == organisation,
+            Notification.workflow_id == workflow.id,
+            *matching,
+            Notification.digest_leader_id.is_(None),
+            Notification.digest_until > now,
+            Notification.digest_closed_at.is_(None),
+        )
+        .values(updated_at=now)
+        .returning(Notification.subscriber_id, Notification.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return {row[0]: row[1] for row in rows}

@@ -1,7 +1,7 @@
 """Close the digests a batch is about to send, so that no event joins one after its events are read.
 
 A trigger joins a digest by writing its leader row while the digest is still open
-(:func:`dispatcher.notifications.triggers._open_digests`) and commits its collected events in the
+(:func:`dispatcher.notifications.writing._open_digests`) and commits its collected events in the
 same transaction. Closing takes the leader row's lock and sets ``digest_closed_at``, so the two are
 serialised: a trigger that joined first has committed before the close goes through, and its
 events are visible to the read that follows the close (under READ COMMITTED every statement sees

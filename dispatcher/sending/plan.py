@@ -134,6 +134,8 @@ class NotificationRow(Protocol):
     def meta(self) -> dict[str, Any]: ...
     @property
     def digest_until(self) -> datetime | None: ...
+    @property
+    def digest_key(self) -> str | None: ...
 
 
 class SubscriberRow(Protocol):
@@ -166,8 +168,9 @@ DELIVERY_COLUMNS = tuple(
 )  # fmt: skip
 NOTIFICATION_COLUMNS = tuple(
     getattr(Notification, name)
-    for name in ("id", "subscriber_id", "workflow_id", "payload", "actor", "meta", "digest_until")
-)
+    for name in ("id", "subscriber_id", "workflow_id", "payload", "actor", "meta", "digest_until",
+                 "digest_key")
+)  # fmt: skip
 SUBSCRIBER_COLUMNS = tuple(
     getattr(Subscriber, name)
     for name in ("id", "external_id", "first_name", "last_name", "email", "phone", "locale",
@@ -560,7 +563,11 @@ def _decide(  # noqa: PLR0911, PLR0912 - one early return per way a delivery end
     }
     if notification.id in loaded.digests:
         events = loaded.digests[notification.id]
-        context["digest"] = {"events": events, "count": len(events)}
+        context["digest"] = {
+            "events": events,
+            "count": len(events),
+            "key": notification.digest_key or "",
+        }
     if _waits_for_fetch(job, delivery, loaded):
         return
     if not all_hold(step.conditions, context):

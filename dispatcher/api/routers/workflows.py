@@ -57,8 +57,10 @@ class StepBody(WireModel):
     config: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Options of the step kind, kept as sent: a delay's `seconds`, a digest's "
-            "`window_seconds`, a fetch's `url`/`method`/`body`/`headers`, a throttle's "
+            "Options of the step kind, kept as sent: a delay's `seconds`; a digest's "
+            "`window_seconds` or `cron` (with an optional IANA `timezone`, else the "
+            "subscriber's) and an optional `key` template that separates a subscriber's "
+            "digests; a fetch's `url`/`method`/`body`/`headers`, a throttle's "
             "`limit`/`window`/`key`, provider `options`, "
             '`translations`. Routing, on channel steps: `success` is `"sent"` (default) or '
             '`{"delivered_within": SECONDS}` (not reported delivered in time, or reported '

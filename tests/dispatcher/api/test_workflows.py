@@ -114,6 +114,28 @@ def test_bad_steps_are_named_by_step_and_field(client: TestClient, keyed: Keyed)
     assert client.get(f"{URL}/code", headers=keyed.headers).json()["data"]["version"] == 1
 
 
+def test_a_keyed_cron_digest_is_accepted_and_its_bad_options_are_named(
+    client: TestClient, keyed: Keyed
+) -> None:
+    config = {"key": "{{ payload.project }}", "cron": "0  9 * * *", "timezone": "Europe/Berlin"}
+    made = created(client, keyed, "daily", [{"kind": "digest", "config": config}, EMAIL_STEP])
+    assert made["steps"][0]["config"] == {**config, "cron": "0 9 * * *"}
+    bad = [
+        {"kind": "digest", "config": {"cron": "0 9 * *", "timezone": "Nowhere/Land"}},
+        EMAIL_STEP,
+        {"kind": "digest", "config": {"window_seconds": 5, "key": "{{ x"}},
+    ]
+    for method, path, body in (
+        ("POST", URL, {"key": "bad", "name": "Bad", "steps": bad}),
+        ("PATCH", f"{URL}/daily", {"steps": bad}),
+    ):
+        answer = client.request(method, path, headers=keyed.headers, json=body)
+        assert answer.status_code == 422, answer.text
+        errors = answer.json()["errors"]
+        assert set(errors) == {"steps.0.config.cron", "steps.2.config.key"}, errors
+        assert errors["steps.0.config.cron"]["messages"][0].startswith("five fields are needed")
+
+
 def test_another_organisations_workflows_read_as_missing(client: TestClient, keyed: Keyed) -> None:
     created(client, keyed, "mine", [EMAIL_STEP])
     organisation = create_organisation(f"Other {uuid.uuid4().hex[:6]}")

@@ -10,7 +10,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
@@ -18,11 +17,9 @@ from sqlalchemy import select, text, update
 from dispatcher.config import get_settings
 from dispatcher.notifications.events import TriggerEvent
 from dispatcher.notifications.triggers import trigger_bulk, write_event
-from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
 from dispatcher.sending.batch import process_batch
 from models import Delivery, DeliveryStatus, Notification
-from models.migrate import upgrade
 from models.types import utcnow
 from tests.dispatcher.notify_support import workflow
 
@@ -183,20 +180,6 @@ def test_a_trigger_straddling_the_close_of_many_digests_loses_no_event(
     for thread in senders:
         thread.join(timeout=120)
     assert accounting(organisation_id) == (2 * WINDOWS, 0, 0)
-
-
-@pytest.fixture
-def sqlite_organisation(tmp_path: Path, settings_env: Callable[..., None]) -> Iterator[uuid.UUID]:
-    """An organisation in an embedded (SQLite) database of its own."""
-    url = f"sqlite:///{tmp_path / 'dispatcher.sqlite3'}"
-    upgrade(url)
-    settings_env(database_url=url)
-    database.cache_clear()
-    try:
-        yield create_organisation("Embedded")
-    finally:
-        database().dispose()
-        database.cache_clear()
 
 
 @pytest.mark.parametrize("database_kind", ["postgresql", "sqlite"])

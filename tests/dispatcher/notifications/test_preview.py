@@ -125,3 +125,16 @@ def test_the_cli_prints_the_rendered_step_and_names_a_template_error(org: uuid.U
     assert failed.returncode == 1
     assert "steps.2.template.body: step 2, body on line 2" in failed.stderr
     assert row_counts() == before
+
+
+def test_a_step_after_a_keyed_digest_previews_with_its_key(organisation_id: uuid.UUID) -> None:
+    subscriber(organisation_id, "ana", data={"team": "red"})
+    steps = [
+        {"kind": "digest",
+         "config": {"cron": "0 9 * * *", "key": "{{ payload.p }}/{{ subscriber.data.team }}"}},
+        {"kind": "email", "template": {"subject": "[{{ digest.key }}] {{ digest.count }}",
+                                       "body": "{{ digest.events[0].p }}"}},
+    ]  # fmt: skip
+    workflow(organisation_id, "daily", steps)
+    shown = preview(organisation_id, "daily", 1, {"p": "alpha"}, subscriber_id="ana")
+    assert shown.content["subject"] == "[alpha/red] 1"

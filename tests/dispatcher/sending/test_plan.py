@@ -56,6 +56,7 @@ class NotificationRow:
     actor: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     digest_until: None = None
+    digest_key: str | None = None
 
 
 @dataclass(frozen=True)
