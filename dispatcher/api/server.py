@@ -21,8 +21,8 @@ def served_app() -> ASGIApp:
     The heap built so far (modules, settings, the application) lives as long as the process:
     frozen (``gc.freeze``, as a worker's pool process does after its fork), a full collection
     no longer walks it. With 2,000 live connections a full collection walked 625,000 objects,
-    a third of them this start-up heap, in about 0.5 s of the event loop (README, "Browser
-    inbox": the figures)."""
+    a third of them this start-up heap, in about 0.5 s of the event loop (README, "Inbox": the
+    benchmark)."""
     settings = get_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
     install_log_redaction()

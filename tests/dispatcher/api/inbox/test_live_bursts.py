@@ -7,6 +7,7 @@ exactly its own messages, in order, and its own counts, for a bounded number of 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
@@ -261,3 +262,4 @@ def test_a_burst_reaches_every_page_with_its_own_messages_and_counts_in_few_quer
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert selects == statements
     assert 1 <= len(statements) <= 8, statements
+    assert gc.isenabled()  # the collector, deferred while the bursts were pushed, is back
