@@ -18,7 +18,9 @@ to each ping), BENCH_INBOX_OPENING (100) opening at a time. Measured:
    published in one pipeline after the commit; each connection's ``notification_received`` is
    timed from the publish (median, p99, max) and counted (how many of the connections got it
    within BENCH_INBOX_BROADCAST_WAIT, 60 s); and the API process's CPU time from the publish to
-   the last arrival.
+   the last arrival;
+5. the same (memory, broadcast) for as many Server-Sent Event streams
+   (``GET /v1/inbox/events``), in a second, fresh API process (BENCH_INBOX_SSE=0 skips it).
 
 The clients run in this process, on the same machine (2 cores shared here): figures are a
 floor, not a ceiling. Once they are open, this process's heap is frozen (``gc.freeze``), so
@@ -40,6 +42,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,8 @@ CONNECTIONS = int(os.environ.get("BENCH_INBOX_CONNECTIONS", "2000"))
 OPENING = int(os.environ.get("BENCH_INBOX_OPENING", "100"))
 EVENTS = int(os.environ.get("BENCH_INBOX_EVENTS", "200"))
 BROADCAST_WAIT = float(os.environ.get("BENCH_INBOX_BROADCAST_WAIT", "60"))
+#: "0": skip the Server-Sent Events part.
+SSE = os.environ.get("BENCH_INBOX_SSE", "1") != "0"
 BROKER_DB = 13
 
 
@@ -103,11 +109,65 @@ class Connection:
                     raise RuntimeError(f"refused: {text}")
 
 
-async def scenario(
+class Stream(Connection):
+    """One page's Server-Sent Events (``GET /v1/inbox/events``); the same figures."""
+
+    def __init__(self, subscriber: str, client: httpx.AsyncClient) -> None:
+        super().__init__(subscriber)
+        self.client = client
+
+    async def run(self, url: str, token: str) -> None:
+        async with self.client.stream(
+            "GET", f"{url}/v1/inbox/events", params={"token": token}
+        ) as answer:
+            answer.raise_for_status()
+            async for line in answer.aiter_lines():
+                if line == "event: unread_count_changed":
+                    self.opened.set()
+                elif line == "event: notification_received" and self.received is None:
+                    self.received = time.perf_counter()
+                    self.got_message.set()
+
+
+async def sse_scenario(
     url: str, organisation: uuid.UUID, application: str, secret: str, pid: int
 ) -> dict[str, Any]:
-    from dispatcher.runtime import inbox_events
+    """The memory and broadcast figures of as many Server-Sent Event streams, in a fresh API
+    process (the Socket.IO connections' memory is not reused)."""
+    tokens = await _sessions(url, application, secret)
+    rows = _subscriber_rows(organisation)
+    before = rss_kib(pid)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    timeout = httpx.Timeout(60, read=None)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        streams = [Stream(subscriber, client) for subscriber, _ in tokens]
+        for start in range(0, CONNECTIONS, OPENING):
+            batch = streams[start : start + OPENING]
+            for stream, (_, token) in zip(batch, tokens[start : start + OPENING], strict=True):
+                stream.task = asyncio.create_task(stream.run(url, token))
+            await asyncio.wait_for(asyncio.gather(*(s.opened.wait() for s in batch)), 120)
+        await asyncio.sleep(2)
+        after = rss_kib(pid)
+        gc.collect()
+        gc.freeze()
+        broadcast = await _broadcast(organisation, rows, list(streams), pid)
+        alive = sum(1 for s in streams if s.task is not None and not s.task.done())
+        for stream in streams:
+            if stream.task is not None:
+                stream.task.cancel()
+        await asyncio.gather(*(s.task for s in streams if s.task), return_exceptions=True)
+    return {
+        "sse_streams": CONNECTIONS,
+        "sse_alive_at_end": alive,
+        "sse_rss_before_mib": round(before / 1024, 1),
+        "sse_rss_after_mib": round(after / 1024, 1),
+        "sse_kib_per_stream": round((after - before) / CONNECTIONS, 1),
+        **{f"sse_{name}": value for name, value in broadcast.items()},
+    }
 
+
+async def _sessions(url: str, application: str, secret: str) -> list[tuple[str, str]]:
+    """A session token for each subscriber (external id, token), OPENING at a time."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
 
         async def session(number: int) -> tuple[str, str]:
@@ -119,14 +179,22 @@ async def scenario(
                       "subscriber": {"subscriberId": subscriber}, "subscriberHash": proof},
             )  # fmt: skip
             answer.raise_for_status()
-            claims = answer.json()["data"]["token"]
-            return subscriber, claims
+            return subscriber, str(answer.json()["data"]["token"])
 
         tokens: list[tuple[str, str]] = []
         for start in range(0, CONNECTIONS, OPENING):
             tokens += await asyncio.gather(
                 *(session(n) for n in range(start, min(start + OPENING, CONNECTIONS)))
             )
+        return tokens
+
+
+async def scenario(
+    url: str, organisation: uuid.UUID, application: str, secret: str, pid: int
+) -> dict[str, Any]:
+    from dispatcher.runtime import inbox_events
+
+    tokens = await _sessions(url, application, secret)
     rows = _subscriber_rows(organisation)
     before = rss_kib(pid)
     connections = [Connection(subscriber) for subscriber, _ in tokens]
@@ -243,11 +311,23 @@ def main() -> None:
 
     reset_settings()
     rotated = rotate(organisation)
+    env["DISPATCHER_LOG_LEVEL"] = "WARNING"
+    application, secret = rotated.application_identifier, rotated.secret
+    with _serving(env, "api-inbox.log") as (url, pid):
+        figures = asyncio.run(scenario(url, organisation, application, secret, pid))
+    if SSE:
+        with _serving(env, "api-inbox-sse.log") as (url, pid):
+            figures.update(asyncio.run(sse_scenario(url, organisation, application, secret, pid)))
+    print(json.dumps(figures, indent=2))
+
+
+@contextmanager
+def _serving(env: dict[str, str], log: str) -> Iterator[tuple[str, int]]:
+    """A ``dispatcher api`` process, once it answers: its URL and process id."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env["DISPATCHER_LOG_LEVEL"] = "WARNING"
     command = [sys.executable, "-m", "dispatcher.cli", "api", "--port", str(port)]
-    with process(command, env, "api-inbox.log") as api:
+    with process(command, env, log) as api:
         for _ in range(120):
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
@@ -257,7 +337,4 @@ def main() -> None:
             time.sleep(0.5)
         else:
             raise SystemExit("dispatcher api did not start")
-        figures = asyncio.run(
-            scenario(url, organisation, rotated.application_identifier, rotated.secret, api.pid)
-        )
-    print(json.dumps(figures, indent=2))
+        yield url, api.pid
