@@ -17,16 +17,22 @@ to each ping), BENCH_INBOX_OPENING (100) opening at a time. Measured:
    one broadcast leaves them: the rows inserted in one transaction, then one event each
    published in one pipeline after the commit; each connection's ``notification_received`` is
    timed from the publish (median, p99, max) and counted (how many of the connections got it
-   within BENCH_INBOX_BROADCAST_WAIT, 60 s).
+   within BENCH_INBOX_BROADCAST_WAIT, 60 s); and the API process's CPU time from the publish to
+   the last arrival;
+5. the same (memory, broadcast) for as many Server-Sent Event streams
+   (``GET /v1/inbox/events``), in a second, fresh API process (BENCH_INBOX_SSE=0 skips it).
 
 The clients run in this process, on the same machine (2 cores shared here): figures are a
-floor, not a ceiling. Environment also: those of :mod:`bench.throughput` (PostgreSQL and Redis
+floor, not a ceiling. Once they are open, this process's heap is frozen (``gc.freeze``), so
+that its own full collections (2,000 client connections) do not delay the arrivals it times,
+and a frame is told apart by its event's name, not parsed. Environment also: those of :mod:`bench.throughput` (PostgreSQL and Redis
 URLs). Run: ``python -m bench inbox``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -36,6 +42,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +57,15 @@ CONNECTIONS = int(os.environ.get("BENCH_INBOX_CONNECTIONS", "2000"))
 OPENING = int(os.environ.get("BENCH_INBOX_OPENING", "100"))
 EVENTS = int(os.environ.get("BENCH_INBOX_EVENTS", "200"))
 BROADCAST_WAIT = float(os.environ.get("BENCH_INBOX_BROADCAST_WAIT", "60"))
+#: "0": skip the Server-Sent Events part.
+SSE = os.environ.get("BENCH_INBOX_SSE", "1") != "0"
 BROKER_DB = 13
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -82,24 +98,76 @@ class Connection:
                 text = frame if isinstance(frame, str) else frame.decode()
                 if text == "2":
                     await socket.send("3")
-                elif text.startswith("42"):
-                    name = json.loads(text[2:])[0]
-                    if name == "unread_count_changed":
-                        if self.opened.is_set():
-                            self.arrivals.put_nowait(time.perf_counter())
-                        self.opened.set()
-                    elif name == "notification_received" and self.received is None:
-                        self.received = time.perf_counter()
-                        self.got_message.set()
+                elif text.startswith('42["unread_count_changed"'):
+                    if self.opened.is_set():
+                        self.arrivals.put_nowait(time.perf_counter())
+                    self.opened.set()
+                elif text.startswith('42["notification_received"') and self.received is None:
+                    self.received = time.perf_counter()
+                    self.got_message.set()
                 elif text.startswith("44"):
                     raise RuntimeError(f"refused: {text}")
 
 
-async def scenario(
+class Stream(Connection):
+    """One page's Server-Sent Events (``GET /v1/inbox/events``); the same figures."""
+
+    def __init__(self, subscriber: str, client: httpx.AsyncClient) -> None:
+        super().__init__(subscriber)
+        self.client = client
+
+    async def run(self, url: str, token: str) -> None:
+        async with self.client.stream(
+            "GET", f"{url}/v1/inbox/events", params={"token": token}
+        ) as answer:
+            answer.raise_for_status()
+            async for line in answer.aiter_lines():
+                if line == "event: unread_count_changed":
+                    self.opened.set()
+                elif line == "event: notification_received" and self.received is None:
+                    self.received = time.perf_counter()
+                    self.got_message.set()
+
+
+async def sse_scenario(
     url: str, organisation: uuid.UUID, application: str, secret: str, pid: int
 ) -> dict[str, Any]:
-    from dispatcher.runtime import inbox_events
+    """The memory and broadcast figures of as many Server-Sent Event streams, in a fresh API
+    process (the Socket.IO connections' memory is not reused)."""
+    tokens = await _sessions(url, application, secret)
+    rows = _subscriber_rows(organisation)
+    before = rss_kib(pid)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    timeout = httpx.Timeout(60, read=None)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        streams = [Stream(subscriber, client) for subscriber, _ in tokens]
+        for start in range(0, CONNECTIONS, OPENING):
+            batch = streams[start : start + OPENING]
+            for stream, (_, token) in zip(batch, tokens[start : start + OPENING], strict=True):
+                stream.task = asyncio.create_task(stream.run(url, token))
+            await asyncio.wait_for(asyncio.gather(*(s.opened.wait() for s in batch)), 120)
+        await asyncio.sleep(2)
+        after = rss_kib(pid)
+        gc.collect()
+        gc.freeze()
+        broadcast = await _broadcast(organisation, rows, list(streams), pid)
+        alive = sum(1 for s in streams if s.task is not None and not s.task.done())
+        for stream in streams:
+            if stream.task is not None:
+                stream.task.cancel()
+        await asyncio.gather(*(s.task for s in streams if s.task), return_exceptions=True)
+    return {
+        "sse_streams": CONNECTIONS,
+        "sse_alive_at_end": alive,
+        "sse_rss_before_mib": round(before / 1024, 1),
+        "sse_rss_after_mib": round(after / 1024, 1),
+        "sse_kib_per_stream": round((after - before) / CONNECTIONS, 1),
+        **{f"sse_{name}": value for name, value in broadcast.items()},
+    }
 
+
+async def _sessions(url: str, application: str, secret: str) -> list[tuple[str, str]]:
+    """A session token for each subscriber (external id, token), OPENING at a time."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
 
         async def session(number: int) -> tuple[str, str]:
@@ -111,14 +179,22 @@ async def scenario(
                       "subscriber": {"subscriberId": subscriber}, "subscriberHash": proof},
             )  # fmt: skip
             answer.raise_for_status()
-            claims = answer.json()["data"]["token"]
-            return subscriber, claims
+            return subscriber, str(answer.json()["data"]["token"])
 
         tokens: list[tuple[str, str]] = []
         for start in range(0, CONNECTIONS, OPENING):
             tokens += await asyncio.gather(
                 *(session(n) for n in range(start, min(start + OPENING, CONNECTIONS)))
             )
+        return tokens
+
+
+async def scenario(
+    url: str, organisation: uuid.UUID, application: str, secret: str, pid: int
+) -> dict[str, Any]:
+    from dispatcher.runtime import inbox_events
+
+    tokens = await _sessions(url, application, secret)
     rows = _subscriber_rows(organisation)
     before = rss_kib(pid)
     connections = [Connection(subscriber) for subscriber, _ in tokens]
@@ -131,6 +207,10 @@ async def scenario(
     opening = time.perf_counter() - started
     await asyncio.sleep(2)  # let the server settle before reading its memory
     after = rss_kib(pid)
+    # The clients' own heap (2,000 connections) out of this process's collector's reach, so
+    # that its full collections do not delay the arrivals it times.
+    gc.collect()
+    gc.freeze()
     latencies = []
     for connection in random.Random(7).choices(connections, k=EVENTS):
         sent = time.perf_counter()
@@ -142,7 +222,7 @@ async def scenario(
         latencies.append((arrived - sent) * 1000)
         while not connection.arrivals.empty():
             connection.arrivals.get_nowait()
-    broadcast = await _broadcast(organisation, rows, connections)
+    broadcast = await _broadcast(organisation, rows, connections, pid)
     alive = sum(1 for c in connections if c.task is not None and not c.task.done())
     for connection in connections:
         if connection.task is not None:
@@ -163,9 +243,11 @@ async def scenario(
 
 
 async def _broadcast(
-    organisation: uuid.UUID, rows: dict[str, uuid.UUID], connections: list[Connection]
+    organisation: uuid.UUID, rows: dict[str, uuid.UUID], connections: list[Connection], pid: int
 ) -> dict[str, Any]:
-    """One new message for every connection's subscriber, published in one burst."""
+    """One new message for every connection's subscriber, published in one burst; with the API
+    process's CPU time from the publish to the last arrival (a figure the machine's load
+    changes less than the latencies)."""
     from sqlalchemy import insert
 
     from dispatcher.runtime import inbox_events
@@ -185,16 +267,19 @@ async def _broadcast(
 
     await asyncio.to_thread(write)
     events = [inbox_events.event(organisation, m["subscriber_id"], m["id"]) for m in messages]
+    cpu = cpu_seconds(pid)
     sent = time.perf_counter()
     await asyncio.to_thread(inbox_events.publish, events)
     waiting = [asyncio.create_task(c.got_message.wait()) for c in connections]
     await asyncio.wait(waiting, timeout=BROADCAST_WAIT)
+    cpu = cpu_seconds(pid) - cpu
     for task in waiting:
         task.cancel()
     arrived = sorted((c.received - sent) * 1000 for c in connections if c.received is not None)
     if not arrived:
         return {"broadcast_received": 0}
     return {
+        "broadcast_api_cpu_s": round(cpu, 2),
         "broadcast_received": len(arrived),
         "broadcast_ms_median": round(statistics.median(arrived), 1),
         "broadcast_ms_p99": round(arrived[max(int(len(arrived) * 0.99) - 1, 0)], 1),
@@ -226,11 +311,23 @@ def main() -> None:
 
     reset_settings()
     rotated = rotate(organisation)
+    env["DISPATCHER_LOG_LEVEL"] = "WARNING"
+    application, secret = rotated.application_identifier, rotated.secret
+    with _serving(env, "api-inbox.log") as (url, pid):
+        figures = asyncio.run(scenario(url, organisation, application, secret, pid))
+    if SSE:
+        with _serving(env, "api-inbox-sse.log") as (url, pid):
+            figures.update(asyncio.run(sse_scenario(url, organisation, application, secret, pid)))
+    print(json.dumps(figures, indent=2))
+
+
+@contextmanager
+def _serving(env: dict[str, str], log: str) -> Iterator[tuple[str, int]]:
+    """A ``dispatcher api`` process, once it answers: its URL and process id."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env["DISPATCHER_LOG_LEVEL"] = "WARNING"
     command = [sys.executable, "-m", "dispatcher.cli", "api", "--port", str(port)]
-    with process(command, env, "api-inbox.log") as api:
+    with process(command, env, log) as api:
         for _ in range(120):
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
@@ -240,7 +337,4 @@ def main() -> None:
             time.sleep(0.5)
         else:
             raise SystemExit("dispatcher api did not start")
-        figures = asyncio.run(
-            scenario(url, organisation, rotated.application_identifier, rotated.secret, api.pid)
-        )
-    print(json.dumps(figures, indent=2))
+        yield url, api.pid

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     #: one free during a blast. Ignored for a worker of one process.
     critical_reserved_processes: int = Field(default=1, ge=0)
     #: A forked worker process moves the heap it inherited out of the garbage collector's reach
-    #: (``gc.freeze``), and collects its youngest generation after this many allocations (0:
-    #: Python's default).
+    #: (``gc.freeze``), as an API process does once its application is built; a worker process
+    #: collects its youngest generation after this many allocations (0: Python's default).
     gc_freeze_after_fork: bool = True
     gc_gen0_threshold: int = Field(default=0, ge=0)
     #: Sends in flight at once per integration inside one worker process.
