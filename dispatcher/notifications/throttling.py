@@ -16,7 +16,8 @@ pass across every API process and worker; on SQLite the database's single writer
 same. The database, not Redis, so that the embedded default (no Redis) and the production stack
 count alike, and so that the count commits or rolls back with the rows it decided. The window
 is fixed: it opens with the first notification counted and, once ``window`` seconds have
-passed, the next notification opens a new one.
+passed, the next notification opens a new one. Counters of ended windows are deleted by the
+retention job (:func:`prune_expired_windows`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, literal
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import case, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -183,3 +184,36 @@ def _count(  # noqa: PLR0917 - private helper of one caller
             subscriber for subscriber, count in session.execute(statement) if count <= config.limit
         )
     return passed
+
+
+def prune_expired_windows(session: Session, now: datetime, size: int) -> int:
+    """Delete up to ``size`` counters whose window has ended; answers how many went.
+
+    An ended window counts for nothing (the next notification opens a new one at one), so its
+    row is only space: without this, ``throttle_windows`` grows by one row per subscriber and
+    key ever throttled. A trigger racing the delete either updates the row first (then it is
+    no longer expired and stays) or inserts a new one after it."""
+    steps = session.execute(
+        select(WorkflowStep.id, WorkflowStep.config).where(WorkflowStep.kind == StepKind.THROTTLE)
+    ).all()
+    removed = 0
+    for step_id, config in steps:
+        if removed >= size:
+            break
+        try:
+            window = ThrottleConfig.model_validate(config).window
+        except ValidationError:
+            window = MAX_WINDOW_SECONDS
+        expired = (
+            select(ThrottleWindow.id)
+            .where(
+                ThrottleWindow.step_id == step_id,
+                ThrottleWindow.window_start < now - timedelta(seconds=window),
+            )
+            .limit(size - removed)
+        )
+        ids = session.scalars(expired).all()
+        if ids:
+            session.execute(delete(ThrottleWindow).where(ThrottleWindow.id.in_(ids)))
+            removed += len(ids)
+    return removed

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from dispatcher.celery_app import app
 from dispatcher.config import Settings, get_settings
 from dispatcher.notifications.scheduling import fire_due
+from dispatcher.notifications.throttling import prune_expired_windows
 from dispatcher.observability.metrics import record_undecryptable
 from dispatcher.runtime.resources import database
 from dispatcher.runtime.startup import check_stored_credentials
@@ -53,6 +54,8 @@ class PurgeReport:
     attempts: int = 0
     deliveries: int = 0
     notifications: int = 0
+    #: Throttle counters whose window had ended.
+    throttle_windows: int = 0
     #: False when the time budget ran out with rows left for the next run.
     complete: bool = True
 
@@ -66,14 +69,25 @@ def purge(
     """Delete delivery records older than ``retention_days``, one bounded batch per transaction.
 
     Removed: attempts of finished deliveries, and notifications that finished (every delivery
-    sent, failed or skipped) with their deliveries and attempts. Kept: anything of a delivery
-    still to be sent, and a digest's collected events while the digest is unsent.
+    sent, failed or skipped) with their deliveries and attempts, and throttle counters whose
+    window has ended (whatever the retention age). Kept: anything of a delivery still to be
+    sent, and a digest's collected events while the digest is unsent.
     """
     settings = settings or get_settings()
-    cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.retention_days)
     size = settings.retention_batch_size
     deadline = time.monotonic() + time_budget
     report = PurgeReport()
+    while True:
+        with database().transaction() as session:
+            removed = prune_expired_windows(session, now, size)
+        report.throttle_windows += removed
+        if removed < size:
+            break
+        if time.monotonic() > deadline:
+            report.complete = False
+            return report
     while True:
         removed = _purge_attempts(cutoff, size)
         report.attempts += removed

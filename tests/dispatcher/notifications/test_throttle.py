@@ -15,6 +15,7 @@ from dispatcher import TriggerError, run_action, trigger
 from dispatcher.dev.fakeserver import FakeProviderServer
 from dispatcher.errors import ActionArgumentsError
 from dispatcher.runtime.resources import database
+from dispatcher.tasks.maintenance import purge
 from models import Delivery, DeliveryStatus, Notification, NotificationStatus, ThrottleWindow
 from models.types import utcnow
 from tests.dispatcher.notify_support import (
@@ -174,3 +175,38 @@ def test_end_to_end_the_first_is_sent_and_the_second_shows_throttled(
     [sent] = wait_until_terminal(organisation_id, first.transaction_id)
     [skipped] = wait_until_terminal(organisation_id, second.transaction_id)
     assert (sent.status, skipped.status, skipped.last_error) == ("sent", "skipped", "throttled")
+
+
+def test_retention_deletes_the_counters_of_ended_windows_only(
+    organisation_id: uuid.UUID,
+) -> None:
+    subscriber(organisation_id, "ada")
+    workflow(organisation_id, "orders", [throttle(1, window=60, key="{{ payload.orderId }}"),
+                                         EMAIL_STEP])  # fmt: skip
+    for order in ("ended", "open"):
+        trigger(organisation_id, "orders", "ada", {"orderId": order, "code": "1"},
+                transaction_id=f"first-{order}")  # fmt: skip
+    with database().session() as session, session.begin():
+        session.execute(
+            update(ThrottleWindow)
+            .where(ThrottleWindow.organisation_id == organisation_id,
+                   ThrottleWindow.key == "ended")
+            .values(window_start=utcnow() - timedelta(seconds=61))
+        )  # fmt: skip
+
+    report = purge()
+
+    assert report.throttle_windows >= 1
+    with database().session() as session:
+        left = session.scalars(
+            select(ThrottleWindow.key).where(ThrottleWindow.organisation_id == organisation_id)
+        ).all()
+    assert left == ["open"]
+    # The deleted counter was worth nothing: the next "ended" passes, the next "open" does not.
+    for order in ("ended", "open"):
+        trigger(organisation_id, "orders", "ada", {"orderId": order, "code": "1"},
+                transaction_id=f"second-{order}")  # fmt: skip
+    skipped = {
+        tx for tx, status, _ in statuses(organisation_id) if status is DeliveryStatus.SKIPPED
+    }
+    assert skipped == {"second-open"}
