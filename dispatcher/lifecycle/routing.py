@@ -122,7 +122,7 @@ def earlier_sends(session: Session, pairs: Sequence[tuple[uuid.UUID, str]]) -> l
                 Delivery.id, Delivery.organisation_id, DeliveryWatch.integration_id,
                 DeliveryWatch.provider_message_id, Delivery.channel_type,
                 Delivery.reported_status, Delivery.reported_at, Subscriber.email,
-                Subscriber.phone,
+                Subscriber.phone, Delivery.notification_id,
             )
             .join(Delivery, Delivery.id == DeliveryWatch.delivery_id)
             .join(Notification, Notification.id == Delivery.notification_id)
