@@ -19,6 +19,8 @@ from typing import Any
 
 from amqp.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import event as _sa_event
+from sqlalchemy.orm import Session
 
 from dispatcher.celery_app import APPLY_EVENTS_TASK, app
 from dispatcher.config import Settings, get_settings
@@ -26,6 +28,7 @@ from dispatcher.notifications.outbox import DueBatch, SweepReport, chunks, relea
 from dispatcher.sending.webhook_posting import reserve_due as reserve_due_events
 
 logger = logging.getLogger(__name__)
+listen = _sa_event.listen
 
 DELIVER_TASK = "dispatcher.deliver"
 PUMP_TASK = "dispatcher.pump_outbox"
@@ -144,6 +147,14 @@ def publish_webhook_events(ids: Sequence[uuid.UUID], settings: Settings) -> None
                 )
     except BrokerError:
         logger.warning("broker unavailable: %d webhook events left to the sweeper", len(ids))
+
+
+def publish_after_commit(session: Session, ids: Sequence[uuid.UUID]) -> None:
+    """Hand ``ids`` (outbound webhook events written in ``session``) to the broker once the
+    session commits; a rollback takes them back with the change they report."""
+    if ids:
+        settings = get_settings()
+        listen(session, "after_commit", lambda _: publish_webhook_events(ids, settings), once=True)
 
 
 def sweep_webhook_events(settings: Settings) -> int:

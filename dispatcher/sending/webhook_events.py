@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from dispatcher.config import get_settings
 from models import (
     ChannelType,
+    Delivery,
     DeliveryStatus,
     Notification,
     ReportedStatus,
@@ -72,7 +73,8 @@ class Change:
 
     organisation_id: uuid.UUID
     type: WebhookEventType
-    notification_id: uuid.UUID
+    #: None when only the delivery is known (an inbox message): read from the delivery.
+    notification_id: uuid.UUID | None
     delivery_id: uuid.UUID | None = None
     channel: ChannelType | None = None
     #: The status as the API shows it (``sent``, ``delivered``, ``read``, ``cancelled``...).
@@ -128,13 +130,15 @@ def emit(
     ]
     if not wanted:
         return []
+    wanted = _with_notifications(session, wanted)
     now = now or utcnow()
     # Reserved for the broker's message sent after the commit; the sweeper's after that.
     reserved = now + timedelta(seconds=get_settings().enqueue_lease)
-    context = _context(session, {change.notification_id for change in wanted})
+    context = _context(session, {c.notification_id for c in wanted if c.notification_id})
     rows: list[dict[str, Any]] = []
     for change in wanted:
         event_id = uuid.uuid4()
+        assert change.notification_id is not None
         body = _body(event_id, change, context.get(change.notification_id), now)
         for endpoint_id, kinds in subscribed[change.organisation_id]:
             if change.type.value in kinds:
@@ -146,6 +150,49 @@ def emit(
                 })  # fmt: skip
     insert_many(session, WebhookEvent, rows)
     return [row["id"] for row in rows]
+
+
+def inbox_marks(
+    organisation_id: uuid.UUID,
+    delivery_id: uuid.UUID | None,
+    *,
+    was: tuple[bool, bool],
+    now: tuple[bool, bool],
+) -> list[Change]:
+    """The ``message.seen`` / ``message.read`` changes of an inbox message whose (seen, read)
+    flags went from ``was`` to ``now`` (unread again, or archived, reports nothing of its own)."""
+    if delivery_id is None:
+        return []
+    changes = []
+    for position, kind in ((0, WebhookEventType.MESSAGE_SEEN), (1, WebhookEventType.MESSAGE_READ)):
+        if now[position] and not was[position]:
+            status = "seen" if position == 0 else "read"
+            changes.append(
+                Change(organisation_id, kind, None, delivery_id, ChannelType.IN_APP, status)
+            )
+    return changes
+
+
+def _with_notifications(session: Session, changes: list[Change]) -> list[Change]:
+    """``changes`` with the notification of those that name only their delivery (one query;
+    a delivery gone since is dropped)."""
+    missing = {c.delivery_id for c in changes if c.notification_id is None and c.delivery_id}
+    if not missing:
+        return [change for change in changes if change.notification_id is not None]
+    found = dict(
+        session.execute(
+            select(Delivery.id, Delivery.notification_id).where(
+                among(session, Delivery.id, missing)
+            )
+        ).tuples()
+    )
+    return [
+        replace(change, notification_id=found[change.delivery_id])
+        if change.notification_id is None and change.delivery_id in found
+        else change
+        for change in changes
+        if change.notification_id is not None or change.delivery_id in found
+    ]
 
 
 @dataclass(frozen=True)
