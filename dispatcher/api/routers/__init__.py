@@ -20,6 +20,7 @@ from dispatcher.api.routers import (
     subscribers,
     suppressions,
     topics,
+    webhooks,
     workflows,
 )
 
@@ -37,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     actions.router,
     callbacks.router,
     suppressions.router,
+    webhooks.router,
     inbox.router,
     preview.router,
 )
