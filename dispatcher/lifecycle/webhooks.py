@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dispatcher.config import get_settings
-from dispatcher.runtime.resources import database
+from dispatcher.runtime.resources import database, ensure_ready
 from dispatcher.runtime.url_guard import UnsafeDestinationError, check_destination
 from models import WebhookEndpoint, WebhookEvent, WebhookEventStatus, WebhookEventType
 from models.types import utcnow
@@ -132,6 +132,7 @@ def create(
     url = checked_url(url)
     kinds = checked_event_types(event_types)
     secret = checked_secret(secret)
+    ensure_ready()  # the key ring seals the secret
     with database().transaction() as session:
         count = len(
             session.scalars(
@@ -193,6 +194,7 @@ def change(
     new_url = checked_url(url) if url is not None else None
     kinds = checked_event_types(event_types) if event_types is not None else None
     new_secret = checked_secret(secret) if secret is not None else None
+    ensure_ready()
     with database().transaction() as session:
         row = _own(session, organisation_id, endpoint_id, lock=True)
         if row is None:
