@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -93,7 +94,10 @@ class PostReport:
 
 
 @dataclass(frozen=True)
-class _Job:
+class Job:
+    """One event to post, as read from its row and its endpoint's (the secret stays a
+    ``SecretStr``: no repr shows it)."""
+
     id: uuid.UUID
     organisation_id: uuid.UUID
     endpoint_id: uuid.UUID
@@ -205,7 +209,7 @@ def process_events(raw_ids: list[str], settings: Settings | None = None) -> Post
     return report
 
 
-def _load(session: Session, ids: list[uuid.UUID]) -> list[_Job]:
+def _load(session: Session, ids: list[uuid.UUID]) -> list[Job]:
     rows = session.execute(
         select(
             WebhookEvent.id, WebhookEvent.organisation_id, WebhookEvent.endpoint_id,
@@ -219,8 +223,8 @@ def _load(session: Session, ids: list[uuid.UUID]) -> list[_Job]:
     return [_job(row, secrets.get(row.endpoint_id)) for row in rows]
 
 
-def _job(row: Any, secret: SecretStr | None) -> _Job:
-    return _Job(
+def _job(row: Any, secret: SecretStr | None) -> Job:
+    return Job(
         id=row.id, organisation_id=row.organisation_id, endpoint_id=row.endpoint_id,
         url=row.url, enabled=row.enabled, secret=secret,
         body=json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode(),
@@ -246,13 +250,13 @@ def _secrets(session: Session, endpoint_ids: set[uuid.UUID]) -> dict[uuid.UUID, 
     return found
 
 
-async def _post_all(jobs: list[_Job], settings: Settings) -> dict[uuid.UUID, _Result]:
+async def _post_all(jobs: list[Job], settings: Settings) -> dict[uuid.UUID, _Result]:
     guard = DestinationGuard(settings.url_allowlist)
     circuit = circuit_store()
     slots: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(PER_ENDPOINT))
     results: dict[uuid.UUID, _Result] = {}
 
-    async def one(job: _Job) -> None:
+    async def one(job: Job) -> None:
         async with slots[job.endpoint_id]:
             try:
                 results[job.id] = await _post_one(job, settings, guard, circuit)
@@ -264,7 +268,7 @@ async def _post_all(jobs: list[_Job], settings: Settings) -> dict[uuid.UUID, _Re
     return results
 
 
-def _withheld(job: _Job, settings: Settings, circuit: CircuitStore) -> _Result | None:
+def _withheld(job: Job, settings: Settings, circuit: CircuitStore) -> _Result | None:
     """Why no request is made for ``job`` now, or None."""
     if not job.enabled:
         return _Result(WebhookEventStatus.FAILED, "the endpoint is disabled", counts=False)
@@ -282,7 +286,7 @@ def _withheld(job: _Job, settings: Settings, circuit: CircuitStore) -> _Result |
 
 
 async def _post_one(
-    job: _Job, settings: Settings, guard: DestinationGuard, circuit: CircuitStore
+    job: Job, settings: Settings, guard: DestinationGuard, circuit: CircuitStore
 ) -> _Result:
     withheld = _withheld(job, settings, circuit)
     if withheld is not None:
@@ -291,14 +295,11 @@ async def _post_one(
     key = str(job.endpoint_id)
     started = time.monotonic()
     try:
-        await guard.check(job.url)
-        status = await _send(job, job.secret, settings)
-    except UnsafeDestinationError as exc:
-        error: ProviderError = IntegrationError(POSTER, f"refused by the URL guard: {exc}")
-        return _failed(job, error, started)
-    except DestinationRefusedError as exc:
-        error = IntegrationError(POSTER, f"refused by the URL guard when connecting: {exc.reason}")
-        return _failed(job, error, started)
+        status = await post(
+            job, job.secret, sending_runtime().client(), guard, settings.send_timeout
+        )
+    except RefusedDestinationError as exc:
+        return _failed(job, exc, started)
     except ProviderError as exc:
         circuit.record_failure(key)
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
@@ -310,7 +311,25 @@ async def _post_one(
     )  # fmt: skip
 
 
-async def _send(job: _Job, secret: SecretStr, settings: Settings) -> int:
+class RefusedDestinationError(IntegrationError):
+    """The endpoint's URL was refused by the URL guard (checked, or when connecting): the
+    event fails at once, not retried."""
+
+
+async def post(
+    job: Job,
+    secret: SecretStr,
+    client: httpx.AsyncClient,
+    guard: DestinationGuard,
+    timeout: float,
+) -> int:
+    """Post one event, signed, to its endpoint (its URL checked by ``guard`` first; the
+    client's connector checks the address it connects to again); the 2xx status, or a
+    :mod:`providers.errors` error (:class:`RefusedDestinationError` for a refused URL)."""
+    try:
+        await guard.check(job.url)
+    except UnsafeDestinationError as exc:
+        raise RefusedDestinationError(POSTER, f"refused by the URL guard: {exc}") from None
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -321,10 +340,16 @@ async def _send(job: _Job, secret: SecretStr, settings: Settings) -> int:
         EVENT_TYPE_HEADER: job.type,
         "Accept-Encoding": "identity",
     }
-    response, _ = await send_bounded_request(
-        POSTER, sending_runtime().client(), "POST", job.url, max_bytes=MAX_ANSWER_BYTES,
-        timeout=settings.send_timeout, headers=headers, content=job.body,
-    )  # fmt: skip
+    try:
+        response, _ = await send_bounded_request(
+            POSTER, client, "POST", job.url, max_bytes=MAX_ANSWER_BYTES, timeout=timeout,
+            headers=headers, content=job.body,
+        )  # fmt: skip
+    except DestinationRefusedError as exc:
+        reason = exc.reason.removeprefix("destination refused: ")
+        raise RefusedDestinationError(
+            POSTER, f"refused by the URL guard when connecting: {reason}"
+        ) from None
     if not 200 <= response.status_code < 300:
         # The status alone: an error page may echo the request.
         error = classify_status(
@@ -338,7 +363,7 @@ async def _send(job: _Job, secret: SecretStr, settings: Settings) -> int:
 
 
 def _retry(
-    job: _Job,
+    job: Job,
     settings: Settings,
     reason: str,
     attempt: dict[str, Any] | None,
@@ -359,11 +384,11 @@ def _retry(
     )
 
 
-def _failed(job: _Job, error: ProviderError, started: float) -> _Result:
+def _failed(job: Job, error: ProviderError, started: float) -> _Result:
     return _Result(WebhookEventStatus.FAILED, error.reason, attempt=_attempt(job, error, started))
 
 
-def _attempt(job: _Job, error: ProviderError, started: float) -> dict[str, Any]:
+def _attempt(job: Job, error: ProviderError, started: float) -> dict[str, Any]:
     outcome = (
         AttemptOutcome.RETRYABLE if isinstance(error, RetryableError)
         else AttemptOutcome.INTEGRATION_ERROR
@@ -374,7 +399,7 @@ def _attempt(job: _Job, error: ProviderError, started: float) -> dict[str, Any]:
 
 
 def _attempt_row(  # noqa: PLR0917 - the columns of one attempt
-    job: _Job,
+    job: Job,
     outcome: AttemptOutcome,
     http_status: int | None,
     started: float,
@@ -390,7 +415,7 @@ def _attempt_row(  # noqa: PLR0917 - the columns of one attempt
 
 
 def _write_back(
-    jobs: list[_Job],
+    jobs: list[Job],
     results: dict[uuid.UUID, _Result],
     token: uuid.UUID,
     settings: Settings,
