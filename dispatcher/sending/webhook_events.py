@@ -179,13 +179,10 @@ def _with_notifications(session: Session, changes: list[Change]) -> list[Change]
     missing = {c.delivery_id for c in changes if c.notification_id is None and c.delivery_id}
     if not missing:
         return [change for change in changes if change.notification_id is not None]
-    found = dict(
-        session.execute(
-            select(Delivery.id, Delivery.notification_id).where(
-                among(session, Delivery.id, missing)
-            )
-        ).tuples()
+    rows = session.execute(
+        select(Delivery.id, Delivery.notification_id).where(among(session, Delivery.id, missing))
     )
+    found = {item.id: item.notification_id for item in rows}
     return [
         replace(change, notification_id=found[change.delivery_id])
         if change.notification_id is None and change.delivery_id in found

@@ -8,12 +8,10 @@ event id at least once and, after de-duplication by id, exactly once.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -36,6 +34,7 @@ from providers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signatu
 from tests.conftest import DATA_DIR, free_port
 from tests.dispatcher.api.conftest import Keyed
 from tests.dispatcher.notify_support import act, subscriber, workflow
+from tests.dispatcher.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -53,67 +52,6 @@ def api_url(postgres_url: str, redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def keyed(organisation_id: uuid.UUID) -> Keyed:
     return Keyed(organisation_id, create_key(organisation_id, "tests").key)
-
-
-@dataclass
-class Received:
-    #: Lower-cased names.
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def event(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.body)
-        return value
-
-
-@dataclass
-class Receiver:
-    """The organisation's application: a local HTTP server that records what it is posted and
-    answers ``status`` (2xx: accepted). Stopped, its port refuses connections."""
-
-    port: int = field(default_factory=free_port)
-    status: int = 200
-    received: list[Received] = field(default_factory=list)
-    refused: int = 0
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/dispatcher"
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                if receiver.status < 300:
-                    receiver.received.append(
-                        Received({k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-                else:
-                    receiver.refused += 1
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def events(self) -> list[dict[str, Any]]:
-        return [item.event for item in list(self.received)]
 
 
 @pytest.fixture
