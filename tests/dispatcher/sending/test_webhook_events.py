@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from dispatcher import Ok, run_action
 from dispatcher.lifecycle.apply import apply_callbacks
 from dispatcher.lifecycle.webhooks import change, create
 from dispatcher.notifications.cancellation import cancel_transaction
@@ -25,6 +26,7 @@ from models import (
     ChannelType,
     Delivery,
     DeliveryStatus,
+    InboxMessage,
     Notification,
     ReportedStatus,
     WebhookEvent,
@@ -230,3 +232,36 @@ def test_cancellation_writes_notification_cancelled(organisation_id: uuid.UUID) 
     assert event_row.type is WebhookEventType.NOTIFICATION_CANCELLED
     assert event_row.payload["data"]["transactionId"] == notification.transaction_id
     assert event_row.payload["data"]["status"] == "cancelled"
+
+
+def test_inbox_marks_write_seen_then_read_once(organisation_id: uuid.UUID) -> None:
+    delivery_id = sent_delivery(
+        organisation_id, integration(organisation_id), "m-6", channel=ChannelType.IN_APP
+    )
+    notification = notification_of(delivery_id)
+    message_id = uuid.uuid4()
+    with database().transaction() as session:
+        session.add(InboxMessage(
+            id=message_id, organisation_id=organisation_id,
+            subscriber_id=notification.subscriber_id, delivery_id=delivery_id, body="hi",
+        ))  # fmt: skip
+    endpoint(organisation_id, "message.read", "message.seen")
+
+    def mark(kind: str) -> None:
+        result = run_action(
+            "mark_inbox",
+            {"subscriber_id": "ada", "message_ids": [str(message_id)], "as": kind},
+            organisation_id=organisation_id,
+        )
+        assert isinstance(result, Ok), result
+
+    mark("seen")
+    mark("seen")  # no change: no event
+    mark("read")
+    mark("unread")
+    mark("read")  # read again after unread: a new read
+    kinds = [row.type.value for row in events(organisation_id)]
+    assert kinds == ["message.seen", "message.read", "message.read"]
+    assert all(row.payload["data"]["deliveryId"] == str(delivery_id)
+               for row in events(organisation_id))  # fmt: skip
+    assert {row.payload["data"]["channel"] for row in events(organisation_id)} == {"in_app"}
