@@ -13,6 +13,7 @@ from dispatcher import Ok, run_action
 from dispatcher.lifecycle.apply import apply_callbacks
 from dispatcher.lifecycle.webhooks import change, create
 from dispatcher.notifications.cancellation import cancel_transaction
+from dispatcher.notifications.erasure import erase_subscriber
 from dispatcher.organisations import create_organisation
 from dispatcher.runtime.resources import database
 from dispatcher.sending.webhook_events import (
@@ -265,3 +266,15 @@ def test_inbox_marks_write_seen_then_read_once(organisation_id: uuid.UUID) -> No
     assert all(row.payload["data"]["deliveryId"] == str(delivery_id)
                for row in events(organisation_id))  # fmt: skip
     assert {row.payload["data"]["channel"] for row in events(organisation_id)} == {"in_app"}
+
+
+def test_erasing_the_subscriber_scrubs_their_stored_events(organisation_id: uuid.UUID) -> None:
+    delivery_id = sent_delivery(organisation_id, integration(organisation_id), "m-7")
+    endpoint(organisation_id, "message.sent")
+    with database().transaction() as session:
+        emit(session, changes(organisation_id, delivery_id))
+    notification = notification_of(delivery_id)
+    erase_subscriber(organisation_id, notification.subscriber_id)
+    (row,) = events(organisation_id)
+    assert row.payload["data"]["subscriberId"] == f"erased:{notification.subscriber_id}"
+    assert row.payload["data"]["deliveryId"] == str(delivery_id)
