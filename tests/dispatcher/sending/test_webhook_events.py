@@ -4,6 +4,7 @@ transaction as the change."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from dispatcher import Ok, run_action
 from dispatcher.lifecycle.apply import apply_callbacks
+from dispatcher.lifecycle.routing import fail_over_timed_out
 from dispatcher.lifecycle.webhooks import change, create
 from dispatcher.notifications.cancellation import cancel_transaction
 from dispatcher.notifications.erasure import erase_subscriber
@@ -27,6 +29,7 @@ from models import (
     ChannelType,
     Delivery,
     DeliveryStatus,
+    DeliveryWatch,
     InboxMessage,
     Notification,
     ReportedStatus,
@@ -34,6 +37,7 @@ from models import (
     WebhookEventStatus,
     WebhookEventType,
 )
+from models.types import utcnow
 from tests.dispatcher.lifecycle.support import callback, event, integration, sent_delivery
 
 URL = "http://127.0.0.1:9/hooks"
@@ -278,3 +282,21 @@ def test_erasing_the_subscriber_scrubs_their_stored_events(organisation_id: uuid
     (row,) = events(organisation_id)
     assert row.payload["data"]["subscriberId"] == f"erased:{notification.subscriber_id}"
     assert row.payload["data"]["deliveryId"] == str(delivery_id)
+
+
+def test_routing_with_nowhere_left_writes_message_failed(organisation_id: uuid.UUID) -> None:
+    first = integration(organisation_id)
+    delivery_id = sent_delivery(organisation_id, first, "m-8")
+    past = utcnow() - timedelta(seconds=1)
+    with database().transaction() as session:
+        session.add(DeliveryWatch(
+            organisation_id=organisation_id, delivery_id=delivery_id, integration_id=first,
+            provider="fake_http", provider_message_id="m-8",
+            sent_at=past - timedelta(seconds=30), wait_until=past,
+        ))  # fmt: skip
+    endpoint(organisation_id, "message.failed")
+    assert fail_over_timed_out() >= 1
+    (row,) = events(organisation_id)
+    assert row.type is WebhookEventType.MESSAGE_FAILED
+    assert row.payload["data"]["status"] == "failed"
+    assert "not reported delivered within 30 s" in row.payload["data"]["reason"]
