@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     max_attempts_per_integration: int = Field(default=3, ge=1, le=20)
     #: Attempts on one delivery over all integrations before it fails.
     max_attempts_per_delivery: int = Field(default=12, ge=1, le=100)
+    #: Posts of one outbound webhook event to its endpoint before it is given up (``failed``);
+    #: with the default backoff, 25 attempts span about two hours.
+    webhook_max_attempts: int = Field(default=25, ge=1, le=200)
     #: Exponential backoff: base * 2**(attempt-1), capped, with full jitter; seconds.
     retry_base_delay: float = Field(default=2.0, ge=0)
     retry_max_delay: float = Field(default=300.0, ge=0)

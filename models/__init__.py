@@ -40,11 +40,20 @@ from models.routing import DeliveryWatch, WatchState
 from models.schedules import Schedule
 from models.tenancy import Group, Membership, Organisation, User
 from models.throttles import ThrottleWindow
+from models.webhooks import (
+    TERMINAL_WEBHOOK_EVENT_STATUSES,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventAttempt,
+    WebhookEventStatus,
+    WebhookEventType,
+)
 from models.workflows import StepKind, Workflow, WorkflowStep
 
 __all__ = [
     "REPORTED_RANK",
     "TERMINAL_DELIVERY_STATUSES",
+    "TERMINAL_WEBHOOK_EVENT_STATUSES",
     "ActionRun",
     "Agent",
     "AgentKind",
@@ -95,6 +104,11 @@ __all__ = [
     "TopicSubscription",
     "User",
     "WatchState",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookEventAttempt",
+    "WebhookEventStatus",
+    "WebhookEventType",
     "Workflow",
     "WorkflowStep",
     "credential_keys",

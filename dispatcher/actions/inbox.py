@@ -17,7 +17,9 @@ from sqlalchemy import ColumnElement, and_, or_, select
 
 from dispatcher.actions.base import ActionArgs, ActionContext, Ref, catalogue
 from dispatcher.actions.recipients import SubscriberKey, resolve_subscriber
+from dispatcher.notifications.enqueue import publish_after_commit
 from dispatcher.results import Err, ErrorCode, Ok, Result
+from dispatcher.sending.webhook_events import Change, emit, inbox_marks
 from models import InboxMessage
 from models.types import utcnow
 
@@ -157,8 +159,16 @@ def mark_inbox(ctx: ActionContext, args: MarkInboxArgs) -> Result:
         return _not_found("message_ids", missing)
     now = utcnow()
     changed = 0
+    marks: list[Change] = []
     for message in messages:
+        was = (message.seen_at is not None, message.read_at is not None)
         if _apply(message, args.as_, now):
             message.updated_at = now
             changed += 1
+            marks += inbox_marks(
+                ctx.organisation_id, message.delivery_id, was=was,
+                now=(message.seen_at is not None, message.read_at is not None),
+            )  # fmt: skip
+    # In the action's transaction; to the broker after its commit.
+    publish_after_commit(ctx.session, emit(ctx.session, marks, now))
     return Ok(changed)

@@ -23,6 +23,7 @@ from dispatcher.cli.keys import rotate
 from dispatcher.cli.output import json_option, print_json, print_table
 from dispatcher.cli.preview import preview_command
 from dispatcher.cli.suppressions import suppressions
+from dispatcher.cli.webhook_endpoints import webhook_endpoints
 from dispatcher.config import get_settings
 from dispatcher.dev.demo import run_demo
 from dispatcher.errors import ActionTimeoutError, ConfigurationError, DispatcherError
@@ -281,6 +282,7 @@ main.add_command(integrations)
 main.add_command(api)
 main.add_command(api_keys)
 main.add_command(suppressions)
+main.add_command(webhook_endpoints)
 main.add_command(inbox_secret)
 main.add_command(inbox_origins)
 main.add_command(preview_command)

@@ -17,9 +17,13 @@ them on the broker):
 4. hard bounces, complaints and events the provider marks ``suppress`` write a suppression of
    the address (the event's recipient, else the subscriber's address for the channel);
 5. sends waiting for a ``delivered`` report are confirmed or failed over
-   (:mod:`~dispatcher.lifecycle.routing`). An event for the message of an earlier send of a
-   delivery (one failed over since) is found through its watch, recorded and suppresses as
-   any, but moves neither the delivery's reported status nor its routing.
+   (:mod:`~dispatcher.lifecycle.routing`);
+6. each event applied for the first time writes its outbound webhook event
+   (:mod:`~dispatcher.sending.webhook_events`) for the endpoints subscribed to it.
+
+An event for the message of an earlier send of a delivery (one failed over since) is found
+through its watch, recorded, suppresses and is posted to the organisation's endpoints as any,
+but moves neither the delivery's reported status nor its routing.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from sqlalchemy.orm import Session
 from dispatcher.config import get_settings
 from dispatcher.lifecycle.routing import Reported, earlier_sends, route_reported
 from dispatcher.runtime.resources import database
+from dispatcher.sending.webhook_events import REPORTED_EVENTS, Change, emit
 from models import (
     REPORTED_RANK,
     ChannelType,
@@ -84,6 +89,8 @@ class ApplyReport:
     by_provider_kind: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: (delay, callback messages) of events for unknown messages to be tried again.
     later: list[tuple[float, list[dict[str, Any]]]] = field(default_factory=list)
+    #: Outbound webhook events written with the events, to hand to the broker.
+    webhook_events: list[uuid.UUID] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -132,6 +139,7 @@ class _Target:
     changed: bool = False
     #: Found by the message id of an earlier send: its events do not move the delivery.
     earlier: bool = False
+    notification_id: uuid.UUID | None = None
 
 
 def apply_events(session: Session, incoming: list[Incoming], report: ApplyReport) -> None:
@@ -178,6 +186,24 @@ def apply_events(session: Session, incoming: list[Incoming], report: ApplyReport
         [Reported(item.integration_id, item.event) for item, target in fresh if not target.earlier],
         get_settings(),
     )
+    report.webhook_events += emit(session, _changes(fresh))
+
+
+def _changes(fresh: list[tuple[Incoming, _Target]]) -> list[Change]:
+    """One outbound webhook event per event applied for the first time (a replayed callback
+    makes none); ``complained`` has no event type."""
+    changes: list[Change] = []
+    for item, target in fresh:
+        kind = REPORTED_EVENTS.get(ReportedStatus(item.event.kind.value))
+        if kind is None or target.notification_id is None:
+            continue
+        changes.append(
+            Change(
+                target.organisation_id, kind, target.notification_id, target.delivery_id,
+                target.channel, item.event.kind.value, item.event.reason,
+            )
+        )  # fmt: skip
+    return changes
 
 
 def _defer_unknown(unknown: list[Incoming], report: ApplyReport) -> None:
@@ -218,7 +244,7 @@ def _targets(session: Session, incoming: list[Incoming]) -> dict[tuple[uuid.UUID
         select(
             Delivery.id, Delivery.organisation_id, Delivery.integration_id,
             Delivery.provider_message_id, Delivery.channel_type, Delivery.reported_status,
-            Delivery.reported_at, Subscriber.email, Subscriber.phone,
+            Delivery.reported_at, Subscriber.email, Subscriber.phone, Delivery.notification_id,
         )
         .join(Notification, Notification.id == Delivery.notification_id)
         .join(Subscriber, Subscriber.id == Notification.subscriber_id)
@@ -231,13 +257,13 @@ def _targets(session: Session, incoming: list[Incoming]) -> dict[tuple[uuid.UUID
         key = (row.integration_id, row.provider_message_id)
         targets[key] = _Target(
             row.id, row.organisation_id, row.channel_type, row.reported_status, row.reported_at,
-            row.email, row.phone,
+            row.email, row.phone, notification_id=row.notification_id,
         )  # fmt: skip
     for row in earlier_sends(session, [pair for pair in pairs if pair not in targets]):
         key = (row.integration_id, row.provider_message_id)
         targets[key] = _Target(
             row.id, row.organisation_id, row.channel_type, row.reported_status, row.reported_at,
-            row.email, row.phone, earlier=True,
+            row.email, row.phone, earlier=True, notification_id=row.notification_id,
         )  # fmt: skip
     return targets
 

@@ -44,9 +44,10 @@ from sqlalchemy import event, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings, get_settings
-from dispatcher.notifications.enqueue import send_batches
+from dispatcher.notifications.enqueue import publish_after_commit, send_batches
 from dispatcher.runtime.resources import database
 from dispatcher.sending.store import update_notification_statuses
+from dispatcher.sending.webhook_events import Change, emit
 from models import (
     AttemptOutcome,
     ChannelType,
@@ -59,6 +60,7 @@ from models import (
     Notification,
     Subscriber,
     WatchState,
+    WebhookEventType,
 )
 from models.types import utcnow
 from providers.callbacks import BounceKind, DeliveryEvent, DeliveryEventKind
@@ -122,7 +124,7 @@ def earlier_sends(session: Session, pairs: Sequence[tuple[uuid.UUID, str]]) -> l
                 Delivery.id, Delivery.organisation_id, DeliveryWatch.integration_id,
                 DeliveryWatch.provider_message_id, Delivery.channel_type,
                 Delivery.reported_status, Delivery.reported_at, Subscriber.email,
-                Subscriber.phone,
+                Subscriber.phone, Delivery.notification_id,
             )
             .join(Delivery, Delivery.id == DeliveryWatch.delivery_id)
             .join(Notification, Notification.id == Delivery.notification_id)
@@ -237,6 +239,11 @@ def _decide(
             f"{watch.provider}: {verdict.reason}; no other {channel} integration to send it through"
         )[:1000]
         logger.info("routing: delivery %s failed: %s", delivery.id, verdict.reason)
+        failed = Change(
+            delivery.organisation_id, WebhookEventType.MESSAGE_FAILED, delivery.notification_id,
+            delivery.id, delivery.channel_type, DeliveryStatus.FAILED.value, delivery.last_error,
+        )  # fmt: skip
+        publish_after_commit(session, emit(session, [failed], now))
     else:
         delivery.status = DeliveryStatus.QUEUED
         # The reported status is of the current send: the next one starts without any.

@@ -7,6 +7,10 @@ cancelled too: the worker reads its rows once more right before it sends
 still holds, so a cancelled delivery is neither sent after that read nor overwritten. A send
 already on the wire when the cancel lands cannot be called back; such a delivery stays recorded
 as cancelled. What was sent stays sent.
+
+Each notification that had a delivery cancelled writes one ``notification.cancelled`` outbound
+webhook event in the same transaction (:mod:`dispatcher.sending.webhook_events`), handed to the
+broker after the commit.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import uuid
 
 from sqlalchemy import select, update
 
+from dispatcher.config import get_settings
+from dispatcher.notifications.enqueue import publish_webhook_events
 from dispatcher.runtime.resources import database
 from dispatcher.sending.store import update_notification_statuses
-from models import Delivery, DeliveryStatus, Notification
+from dispatcher.sending.webhook_events import Change, emit
+from models import Delivery, DeliveryStatus, Notification, WebhookEventType
 from models.types import utcnow
 
 CANCELLABLE = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING, DeliveryStatus.SENDING)
@@ -47,5 +54,12 @@ def cancel_transaction(organisation_id: uuid.UUID, transaction_id: str) -> int:
             .returning(Delivery.notification_id)
             .execution_options(synchronize_session=False)
         ).all()
-        update_notification_statuses(session, {row[0] for row in cancelled}, now)
+        notification_ids = {row[0] for row in cancelled}
+        update_notification_statuses(session, notification_ids, now)
+        events = emit(session, [
+            Change(organisation_id, WebhookEventType.NOTIFICATION_CANCELLED, notification_id,
+                   status=DeliveryStatus.CANCELLED.value, reason="cancelled by the producer")
+            for notification_id in sorted(notification_ids)
+        ], now)  # fmt: skip
+    publish_webhook_events(events, get_settings())
     return len(cancelled)

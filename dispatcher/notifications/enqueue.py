@@ -19,15 +19,21 @@ from typing import Any
 
 from amqp.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import event as _sa_event
+from sqlalchemy.orm import Session
 
 from dispatcher.celery_app import APPLY_EVENTS_TASK, app
 from dispatcher.config import Settings, get_settings
 from dispatcher.notifications.outbox import DueBatch, SweepReport, chunks, release, reserve_due
+from dispatcher.sending.webhook_posting import reserve_due as reserve_due_events
 
 logger = logging.getLogger(__name__)
+listen = _sa_event.listen
 
 DELIVER_TASK = "dispatcher.deliver"
 PUMP_TASK = "dispatcher.pump_outbox"
+#: Posts a batch of outbound webhook events (``dispatcher.sending.webhook_posting``).
+WEBHOOK_EVENTS_TASK = "dispatcher.deliver_webhook_events"
 
 
 def queue_for(critical: bool, settings: Settings) -> str:
@@ -121,6 +127,41 @@ def publish_delivery_events(
         countdown=countdown,
         ignore_result=True,
     )
+
+
+def publish_webhook_events(ids: Sequence[uuid.UUID], settings: Settings) -> None:
+    """Right after their commit: outbound webhook events to post, on the delivery queue, in
+    messages of up to ``delivery_batch_size``. Broker down: the sweeper sends them once their
+    reservation (``enqueue_lease``) ran out."""
+    if not ids:
+        return
+    try:
+        with app.producer_or_acquire() as producer:
+            for chunk in chunks(ids, settings.delivery_batch_size):
+                app.send_task(
+                    WEBHOOK_EVENTS_TASK,
+                    kwargs={"event_ids": [str(item) for item in chunk]},
+                    queue=settings.delivery_queue,
+                    producer=producer,
+                    ignore_result=True,
+                )
+    except BrokerError:
+        logger.warning("broker unavailable: %d webhook events left to the sweeper", len(ids))
+
+
+def publish_after_commit(session: Session, ids: Sequence[uuid.UUID]) -> None:
+    """Hand ``ids`` (outbound webhook events written in ``session``) to the broker once the
+    session commits; a rollback takes them back with the change they report."""
+    if ids:
+        settings = get_settings()
+        listen(session, "after_commit", lambda _: publish_webhook_events(ids, settings), once=True)
+
+
+def sweep_webhook_events(settings: Settings) -> int:
+    """Beat: hand the due outbound webhook events to the broker; answers how many."""
+    batches = reserve_due_events(settings)
+    publish_webhook_events([item for batch in batches for item in batch], settings)
+    return sum(len(batch) for batch in batches)
 
 
 def queue_depth(queue: str) -> int:

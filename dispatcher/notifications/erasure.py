@@ -6,7 +6,8 @@ one does not send it after its recheck); the rendered content of their deliverie
 and actor of their notifications, their inbox, preferences and topic memberships are deleted;
 and the subscriber row is kept as an anonymous tombstone (no name, address, channel, data or
 user; the external id replaced by ``erased:<row id>``) so the notifications, deliveries and the
-attempt log (which never holds an address) still count in the organisation's history. The
+attempt log (which never holds an address) still count in the organisation's history; the
+stored outbound webhook events of their notifications name the tombstone instead. The
 application's id is free again: a later trigger or create with it makes a new subscriber.
 
 Tombstones are marked in ``meta`` (:data:`ERASED`) and left out of every listing and broadcast
@@ -19,6 +20,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from dispatcher.notifications.cancellation import CANCELLABLE
 from dispatcher.runtime.resources import database
@@ -32,6 +34,7 @@ from models import (
     Subscriber,
     ThrottleWindow,
     TopicSubscription,
+    WebhookEvent,
 )
 from models.types import utcnow
 
@@ -103,6 +106,7 @@ def erase_subscriber(organisation_id: uuid.UUID, subscriber_id: uuid.UUID) -> in
                     model.subscriber_id == subscriber_id,
                 )
             )
+        _scrub_webhook_events(session, organisation_id, subscriber_id)
         session.execute(
             update(Subscriber)
             .where(Subscriber.organisation_id == organisation_id, Subscriber.id == subscriber_id)
@@ -116,3 +120,37 @@ def erase_subscriber(organisation_id: uuid.UUID, subscriber_id: uuid.UUID) -> in
         )
         update_notification_statuses(session, {row[0] for row in cancelled}, now)
     return len(cancelled)
+
+
+def _scrub_webhook_events(
+    session: Session, organisation_id: uuid.UUID, subscriber_id: uuid.UUID
+) -> None:
+    """The stored outbound webhook events of the subscriber's notifications name the
+    tombstone instead of the application's subscriber id (those not posted yet are posted so)."""
+    notification_ids = [
+        str(item)
+        for item in session.scalars(
+            select(Notification.id).where(
+                Notification.organisation_id == organisation_id,
+                Notification.subscriber_id == subscriber_id,
+            )
+        )
+    ]
+    if not notification_ids:
+        return
+    rows = session.execute(
+        select(WebhookEvent.id, WebhookEvent.payload)
+        .where(
+            WebhookEvent.organisation_id == organisation_id,
+            WebhookEvent.payload["data"]["notificationId"].as_string().in_(notification_ids),
+        )
+        .with_for_update()
+    ).all()
+    tombstone = f"{ERASED_PREFIX}{subscriber_id}"
+    for row in rows:
+        data = {**(row.payload.get("data") or {}), "subscriberId": tombstone}
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == row.id)
+            .values(payload={**row.payload, "data": data})
+        )

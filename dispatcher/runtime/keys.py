@@ -11,7 +11,7 @@ from sqlalchemy import Text, func, inspect, select, type_coerce, update
 from dispatcher.config import Settings
 from dispatcher.errors import ConfigurationError
 from dispatcher.runtime.db import Database, build_engine
-from models import Integration, KeyRingError, credential_keys, generate_key
+from models import Integration, KeyRingError, WebhookEndpoint, credential_keys, generate_key
 from models.types import utcnow
 
 #: Called after each committed batch with (rows examined so far, rows counted at the start).
@@ -85,7 +85,8 @@ def configure_key_ring(settings: Settings) -> None:
 def rotate_credentials(
     database: Database, batch_size: int = 500, progress: RotationProgress | None = None
 ) -> int:
-    """Re-encrypt every stored integration credential with the first key of the ring.
+    """Re-encrypt every stored integration credential (and every outbound webhook endpoint's
+    signing secret) with the first key of the ring.
 
     Rows are walked in id order, one short transaction per batch, so workers keep reading and
     writing meanwhile and an interrupted run keeps what it committed; running it again finishes
@@ -135,4 +136,35 @@ def rotate_credentials(
         last_id = rows[-1].id
         if progress is not None:
             progress(examined, total)
-    return rotated
+    return rotated + _rotate_endpoint_secrets(database, batch_size)
+
+
+def _rotate_endpoint_secrets(database: Database, batch_size: int) -> int:
+    """The outbound webhook endpoints' signing secrets, re-encrypted as the credentials are
+    (by id, one transaction per batch, written back only if unchanged meanwhile)."""
+    token = type_coerce(WebhookEndpoint.secret, Text)
+    rotated = 0
+    last_id = None
+    while True:
+        query = select(WebhookEndpoint.id, token).order_by(WebhookEndpoint.id)
+        if last_id is not None:
+            query = query.where(WebhookEndpoint.id > last_id)
+        with database.engine.begin() as connection:
+            rows = connection.execute(query.limit(batch_size)).all()
+            if not rows:
+                return rotated
+            for endpoint_id, old_token in rows:
+                try:
+                    new_token = credential_keys.rotate(old_token)
+                except KeyRingError as exc:
+                    raise KeyRingError(f"webhook endpoint {endpoint_id}: {exc}") from None
+                written = connection.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id == endpoint_id, token == old_token)
+                    .values(
+                        secret=type_coerce(new_token, Text),
+                        updated_at=WebhookEndpoint.updated_at,
+                    )
+                )
+                rotated += written.rowcount
+        last_id = rows[-1].id

@@ -10,4 +10,9 @@ writes outcomes back through ``store`` as they come. ``limits``, ``rate_limit``,
 the failure-opened circuits and the providers' ``Retry-After`` holds), and ``probe`` is the beat
 job that closes circuits; the URL guard is the runtime's
 (:mod:`dispatcher.runtime.url_guard`), since its connector enforces it.
+
+``webhook_events`` writes the organisation's outbound webhook events in the transaction of the
+status change they report (the write-back's, a callback's, an inbox mark's, a cancel's), and
+``webhook_posting`` runs them as an outbox of their own: reserved, claimed, posted signed through
+the same runtime, backoff, circuit store and URL guard, retried, logged.
 """

@@ -23,6 +23,7 @@ from dispatcher.sending.execute import Attempt, Outcome
 from dispatcher.sending.fetch import AFTER_FETCH, merge_answer
 from dispatcher.sending.plan import Job, fetch_failed
 from dispatcher.sending.routing import watch_rows
+from dispatcher.sending.webhook_events import Change, emit, sending_change
 from models import (
     TERMINAL_DELIVERY_STATUSES,
     ChannelType,
@@ -59,6 +60,8 @@ class BatchReport:
     retrying: list[tuple[uuid.UUID, float, bool]] = field(default_factory=list)
     #: Deliveries made due by the fetch step they waited for: (id, seconds until due, critical).
     released: list[tuple[uuid.UUID, float, bool]] = field(default_factory=list)
+    #: Outbound webhook events written with the outcomes, to hand to the broker.
+    webhook_events: list[uuid.UUID] = field(default_factory=list)
     #: What was planned and how it ended, for the metrics (not part of the task's result).
     jobs: list[Job] = field(default_factory=list, repr=False)
     outcomes: dict[uuid.UUID, Outcome] = field(default_factory=dict, repr=False)
@@ -258,7 +261,22 @@ def _write_back(
     if fetches:
         _after_fetches(session, fetches, now, report, settings)
     forget_expired_tokens(session, finished)
+    # In this transaction: the events exist exactly when the outcomes they report do.
+    report.webhook_events.extend(emit(session, _changes(finished), now))
     update_notification_statuses(session, {job.notification_id for job, _ in finished}, now)
+
+
+def _changes(finished: list[tuple[Job, Outcome]]) -> list[Change]:
+    """The outbound webhook events the outcomes report (a fetch step is no message)."""
+    changes = (
+        sending_change(
+            job.organisation_id, job.notification_id, job.delivery_id, job.channel,
+            outcome.status, outcome.reason,
+        )
+        for job, outcome in finished
+        if job.fetch_position is None
+    )  # fmt: skip
+    return [change for change in changes if change is not None]
 
 
 def _after_fetches(

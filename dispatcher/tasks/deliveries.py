@@ -13,13 +13,17 @@ from dispatcher.lifecycle.routing import fail_over_timed_out
 from dispatcher.notifications.enqueue import (
     DELIVER_TASK,
     PUMP_TASK,
+    WEBHOOK_EVENTS_TASK,
     kick_pump,
     publish_retries,
+    publish_webhook_events,
     queue_depth,
     sweep,
+    sweep_webhook_events,
 )
 from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from dispatcher.sending.batch import process_batch
+from dispatcher.sending.webhook_posting import process_events
 from dispatcher.tasks.retrying import DATABASE_RETRY, DatabaseUnavailableError, retries_spent
 
 logger = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ def finish_batch(delivery_ids: list[str]) -> dict[str, Any]:
     batch_finished.send(sender=deliver, report=report)
     # Deliveries a fetch step made due go to the broker the way short retries do.
     publish_retries([*report.retrying, *report.released], get_settings())
+    publish_webhook_events(report.webhook_events, get_settings())
     return report.as_dict()
 
 
@@ -98,4 +103,33 @@ def sweep_outbox() -> dict[str, Any]:
         )
     # Sends whose window for a ``delivered`` report passed (status-driven routing).
     failed_over = fail_over_timed_out(settings)
-    return {"enqueued": report.enqueued, "batches": report.batches, "failed_over": failed_over}
+    webhook_events = sweep_webhook_events(settings)
+    return {
+        "enqueued": report.enqueued, "batches": report.batches, "failed_over": failed_over,
+        "webhook_events": webhook_events,
+    }  # fmt: skip
+
+
+@app.task(
+    name=WEBHOOK_EVENTS_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    **DATABASE_RETRY,
+)
+def deliver_webhook_events(self: Task[Any, Any], event_ids: Any = None) -> dict[str, Any]:
+    """Post a batch of outbound webhook events (ids only: bodies and secrets are read here)."""
+    if not isinstance(event_ids, list):
+        logger.error("deliver_webhook_events: rejected a message without a list of event ids")
+        return {"error": "event_ids must be a list"}
+    try:
+        return process_events([str(item) for item in event_ids]).as_dict()
+    except DATABASE_UNAVAILABLE as exc:
+        if retries_spent(self):
+            logger.error("deliver_webhook_events: database unavailable after retries")
+            return {"error": "database unavailable"}
+        raise DatabaseUnavailableError(type(exc).__name__) from None
+    except Exception:
+        logger.exception("deliver_webhook_events: batch failed; the sweeper will take it again")
+        return {"error": "unexpected failure"}

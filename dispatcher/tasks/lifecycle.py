@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from dispatcher.celery_app import APPLY_EVENTS_TASK, app
 from dispatcher.config import get_settings
 from dispatcher.lifecycle.apply import apply_callbacks
-from dispatcher.notifications.enqueue import publish_delivery_events
+from dispatcher.notifications.enqueue import publish_delivery_events, publish_webhook_events
 from dispatcher.observability.metrics import record_callback_events
 from dispatcher.runtime.db import DATABASE_UNAVAILABLE
 from dispatcher.tasks.retrying import DATABASE_RETRY, DatabaseUnavailableError, retries_spent
@@ -50,6 +50,7 @@ def apply_delivery_events(self: Task[Any, Any], callbacks: Any = None) -> dict[s
         raise DatabaseUnavailableError(type(exc).__name__) from None
     record_callback_events(report.by_provider_kind)
     settings = get_settings()
+    publish_webhook_events(report.webhook_events, settings)
     for delay, later in report.later:
         try:
             publish_delivery_events(later, settings, countdown=delay)

@@ -22,9 +22,12 @@ from dispatcher.runtime.startup import check_stored_credentials
 from dispatcher.sending.probe import probe
 from models import (
     TERMINAL_DELIVERY_STATUSES,
+    TERMINAL_WEBHOOK_EVENT_STATUSES,
     Delivery,
     DeliveryAttempt,
     Notification,
+    WebhookEvent,
+    WebhookEventAttempt,
 )
 from models.types import utcnow
 
@@ -56,6 +59,8 @@ class PurgeReport:
     notifications: int = 0
     #: Throttle counters whose window had ended.
     throttle_windows: int = 0
+    #: Outbound webhook events posted or given up (with their attempts).
+    webhook_events: int = 0
     #: False when the time budget ran out with rows left for the next run.
     complete: bool = True
 
@@ -68,10 +73,11 @@ def purge(
 ) -> PurgeReport:
     """Delete delivery records older than ``retention_days``, one bounded batch per transaction.
 
-    Removed: attempts of finished deliveries, and notifications that finished (every delivery
-    sent, failed or skipped) with their deliveries and attempts, and throttle counters whose
-    window has ended (whatever the retention age). Kept: anything of a delivery still to be
-    sent, and a digest's collected events while the digest is unsent.
+    Removed: attempts of finished deliveries, notifications that finished (every delivery
+    sent, failed or skipped) with their deliveries and attempts, outbound webhook events
+    posted or given up with their attempts, and throttle counters whose window has ended
+    (whatever the retention age). Kept: anything of a delivery or an event still to be sent,
+    and a digest's collected events while the digest is unsent.
     """
     settings = settings or get_settings()
     now = now or utcnow()
@@ -91,6 +97,14 @@ def purge(
     while True:
         removed = _purge_attempts(cutoff, size)
         report.attempts += removed
+        if removed < size:
+            break
+        if time.monotonic() > deadline:
+            report.complete = False
+            return report
+    while True:
+        removed = _purge_webhook_events(cutoff, size)
+        report.webhook_events += removed
         if removed < size:
             break
         if time.monotonic() > deadline:
@@ -119,6 +133,25 @@ def _purge_attempts(cutoff: datetime, size: int) -> int:
         ).all()
         if ids:
             session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.id.in_(ids)))
+        return len(ids)
+
+
+def _purge_webhook_events(cutoff: datetime, size: int) -> int:
+    with database().transaction() as session:
+        ids = session.scalars(
+            select(WebhookEvent.id)
+            .where(
+                WebhookEvent.updated_at < cutoff,
+                WebhookEvent.status.in_(list(TERMINAL_WEBHOOK_EVENT_STATUSES)),
+            )
+            .limit(size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if ids:
+            session.execute(
+                delete(WebhookEventAttempt).where(WebhookEventAttempt.webhook_event_id.in_(ids))
+            )
+            session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
         return len(ids)
 
 

@@ -29,6 +29,7 @@ from models import (
     Notification,
     Organisation,
     Suppression,
+    WebhookEndpoint,
 )
 from models.types import utcnow
 from tests.dispatcher.notify_support import act
@@ -179,6 +180,12 @@ def build_world(
             id=ids["suppressions"], organisation_id=organisation_id,
             channel_type=ChannelType.SMS, address="+15550100", reason="complained", meta={},
             created_at=utcnow()))  # fmt: skip
+        ids["webhook_endpoints"] = uuid.uuid4()
+        session.execute(insert(WebhookEndpoint).values(
+            id=ids["webhook_endpoints"], organisation_id=organisation_id,
+            url="http://127.0.0.1:9/hooks", event_types=["message.read"],
+            secret={"signing_secret": f"SECRET-{organisation_id.hex}"}, enabled=True, meta={},
+            created_at=utcnow(), updated_at=utcnow()))  # fmt: skip
     world.transaction_id = f"tx-{organisation_id.hex}"
     trigger(organisation_id, names.workflow, list(names.subscribers), {"code": "1"},
             transaction_id=world.transaction_id)  # fmt: skip

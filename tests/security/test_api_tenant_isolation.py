@@ -106,6 +106,7 @@ FOREIGN: dict[str, Callable[[Tenant], list[str]]] = {
     "workflow": lambda b: [b.world.names.workflow_b_only, b.world.s("workflows")],
     "integration": lambda b: [b.world.s("integrations")],
     "suppression": lambda b: [b.world.s("suppressions")],
+    "webhook_endpoint": lambda b: [b.world.s("webhook_endpoints")],
     "subscriber_row": lambda b: [b.world.s("subscribers"), b.world.s("subscribers2")],
     "inbox_message": lambda b: [b.world.s("inbox_messages")],
     "notification": lambda b: b.notification_ids,
@@ -217,6 +218,15 @@ ATTACKS: list[Attack] = [
     Attack("DELETE", "/v1/events/trigger/{transactionId}", {"transactionId": Slot("transaction")}),
     Attack("GET", "/v1/actions/{taskId}", {"taskId": Slot("task")}),
     Attack("DELETE", "/v1/suppressions/{suppressionId}", {"suppressionId": Slot("suppression")}),
+    Attack("GET", "/v1/webhooks/endpoints/{endpointId}", {"endpointId": Slot("webhook_endpoint")}),
+    Attack("GET", "/v1/webhooks/endpoints/{endpointId}/deliveries",
+           {"endpointId": Slot("webhook_endpoint")}),
+    Attack("PATCH", "/v1/webhooks/endpoints/{endpointId}",
+           {"endpointId": Slot("webhook_endpoint")},
+           {"url": "http://127.0.0.1:9/stolen", "eventTypes": ["message.sent"], "enabled": False,
+            "secret": "pwned-pwned-pwned-pwned"}),
+    Attack("DELETE", "/v1/webhooks/endpoints/{endpointId}",
+           {"endpointId": Slot("webhook_endpoint")}),
     # No API key counts here (the provider's signature does): B's integration and a missing one
     # are the same 401 to an unsigned callback, and nothing changes.
     Attack("POST", "/v1/webhooks/providers/{integrationId}",
@@ -263,6 +273,8 @@ NOT_ATTACKED: dict[tuple[str, str], str] = {
     ("GET", "/docs/oauth2-redirect"): "the document",
     ("GET", "/redoc"): "the document",
     ("GET", "/v1/actions"): "the catalogue, the same for everyone",
+    ("POST", "/v1/webhooks/endpoints"): "names no row: creates the caller's own endpoint "
+    "(tests/dispatcher/api/test_webhook_endpoints.py)",
     # The browser inbox takes a subscriber's session token, never an API key (an API key is
     # 401 there); one subscriber against another's ids: tests/dispatcher/api/inbox.
     **{
@@ -284,6 +296,7 @@ LISTS = {
     ("GET", "/v1/messages"),
     ("GET", "/v1/workflows"),
     ("GET", "/v1/suppressions"),
+    ("GET", "/v1/webhooks/endpoints"),
 }
 
 

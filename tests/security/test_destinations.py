@@ -6,7 +6,8 @@ as a case, sent through the guarded runtime with that field pointing at a loopba
 is not allow-listed (no connection may reach it, the send fails as refused), and again with the
 listener allow-listed (it must be reached: the field really is a destination); or as an exemption
 with its reason. A new provider's destination-like field fails the first test until it is one or
-the other. A workflow's fetch step names a URL too: its case is the last test.
+the other. A workflow's fetch step names a URL too, and so does an outbound webhook endpoint:
+their cases are the last tests.
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ from __future__ import annotations
 import importlib
 import re
 import typing
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from pydantic import SecretStr
 
+from dispatcher.lifecycle.webhooks import EndpointError, checked_url
 from dispatcher.runtime.url_guard import DestinationGuard
 from dispatcher.sending.fetch import FetchRequest, perform
+from dispatcher.sending.webhook_posting import Job, RefusedDestinationError, post
 from providers.base import Message
 from providers.errors import IntegrationError
 from providers.http import DestinationRefusedError
@@ -289,4 +294,44 @@ def test_a_fetch_step_url_cannot_reach_a_private_address() -> None:
 
         # The control: allowed, the fetch does connect to the listener.
         fetch(listener, guard_allows=True, connector_allows=True)
+        assert listener.connections >= 1
+
+
+def post_event(
+    listener: Listener, *, guard_allows: bool, connector_allows: bool
+) -> Exception | None:
+    """An outbound webhook event posted to an endpoint at the listener, checked by a URL guard
+    and made through the guarded runtime's client, each allowing the listener or not."""
+    job = Job(
+        id=uuid.uuid4(), organisation_id=uuid.uuid4(), endpoint_id=uuid.uuid4(),
+        url=f"{listener.url}/hooks", enabled=True, secret=SecretStr("s" * 32), body=b"{}",
+        event_id=str(uuid.uuid4()), type="message.sent", attempts=0,
+    )  # fmt: skip
+    guard = DestinationGuard((listener.host,) if guard_allows else ())
+    with guarded_runtime((listener.host,) if connector_allows else ()) as runtime:
+        try:
+            runtime.run(post(job, SecretStr("s" * 32), runtime.client(), guard, 5.0))
+        except Exception as exc:
+            return exc
+    return None
+
+
+def test_a_webhook_endpoint_url_cannot_reach_a_private_address() -> None:
+    with listening() as listener:
+        # Refused when the endpoint is created or changed (the guard resolves the host).
+        with pytest.raises(EndpointError) as created:
+            checked_url(f"{listener.url}/hooks")
+        assert created.value.field == "url"
+        assert listener.host in created.value.message
+        # Refused again when posting, whatever the URL stored.
+        refused = post_event(listener, guard_allows=False, connector_allows=False)
+        assert isinstance(refused, RefusedDestinationError), repr(refused)
+        assert refused.reason.startswith(f"refused by the URL guard: host '{listener.host}'")
+        rebound = post_event(listener, guard_allows=True, connector_allows=False)
+        assert isinstance(rebound, RefusedDestinationError), repr(rebound)
+        assert rebound.reason.startswith("refused by the URL guard when connecting: ")
+        assert listener.connections == 0
+
+        # The control: allowed, the post does connect to the listener.
+        post_event(listener, guard_allows=True, connector_allows=True)
         assert listener.connections >= 1

@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session, load_only
 
 from dispatcher.api.errors import NotFoundError, UnprocessableError
 from dispatcher.api.inbox.sessions import InboxCaller
+from dispatcher.notifications.enqueue import publish_after_commit
+from dispatcher.sending.webhook_events import emit, inbox_marks
 from models import Delivery, InboxMessage, Notification, Subscriber, Workflow
 from models.types import utcnow
 
@@ -349,7 +351,13 @@ def _apply(message: InboxMessage, mark: Mark, now: datetime) -> None:
 def mark_one(session: Session, caller: InboxCaller, message_id: str, mark: Mark) -> dict[str, Any]:
     message = _one(session, caller, message_id, lock=True)
     now = utcnow()
+    was = (message.seen_at is not None, message.read_at is not None)
     _apply(message, mark, now)
+    marks = inbox_marks(
+        caller.organisation_id, message.delivery_id, was=was,
+        now=(message.seen_at is not None, message.read_at is not None),
+    )  # fmt: skip
+    publish_after_commit(session, emit(session, marks, now))
     return _shown(session, caller, message, now)
 
 
@@ -443,7 +451,22 @@ def mark_many(
         )
     else:
         raise ValueError(f"mark: {mark!r} is not a bulk mark")
+    # The rows as they were, locked: which become seen or read (outbound webhook events).
+    before = session.execute(
+        select(InboxMessage.delivery_id, InboxMessage.seen_at, InboxMessage.read_at)
+        .where(*where)
+        .with_for_update()
+    ).all()
     result = session.execute(update(InboxMessage).where(*where).values(**values))
+    marks = [
+        change
+        for row in before
+        for change in inbox_marks(
+            caller.organisation_id, row.delivery_id,
+            was=(row.seen_at is not None, row.read_at is not None), now=(True, mark != "seen"),
+        )
+    ]  # fmt: skip
+    publish_after_commit(session, emit(session, marks, now))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -20,6 +20,7 @@ from dispatcher.api.routers import (
     subscribers,
     suppressions,
     topics,
+    webhooks,
     workflows,
 )
 
@@ -38,6 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     messages.router,
     actions.router,
     suppressions.router,
+    webhooks.router,
     inbox.router,
     preview.router,
 )

@@ -24,9 +24,10 @@ from cryptography.fernet import Fernet
 from dispatcher import ConfigurationError, Ok, create_organisation, run_action
 from dispatcher.cli.keys import rotate
 from dispatcher.config import Settings, reset_settings
+from dispatcher.lifecycle.webhooks import create as create_endpoint
 from dispatcher.runtime.keys import configure_key_ring, rotate_credentials
 from dispatcher.runtime.resources import database, reset
-from models import Integration, KeyRing, KeyRingError, credential_keys
+from models import Integration, KeyRing, KeyRingError, WebhookEndpoint, credential_keys
 from models.migrate import upgrade
 from tests.conftest import POSTGRES_ADMIN_URL, POSTGRES_TEST_DATABASE, TEST_KEY
 
@@ -70,6 +71,7 @@ def suite_key_restored() -> Iterator[None]:
 def organisation(rotation_database: str) -> uuid.UUID:
     with database().engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM integrations"))
+        connection.execute(sa.text("DELETE FROM webhook_endpoints"))
     return create_organisation(f"Rotation {uuid.uuid4().hex[:6]}")
 
 
@@ -138,6 +140,34 @@ def test_rotation_moves_every_credential_to_the_newest_key(organisation: uuid.UU
             assert row.credentials_rotated_at is not None
             assert row.credentials_rotated_at >= started
             assert row.updated_at == updated_before[row.id]
+
+
+def test_rotation_moves_webhook_endpoint_secrets_too(organisation: uuid.UUID) -> None:
+    key_a, key_b = new_key(), new_key()
+    stored = store(organisation, 2, key_a)
+    view, secret = create_endpoint(
+        organisation, url="http://127.0.0.1:9/hooks", event_types=["message.sent"]
+    )
+    with database().engine.connect() as connection:
+        before = connection.execute(
+            sa.text("SELECT secret FROM webhook_endpoints WHERE id = :id"), {"id": view.id}
+        ).scalar_one()
+    assert opens_with(key_a, before) and secret not in before
+
+    credential_keys.configure([key_b, key_a])
+    assert rotate_credentials(database(), batch_size=1) == 3
+
+    with database().engine.connect() as connection:
+        after = connection.execute(
+            sa.text("SELECT secret FROM webhook_endpoints WHERE id = :id"), {"id": view.id}
+        ).scalar_one()
+    assert opens_with(key_b, after) and not opens_with(key_a, after)
+    credential_keys.configure([key_b])
+    assert decrypted() == stored
+    with database().session() as session:
+        endpoint = session.get(WebhookEndpoint, view.id)
+        assert endpoint is not None
+        assert endpoint.secret == {"signing_secret": secret}
 
 
 def test_rotating_twice_is_harmless(organisation: uuid.UUID) -> None:

@@ -23,6 +23,7 @@ from dispatcher import run_action
 from dispatcher.celery_app import app
 from dispatcher.config import get_settings
 from dispatcher.dev.fakeserver import FakeProviderServer
+from dispatcher.lifecycle.webhooks import create as create_endpoint
 from dispatcher.notifications.scheduling import (
     DueSchedule,
     FireReport,
@@ -47,6 +48,10 @@ from models import (
     Schedule,
     StepKind,
     Subscriber,
+    WebhookEvent,
+    WebhookEventAttempt,
+    WebhookEventStatus,
+    WebhookEventType,
 )
 from models.types import utcnow
 from tests.conftest import free_port
@@ -516,3 +521,40 @@ def _probe_and_check(
     for left in (unreachable, refused, unchecked):
         assert status(left) is IntegrationStatus.ERROR
         assert redis.Redis.from_url(redis_url).get(FAILURES_PREFIX + str(left)) is not None
+
+
+def test_retention_removes_old_finished_webhook_events_only(
+    organisation_id: uuid.UUID, settings_env: Callable[..., None]
+) -> None:
+    view, _ = create_endpoint(
+        organisation_id, url="http://127.0.0.1:9/hooks", event_types=["message.sent"]
+    )
+    now = utcnow()
+    ages = {
+        "old_sent": (WebhookEventStatus.SENT, 40), "old_failed": (WebhookEventStatus.FAILED, 40),
+        "old_retrying": (WebhookEventStatus.RETRYING, 40), "new_sent": (WebhookEventStatus.SENT, 1),
+    }  # fmt: skip
+    ids = {name: uuid.uuid4() for name in ages}
+    with database().transaction() as session:
+        for name, (status, days) in ages.items():
+            at = now - timedelta(days=days)
+            session.add(
+                WebhookEvent(
+                    id=ids[name], organisation_id=organisation_id, endpoint_id=view.id,
+                    event_id=uuid.uuid4(), type=WebhookEventType.MESSAGE_SENT, payload={},
+                    status=status, created_at=at, updated_at=at,
+                )
+            )  # fmt: skip
+        session.flush()
+        session.add(
+            WebhookEventAttempt(
+                organisation_id=organisation_id, webhook_event_id=ids["old_sent"],
+                outcome=AttemptOutcome.SENT, created_at=now - timedelta(days=40),
+            )
+        )  # fmt: skip
+    settings_env(retention_days=30, retention_batch_size=1)
+    report = purge()
+    assert report.webhook_events >= 2
+    assert not exists(WebhookEvent, ids["old_sent"]) and not exists(WebhookEvent, ids["old_failed"])
+    assert exists(WebhookEvent, ids["old_retrying"]) and exists(WebhookEvent, ids["new_sent"])
+    assert count(WebhookEventAttempt, webhook_event_id=ids["old_sent"]) == 0
