@@ -25,12 +25,18 @@ def normalise_url(url: str) -> str:
 
 
 def build_engine(url: str) -> Engine:
+    """An engine whose errors and logs never show a statement's parameters: they can hold a
+    credential about to be sealed, an address or a payload (``hide_parameters``)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, hide_parameters=True
+        )
         tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+    )
 
 
 class Database:
