@@ -367,9 +367,24 @@ def _step_config_error(field: str, problem: str) -> PydanticCustomError:
     )
 
 
+def _folds_overflow(step: StepArgs) -> bool:
+    return step.kind is StepKind.THROTTLE and step.config.get("overflow") == "digest"
+
+
 def _no_fetch_before_digest(steps: list[StepArgs]) -> list[StepArgs]:
+    """A digest, or a throttle folding its overflow into one, comes before any fetch; and a
+    workflow has one way of collecting notifications: one digest step or one such throttle."""
+    collecting = [i for i, step in enumerate(steps)
+                  if step.kind is StepKind.DIGEST or _folds_overflow(step)]  # fmt: skip
+    throttles = [i for i, step in enumerate(steps) if step.kind is StepKind.THROTTLE]
+    folding = next((i for i in collecting if _folds_overflow(steps[i])), None)
+    if folding is not None and (len(collecting) > 1 or len(throttles) > 1):
+        raise ValueError(
+            f"steps.{folding}.config.overflow: a throttle folding its overflow into a digest "
+            "must be the workflow's only throttle and digest step"
+        )
     fetch = next((i for i, step in enumerate(steps) if step.kind is StepKind.FETCH), None)
-    digest = next((i for i, step in enumerate(steps) if step.kind is StepKind.DIGEST), None)
+    digest = collecting[0] if collecting else None
     if fetch is not None and digest is not None and fetch < digest:
         # A notification collected into another's digest would fetch for nothing, and the
         # digest could be sent before the events' fetches finished.

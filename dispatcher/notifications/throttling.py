@@ -25,9 +25,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import case, delete, literal, select
@@ -59,6 +59,10 @@ class ThrottleConfig(BaseModel):
     #: A template over ``payload`` and ``actor``; notifications with different keys are
     #: counted apart. Without one, all of the workflow's notifications count together.
     key: str | None = Field(default=None, max_length=1000)
+    #: What happens to a notification over the limit: ``skip`` (its later steps are skipped,
+    #: reason ``throttled``) or ``digest`` (the window's overflow is folded into one digest,
+    #: sent through the later steps when the window ends, with ``digest.events``).
+    overflow: Literal["skip", "digest"] = "skip"
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,16 @@ class Throttled:
     """Which subscribers each throttle step of one trigger let through."""
 
     admitted: Mapping[uuid.UUID, frozenset[uuid.UUID]]
+    #: Of a step whose overflow goes to a digest: subscriber stopped -> when the window ends.
+    window_ends: Mapping[uuid.UUID, Mapping[uuid.UUID, datetime]] = field(default_factory=dict)
 
     def stops(self, step: WorkflowStep, subscriber_id: uuid.UUID) -> bool:
         return subscriber_id not in self.admitted.get(step.id, frozenset())
+
+    def folded(self, step: WorkflowStep, subscriber_id: uuid.UUID) -> datetime | None:
+        """When the window ends, if the subscriber's notification is over the limit of a step
+        that folds its overflow into a digest."""
+        return self.window_ends.get(step.id, {}).get(subscriber_id)
 
 
 NOTHING_THROTTLED = Throttled({})
@@ -132,16 +143,19 @@ def count_throttles(
     """Count one notification per subscriber at each throttle step, in step order: one that a
     throttle stopped reaches (and counts at) no later throttle."""
     admitted: dict[uuid.UUID, frozenset[uuid.UUID]] = {}
+    window_ends: dict[uuid.UUID, dict[uuid.UUID, datetime]] = {}
     reaching = list(subscribers)
     for step in steps:
         if step.kind is not StepKind.THROTTLE:
             continue
         config = ThrottleConfig.model_validate(step.config)
         key = keys.get(step.id, "")
-        passed = _count(session, organisation, step.id, key, reaching, config, now=now)
+        passed, ends = _count(session, organisation, step.id, key, reaching, config, now=now)
         admitted[step.id] = frozenset(passed)
+        if config.overflow == "digest":
+            window_ends[step.id] = {s: end for s, end in ends.items() if s not in passed}
         reaching = [subscriber for subscriber in reaching if subscriber in passed]
-    return Throttled(admitted)
+    return Throttled(admitted, window_ends)
 
 
 def _count(  # noqa: PLR0917 - private helper of one caller
@@ -153,13 +167,16 @@ def _count(  # noqa: PLR0917 - private helper of one caller
     config: ThrottleConfig,
     *,
     now: datetime,
-) -> set[uuid.UUID]:
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, datetime]]:
+    """The subscribers let through, and when each one's window ends."""
     if not subscribers:
-        return set()
+        return set(), {}
     table = ThrottleWindow
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     expired = table.window_start <= now - timedelta(seconds=config.window)
     passed: set[uuid.UUID] = set()
+    ends: dict[uuid.UUID, datetime] = {}
+    window = timedelta(seconds=config.window)
     # In one order everywhere, so two triggers locking the same rows cannot deadlock.
     ordered = sorted(set(subscribers))
     for start in range(0, len(ordered), UPSERT_CHUNK):
@@ -179,11 +196,12 @@ def _count(  # noqa: PLR0917 - private helper of one caller
                     else_=table.window_start,
                 ),
             },
-        ).returning(table.subscriber_id, table.count)
-        passed.update(
-            subscriber for subscriber, count in session.execute(statement) if count <= config.limit
-        )
-    return passed
+        ).returning(table.subscriber_id, table.count, table.window_start)
+        for subscriber, count, window_start in session.execute(statement):
+            if count <= config.limit:
+                passed.add(subscriber)
+            ends[subscriber] = window_start + window
+    return passed, ends
 
 
 def prune_expired_windows(session: Session, now: datetime, size: int) -> int:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
@@ -27,6 +27,7 @@ from dispatcher.notifications.outbox import DueBatch
 from dispatcher.notifications.throttling import (
     NOTHING_THROTTLED,
     THROTTLED,
+    Throttled,
     count_throttles,
     throttle_keys,
 )
@@ -430,6 +431,12 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             session, organisation, digest_step, event.payload, event.actor, subscribers
         )
         leaders = _open_digests(session, organisation, workflow, subscribers, grouping.keys, now)
+    folded_keys = _overflow_keys(workflow, throttled, keys)
+    # A throttle's overflow folds into a digest (never beside a digest step): the same
+    # open-digest lookup, keyed apart from any other digest of the workflow.
+    leaders = leaders or _open_digests(
+        session, organisation, workflow, list(folded_keys), folded_keys, now
+    )
     for subscriber_id in subscribers:
         notification_id = uuid.uuid4()
         leader = leaders.get(subscriber_id)
@@ -450,7 +457,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             "updated_at": now,
             "digest_leader_id": leader,
             "digest_until": None,
-            "digest_key": grouping.keys.get(subscriber_id),
+            "digest_key": grouping.keys.get(subscriber_id) or folded_keys.get(subscriber_id),
             "status": NotificationStatus.PENDING,
         }
         planned.notifications.append(notification)
@@ -475,7 +482,9 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
                     notification["digest_until"] = due
                 continue
             if step.kind is StepKind.THROTTLE:
-                stopped = stopped or throttled.stops(step, subscriber_id)
+                due, held = _at_throttle(step, subscriber_id, throttled, leader, due, notification)
+                stopped = stopped or held == "stopped"
+                collected = collected or held == "collected"
                 continue
             due = dues[step.position] = due_after_wait(step.config, due, dues)
             planned.deliveries.append(
@@ -500,6 +509,42 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             # nothing of this notification will be sent by a worker, so it is finished as written.
             notification["status"] = NotificationStatus.COMPLETED
     return planned
+
+
+def _at_throttle(  # noqa: PLR0917 - private helper of one caller
+    step: WorkflowStep,
+    subscriber_id: uuid.UUID,
+    throttled: Throttled,
+    leader: uuid.UUID | None,
+    due: datetime,
+    notification: dict[str, Any],
+) -> tuple[datetime, Literal["passed", "stopped", "collected"]]:
+    """A throttle step's verdict on one notification, and its later steps' due time."""
+    window_end = throttled.folded(step, subscriber_id)
+    if window_end is None:
+        return due, "stopped" if throttled.stops(step, subscriber_id) else "passed"
+    if leader is not None:
+        return due, "collected"
+    # The window's first notification over the limit leads its overflow digest, sent when
+    # the window ends.
+    notification["digest_until"] = due = max(due, window_end)
+    return due, "passed"
+
+
+#: The digest key of a throttle's overflow (beside no digest step: the two cannot mix).
+OVERFLOW_KEY_PREFIX = "throttle:"
+
+
+def _overflow_keys(
+    workflow: Workflow, throttled: Throttled, keys: dict[uuid.UUID, str]
+) -> dict[uuid.UUID, str]:
+    """Subscriber -> digest key, of those over the limit of a throttle folding into a digest."""
+    for step in workflow.steps:
+        ends = throttled.window_ends.get(step.id)
+        if ends:
+            key = f"{OVERFLOW_KEY_PREFIX}{keys.get(step.id, '')}"
+            return dict.fromkeys(ends, key)
+    return {}
 
 
 def _hold(

@@ -61,7 +61,7 @@ class StepBody(WireModel):
             "`window_seconds` or `cron` (with an optional IANA `timezone`, else the "
             "subscriber's) and an optional `key` template that separates a subscriber's "
             "digests; a fetch's `url`/`method`/`body`/`headers`, a throttle's "
-            "`limit`/`window`/`key`, provider `options`, "
+            "`limit`/`window`/`key`/`overflow` (`skip` or `digest`), provider `options`, "
             '`translations`. Routing, on channel steps: `success` is `"sent"` (default) or '
             '`{"delivered_within": SECONDS}` (not reported delivered in time, or reported '
             "undelivered or soft-bounced: sent again through the next integration); "

@@ -210,3 +210,84 @@ def test_retention_deletes_the_counters_of_ended_windows_only(
         tx for tx, status, _ in statuses(organisation_id) if status is DeliveryStatus.SKIPPED
     }
     assert skipped == {"second-open"}
+
+
+def test_overflow_folds_into_one_digest_sent_when_the_window_ends(
+    organisation_id: uuid.UUID, fake_provider: FakeProviderServer
+) -> None:
+    wire(fake_provider, organisation_id)
+    subscriber(organisation_id, "ada")
+    subscriber(organisation_id, "bo")
+    email = {"kind": "email", "template": {
+        "subject": "{{ digest.count if digest is defined else 1 }} comments",
+        "body": "{% if digest is defined %}{% for e in digest.events %}{{ e.text }};{% endfor %}"
+                "{% else %}{{ payload.text }}{% endif %}",
+    }}  # fmt: skip
+    workflow(organisation_id, "comments",
+             [{"kind": "throttle", "config": {"limit": 1, "window": 3, "overflow": "digest"}},
+              email])  # fmt: skip
+    fire = lambda text, to="ada": trigger(  # noqa: E731
+        organisation_id, "comments", to, {"text": text}, transaction_id=f"{to}-{text}"
+    )
+    first, second, third, fourth = (fire(f"c{i}") for i in range(4))
+    alone = fire("b0", "bo")
+    leader = fetch_delivery(second.transaction_id)
+    window = fetch_window(organisation_id, "ada")
+    # The leader waits for the window's end in the database; no worker holds it.
+    assert leader.status is DeliveryStatus.QUEUED
+    assert leader.next_attempt_at == window + timedelta(seconds=3)
+
+    views = {r.transaction_id: wait_until_terminal(organisation_id, r.transaction_id)[0]
+             for r in (first, second, third, fourth, alone)}  # fmt: skip
+
+    assert [views[r.transaction_id].status for r in (first, second, third, fourth)] == [
+        "sent", "sent", "skipped", "skipped"]  # fmt: skip
+    assert views[third.transaction_id].last_error == "collected into an open digest"
+    assert fetch_delivery(first.transaction_id).content["body"] == "c0"
+    assert fetch_delivery(second.transaction_id).content == {
+        "subject": "3 comments", "body": "c1;c2;c3;"}  # fmt: skip
+    # Another subscriber's own window: under its limit, sent at once on its own.
+    assert fetch_delivery(alone.transaction_id).content["body"] == "b0"
+
+
+def test_a_folding_throttle_is_the_workflows_only_way_of_collecting(
+    organisation_id: uuid.UUID,
+) -> None:
+    folding = {"kind": "throttle", "config": {"limit": 1, "window": 60, "overflow": "digest"}}
+    with pytest.raises(ActionArgumentsError) as refused:
+        run_action(
+            "create_workflow",
+            {"key": "both", "name": "both",
+             "steps": [folding, {"kind": "digest", "config": {"window_seconds": 5}}, EMAIL_STEP]},
+            organisation_id=organisation_id,
+        )  # fmt: skip
+    assert "steps.0.config.overflow: a throttle folding its overflow" in str(refused.value)
+    with pytest.raises(ActionArgumentsError) as bad:
+        run_action(
+            "create_workflow",
+            {"key": "bad", "name": "bad",
+             "steps": [{"kind": "throttle", "config": {"limit": 1, "window": 60,
+                                                       "overflow": "queue"}}, EMAIL_STEP]},
+            organisation_id=organisation_id,
+        )  # fmt: skip
+    assert "config.overflow" in str(bad.value)
+
+
+def fetch_delivery(transaction_id: str) -> Delivery:
+    with database().session() as session:
+        delivery = session.scalars(
+            select(Delivery)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .where(Notification.transaction_id == transaction_id)
+        ).one()
+        session.expunge(delivery)
+    return delivery
+
+
+def fetch_window(organisation_id: uuid.UUID, external_id: str) -> Any:
+    with database().session() as session:
+        return session.scalar(
+            select(ThrottleWindow.window_start)
+            .where(ThrottleWindow.organisation_id == organisation_id)
+            .order_by(ThrottleWindow.window_start)
+        )
