@@ -238,7 +238,19 @@ def notify(console: Console, organisation_id: uuid.UUID, fake: FakeProviderServe
             "merge_key": "account",
         },
     }
-    steps = [fetch] + [
+    # The organisation's default email layout wraps every email (its text part is derived).
+    run_action(
+        "create_layout",
+        {"key": "brand", "name": "Brand", "default": True,
+         "html": "<h1>Demo Ltd</h1><div>{{ body }}</div><small>{{ footer }}</small>",
+         "footer": "You get this because you signed up for the demo."},
+        organisation_id=organisation_id,
+    )  # fmt: skip
+    # At most 3 welcomes per subscriber an hour: this one, the API's below and the printed curl
+    # line's go out, later ones are skipped as throttled. The text is German for subscribers
+    # whose locale is de (the rest get the step's own English).
+    throttle = {"kind": "throttle", "config": {"limit": 3, "window": 3600}}
+    steps = [fetch, throttle] + [
         {
             "kind": channel,
             "template": {
@@ -246,9 +258,13 @@ def notify(console: Console, organisation_id: uuid.UUID, fake: FakeProviderServe
                 "title": "Hello",
                 "body": "Your code is {{ payload.code }} ({{ payload.account.plan }} plan)",
             },
+            "config": {"translations": {"de": {
+                "subject": "Hallo {{ subscriber.first_name }}", "title": "Hallo",
+                "body": "Ihr Code ist {{ payload.code }} ({{ payload.account.plan }})",
+            }}},
         }
         for channel in CHANNELS
-    ]
+    ]  # fmt: skip
     run_action(
         "create_workflow",
         {"key": "welcome", "name": "Welcome", "steps": steps},
@@ -265,6 +281,7 @@ def notify(console: Console, organisation_id: uuid.UUID, fake: FakeProviderServe
                     "first_name": f"User {n}",
                     "email": f"user{n}@example.com",
                     "phone": f"+4477009{n:05d}",
+                    "locale": "de" if n % 3 == 0 else "en",
                     "data": {},
                     "meta": {},
                     "channels": {
