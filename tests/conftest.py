@@ -297,3 +297,21 @@ def organisation_id(postgres_url: str) -> uuid.UUID:
     from dispatcher.organisations import create_organisation
 
     return create_organisation(f"Org {uuid.uuid4().hex[:6]}")
+
+
+#: Modules run before the rest of the suite, after the chaos tests (which bring their own stack).
+#: Flower follows the session worker's live events, which every earlier test adds to (the beat
+#: sweeping what those tests left, every producer's task-sent events): in a whole-suite run
+#: Flower has trailed that stream by minutes, while alone it shows a task within a second. Run
+#: before the others, it sees the worker as an operator's Flower does.
+RUN_FIRST = ("tests/chaos/", "tests/ops/test_flower.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (n for n, path in enumerate(RUN_FIRST) if item.nodeid.startswith(path)),
+            len(RUN_FIRST),
+        )
+
+    items.sort(key=rank)  # a stable sort: within a rank the order stays as collected
