@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -85,31 +86,21 @@ def purge(
     size = settings.retention_batch_size
     deadline = time.monotonic() + time_budget
     report = PurgeReport()
-    while True:
-        with database().transaction() as session:
-            removed = prune_expired_windows(session, now, size)
-        report.throttle_windows += removed
-        if removed < size:
-            break
-        if time.monotonic() > deadline:
-            report.complete = False
-            return report
-    while True:
-        removed = _purge_attempts(cutoff, size)
-        report.attempts += removed
-        if removed < size:
-            break
-        if time.monotonic() > deadline:
-            report.complete = False
-            return report
-    while True:
-        removed = _purge_webhook_events(cutoff, size)
-        report.webhook_events += removed
-        if removed < size:
-            break
-        if time.monotonic() > deadline:
-            report.complete = False
-            return report
+    # Each kind of row in bounded batches, until fewer than a batch are left (report field, batch).
+    batches: tuple[tuple[str, Callable[[], int]], ...] = (
+        ("throttle_windows", lambda: _prune_throttle_windows(now, size)),
+        ("attempts", lambda: _purge_attempts(cutoff, size)),
+        ("webhook_events", lambda: _purge_webhook_events(cutoff, size)),
+    )
+    for count, purge_batch in batches:
+        while True:
+            removed = purge_batch()
+            setattr(report, count, getattr(report, count) + removed)
+            if removed < size:
+                break
+            if time.monotonic() > deadline:
+                report.complete = False
+                return report
     while True:
         notifications, deliveries, attempts = _purge_notifications(cutoff, size)
         report.notifications += notifications
@@ -120,6 +111,11 @@ def purge(
         if time.monotonic() > deadline:
             report.complete = False
             return report
+
+
+def _prune_throttle_windows(now: datetime, size: int) -> int:
+    with database().transaction() as session:
+        return prune_expired_windows(session, now, size)
 
 
 def _purge_attempts(cutoff: datetime, size: int) -> int:
