@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
 from dispatcher.api import errors
@@ -13,6 +14,7 @@ from dispatcher.api.inbox.cors import InboxCors
 from dispatcher.api.inbox.live import LiveHub
 from dispatcher.api.nul_characters import NulCharacters
 from dispatcher.api.routers import ROUTERS
+from dispatcher.api.single_trigger import SingleTriggers
 from dispatcher.config import Settings, get_settings
 
 TITLE = "one-dispatcher"
@@ -23,14 +25,23 @@ DESCRIPTION = (
     "(`dispatcher api-keys create`)."
 )
 
+#: FastAPI's own OpenTelemetry instrumentation is off: it asked the global providers on every
+#: request (a twentieth of a trigger's CPU), and its log records carry exception messages, which
+#: may quote a secret; the project's metrics and logs are its own (:mod:`dispatcher.observability`).
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 
 def create_app(
-    settings: Settings | None = None, *, idempotency_store: IdempotencyStore | None = None
+    settings: Settings | None = None,
+    *,
+    idempotency_store: IdempotencyStore | None = None,
+    single_trigger_path: bool = True,
 ) -> FastAPI:
     """A new application; it keeps no state of its own between requests but the idempotency
-    store's in-process fallback (embedded default, without Redis)."""
+    store's in-process fallback (embedded default, without Redis). ``single_trigger_path=False``
+    leaves the single trigger to its FastAPI route (the tests compare the two)."""
     settings = settings or get_settings()
-    app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION)
+    app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, telemetry=NO_TELEMETRY)
     errors.install(app)
     #: The browser inbox's live connections of this process (served beside by :func:`served`).
     app.state.live_hub = LiveHub()
@@ -39,6 +50,9 @@ def create_app(
     if settings.inbox_example:
         app.include_router(inbox_example.router)
     store = idempotency_store or build_store(settings.resolved_redis_url)
+    # Added first, so innermost: every check of the middlewares below applies to it.
+    if single_trigger_path:
+        app.add_middleware(SingleTriggers)
     # Added last, so outermost: the body limit is applied before idempotency reads the body.
     app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)

@@ -10,14 +10,18 @@ A key looked up is trusted by its process for ``DISPATCHER_API_KEY_CACHE_SECONDS
 requests cost no database round trip (one per request was the API's first ceiling: every
 request held a pool thread and a connection for it). ``last_used_at`` is written at most once a
 minute per key and process (and not at all while a write from another process is recent).
+When a key's entry lapses while many of its requests are in flight, one of them looks it up and
+the others wait for that answer (one lookup, not one per request in the server's thread pool).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -104,7 +108,7 @@ async def authenticate(header: Annotated[str | None, Depends(authorization_heade
     ttl = get_settings().api_key_cache_seconds
     known = known_keys.get(wanted, ttl) if ttl > 0 else None
     if known is None:
-        known = await run_in_threadpool(_look_up, wanted)
+        known = await _shared_look_up(wanted)
         if known is None:
             raise UnauthorizedError()
         known_keys.put(wanted, known)
@@ -113,6 +117,22 @@ async def authenticate(header: Annotated[str | None, Depends(authorization_heade
     if last_used.due(known.id):
         await run_in_threadpool(last_used.write, known.id)
     return Caller(known.organisation_id, known.id)
+
+
+#: The lookups on their way, by event loop and digest.
+_looking_up: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Task[KnownKey | None]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _shared_look_up(wanted: str) -> KnownKey | None:
+    on_loop = _looking_up.setdefault(asyncio.get_running_loop(), {})
+    task = on_loop.get(wanted)
+    if task is None:
+        task = on_loop[wanted] = asyncio.ensure_future(run_in_threadpool(_look_up, wanted))
+        task.add_done_callback(lambda _: on_loop.pop(wanted, None))
+    # Shielded: a caller that goes away does not cancel the others' lookup.
+    return await asyncio.shield(task)
 
 
 def _look_up(wanted: str) -> KnownKey | None:

@@ -199,6 +199,48 @@ def validation_errors(exc: RequestValidationError) -> dict[str, list[str]]:
     return errors
 
 
+def trigger_error_response(exc: TriggerError, path: str) -> JSONResponse:
+    """A trigger's refused fields: 400 with ``type`` and ``errors: [{field, message}]``."""
+    errors = [
+        {"field": wire_field(item["field"], TRIGGER_RENAMES), "message": item["message"]}
+        for item in exc.errors
+    ]
+    message = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+    return error_response(
+        400, path, message, extra={"type": "PAYLOAD_VALIDATION", "errors": errors}
+    )
+
+
+def database_down_response(exc: Exception, path: str) -> JSONResponse:
+    """503 with ``Retry-After``: the database is unreachable (logged) or its schema is behind."""
+    if isinstance(exc, SchemaError):
+        logger.error("api: %s", exc)
+    else:
+        logger.warning("api: database unavailable (%s)", type(exc).__name__)
+    return api_error_response(
+        ServiceUnavailableError(headers={"Retry-After": str(DATABASE_RETRY_AFTER)}), path
+    )
+
+
+def unexpected_response(exc: Exception, method: str, path: str) -> JSONResponse:
+    """500 with a fixed message; the class and traceback go to the log only."""
+    logger.error("api: unexpected %s answering %s %s", type(exc).__name__, method, path,
+                 exc_info=exc)  # fmt: skip
+    return error_response(500, path, "internal server error")
+
+
+def response_for(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The answer to ``exc`` raised while answering a request, as :func:`install`'s handlers
+    give it (for code that answers outside FastAPI's routing); not for request validation."""
+    if isinstance(exc, ApiError):
+        return api_error_response(exc, path)
+    if isinstance(exc, TriggerError):
+        return trigger_error_response(exc, path)
+    if isinstance(exc, (SchemaError, *DATABASE_UNAVAILABLE)):
+        return database_down_response(exc, path)
+    return unexpected_response(exc, method, path)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that answer every error in Novu's shape."""
 
@@ -212,15 +254,7 @@ def install(app: FastAPI) -> None:
 
     async def on_trigger_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TriggerError)
-        errors = [
-            {"field": wire_field(item["field"], TRIGGER_RENAMES), "message": item["message"]}
-            for item in exc.errors
-        ]
-        message = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
-        return error_response(
-            400, request.url.path, message,
-            extra={"type": "PAYLOAD_VALIDATION", "errors": errors},
-        )  # fmt: skip
+        return trigger_error_response(exc, request.url.path)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -233,31 +267,16 @@ def install(app: FastAPI) -> None:
         )
 
     async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("api: database unavailable (%s)", type(exc).__name__)
-        return api_error_response(
-            ServiceUnavailableError(headers={"Retry-After": str(DATABASE_RETRY_AFTER)}),
-            request.url.path,
-        )
-
-    async def on_schema_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("api: %s", exc)
-        return api_error_response(
-            ServiceUnavailableError(headers={"Retry-After": str(DATABASE_RETRY_AFTER)}),
-            request.url.path,
-        )
+        return database_down_response(exc, request.url.path)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error(
-            "api: unexpected %s answering %s %s",
-            type(exc).__name__, request.method, request.url.path, exc_info=exc,
-        )  # fmt: skip
-        return error_response(500, request.url.path, "internal server error")
+        return unexpected_response(exc, request.method, request.url.path)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(TriggerError, on_trigger_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(SchemaError, on_schema_error)
+    app.add_exception_handler(SchemaError, on_database_down)
     for error_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error_class, on_database_down)
     app.add_exception_handler(Exception, on_unexpected)

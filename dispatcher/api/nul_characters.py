@@ -65,6 +65,8 @@ def refused(scope: Scope) -> ApiError | None:
 def nul_fields(path: str, query_string: bytes) -> list[str]:
     """The names of the parameters holding a NUL (``path`` for the path), in order."""
     fields = ["path"] if "\x00" in path else []
+    if not query_string:
+        return fields
     query = query_string.decode("latin-1")
     for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8"):
         field = name.replace("\x00", "") or "query"

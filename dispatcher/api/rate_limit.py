@@ -136,10 +136,9 @@ def api_rate_store() -> ApiRateStore:
     return RedisApiRateStore(url) if url is not None else LocalApiRateStore()
 
 
-async def rate_limited(
-    caller: Annotated[Caller, Depends(authenticate)], response: Response
-) -> Caller:
-    """The caller, once its key has a request left (else 429)."""
+async def admit(caller: Caller) -> dict[str, str]:
+    """The ``RateLimit-*`` headers of the caller's answer, once its key has a request left
+    (else :class:`TooManyRequestsError` with ``Retry-After``); none when Redis is unreachable."""
     global _warned_at  # noqa: PLW0603 - one log line a minute per process
     settings = get_settings()
     rate, burst = settings.api_rate_limit_per_second, settings.api_rate_limit_burst
@@ -151,7 +150,7 @@ async def rate_limited(
             logger.warning(
                 "api rate limit store unavailable (%s): not limiting", type(exc).__name__
             )
-        return caller
+        return {}
     headers = {
         "RateLimit-Limit": str(burst),
         "RateLimit-Remaining": str(grant.remaining(rate, burst)),
@@ -159,7 +158,14 @@ async def rate_limited(
     }
     if not grant.reserved:
         raise TooManyRequestsError(headers={**headers, "Retry-After": retry_after(grant.wait)})
-    response.headers.update(headers)
+    return headers
+
+
+async def rate_limited(
+    caller: Annotated[Caller, Depends(authenticate)], response: Response
+) -> Caller:
+    """The caller, once its key has a request left (else 429)."""
+    response.headers.update(await admit(caller))
     return caller
 
 

@@ -14,7 +14,7 @@ PREVIEW = "/v1/preview"
 def test_preview_renders_and_writes_nothing(client: TestClient, keyed: Keyed) -> None:
     subscriber(keyed.organisation_id, "ana", first_name="Ana", locale="pt-BR")
     workflow(keyed.organisation_id, "shipped", STEPS)
-    before = row_counts()
+    before = row_counts(keyed.organisation_id)
     answer = client.post(
         PREVIEW,
         headers=keyed.headers,
@@ -35,7 +35,7 @@ def test_preview_renders_and_writes_nothing(client: TestClient, keyed: Keyed) ->
               "subscriber": {"subscriberId": "new", "firstName": "Neu"}},
     )  # fmt: skip
     assert inline.json()["data"]["content"]["body"] == "Hi Neu,\nyour order B shipped."
-    assert row_counts() == before
+    assert row_counts(keyed.organisation_id) == before
 
 
 def test_a_template_error_is_422_naming_step_and_line(client: TestClient, keyed: Keyed) -> None:
@@ -73,7 +73,7 @@ def test_a_fetch_step_is_rendered_not_made(client: TestClient, keyed: Keyed) -> 
         {"kind": "email", "template": {"body": "Plan {{ payload.user.plan }}"}},
     ]  # fmt: skip
     workflow(keyed.organisation_id, "fetching", steps)
-    before = row_counts()
+    before = row_counts(keyed.organisation_id)
     answer = client.post(
         PREVIEW, headers=keyed.headers,
         json={"workflow": "fetching", "step": 0, "subscriberId": "ana", "payload": {"id": 5}},
@@ -93,4 +93,4 @@ def test_a_fetch_step_is_rendered_not_made(client: TestClient, keyed: Keyed) -> 
     assert later["content"] == {"body": "Plan gold"}
     assert [w["field"] for w in later["warnings"]] == ["steps.0"]
     assert "does not make" in later["warnings"][0]["message"]
-    assert row_counts() == before
+    assert row_counts(keyed.organisation_id) == before

@@ -1,0 +1,155 @@
+"""The single trigger's own path (:mod:`dispatcher.api.single_trigger`) answers every request as
+the FastAPI route it stands in for: the same status, body and rate-limit headers, for a trigger
+written, refused by the producer, refused by the request model, with a bad key, over the rate,
+with an Idempotency-Key replayed, and with the database down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from dispatcher.api import create_app
+from dispatcher.api.rate_limit import api_rate_store
+from dispatcher.runtime.resources import database, reset
+from models import Notification
+from tests.conftest import free_port
+from tests.dispatcher.api.conftest import Keyed
+from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
+
+TRIGGER = "/v1/events/trigger"
+#: Fields that differ between two answers by design: when, and the transaction id made up.
+VOLATILE = ("timestamp", "transactionId")
+
+
+@pytest.fixture
+def both(postgres_url: str, redis_url: str) -> Iterator[tuple[TestClient, TestClient]]:
+    api_rate_store.cache_clear()
+    with (
+        TestClient(create_app(), raise_server_exceptions=False) as fast,
+        TestClient(create_app(single_trigger_path=False), raise_server_exceptions=False) as route,
+    ):
+        yield fast, route
+    api_rate_store.cache_clear()
+
+
+def comparable(answer: Any) -> tuple[int, Any, dict[str, str]]:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in VOLATILE}
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+
+    headers = {
+        name: answer.headers[name]
+        for name in ("content-type", "retry-after", "ratelimit-limit")
+        if name in answer.headers
+    }
+    return answer.status_code, strip(answer.json()), headers
+
+
+def notifications(organisation_id: uuid.UUID) -> int:
+    with database().session() as session:
+        query = select(func.count()).where(Notification.organisation_id == organisation_id)
+        return int(session.scalar(query) or 0)
+
+
+CODE = {"code": "7"}
+CASES: list[tuple[str, Any, dict[str, str] | None, int]] = [
+    ("written", {"name": "hello", "to": "ada", "payload": CODE}, None, 201),
+    ("written, snake_case", {"name": "hello", "to": [{"subscriber_id": "ada"}], "payload": CODE}, None, 201),
+    ("a payload the templates lack", {"name": "hello", "to": "ada"}, None, 400),
+    ("unknown workflow", {"name": "nope", "to": "ada", "payload": CODE}, None, 400),
+    ("bad recipient", {"name": "hello", "to": [{"topicKey": 5}], "payload": CODE}, None, 422),
+    ("no name", {"to": "ada"}, None, 422),
+    ("not an object", [1, 2], None, 422),
+    ("no key", {"name": "hello", "to": "ada", "payload": CODE}, {}, 401),
+    ("unknown key", {"name": "hello", "to": "ada", "payload": CODE}, {"Authorization": "ApiKey nope"}, 401),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "headers", "status"), CASES, ids=[c[0] for c in CASES])
+def test_the_same_answer_as_the_route(
+    both: tuple[TestClient, TestClient],
+    keyed: Keyed,
+    case: str,
+    body: Any,
+    headers: dict[str, str] | None,
+    status: int,
+) -> None:
+    workflow(keyed.organisation_id, "hello", [EMAIL_STEP])
+    subscriber(keyed.organisation_id, "ada", email="ada@example.com")
+    fast, route = both
+    sent = keyed.headers if headers is None else headers
+    before = notifications(keyed.organisation_id)
+    first = fast.post(TRIGGER, headers=sent, json=body)
+    written = notifications(keyed.organisation_id) - before
+    second = route.post(TRIGGER, headers=sent, json=body)
+    assert first.status_code == status, first.text
+    assert comparable(first) == comparable(second), (first.text, second.text)
+    assert written == (1 if status == 201 else 0)
+    assert notifications(keyed.organisation_id) - before == 2 * written
+    if first.status_code == 201:
+        assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(first.headers)
+
+
+def test_over_the_rate_the_same_429(
+    both: tuple[TestClient, TestClient], keyed: Keyed, settings_env: Callable[..., None]
+) -> None:
+    settings_env(api_rate_limit_per_second=0.01, api_rate_limit_burst=2)
+    workflow(keyed.organisation_id, "hello", [EMAIL_STEP])
+    subscriber(keyed.organisation_id, "ada", email="ada@example.com")
+    fast, route = both
+    body = {"name": "hello", "to": "ada", "payload": CODE}
+    codes = [fast.post(TRIGGER, headers=keyed.headers, json=body).status_code for _ in range(2)]
+    assert codes == [201, 201]
+    refused_fast = fast.post(TRIGGER, headers=keyed.headers, json=body)
+    refused_route = route.post(TRIGGER, headers=keyed.headers, json=body)
+    assert comparable(refused_fast) == comparable(refused_route)
+    assert refused_fast.status_code == 429 and "retry-after" in refused_fast.headers
+    assert notifications(keyed.organisation_id) == 2
+
+
+def test_an_idempotency_key_replays_the_first_answer(
+    both: tuple[TestClient, TestClient], keyed: Keyed
+) -> None:
+    workflow(keyed.organisation_id, "hello", [EMAIL_STEP])
+    subscriber(keyed.organisation_id, "ada", email="ada@example.com")
+    fast, _ = both
+    headers = {**keyed.headers, "Idempotency-Key": "order-7"}
+    body = {"name": "hello", "to": "ada", "payload": CODE}
+    first = fast.post(TRIGGER, headers=headers, json=body)
+    again = fast.post(TRIGGER, headers=headers, json=body)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert first.json()["data"]["transactionId"].startswith("idem-")
+    assert notifications(keyed.organisation_id) == 1
+    other = fast.post(
+        TRIGGER, headers=headers, json={"name": "hello", "to": "ada", "payload": {"x": 1}}
+    )
+    assert other.status_code == 422
+
+
+def test_the_database_down_is_the_same_503(
+    both: tuple[TestClient, TestClient], keyed: Keyed, settings_env: Callable[..., None]
+) -> None:
+    workflow(keyed.organisation_id, "hello", [EMAIL_STEP])
+    subscriber(keyed.organisation_id, "ada", email="ada@example.com")
+    fast, route = both
+    body = {"name": "hello", "to": "ada", "payload": CODE}
+    warm = fast.post(TRIGGER, headers=keyed.headers, json=body)
+    assert warm.status_code == 201, warm.text  # the key is known
+    settings_env(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
+    reset()
+    try:
+        down_fast = fast.post(TRIGGER, headers=keyed.headers, json=body)
+        down_route = route.post(TRIGGER, headers=keyed.headers, json=body)
+    finally:
+        reset()
+    assert comparable(down_fast) == comparable(down_route)
+    assert down_fast.status_code == 503 and down_fast.headers["retry-after"] == "5"
