@@ -5,9 +5,10 @@ A real ``dispatcher api`` process (1, then 2 uvicorn workers) on loopback, again
 Redis on this machine, one organisation with the ``bench`` workflow (one email step) and
 BENCH_API_SUBSCRIBERS subscribers; every trigger names one subscriber. No worker runs: the
 deliveries are written to the outbox and published to queues nobody reads, dropped after each
-server. The clients are BENCH_API_CLIENTS processes, each an httpx ``AsyncClient`` over aiohttp
-(BENCH_API_TRANSPORT=httpx for httpx's own transport) with keep-alive connections, warmed up
-before the clock.
+server. The clients are BENCH_API_CLIENTS processes, each the lean keep-alive client of
+:mod:`bench.raw_http` (BENCH_API_TRANSPORT=aiohttp for an httpx ``AsyncClient`` over aiohttp,
+``httpx`` for httpx's own transport: on this machine those cost the clients about 1.5 ms of CPU
+a request, CPU the server then lacks), with connections warmed up before the clock.
 
 Per server:
 
@@ -41,16 +42,17 @@ from typing import Any
 
 import httpx
 
-from bench.throughput import free_port, prepare_tenant, process
+from bench.raw_http import RawClient
+from bench.throughput import analyze, free_port, prepare_tenant, process
 
 RATES = [int(rate) for rate in os.environ.get("BENCH_API_RATES", "250,500,1000,2000").split(",")]
 WORKERS = [int(n) for n in os.environ.get("BENCH_API_WORKERS", "1,2").split(",")]
 STEP_SECONDS = float(os.environ.get("BENCH_API_STEP_SECONDS", "10"))
 CLIENTS = int(os.environ.get("BENCH_API_CLIENTS", "2"))
 INFLIGHT = int(os.environ.get("BENCH_API_INFLIGHT", "64"))
-BATCHES = [int(size) for size in os.environ.get("BENCH_API_BATCHES", "10,100").split(",")]
+BATCHES = [int(size) for size in os.environ.get("BENCH_API_BATCHES", "10,100").split(",") if size]
 BULK_INFLIGHT = 4
-TRANSPORT = os.environ.get("BENCH_API_TRANSPORT", "aiohttp")
+TRANSPORT = os.environ.get("BENCH_API_TRANSPORT", "raw")
 SUBSCRIBERS = int(os.environ.get("BENCH_API_SUBSCRIBERS", "5000"))
 BROKER_DB = 14
 #: Queues nothing consumes: dropped after each server.
@@ -71,17 +73,58 @@ def event(number: int) -> dict[str, Any]:
     return {"name": "bench", "to": f"u{number % SUBSCRIBERS}", "payload": {"code": str(number)}}
 
 
-def client(key: str | None) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-    )
-    headers = {"Authorization": f"ApiKey {key}"} if key else {}
-    kwargs: dict[str, Any] = {"limits": limits, "timeout": 30, "headers": headers}
-    if TRANSPORT == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+class Client:
+    """One client process's connections to the server: the lean client of
+    :mod:`bench.raw_http` (BENCH_API_TRANSPORT=raw, the default), or an httpx ``AsyncClient``
+    over aiohttp (``aiohttp``) or over its own transport (``httpx``), for comparison."""
 
-        kwargs["transport"] = AiohttpTransport(limits=limits, trust_env=False)
-    return httpx.AsyncClient(**kwargs)
+    def __init__(self, url: str, key: str | None) -> None:
+        self.url = url
+        headers = {"Authorization": f"ApiKey {key}"} if key else {}
+        self.raw: RawClient | None = None
+        self.http: httpx.AsyncClient | None = None
+        if TRANSPORT == "raw":
+            address = httpx.URL(url)
+            self.raw = RawClient(address.host, address.port or 80, headers, MAX_CONNECTIONS)
+            return
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
+        kwargs: dict[str, Any] = {"limits": limits, "timeout": 30, "headers": headers}
+        if TRANSPORT == "aiohttp":
+            from httpx_aiohttp import AiohttpTransport
+
+            kwargs["transport"] = AiohttpTransport(limits=limits, trust_env=False)
+        self.http = httpx.AsyncClient(**kwargs)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.raw is not None:
+            await self.raw.close()
+        if self.http is not None:
+            await self.http.aclose()
+
+    async def warm(self, connections: int) -> None:
+        if self.raw is not None:
+            await self.raw.warm(connections)
+        else:
+            await asyncio.gather(*(self.call("GET", "/healthz") for _ in range(connections)))
+
+    async def call(self, method: str, path: str, body: Any = None) -> int | str:
+        """The answer's status, or the class of the error that stopped the request."""
+        try:
+            if self.raw is not None:
+                status, _ = await asyncio.wait_for(
+                    self.raw.send(self.raw.prepared(method, path, body)), 30
+                )
+                return status
+            assert self.http is not None
+            answer = await self.http.request(method, f"{self.url}{path}", json=body)
+            return answer.status_code
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            return type(exc).__name__
 
 
 class Tally:
@@ -94,48 +137,30 @@ class Tally:
         self.first = float("inf")
         self.last = 0.0
 
-    def record(self, started: float, answer: httpx.Response | BaseException, items: int) -> None:
+    def record(self, started: float, answer: int | str, items: int) -> None:
         ended = time.time()
         self.first, self.last = min(self.first, started), max(self.last, ended)
-        if isinstance(answer, httpx.Response) and answer.status_code in {200, 201}:
+        if answer in {200, 201}:
             self.latencies.append(ended - started)
             self.items += items
         else:
-            name = (
-                str(answer.status_code)
-                if isinstance(answer, httpx.Response)
-                else type(answer).__name__
-            )
-            self.errors[name] = self.errors.get(name, 0) + 1
+            self.errors[str(answer)] = self.errors.get(str(answer), 0) + 1
 
     def result(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-async def _warm(http: httpx.AsyncClient, url: str, connections: int) -> None:
-    await asyncio.gather(*(http.get(f"{url}/healthz") for _ in range(connections)))
-
-
-async def _call(
-    http: httpx.AsyncClient, method: str, url: str, body: Any
-) -> httpx.Response | BaseException:
-    try:
-        return await http.request(method, url, json=body)
-    except httpx.HTTPError as exc:
-        return exc
 
 
 async def _open_loop(
     url: str, key: str, rate: float, start_at: float, first: int, step: int
 ) -> Tally:
     tally = Tally()
-    async with client(key) as http:
-        await _warm(http, url, min(MAX_CONNECTIONS, max(16, int(rate / 20))))
+    async with Client(url, key) as http:
+        await http.warm(min(MAX_CONNECTIONS, max(16, int(rate / 20))))
         await asyncio.sleep(max(0.0, start_at - time.time()))
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(number: int, due: float) -> None:
-            answer = await _call(http, "POST", f"{url}/v1/events/trigger", event(number))
+            answer = await http.call("POST", "/v1/events/trigger", event(number))
             tally.record(due, answer, 1)
 
         made = 0
@@ -154,8 +179,8 @@ async def _open_loop(
 async def _closed_loop(url: str, key: str, start_at: float, batch: int, inflight: int) -> Tally:
     """``inflight`` loops posting until the step ends: healthz when ``batch`` is 0, else bulk."""
     tally = Tally()
-    async with client(key) as http:
-        await _warm(http, url, inflight)
+    async with Client(url, key) as http:
+        await http.warm(inflight)
         await asyncio.sleep(max(0.0, start_at - time.time()))
 
         async def loop(offset: int) -> None:
@@ -164,9 +189,9 @@ async def _closed_loop(url: str, key: str, start_at: float, batch: int, inflight
                 started = time.time()
                 if batch:
                     body = {"events": [event(number + n) for n in range(batch)]}
-                    answer = await _call(http, "POST", f"{url}/v1/events/trigger/bulk", body)
+                    answer = await http.call("POST", "/v1/events/trigger/bulk", body)
                 else:
-                    answer = await _call(http, "GET", f"{url}/healthz", None)
+                    answer = await http.call("GET", "/healthz")
                 tally.record(started, answer, max(batch, 1))
                 number += batch
 
@@ -176,12 +201,10 @@ async def _closed_loop(url: str, key: str, start_at: float, batch: int, inflight
 
 async def _warm_up(url: str, key: str) -> None:
     """Every worker process's connections, committer and imports up before the clock."""
-    async with client(key) as http:
+    async with Client(url, key) as http:
         for _ in range(5):
             bodies = [event(n) for n in range(64)]
-            await asyncio.gather(
-                *(_call(http, "POST", f"{url}/v1/events/trigger", b) for b in bodies)
-            )
+            await asyncio.gather(*(http.call("POST", "/v1/events/trigger", b) for b in bodies))
 
 
 def open_loop(url: str, key: str, rate: float, start_at: float, first: int) -> dict[str, Any]:
@@ -263,6 +286,7 @@ def measure(pool: Any, url: str, key: str) -> None:
         return merged([result.get() for result in [pool.apply_async(function, a) for a in args]])
 
     asyncio.run(_warm_up(url, key))
+    analyze()  # with the warm-up's notifications in the tables
     start = lambda: time.time() + 1.5  # noqa: E731  (connections warm before the clock)
     at = start()
     ceiling = run(closed_loop, [(url, key, at, 0, INFLIGHT)] * CLIENTS)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Mutable, Row, Tenant, enum_column
+from models.base import Base, LeadingTenant, Mutable, Row, Tenant, enum_column
 from models.integrations import ChannelType
 from models.lifecycle import ReportedStatus
 from models.workflows import StepKind
@@ -72,7 +72,7 @@ class AttemptOutcome(enum.StrEnum):
     UNCONFIRMED = "unconfirmed"
 
 
-class Notification(Row, Mutable, Tenant, Base):
+class Notification(Row, Mutable, LeadingTenant, Base):
     """One trigger for one subscriber.
 
     ``(organisation_id, transaction_id, subscriber_id)`` is unique: the same trigger repeated
@@ -112,7 +112,7 @@ class Notification(Row, Mutable, Tenant, Base):
     )
 
 
-class Delivery(Row, Mutable, Tenant, Base):
+class Delivery(Row, Mutable, LeadingTenant, Base):
     """One channel step of one notification; the unit a worker sends."""
 
     __tablename__ = "deliveries"
@@ -124,8 +124,9 @@ class Delivery(Row, Mutable, Tenant, Base):
         Index("ix_deliveries_provider_message", "integration_id", "provider_message_id"),
     )
 
+    # No index of its own: the unique (notification_id, step_position) leads with it.
     notification_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+        ForeignKey("notifications.id", ondelete="CASCADE")
     )
     step_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("workflow_steps.id", ondelete="SET NULL")

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Mutable, Row, Tenant, enum_column
+from models.base import Base, LeadingTenant, Mutable, Row, Tenant, enum_column
 from models.integrations import ChannelType
 
 
-class Subscriber(Row, Mutable, Tenant, Base):
+class Subscriber(Row, Mutable, LeadingTenant, Base):
     __tablename__ = "subscribers"
     __table_args__ = (UniqueConstraint("organisation_id", "external_id"),)
 
