@@ -8,6 +8,7 @@ from starlette.types import ASGIApp
 
 from dispatcher.api import errors
 from dispatcher.api.body_limits import BodyLimits
+from dispatcher.api.callback_path import ProviderCallbacks
 from dispatcher.api.idempotency import Idempotency, IdempotencyStore, build_store
 from dispatcher.api.inbox import example as inbox_example
 from dispatcher.api.inbox.cors import InboxCors
@@ -35,11 +36,11 @@ def create_app(
     settings: Settings | None = None,
     *,
     idempotency_store: IdempotencyStore | None = None,
-    single_trigger_path: bool = True,
+    fast_paths: bool = True,
 ) -> FastAPI:
     """A new application; it keeps no state of its own between requests but the idempotency
-    store's in-process fallback (embedded default, without Redis). ``single_trigger_path=False``
-    leaves the single trigger to its FastAPI route (the tests compare the two)."""
+    store's in-process fallback (embedded default, without Redis). ``fast_paths=False`` leaves
+    the single trigger and provider callbacks to their FastAPI routes (the tests compare)."""
     settings = settings or get_settings()
     app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, telemetry=NO_TELEMETRY)
     errors.install(app)
@@ -51,7 +52,8 @@ def create_app(
         app.include_router(inbox_example.router)
     store = idempotency_store or build_store(settings.resolved_redis_url)
     # Added first, so innermost: every check of the middlewares below applies to it.
-    if single_trigger_path:
+    if fast_paths:
+        app.add_middleware(ProviderCallbacks)
         app.add_middleware(SingleTriggers)
     # Added last, so outermost: the body limit is applied before idempotency reads the body.
     app.add_middleware(Idempotency, store=store, ttl=settings.api_idempotency_ttl)

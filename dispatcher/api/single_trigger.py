@@ -17,15 +17,15 @@ describes, and what a refused body reaches.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatcher.api.auth import authenticate
 from dispatcher.api.body_limits import replay
 from dispatcher.api.errors import response_for
 from dispatcher.api.rate_limit import admit
+from dispatcher.api.raw_asgi import read_body, send_json
 from dispatcher.api.routers.events import TriggerRequest, result, to_event
 from dispatcher.api.schemas import envelope
 from dispatcher.notifications import triggers
@@ -42,7 +42,7 @@ class SingleTriggers:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away
         try:
@@ -59,7 +59,7 @@ class SingleTriggers:
         except Exception as exc:  # answered as the application's handlers answer it
             await response_for(exc, "POST", PATH)(scope, receive, send)
             return
-        await _send_json(send, envelope(result(receipt)), headers)
+        await send_json(send, STATUS, envelope(result(receipt)), headers)
 
 
 def _headers(scope: Scope) -> tuple[str | None, str | None]:
@@ -70,29 +70,3 @@ def _headers(scope: Scope) -> tuple[str | None, str | None]:
         elif name == b"idempotency-key":
             idempotency_key = value.decode("latin-1")
     return authorization, idempotency_key
-
-
-async def _read(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _send_json(send: Send, content: Any, headers: dict[str, str]) -> None:
-    """What Starlette's ``JSONResponse`` sends, and the rate limit's headers."""
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    raw = [
-        (b"content-length", str(len(body)).encode("latin-1")),
-        (b"content-type", b"application/json"),
-        *(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in headers.items()
-        ),
-    ]
-    await send({"type": "http.response.start", "status": STATUS, "headers": raw})
-    await send({"type": "http.response.body", "body": body})

@@ -83,13 +83,17 @@ async def provider_callback(
     request: Request,
 ) -> dict[str, Any]:
     """A provider's delivery callback for one integration, verified by its signature."""
-    settings = get_settings()
     callback = CallbackRequest(
         method=request.method,
-        url=public_url(request, settings),
+        url=public_url(request, get_settings()),
         headers=dict(request.headers),
         body=await request.body(),
     )
+    return await take_callback(integration_id, callback)
+
+
+async def take_callback(integration_id: str, callback: CallbackRequest) -> dict[str, Any]:
+    """Verify, parse and queue ``callback``; the answer's body, or an :class:`ApiError`."""
     try:
         # A burst for one integration finds it cached: no thread hop for the lookup.
         target = receiver().targets.cached(integration_id)

@@ -1,10 +1,13 @@
-"""The single trigger's own path (:mod:`dispatcher.api.single_trigger`) answers every request as
-the FastAPI route it stands in for: the same status, body and rate-limit headers, for a trigger
-written, refused by the producer, refused by the request model, with a bad key, over the rate,
-with an Idempotency-Key replayed, and with the database down."""
+"""The paths served beside FastAPI's routing answer every request as the routes they stand in
+for. The single trigger (:mod:`dispatcher.api.single_trigger`): the same status, body and
+rate-limit headers for a trigger written, refused by the producer, refused by the request model,
+with a bad key, over the rate, with an Idempotency-Key replayed, and with the database down.
+Provider callbacks (:mod:`dispatcher.api.callback_path`): authentic, forged, for no such
+integration, unreadable, and with an id the route refuses."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,9 +20,10 @@ from dispatcher.api import create_app
 from dispatcher.api.rate_limit import api_rate_store
 from dispatcher.runtime.resources import database, reset
 from models import Notification
+from providers.fake import sign_fake_callback
 from tests.conftest import free_port
 from tests.dispatcher.api.conftest import Keyed
-from tests.dispatcher.notify_support import EMAIL_STEP, subscriber, workflow
+from tests.dispatcher.notify_support import EMAIL_STEP, act, subscriber, workflow
 
 TRIGGER = "/v1/events/trigger"
 #: Fields that differ between two answers by design: when, and the transaction id made up.
@@ -31,7 +35,7 @@ def both(postgres_url: str, redis_url: str) -> Iterator[tuple[TestClient, TestCl
     api_rate_store.cache_clear()
     with (
         TestClient(create_app(), raise_server_exceptions=False) as fast,
-        TestClient(create_app(single_trigger_path=False), raise_server_exceptions=False) as route,
+        TestClient(create_app(fast_paths=False), raise_server_exceptions=False) as route,
     ):
         yield fast, route
     api_rate_store.cache_clear()
@@ -153,3 +157,47 @@ def test_the_database_down_is_the_same_503(
         reset()
     assert comparable(down_fast) == comparable(down_route)
     assert down_fast.status_code == 503 and down_fast.headers["retry-after"] == "5"
+
+
+CALLBACK_SECRET = "whsec-fast-path"
+
+
+def callback_cases(integration_id: str) -> list[tuple[str, str, bytes, dict[str, str], int]]:
+    events = json.dumps([{"id": f"e-{uuid.uuid4().hex}", "messageId": "no-such-message",
+                          "status": "delivered", "timestamp": 1_800_000_000}]).encode()  # fmt: skip
+    unreadable = b"not json at all"
+    path = f"/v1/webhooks/providers/{integration_id}"
+    return [
+        ("authentic", path, events, sign_fake_callback(CALLBACK_SECRET, events), 200),
+        ("authentic, a query string", path + "?source=sendgrid", events,
+         sign_fake_callback(CALLBACK_SECRET, events), 200),
+        ("forged", path, events, sign_fake_callback("another secret", events), 401),
+        ("no such integration", f"/v1/webhooks/providers/{uuid.uuid4()}", events,
+         sign_fake_callback(CALLBACK_SECRET, events), 401),
+        ("unreadable", path, unreadable, sign_fake_callback(CALLBACK_SECRET, unreadable), 400),
+        ("an id too long", "/v1/webhooks/providers/" + "x" * 101, events, {}, 422),
+    ]  # fmt: skip
+
+
+def test_provider_callbacks_the_same_answers_as_the_route(
+    both: tuple[TestClient, TestClient], organisation_id: uuid.UUID
+) -> None:
+    integration_id = act(
+        organisation_id,
+        "create_integration",
+        {"name": "mail", "provider": "fake_http", "channel_type": "email",
+         "credentials": {"api_key": "k", "webhook_secret": CALLBACK_SECRET},
+         "settings": {"url": "http://127.0.0.1:9/unused"}},
+    )  # fmt: skip
+    fast, route = both
+    for case, path, body, headers, status in callback_cases(str(integration_id)):
+        first = fast.post(path, content=body, headers=headers)
+        second = route.post(path, content=body, headers=headers)
+        assert first.status_code == status, (case, first.text)
+        assert comparable(first) == comparable(second), (case, first.text, second.text)
+    empty = fast.post(
+        f"/v1/webhooks/providers/{integration_id}",
+        content=b"[]",
+        headers=sign_fake_callback(CALLBACK_SECRET, b"[]"),
+    )
+    assert empty.json() == {"data": {"received": 0}}
