@@ -49,8 +49,9 @@ def comparable(answer: Any) -> tuple[int, Any, dict[str, str]]:
             return [strip(item) for item in value]
         return value
 
+    # Retry-After only by its presence: a second later it may be a second shorter.
     headers = {
-        name: answer.headers[name]
+        name: answer.headers[name] if name != "retry-after" else "present"
         for name in ("content-type", "retry-after", "ratelimit-limit")
         if name in answer.headers
     }
@@ -115,7 +116,9 @@ def test_over_the_rate_the_same_429(
     refused_fast = fast.post(TRIGGER, headers=keyed.headers, json=body)
     refused_route = route.post(TRIGGER, headers=keyed.headers, json=body)
     assert comparable(refused_fast) == comparable(refused_route)
-    assert refused_fast.status_code == 429 and "retry-after" in refused_fast.headers
+    assert refused_fast.status_code == 429
+    waits = [int(refused_fast.headers["retry-after"]), int(refused_route.headers["retry-after"])]
+    assert abs(waits[0] - waits[1]) <= 1, waits
     assert notifications(keyed.organisation_id) == 2
 
 
