@@ -107,6 +107,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # in flight to be repeated after the send lease (50 duplicates per killed batch, measured).
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
+        # Celery's consumer, except that a broken connection failing to close does not stop the
+        # worker (see the module).
+        "worker_consumer": "dispatcher.runtime.worker_consumer:ReconnectingConsumer",
     }
     if settings.uses_embedded_broker:
         config["broker_transport_options"] = {

@@ -81,6 +81,8 @@ class Band:
     #: CPU milliseconds per delivery in the worker's processes and in the database's.
     worker_ms: float
     database_ms: float
+    #: Cores' worth of CPU taken by this process (producer and fake provider) meanwhile.
+    own: float
     #: Cores' worth of CPU taken by everything else on the machine meanwhile.
     outside: float
 
@@ -88,7 +90,7 @@ class Band:
         return (
             f"{self.rate:.0f}/s, {self.per_cpu:.0f} per dispatcher CPU second (worker "
             f"{self.worker_ms:.2f} ms, database {self.database_ms:.2f} ms per delivery), "
-            f"{self.outside:.2f} cores used outside the run"
+            f"{self.own:.2f} cores used by the test process, {self.outside:.2f} outside the run"
         )
 
 
@@ -133,13 +135,15 @@ class Meter:
         done, seconds = last.done - first.done, last.at - first.at
         worker = last.worker_cpu - first.worker_cpu
         database = last.database_cpu - first.database_cpu
-        ours = worker + database + (last.own_cpu - first.own_cpu)
+        own = last.own_cpu - first.own_cpu
+        ours = worker + database + own
         outside = (last.machine_cpu - first.machine_cpu) - ours
         return Band(
             rate=done / seconds,
             per_cpu=done / max(worker + database, 1e-9),
             worker_ms=1000 * worker / done,
             database_ms=1000 * database / done,
+            own=own / seconds,
             outside=max(outside, 0.0) / seconds,
         )
 
@@ -236,5 +240,9 @@ def test_soak(tmp_path: Path, say: Callable[[str], None]) -> None:
     assert peak <= warm.rss * 1.2
     # Throughput per CPU second the dispatcher (worker and database) used: the wall-clock rate of
     # a band also moves with what else the shared host runs (runs here: 186%, 85%, 88%, 79% end
-    # vs start by the clock; 165%, 84%, 89%, 91% per CPU second).
-    assert end.per_cpu >= start.per_cpu * 0.8
+    # vs start by the clock; 165%, 84%, 89%, 91% per CPU second). In the CI's environment the
+    # same run costs about twice the CPU per delivery (worker 1.9-2.1 ms against 0.95-1.0 ms
+    # here) and drifts further: 76% and 80% per CPU second there, 97% and 101% here alone.
+    # The floor catches what the test is for, a cost growing with the tables: a query scanning
+    # the rows written so far costs four times as much at 80% done as at 20%.
+    assert end.per_cpu >= start.per_cpu * 0.7
