@@ -35,6 +35,7 @@ from models import (
     Workflow,
     WorkflowStep,
 )
+from models.ids import new_hex_id
 
 #: Tool actions and the channel each one sends on.
 TOOL_CHANNELS = {
@@ -64,7 +65,7 @@ class InvokeToolArgs(ActionArgs):
     body: LongText
     data: dict[str, Any] = Field(default_factory=dict)
     #: Idempotency key of this invocation; repeated, nothing new is sent.
-    invocation_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
+    invocation_id: Name = Field(default_factory=new_hex_id)
 
     @model_validator(mode="after")
     def _one_caller(self) -> InvokeToolArgs:

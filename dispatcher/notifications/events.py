@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from dispatcher.validation import storable
+from models.ids import new_hex_id
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -58,7 +58,7 @@ class TriggerEvent(_Storable):
     #: Subscriber ids (the application's own), inline subscribers, or ``{"topic": key}``.
     to: list[Target] = Field(min_length=1)
     payload: dict[str, Any] = Field(default_factory=dict)
-    transaction_id: TransactionId = Field(default_factory=lambda: uuid.uuid4().hex)
+    transaction_id: TransactionId = Field(default_factory=new_hex_id)
     #: Per channel kind: ``{"email": {"subject": "..."}, "sms": {"body": "..."}}`` replaces the
     #: rendered fields; ``{"email": {"to": {"email": ...}}}`` replaces the address.
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)

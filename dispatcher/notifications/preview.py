@@ -41,6 +41,7 @@ from dispatcher.sending.plan import (
 from dispatcher.sending.rendering import RenderError, TemplateRenderer
 from dispatcher.sending.translations import localized_templates, translation_tag
 from models import ChannelType, StepKind, Subscriber, Workflow
+from models.ids import new_id
 
 _TEMPLATE_FILE = "<template>"
 _CHANNEL_KINDS = frozenset(StepKind(channel.value) for channel in ChannelType)
@@ -84,7 +85,7 @@ class InlineSubscriberRow:
     """A subscriber given in the request, shaped as the rows a worker renders for."""
 
     external_id: str
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None

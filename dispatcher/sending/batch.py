@@ -33,6 +33,7 @@ from dispatcher.sending.rate_limit import Pacer, RateStore, RedisRateStore, loca
 from dispatcher.sending.rendering import TemplateRenderer
 from dispatcher.sending.store import BatchReport, claim, due_times, log_unknown
 from models import ChannelType, DeliveryStatus
+from models.ids import new_id
 from models.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def process_batch(raw_ids: list[str], settings: Settings | None = None) -> Batch
     settings = settings or get_settings()
     ids = _parse_ids(raw_ids)
     now = utcnow()
-    token = uuid.uuid4()
+    token = new_id()
     db = database()
     with db.transaction() as session:
         due = due_times(session, ids, settings.enqueue_lease)

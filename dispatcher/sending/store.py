@@ -39,6 +39,7 @@ from models import (
     Subscriber,
 )
 from models.bulk import among, insert_many, update_many
+from models.ids import new_id
 from models.types import utcnow
 from providers.retry_after import bounded_wait
 
@@ -110,7 +111,7 @@ def claim(
             .values(
                 status=DeliveryStatus.SENDING,
                 next_attempt_at=now + timedelta(seconds=settings.send_lease),
-                claim_token=token or uuid.uuid4(),
+                claim_token=token or new_id(),
                 updated_at=now,
             )
             .returning(Delivery.id)
@@ -367,7 +368,7 @@ def forget_expired_tokens(session: Session, finished: list[tuple[Job, Outcome]])
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "organisation_id": attempt.organisation_id,
         "delivery_id": attempt.delivery_id,
         "integration_id": attempt.integration_id,
@@ -385,7 +386,7 @@ def _attempt_row(attempt: Attempt) -> dict[str, Any]:
 def _inbox_row(job: Job, now: datetime) -> dict[str, Any]:
     assert job.message is not None
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "organisation_id": job.organisation_id,
         "subscriber_id": job.subscriber_id,
         "delivery_id": job.delivery_id,

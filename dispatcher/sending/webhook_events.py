@@ -48,6 +48,7 @@ from models import (
     Workflow,
 )
 from models.bulk import among, insert_many
+from models.ids import new_id
 from models.types import utcnow
 
 #: The event a delivery's sending status reports (the others report none).
@@ -137,13 +138,13 @@ def emit(
     context = _context(session, {c.notification_id for c in wanted if c.notification_id})
     rows: list[dict[str, Any]] = []
     for change in wanted:
-        event_id = uuid.uuid4()
+        event_id = new_id()
         assert change.notification_id is not None
         body = _body(event_id, change, context.get(change.notification_id), now)
         for endpoint_id, kinds in subscribed[change.organisation_id]:
             if change.type.value in kinds:
                 rows.append({
-                    "id": uuid.uuid4(), "organisation_id": change.organisation_id,
+                    "id": new_id(), "organisation_id": change.organisation_id,
                     "endpoint_id": endpoint_id, "event_id": event_id, "type": change.type,
                     "payload": body, "status": WebhookEventStatus.QUEUED, "attempts": 0,
                     "next_attempt_at": reserved, "meta": {}, "created_at": now, "updated_at": now,

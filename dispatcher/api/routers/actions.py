@@ -33,6 +33,7 @@ from dispatcher.celery_app import app
 from dispatcher.errors import ActionArgumentsError, ActionTimeoutError, UnknownActionError
 from dispatcher.producer import enqueue_action
 from dispatcher.results import from_wire, to_wire
+from models.ids import new_id
 
 router: APIRouter = resource_router(prefix="/v1/actions", tag="Actions")
 
@@ -73,7 +74,7 @@ def list_actions(caller: CallerDep) -> dict[str, Any]:
 
 
 def _task_id(organisation_id: uuid.UUID) -> str:
-    return f"{organisation_id}.{uuid.uuid4()}"
+    return f"{organisation_id}.{new_id()}"
 
 
 def _owns(organisation_id: uuid.UUID, task_id: str) -> bool:
