@@ -1,4 +1,4 @@
-"""Writing many rows at once: COPY and UPDATE ... FROM unnest on PostgreSQL for large sets, the
+"""Writing many rows at once: COPY on PostgreSQL, and UPDATE ... FROM unnest for large sets; the
 ordinary executemany otherwise (and on SQLite).
 
 A trigger to 20,000 subscribers writes 40,000 rows in one transaction. Through ``executemany``
@@ -30,8 +30,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session
 
-#: Below this many rows the ordinary INSERT is as quick and works on every backend.
-COPY_THRESHOLD = 500
+#: From this many rows on, PostgreSQL gets COPY. COPY won at every size measured: a bulk trigger of
+#: 100 events from 8 threads (200 notification and delivery rows) 2,727-2,762 -> 3,640-3,756
+#: events/s in-process, of 10 events 830-846 -> 973-1,021/s, single triggers in groups about
+#: the same or better; so every set of rows takes it (the ordinary INSERT stays for SQLite).
+COPY_THRESHOLD = 1
 #: The same for UPDATE by primary key.
 UNNEST_THRESHOLD = 50
 

@@ -93,7 +93,7 @@ def _read(organisation: uuid.UUID) -> list[dict[str, Any]]:
                 for item in deliveries]  # fmt: skip
 
 
-@pytest.mark.parametrize("count", [3, COPY_THRESHOLD + 7])
+@pytest.mark.parametrize("count", [COPY_THRESHOLD, 3, 507])
 def test_rows_read_back_as_given_with_defaults_filled(count: int) -> None:
     organisation, notifications = _parents(count)
     rows = _rows(organisation, notifications)
@@ -111,20 +111,21 @@ def test_rows_read_back_as_given_with_defaults_filled(count: int) -> None:
 
 
 def test_copy_and_insert_store_the_same_thing() -> None:
-    small_org, small_parents = _parents(2)
-    big_org, big_parents = _parents(COPY_THRESHOLD)
+    inserted_org, inserted_parents = _parents(2)
+    copied_org, copied_parents = _parents(2)
     with database().transaction() as session:
-        insert_many(session, Delivery, _rows(small_org, small_parents))
-        insert_many(session, Delivery, _rows(big_org, big_parents))
-    small, big = _read(small_org), _read(big_org)
+        # The ordinary INSERT, what insert_many does on SQLite, against COPY.
+        session.execute(sa.insert(Delivery), _rows(inserted_org, inserted_parents))
+        insert_many(session, Delivery, _rows(copied_org, copied_parents))
+    inserted, copied = _read(inserted_org), _read(copied_org)
     strip = ("id", "updated_at", "organisation_id", "notification_id")
-    assert [{k: v for k, v in row.items() if k not in strip} for row in small] == [
-        {k: v for k, v in row.items() if k not in strip} for row in big[:2]
+    assert [{k: v for k, v in row.items() if k not in strip} for row in inserted] == [
+        {k: v for k, v in row.items() if k not in strip} for row in copied
     ]
 
 
 def test_a_copy_failing_a_constraint_writes_nothing() -> None:
-    organisation, notifications = _parents(COPY_THRESHOLD)
+    organisation, notifications = _parents(50)
     rows = _rows(organisation, notifications)
     rows[-1]["notification_id"] = uuid.uuid4()  # names no notification
     with pytest.raises(sa.exc.IntegrityError), database().transaction() as session:
