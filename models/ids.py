@@ -4,9 +4,9 @@ kilobytes at a time instead of one system call per id.
 ``uuid.uuid4()`` calls ``os.urandom(16)``, which releases the interpreter lock around its system
 call; in a busy threaded process (the API's thread pool, the worker's loop beside its database
 thread) each release can cost the caller a wait for the lock to come back. A bulk trigger makes
-three ids an event: measured in-process, 100-event requests from 8 threads went from 3,273-3,389
-to 3,909-3,927 events/s, and their CPU from 0.28 to 0.23 ms an event, with ids drawn from a
-pool. The bytes are the same ``os.urandom`` bytes, so the ids are as unpredictable as before.
+three ids an event: measured in-process, 100-event requests from 8 threads (three interleaved
+rounds each) went from 2,701-3,083 to 3,161-3,321 events/s, and their CPU from 0.34 to 0.28 ms
+an event. The bytes are the same ``os.urandom`` bytes, so the ids are as unpredictable as before.
 
 Each thread has its own pool, and a forked child starts with an empty one (it must never hand
 out the ids its parent's pool holds).
