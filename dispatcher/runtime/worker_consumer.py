@@ -7,7 +7,7 @@ there: closing a channel whose transport the collect already detached asks for a
 and building one reads the detached transport's ``client``: ``AttributeError: 'NoneType' object
 has no attribute 'hostname'`` (kombu issues #582 and #970 show the same trace). The error
 escapes the consumer's restart loop and the whole worker exits: a broker restart becomes a
-worker outage. Measured in the broker-restart chaos test, about one run in several.
+worker outage. Seen once in the broker-restart chaos test, in one CI run of the last several.
 
 Here a failed close is logged and the reconnect goes on, as it does when the close succeeds:
 the connection is dropped either way, and what the broken channel could not hand back to the
