@@ -1,4 +1,4 @@
-"""``python -m bench [trickle|api|callbacks|inbox]``: one scenario; the throughput benchmark by default."""
+"""``python -m bench [trickle|api|callbacks|inbox|growth]``: one scenario; the throughput benchmark by default."""
 
 import sys
 
@@ -11,6 +11,8 @@ if __name__ == "__main__":
         from bench.callbacks import main
     elif sys.argv[1:] == ["inbox"]:
         from bench.inbox import main
+    elif sys.argv[1:] == ["growth"]:
+        from bench.growth import main
     else:
         from bench.throughput import main
     main()
