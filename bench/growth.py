@@ -19,8 +19,8 @@ in slices of a million: the fill takes minutes and about 12 GB), then ``VACUUM A
 autovacuum does on a server with its default settings; this machine runs with it off), and the
 same round runs again. Target (#14): within 10% of the empty database.
 
-Row ids in the fill are random (version 4), as the dispatcher makes them (BENCH_GROWTH_IDS=
-ordered: time-ordered ones). Environment also: BENCH_POSTGRES_URL, BENCH_REDIS_URL (see :mod:`bench.throughput`). Talks only
+Row ids in the fill take the dispatcher's form, time-ordered (BENCH_GROWTH_IDS=random: the
+random ids of earlier releases). Environment also: BENCH_POSTGRES_URL, BENCH_REDIS_URL (see :mod:`bench.throughput`). Talks only
 to loopback. Run: ``python -m bench growth``.
 """
 
@@ -206,9 +206,9 @@ FROM numbers, params
 """
 
 
-#: ``random``: version 4 ids, as the dispatcher makes them; ``ordered``: the row's time in
-#: milliseconds, then random bits (version 7).
-ID_FORM = os.environ.get("BENCH_GROWTH_IDS", "random")
+#: ``ordered``: as the dispatcher makes a row's id (:func:`models.ids.new_row_id`), its time in
+#: milliseconds, then random bits; ``random``: version 4, as releases before made them.
+ID_FORM = os.environ.get("BENCH_GROWTH_IDS", "ordered")
 
 
 def row_id(kind: str) -> str:

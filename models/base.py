@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, MetaData, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from models.ids import new_id
+from models.ids import new_row_id
 from models.types import JSONType, UTCDateTime, utcnow
 
 NAMING_CONVENTION = {
@@ -48,7 +48,7 @@ def enum_column(enum_class: type[enum.StrEnum], name: str) -> Enum:
 class Row:
     """``id``, ``meta`` and ``created_at``: on every table."""
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_row_id)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

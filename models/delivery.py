@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, LeadingTenant, Mutable, Row, Tenant, enum_column
@@ -47,6 +47,9 @@ TERMINAL_DELIVERY_STATUSES = frozenset(
         DeliveryStatus.CANCELLED,
     }
 )
+#: The rows ``ix_deliveries_due`` holds: those still to be sent (every status but the terminal
+#: ones), which the sweeper's and the claim's conditions each name.
+DUE_INDEX_WHERE = "status IN ('queued', 'retrying', 'sending')"
 
 
 class OnAmbiguous(enum.StrEnum):
@@ -83,6 +86,9 @@ class Notification(Row, Mutable, LeadingTenant, Base):
     __table_args__ = (
         UniqueConstraint("organisation_id", "transaction_id", "subscriber_id"),
         Index("ix_notifications_digest", "organisation_id", "workflow_id", "subscriber_id"),
+        # The activity API's pages, newest first: read in the index's order, not sorted from
+        # every row of the organisation (2 s for a million rows).
+        Index("ix_notifications_recent", "organisation_id", "created_at", "id"),
     )
 
     transaction_id: Mapped[str] = mapped_column(String(200))
@@ -118,7 +124,15 @@ class Delivery(Row, Mutable, LeadingTenant, Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("notification_id", "step_position"),
-        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # Only the rows a sweep or a claim looks for: a finished delivery (nearly every row of
+        # a full table) is never added, so the index stays the size of the work in flight.
+        Index(
+            "ix_deliveries_due",
+            "status",
+            "next_attempt_at",
+            postgresql_where=text(DUE_INDEX_WHERE),
+            sqlite_where=text(DUE_INDEX_WHERE),
+        ),
         Index("ix_deliveries_organisation_status", "organisation_id", "status"),
         # A provider callback names the message by the id the provider answered the send with.
         Index("ix_deliveries_provider_message", "integration_id", "provider_message_id"),

@@ -55,7 +55,7 @@ from models import (
     Suppression,
     normalize_address,
 )
-from models.ids import new_id
+from models.ids import new_row_id
 from models.types import utcnow
 from providers.callbacks import BounceKind, DeliveryEvent, DeliveryEventKind
 
@@ -288,7 +288,7 @@ def _insert_events(
     now = utcnow()
     rows: list[dict[str, Any]] = [
         {
-            "id": new_id(), "organisation_id": target.organisation_id,
+            "id": new_row_id(), "organisation_id": target.organisation_id,
             "delivery_id": target.delivery_id, "integration_id": item.integration_id,
             "kind": ReportedStatus(item.event.kind.value), "occurred_at": item.event.occurred_at,
             "event_id": item.event.event_id,
@@ -333,7 +333,7 @@ def _suppression(item: Incoming, target: _Target) -> dict[str, Any] | None:
     detail = f"{event.kind.value}{f' ({event.bounce.value})' if event.bounce else ''}"
     reason = f"{detail}: {event.reason}" if event.reason else detail
     return {
-        "id": new_id(), "organisation_id": target.organisation_id, "channel_type": channel,
+        "id": new_row_id(), "organisation_id": target.organisation_id, "channel_type": channel,
         "address": normalize_address(channel, address), "reason": reason[:MAX_SUPPRESSION_REASON],
         "source_delivery_id": target.delivery_id, "meta": {}, "created_at": utcnow(),
     }  # fmt: skip

@@ -62,7 +62,7 @@ from models import (
     WatchState,
     WebhookEventType,
 )
-from models.ids import new_id
+from models.ids import new_row_id
 from models.types import utcnow
 from providers.callbacks import BounceKind, DeliveryEvent, DeliveryEventKind
 
@@ -294,7 +294,7 @@ def _record_attempt(
 ) -> None:
     session.execute(
         insert(DeliveryAttempt).values(
-            id=new_id(), organisation_id=watch.organisation_id, delivery_id=watch.delivery_id,
+            id=new_row_id(), organisation_id=watch.organisation_id, delivery_id=watch.delivery_id,
             integration_id=watch.integration_id, provider=watch.provider,
             outcome=AttemptOutcome.UNCONFIRMED, http_status=None, latency_ms=None,
             error_class=verdict.error_class or None, error=verdict.reason[:MAX_REASON],

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from dispatcher.errors import TriggerError
 from dispatcher.sending.rendering import RenderError, TemplateRenderer, required_payload_keys
 from models import StepKind, ThrottleWindow, WorkflowStep
-from models.ids import new_id
+from models.ids import new_row_id
 
 #: The longest window a throttle may count over (90 days), and the longest rendered key.
 MAX_WINDOW_SECONDS = 90 * 24 * 3600
@@ -182,7 +182,7 @@ def _count(  # noqa: PLR0917 - private helper of one caller
     ordered = sorted(set(subscribers))
     for start in range(0, len(ordered), UPSERT_CHUNK):
         rows = [
-            {"id": new_id(), "organisation_id": organisation, "step_id": step_id,
+            {"id": new_row_id(), "organisation_id": organisation, "step_id": step_id,
              "subscriber_id": subscriber, "key": key, "window_start": now, "count": 1,
              "meta": {}, "created_at": now}
             for subscriber in ordered[start : start + UPSERT_CHUNK]

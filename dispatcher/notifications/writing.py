@@ -49,7 +49,7 @@ from models import (
     WorkflowStep,
 )
 from models.bulk import among, insert_many
-from models.ids import new_id
+from models.ids import new_row_id
 from models.types import utcnow
 
 #: Ids looked up per query, and missing ones listed in one error.
@@ -439,7 +439,7 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         session, organisation, workflow, list(folded_keys), folded_keys, now
     )
     for subscriber_id in subscribers:
-        notification_id = new_id()
+        notification_id = new_row_id()
         leader = leaders.get(subscriber_id)
         meta: dict[str, Any] = {"overrides": event.overrides} if event.overrides else {}
         if subscriber_id in grouping.problems:
@@ -577,7 +577,7 @@ def _delivery(  # noqa: PLR0917 - private helper of one caller
     settings: Settings,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "id": new_id(),
+        "id": new_row_id(),
         "organisation_id": organisation,
         "notification_id": notification_id,
         "step_id": step.id,

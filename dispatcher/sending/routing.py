@@ -50,7 +50,7 @@ from models import (
     WorkflowStep,
 )
 from models.bulk import among
-from models.ids import new_id
+from models.ids import new_row_id
 
 if TYPE_CHECKING:
     from dispatcher.sending.execute import Outcome
@@ -247,7 +247,7 @@ def watch_rows(finished: Iterable[tuple[Job, Outcome]], now: datetime) -> list[d
         ):
             continue
         rows.append({
-            "id": new_id(), "organisation_id": job.organisation_id,
+            "id": new_row_id(), "organisation_id": job.organisation_id,
             "delivery_id": job.delivery_id, "integration_id": outcome.integration_id,
             "provider": outcome.provider or "", "state": WatchState.WAITING,
             "provider_message_id": (outcome.provider_message_id or "")[:500] or None,

@@ -39,7 +39,7 @@ from models import (
     Subscriber,
 )
 from models.bulk import among, insert_many, update_many
-from models.ids import new_id
+from models.ids import new_id, new_row_id
 from models.types import utcnow
 from providers.retry_after import bounded_wait
 
@@ -368,7 +368,7 @@ def forget_expired_tokens(session: Session, finished: list[tuple[Job, Outcome]])
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
     return {
-        "id": new_id(),
+        "id": new_row_id(),
         "organisation_id": attempt.organisation_id,
         "delivery_id": attempt.delivery_id,
         "integration_id": attempt.integration_id,
@@ -386,7 +386,7 @@ def _attempt_row(attempt: Attempt) -> dict[str, Any]:
 def _inbox_row(job: Job, now: datetime) -> dict[str, Any]:
     assert job.message is not None
     return {
-        "id": new_id(),
+        "id": new_row_id(),
         "organisation_id": job.organisation_id,
         "subscriber_id": job.subscriber_id,
         "delivery_id": job.delivery_id,

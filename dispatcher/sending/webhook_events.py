@@ -48,7 +48,7 @@ from models import (
     Workflow,
 )
 from models.bulk import among, insert_many
-from models.ids import new_id
+from models.ids import new_id, new_row_id
 from models.types import utcnow
 
 #: The event a delivery's sending status reports (the others report none).
@@ -144,7 +144,7 @@ def emit(
         for endpoint_id, kinds in subscribed[change.organisation_id]:
             if change.type.value in kinds:
                 rows.append({
-                    "id": new_id(), "organisation_id": change.organisation_id,
+                    "id": new_row_id(), "organisation_id": change.organisation_id,
                     "endpoint_id": endpoint_id, "event_id": event_id, "type": change.type,
                     "payload": body, "status": WebhookEventStatus.QUEUED, "attempts": 0,
                     "next_attempt_at": reserved, "meta": {}, "created_at": now, "updated_at": now,

@@ -58,7 +58,7 @@ from models import (
 )
 from models.bulk import among, insert_many, update_many
 from models.crypto import KeyRingError
-from models.ids import new_id
+from models.ids import new_id, new_row_id
 from models.types import utcnow
 from providers.errors import IntegrationError, ProviderError, RetryableError
 from providers.http import DestinationRefusedError, classify_status, send_bounded_request
@@ -408,7 +408,7 @@ def _attempt_row(  # noqa: PLR0917 - the columns of one attempt
     error: str | None,
 ) -> dict[str, Any]:
     return {
-        "id": new_id(), "organisation_id": job.organisation_id, "webhook_event_id": job.id,
+        "id": new_row_id(), "organisation_id": job.organisation_id, "webhook_event_id": job.id,
         "outcome": outcome, "http_status": http_status,
         "latency_ms": round((time.monotonic() - started) * 1000, 3), "error_class": error_class,
         "error": error[:2000] if error else None, "meta": {}, "created_at": utcnow(),

@@ -1,13 +1,15 @@
-"""Row ids drawn from a pool of the system's random bytes: valid version-4 UUIDs, never repeated
-across threads, pool refills or a fork."""
+"""Ids drawn from a pool of the system's random bytes: valid version-4 UUIDs and, for rows,
+time-ordered version-7 ones; never repeated across threads, pool refills or a fork."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 
-from models.ids import POOL_IDS, new_hex_id, new_id
+from models import Delivery, Notification
+from models.ids import POOL_IDS, new_hex_id, new_id, new_row_id
 
 
 def test_ids_are_random_version_4_uuids_across_refills() -> None:
@@ -15,6 +17,30 @@ def test_ids_are_random_version_4_uuids_across_refills() -> None:
     assert len(set(ids)) == len(ids)
     assert {i.version for i in ids} == {4}
     assert {i.variant for i in ids} == {uuid.RFC_4122}
+
+
+def test_row_ids_are_version_7_uuids_ordered_by_the_millisecond_they_were_made() -> None:
+    earlier = [new_row_id() for _ in range(POOL_IDS * 2 + 3)]
+    before = time.time_ns() // 1_000_000
+    time.sleep(0.002)
+    later = [new_row_id() for _ in range(50)]
+    every = earlier + later
+    assert len(set(every)) == len(every)
+    assert {i.version for i in every} == {7}
+    assert {i.variant for i in every} == {uuid.RFC_4122}
+    # Any id of a later millisecond sorts after every id of an earlier one, as text too
+    # (what an index on the column orders by).
+    assert max(str(i) for i in earlier) < min(str(i) for i in later)
+    assert all((i.int >> 80) <= before < (j.int >> 80) for i in earlier for j in later[:1])
+    # The rest is random: ids of the same millisecond differ beyond the time.
+    assert len({i.int & ((1 << 62) - 1) for i in earlier}) == len(earlier)
+
+
+def test_new_rows_of_the_busy_tables_take_time_ordered_ids() -> None:
+    for model in (Notification, Delivery):
+        default = model.__table__.c.id.default
+        assert default is not None
+        assert default.arg(None).version == 7
 
 
 def test_the_hex_form_is_uuid4_hex() -> None:

@@ -88,3 +88,20 @@ def test_sqlite_migrations_allow_every_enum_value_the_models_have() -> None:
 
 def test_postgres_migrations_allow_every_enum_value_the_models_have(postgres_url: str) -> None:
     assert unlisted_enum_values(postgres_url) == []
+
+
+def test_the_due_index_holds_only_deliveries_still_to_be_sent(postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            definition = connection.scalar(
+                sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_deliveries_due'")
+            )
+    finally:
+        engine.dispose()
+    assert definition is not None
+    where = definition.partition(" WHERE ")[2]
+    for status in ("queued", "retrying", "sending"):
+        assert f"'{status}'" in where
+    for status in ("sent", "failed", "skipped", "unknown", "cancelled"):
+        assert f"'{status}'" not in where
