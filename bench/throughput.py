@@ -80,6 +80,24 @@ def process(command: list[str], env: dict[str, str], log: str) -> Iterator[subpr
                 proc.kill()
 
 
+@contextmanager
+def fake_provider(log: str, paths: tuple[str, ...] = ("dispatcher",)) -> Iterator[str]:
+    """The local fake provider on a free port, answering ``paths`` after :data:`LATENCY_MS`;
+    yields its base URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    server = [sys.executable, "-m", "dispatcher.dev.fakeserver", "--port", url.rpartition(":")[2]]
+    with process(server, child_env(), log):
+        for _ in range(50):
+            try:
+                httpx.get(f"{url}/_stats", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        for path in paths:
+            httpx.post(f"{url}/_control/{path}", json={"latency_ms": LATENCY_MS}, timeout=5)
+        yield url
+
+
 def fake_stats(url: str) -> dict[str, Any]:
     return dict(httpx.get(f"{url}/_stats", timeout=10).json())
 
@@ -291,23 +309,12 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = [sys.executable, "-m", "dispatcher.dev.fakeserver", "--port", str(port)]
     skip = os.environ.get("BENCH_SKIP_BASELINES") == "1"
     httpx_pool: list[float] = []
     aiohttp_pool: list[float] = []
     plain: list[float] = []
     full: list[dict[str, float]] = []
-    with process(server, child_env(), "fake-provider.log"):
-        for _ in range(50):
-            try:
-                httpx.get(f"{url}/_stats", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        for path in ("raw", "plain", "dispatcher"):
-            httpx.post(f"{url}/_control/{path}", json={"latency_ms": LATENCY_MS}, timeout=5)
+    with fake_provider("fake-provider.log", ("raw", "plain", "dispatcher")) as url:
         print(
             f"worker processes: {WORKER_PROCESSES}; "
             + ", ".join(f"{k}={v}" for k, v in TUNING.items())

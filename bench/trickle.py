@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -37,8 +36,7 @@ from bench.throughput import (
     LATENCY_MS,
     TUNING,
     WORKER_PROCESSES,
-    child_env,
-    free_port,
+    fake_provider,
     prepare_tenant,
     process,
     worker_command,
@@ -296,17 +294,7 @@ def run_mode(url: str, mode: str) -> list[str]:
 
 
 def main() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = [sys.executable, "-m", "dispatcher.dev.fakeserver", "--port", str(port)]
-    with process(server, child_env(), "fake-provider-trickle.log"):
-        for _ in range(50):
-            try:
-                httpx.get(f"{url}/_stats", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        httpx.post(f"{url}/_control/dispatcher", json={"latency_ms": LATENCY_MS}, timeout=5)
+    with fake_provider("fake-provider-trickle.log") as url:
         print(
             f"worker processes: {WORKER_PROCESSES}; {PRODUCERS} producer processes ({PRODUCE}); "
             + ", ".join(f"{k}={v}" for k, v in TUNING.items())

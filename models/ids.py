@@ -46,7 +46,8 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(bytes=_random_bytes(), version=4)
 
 
-#: Version 7 and RFC 9562's variant, over the 128 bits (the rest of each field cleared below).
+#: What of 128 random bits a version 7 id keeps (the time's 48 bits, the version's and the
+#: variant's are cleared), and the version and variant bits it sets.
 _V7_MASK = ~((0xF000 << 64) | (0xC000 << 48) | (((1 << 48) - 1) << 80))
 _V7_BITS = (0x7000 << 64) | (0x8000 << 48)
 
