@@ -1,6 +1,13 @@
 """``/v1/messages``: one message per channel delivery, in Novu's page envelope
 ``{data, hasMore, pageSize, page}``, newest first.
 
+"Newest" is the notification's time: a delivery is written with its notification, in the same
+statement batch and with the same ``created_at``, so the page is read through the notifications'
+newest-first index (``ix_notifications_recent``) and each one's deliveries by their unique key,
+a few index reads however large the tables are (sorting the deliveries themselves by time read
+and sorted every delivery of the organisation: 137 ms at 126,000 rows, against 1.3 ms).
+A notification's deliveries follow one another in step order.
+
 A delivery's status maps onto Novu's closed message statuses: ``sent`` is ``sent``; ``failed``
 and ``unknown`` are ``error``; anything not settled yet (queued, retrying, sending) or not
 sent by choice (skipped, cancelled) is ``warning``. Deliveries of the ``webhook`` channel, which
@@ -93,7 +100,9 @@ def list_messages(
     if transaction_id:
         query = query.where(Notification.transaction_id.in_(transaction_id))
     query = (
-        query.order_by(Delivery.created_at.desc(), Delivery.id.desc())
+        query.order_by(
+            Notification.created_at.desc(), Notification.id.desc(), Delivery.step_position
+        )
         .offset(page * limit)
         .limit(limit + 1)
     )

@@ -176,6 +176,26 @@ def test_messages_are_the_channel_deliveries_in_novus_page(
     assert client.get("/v1/messages", headers=theirs.headers).json()["data"] == []
 
 
+def test_messages_are_newest_notification_first_and_its_steps_in_order(
+    client: TestClient, keyed: Keyed
+) -> None:
+    workflow(keyed.organisation_id, "both", [{"kind": "delay", "config": {"seconds": 3600}},
+                                             EMAIL_STEP, {**EMAIL_STEP, "kind": "sms"}])  # fmt: skip
+    subscriber(keyed.organisation_id, "ada", phone="+15550001")
+    for transaction_id in ("tx-1", "tx-2", "tx-3"):
+        trigger(client, keyed, "both", "ada", transaction_id)
+    page = client.get("/v1/messages", headers=keyed.headers).json()
+    assert [(m["transactionId"], m["channel"]) for m in page["data"]] == [
+        (transaction_id, channel)
+        for transaction_id in ("tx-3", "tx-2", "tx-1")
+        for channel in ("email", "sms")
+    ]
+    second = client.get("/v1/messages", headers=keyed.headers, params={"limit": 4, "page": 1})
+    assert [(m["transactionId"], m["channel"]) for m in second.json()["data"]] == [
+        ("tx-1", "email"), ("tx-1", "sms"),
+    ]  # fmt: skip
+
+
 def test_a_fetch_step_shows_as_an_http_request_job(client: TestClient, keyed: Keyed) -> None:
     fetch = {"kind": "fetch", "config": {"url": "http://10.9.9.9/u/{{ subscriber.subscriber_id }}"}}
     workflow(keyed.organisation_id, "fetching", [fetch, EMAIL_STEP])
