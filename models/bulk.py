@@ -10,6 +10,7 @@ values, UTC timestamps, JSONB), so a row written either way reads back the same.
 from __future__ import annotations
 
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -52,19 +53,30 @@ def insert_many(
         return
     table = model.__table__
     assert isinstance(table, Table)
-    given = {name for row in rows for name in row}
+    given: set[str] = set().union(*rows)
     fields = [
         _Field(column, connection.dialect, copy=True)
         for column in table.columns
         if column.name in given or column.default is not None
     ]
+    # A row that names every column is read in one call, and only the columns that need it are
+    # converted: most values (ids, text, numbers) go to the driver as they are.
+    every_column = operator.itemgetter(*(field.name for field in fields))
+    converted = [(position, field) for position, field in enumerate(fields) if field.converts]
     driver = connection.connection.driver_connection
     assert driver is not None
     statement = f"COPY {table.name} ({', '.join(field.name for field in fields)}) FROM STDIN"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([field.value(row) for field in fields])
+                try:
+                    values = list(every_column(row)) if len(fields) > 1 else [every_column(row)]
+                except KeyError:  # a column this row leaves to its default
+                    copy.write_row([field.value(row) for field in fields])
+                    continue
+                for position, field in converted:
+                    values[position] = field.convert(values[position])
+                copy.write_row(values)
     except psycopg.Error as exc:
         # Raised as SQLAlchemy raises it for an INSERT (IntegrityError for a duplicate, ...), so
         # callers handle one set of errors whichever way the rows went.
@@ -137,11 +149,19 @@ class _Field:
         self.json_text = copy and isinstance(column.type.dialect_impl(dialect), JSON)
         self._serialised: dict[int, tuple[Any, str]] = {}
 
+    @property
+    def converts(self) -> bool:
+        """Whether a value given for this column changes on its way to the driver."""
+        return self.json_text or self.process is not None
+
     def value(self, row: dict[str, Any]) -> Any:
         if self.name in row:
             value = row[self.name]
         else:
             value = self.default() if self.default is not None else None
+        return self.convert(value)
+
+    def convert(self, value: Any) -> Any:
         if self.json_text and value is not None:
             if not value and isinstance(value, dict):
                 return "{}"  # most rows' ``meta`` and ``content``: not worth a dumps each

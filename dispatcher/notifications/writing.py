@@ -33,7 +33,7 @@ from dispatcher.notifications.throttling import (
 )
 from dispatcher.sending.fetch import AFTER_FETCH
 from dispatcher.sending.rendering import required_payload_keys
-from dispatcher.sending.routing import due_after_wait
+from dispatcher.sending.routing import due_after_wait, wait_for
 from dispatcher.validation import oversize_problem
 from models import (
     ChannelType,
@@ -90,6 +90,58 @@ class _Known:
     existing: dict[str, list[str]]
     workflows: dict[str, Workflow]
     subscribers: dict[str, uuid.UUID]
+    #: Workflow id -> what writing reads of it, worked out once per call.
+    shapes: dict[uuid.UUID, _Shape] = field(default_factory=dict)
+
+    def shape(self, workflow: Workflow) -> _Shape:
+        shape = self.shapes.get(workflow.id)
+        if shape is None:
+            shape = self.shapes[workflow.id] = _shape(workflow)
+        return shape
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What writing an event reads of its workflow, read once per call instead of once per
+    event (each read of an ORM attribute is a descriptor call: about 26 a notification)."""
+
+    #: The payload keys its templates use.
+    required: frozenset[str]
+    digest: bool
+    throttle: bool
+    #: When every step is a channel step due at once (no delay, digest, throttle, fetch or
+    #: wait: an OTP, a password reset), the delivery columns each step's row has in every
+    #: notification; the event is then planned without reading the steps again.
+    immediate: tuple[dict[str, Any], ...] | None
+
+
+_CHANNELS = frozenset(channel.value for channel in ChannelType)
+
+
+def _shape(workflow: Workflow) -> _Shape:
+    kinds = {step.kind for step in workflow.steps}
+    columns: tuple[dict[str, Any], ...] | None = None
+    if all(
+        step.kind.value in _CHANNELS and wait_for(step.config) is None for step in workflow.steps
+    ):
+        columns = tuple(
+            {
+                "step_id": step.id,
+                "step_position": step.position,
+                "step_kind": step.kind,
+                "channel_type": ChannelType(step.kind.value),
+                "critical": workflow.critical,
+                "status": DeliveryStatus.QUEUED,
+                "attempts": 0,
+            }
+            for step in workflow.steps
+        )
+    return _Shape(
+        required=_required_payload(workflow),
+        digest=StepKind.DIGEST in kinds,
+        throttle=StepKind.THROTTLE in kinds,
+        immediate=columns,
+    )
 
 
 def check_sizes(event: TriggerEvent, settings: Settings, prefix: str) -> None:
@@ -173,14 +225,22 @@ def _write_one(  # noqa: PLR0917 - private helper of one caller
     if existing:
         return TriggerReceipt(event.transaction_id, existing, 0, True), None
     workflow = _workflow(known, event.workflow, prefix)
-    _check_required_payload(workflow, event, prefix)
-    keys = throttle_keys(workflow.steps, event.payload, event.actor, prefix)
+    shape = known.shape(workflow)
+    _check_required_payload(shape.required, event, prefix)
+    keys = (
+        throttle_keys(workflow.steps, event.payload, event.actor, prefix) if shape.throttle else {}
+    )
     subscribers = _recipients(session, organisation, event.to, prefix, settings, known)
-    if any(step.kind is StepKind.DIGEST for step in workflow.steps):
+    if shape.digest:
         # Joining an open digest reads the leaders in the database: an earlier event of this
         # call may have just opened one.
         _insert(session, pending)
-    planned = _plan(session, organisation, workflow, event, subscribers, settings, keys)
+    if shape.immediate is not None:
+        planned = _plan_immediate(
+            organisation, workflow, shape.immediate, event, subscribers, settings
+        )
+    else:
+        planned = _plan(session, organisation, workflow, event, subscribers, settings, keys)
     pump = False
     if not reserve or len(planned.due_now) > settings.direct_enqueue_limit:
         # A blast (or a caller that cannot publish): left to the outbox pump, which feeds the
@@ -274,7 +334,7 @@ def check_workflow(
         ).unique()
     }
     workflow = _workflow(_Known({}, workflows, {}), event.workflow, prefix)
-    _check_required_payload(workflow, event, prefix)
+    _check_required_payload(_required_payload(workflow), event, prefix)
     return workflow
 
 
@@ -286,7 +346,22 @@ def _workflow(known: _Known, key: str, prefix: str) -> Workflow:
     return workflow
 
 
-def _check_required_payload(workflow: Workflow, event: TriggerEvent, prefix: str) -> None:
+def _check_required_payload(required: frozenset[str], event: TriggerEvent, prefix: str) -> None:
+    missing = sorted(required - event.payload.keys())
+    if missing:
+        raise TriggerError(
+            [
+                {
+                    "field": f"{prefix}payload.{key}",
+                    "message": "required by the workflow's templates",
+                }
+                for key in missing
+            ]
+        )
+
+
+def _required_payload(workflow: Workflow) -> frozenset[str]:
+    """The payload keys ``workflow``'s templates use that no fetch step before them merges."""
     required: set[str] = set()
     sources: list[str] = []
     merged: frozenset[str] = frozenset()
@@ -302,17 +377,7 @@ def _check_required_payload(workflow: Workflow, event: TriggerEvent, prefix: str
         sources.extend(step.template.values())
     else:
         required |= _required_keys(tuple(sources)) - merged
-    missing = sorted(required - set(event.payload))
-    if missing:
-        raise TriggerError(
-            [
-                {
-                    "field": f"{prefix}payload.{key}",
-                    "message": "required by the workflow's templates",
-                }
-                for key in missing
-            ]
-        )
+    return frozenset(required)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -439,28 +504,15 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
         session, organisation, workflow, list(folded_keys), folded_keys, now
     )
     for subscriber_id in subscribers:
-        notification_id = new_row_id()
         leader = leaders.get(subscriber_id)
-        meta: dict[str, Any] = {"overrides": event.overrides} if event.overrides else {}
+        notification = _notification(organisation, workflow, event, subscriber_id, now)
+        notification_id = notification["id"]
         if subscriber_id in grouping.problems:
-            meta["digest_key_error"] = grouping.problems[subscriber_id]
-        notification: dict[str, Any] = {
-            "id": notification_id,
-            "organisation_id": organisation,
-            "transaction_id": event.transaction_id,
-            "workflow_id": workflow.id,
-            "workflow_version": workflow.version,
-            "subscriber_id": subscriber_id,
-            "payload": event.payload,
-            "actor": event.actor,
-            "meta": meta,
-            "created_at": now,
-            "updated_at": now,
-            "digest_leader_id": leader,
-            "digest_until": None,
-            "digest_key": grouping.keys.get(subscriber_id) or folded_keys.get(subscriber_id),
-            "status": NotificationStatus.PENDING,
-        }
+            notification["meta"]["digest_key_error"] = grouping.problems[subscriber_id]
+        notification["digest_leader_id"] = leader
+        notification["digest_key"] = grouping.keys.get(subscriber_id) or folded_keys.get(
+            subscriber_id
+        )
         planned.notifications.append(notification)
         due = now
         collected = False
@@ -509,6 +561,65 @@ def _plan(  # noqa: PLR0917 - private helper of one caller
             # Every step after the digest was collected into the leader's (or throttled):
             # nothing of this notification will be sent by a worker, so it is finished as written.
             notification["status"] = NotificationStatus.COMPLETED
+    return planned
+
+
+def _notification(
+    organisation: uuid.UUID,
+    workflow: Workflow,
+    event: TriggerEvent,
+    subscriber_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": new_row_id(),
+        "organisation_id": organisation,
+        "transaction_id": event.transaction_id,
+        "workflow_id": workflow.id,
+        "workflow_version": workflow.version,
+        "subscriber_id": subscriber_id,
+        "payload": event.payload,
+        "actor": event.actor,
+        "meta": {"overrides": event.overrides} if event.overrides else {},
+        "created_at": now,
+        "updated_at": now,
+        "digest_leader_id": None,
+        "digest_until": None,
+        "digest_key": None,
+        "status": NotificationStatus.PENDING,
+    }
+
+
+def _plan_immediate(  # noqa: PLR0917 - private helper of one caller
+    organisation: uuid.UUID,
+    workflow: Workflow,
+    steps: tuple[dict[str, Any], ...],
+    event: TriggerEvent,
+    subscribers: list[uuid.UUID],
+    settings: Settings,
+) -> _Planned:
+    """:func:`_plan` for a workflow of channel steps due at once: the same rows, each delivery
+    reserved for the broker message sent after the commit."""
+    now = utcnow()
+    reserved = now + timedelta(seconds=settings.enqueue_lease)
+    planned = _Planned()
+    for subscriber_id in subscribers:
+        notification = _notification(organisation, workflow, event, subscriber_id, now)
+        planned.notifications.append(notification)
+        for columns in steps:
+            row = {
+                **columns,
+                "id": new_row_id(),
+                "organisation_id": organisation,
+                "notification_id": notification["id"],
+                "next_attempt_at": reserved,
+                "content": {},
+                "meta": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            planned.deliveries.append(row)
+            planned.due_now.append(row["id"])
     return planned
 
 

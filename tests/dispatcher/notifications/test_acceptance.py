@@ -49,16 +49,19 @@ def settings(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[Settin
     client.close()
 
 
-def published(settings: Settings, queue: str) -> list[list[str]]:
-    """The delivery ids of every message waiting on ``queue``, one list per message."""
+def envelopes(settings: Settings, queue: str) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(settings.resolved_broker_url)
     try:
         raw_messages = client.lrange(queue, 0, -1)
     finally:
         client.close()
+    return [json.loads(raw) for raw in raw_messages]
+
+
+def published(settings: Settings, queue: str) -> list[list[str]]:
+    """The delivery ids of every message waiting on ``queue``, one list per message."""
     batches = []
-    for raw in raw_messages:
-        envelope = json.loads(raw)
+    for envelope in envelopes(settings, queue):
         _, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
         batches.append(kwargs["delivery_ids"])
     return batches
@@ -292,6 +295,10 @@ def test_a_bulk_call_publishes_a_handful_of_messages(
         ]
         assert sorted(ids) == sorted(in_lane)
         assert len(in_lane) == events_in_lane
+        # What Flower shows of each message: its size and first id, not 200 ids.
+        assert [envelope["headers"]["kwargsrepr"] for envelope in envelopes(settings, queue)] == [
+            f"{{'delivery_ids': <{len(batch)} ids, first {batch[0]}>}}" for batch in batches
+        ]
     assert Counter(receipt.deliveries for receipt in receipts) == {1: normal + critical}
 
 
