@@ -8,8 +8,7 @@ Every figure is notifications accepted per second (one-recipient events, one ema
    single trigger took before group commit);
 3. ``trigger()`` from 8 and from 32 threads of one process, and from 2 processes of 16 threads:
    group commit;
-4. ``trigger_bulk`` of 2,000 events in one call, and the same events one transaction each; the
-   call again with the heap frozen, as the API process runs it.
+4. ``trigger_bulk`` of 2,000 events in one call, and the same events one transaction each.
 
 Every measurement runs BENCH_REPEATS (3) rounds, interleaved; medians and ranges are reported.
 Environment: BENCH_REPEATS, BENCH_POSTGRES_URL (admin URL, default the local ``test`` database),
@@ -18,7 +17,6 @@ BENCH_REDIS_URL. Talks only to loopback; run with ``python -m bench.acceptance``
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import statistics
@@ -138,18 +136,6 @@ def bulk(organisation: uuid.UUID) -> float:
     return BULK_EVENTS / (time.perf_counter() - began)
 
 
-def bulk_frozen(organisation: uuid.UUID) -> float:
-    """:func:`bulk` with the heap built so far frozen (``gc.freeze``), as an API and a worker
-    process freeze theirs after start-up: a full collection then walks only what the call
-    allocates, not the 200,000 objects of the imported modules (130-180 ms each here, one every
-    other call of 2,000 events)."""
-    gc.freeze()
-    try:
-        return bulk(organisation)
-    finally:
-        gc.unfreeze()
-
-
 def messages() -> int:
     """Messages published to the benchmark's queues since the last call (then dropped)."""
     import redis
@@ -170,7 +156,6 @@ MEASUREMENTS: list[tuple[str, Callable[[uuid.UUID], float]]] = [
     (f"{BULK_EVENTS} events, one transaction each (before)",
      lambda org: threaded(own_transaction, org, 1, 500)),
     (f"trigger_bulk of {BULK_EVENTS} events", bulk),
-    (f"trigger_bulk of {BULK_EVENTS} events, heap frozen", bulk_frozen),
 ]  # fmt: skip
 
 
