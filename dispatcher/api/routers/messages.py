@@ -1,12 +1,11 @@
 """``/v1/messages``: one message per channel delivery, in Novu's page envelope
 ``{data, hasMore, pageSize, page}``, newest first.
 
-"Newest" is the notification's time: a delivery is written with its notification, in the same
-statement batch and with the same ``created_at``, so the page is read through the notifications'
-newest-first index (``ix_notifications_recent``) and each one's deliveries by their unique key,
-a few index reads however large the tables are (sorting the deliveries themselves by time read
-and sorted every delivery of the organisation: 137 ms at 126,000 rows, against 1.3 ms).
-A notification's deliveries follow one another in step order.
+"Newest" is the notification's time: a delivery is written in its notification's transaction
+with the same ``created_at``, so a page is read through the notifications' newest-first index
+(``ix_notifications_recent``) and each one's deliveries, in step order, by their unique key.
+Sorting the deliveries by their own time read every delivery of the organisation for a page
+(137 ms at 126,000 of them, against 1.3 ms).
 
 A delivery's status maps onto Novu's closed message statuses: ``sent`` is ``sent``; ``failed``
 and ``unknown`` are ``error``; anything not settled yet (queued, retrying, sending) or not

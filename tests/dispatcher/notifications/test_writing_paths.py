@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from dispatcher.config import get_settings
 from dispatcher.notifications import writing
@@ -23,13 +21,10 @@ SMS_STEP = {"kind": "sms", "template": {"body": "Code {{ payload.code }}"}}
 
 
 def loaded(organisation: uuid.UUID, key: str) -> Workflow:
+    """The workflow with its steps, as a trigger's writing reads it."""
     with database().session() as session:
-        found = session.scalars(
-            select(Workflow)
-            .where(Workflow.organisation_id == organisation, Workflow.key == key)
-            .options(joinedload(Workflow.steps))
-        ).unique()
-        return found.one()
+        probe = TriggerEvent(workflow=key, to=["x"], payload={"code": "1"})
+        return writing.check_workflow(session, organisation, probe)
 
 
 def comparable(planned: Any) -> dict[str, Any]:
